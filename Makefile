@@ -1,0 +1,174 @@
+# SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
+#
+# sockway build, in the shape of libbpf-bootstrap: everything generated goes to $(OUTPUT),
+# vmlinux.h comes from the running kernel's BTF, the BPF programs link into one object and
+# one skeleton, userspace links against Debian's libbpf through pkg-config.
+#
+#   make            build everything          make test     build and run every test
+#   make deps       install Debian packages    make install  PREFIX=/usr/local DESTDIR=
+#   make V=1        show full commands         make clean
+
+OUTPUT ?= $(abspath .output)
+PREFIX ?= /usr/local
+DESTDIR ?=
+
+CLANG ?= clang
+BPFTOOL ?= bpftool
+CC ?= cc
+PKG_CONFIG ?= pkg-config
+
+# Debian packages the build and the tests need; `make deps` installs the missing ones.
+DEB_PACKAGES := clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev libcmocka-dev \
+	pkg-config libjansson-dev libclang-rt-14-dev jq iproute2 util-linux wrk
+
+ARCH := $(shell uname -m | sed 's/x86_64/x86/' | sed 's/aarch64/arm64/')
+
+ifeq ($(V),1)
+	Q =
+	msg =
+else
+	Q = @
+	msg = @printf '  %-8s %s\n' "$(1)" "$(patsubst $(abspath .)/%,%,$(2))";
+endif
+
+.DELETE_ON_ERROR:
+.SUFFIXES:
+
+# Every target but deps and clean needs the packages; deps.stamp re-checks when this changes.
+DEPS_STAMP := $(OUTPUT)/deps.stamp
+
+PKGS := libbpf libelf zlib jansson
+CFLAGS_PKG = $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
+LDLIBS_PKG = $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
+CMOCKA_LIBS = $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null)
+
+CFLAGS ?= -g -O2
+SW_CFLAGS := $(CFLAGS) -std=gnu11 -Wall -Wextra -Werror -Wno-missing-field-initializers \
+	-D_GNU_SOURCE -Iinclude -Iuser/lib -Iuser/helper -I$(OUTPUT) $(CFLAGS_PKG)
+BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
+	-Iinclude -I$(OUTPUT)
+
+BPF_SRCS := $(wildcard bpf/*.bpf.c)
+BPF_OBJS := $(patsubst bpf/%.bpf.c,$(OUTPUT)/bpf/%.bpf.o,$(BPF_SRCS))
+LIB_SRCS := $(wildcard user/lib/*.c)
+LIB_OBJS := $(patsubst %.c,$(OUTPUT)/%.o,$(LIB_SRCS))
+AGENT_SRCS := $(wildcard user/agent/*.c)
+AGENT_OBJS := $(patsubst %.c,$(OUTPUT)/%.o,$(AGENT_SRCS))
+HELPER_SRCS := $(wildcard user/helper/*.c)
+HELPER_OBJS := $(patsubst %.c,$(OUTPUT)/%.o,$(HELPER_SRCS))
+# The helper's library part (everything but its main) is linked into its unit tests.
+HELPER_LIB_OBJS := $(filter-out $(OUTPUT)/user/helper/main.o,$(HELPER_OBJS))
+UNIT_SRCS := $(wildcard tests/unit/test_*.c)
+UNIT_BINS := $(patsubst tests/unit/%.c,$(OUTPUT)/tests/unit/%,$(UNIT_SRCS))
+INTEG_SRCS := $(wildcard tests/integration/test_*.c)
+INTEG_BINS := $(patsubst tests/integration/%.c,$(OUTPUT)/tests/integration/%,$(INTEG_SRCS))
+FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
+FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(OUTPUT)/tests/fuzz/%,$(FUZZ_SRCS))
+TOOL_SRCS := $(wildcard tools/*.c tools/bench/*.c)
+TOOL_BINS := $(patsubst tools/%.c,$(OUTPUT)/tools/%,$(TOOL_SRCS))
+
+SOCKWAY := $(OUTPUT)/sockway
+SOCKWAYD := $(OUTPUT)/sockwayd
+LIBSOCKWAY := $(OUTPUT)/libsockway.a
+SKEL := $(OUTPUT)/sockway.skel.h
+
+.PHONY: all deps test unit-test integration-test install clean tools run
+all: $(SOCKWAY) $(SOCKWAYD) tools
+
+tools: $(TOOL_BINS)
+
+deps: $(DEPS_STAMP)
+
+$(DEPS_STAMP): Makefile
+	$(Q)mkdir -p $(@D)
+	$(Q)missing=$$(for p in $(DEB_PACKAGES); do \
+		dpkg-query -W -f='$${Status}\n' $$p 2>/dev/null | grep -q 'install ok installed' || echo $$p; \
+	done); \
+	if [ -n "$$missing" ]; then \
+		echo "  DEPS     installing:" $$missing; \
+		if [ "$$(id -u)" != 0 ]; then echo "make deps: run as root to install:" $$missing >&2; exit 1; fi; \
+		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+	fi
+	$(Q)touch $@
+
+$(OUTPUT)/vmlinux.h: | $(DEPS_STAMP)
+	$(call msg,GEN,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@
+
+$(OUTPUT)/bpf/%.bpf.o: bpf/%.bpf.c bpf/maps.h $(wildcard include/sockway/*.h) $(OUTPUT)/vmlinux.h
+	$(call msg,BPF,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+
+# One object for all attach points, and its skeleton.
+$(OUTPUT)/sockway.bpf.o: $(BPF_OBJS)
+	$(call msg,GEN-OBJ,$@)
+	$(Q)$(BPFTOOL) gen object $@ $^
+
+$(SKEL): $(OUTPUT)/sockway.bpf.o
+	$(call msg,GEN-SKEL,$@)
+	$(Q)$(BPFTOOL) gen skeleton $< name sockway > $@
+
+$(OUTPUT)/%.o: %.c $(wildcard include/sockway/*.h user/lib/*.h user/agent/*.h user/helper/*.h) $(SKEL) | $(DEPS_STAMP)
+	$(call msg,CC,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CC) $(SW_CFLAGS) -c $< -o $@
+
+$(LIBSOCKWAY): $(LIB_OBJS)
+	$(call msg,AR,$@)
+	$(Q)rm -f $@ && ar rcs $@ $^
+
+$(SOCKWAY): $(AGENT_OBJS) $(LIBSOCKWAY)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(SW_CFLAGS) $^ $(LDLIBS_PKG) -lm -o $@
+
+$(SOCKWAYD): $(HELPER_OBJS) $(LIBSOCKWAY)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(SW_CFLAGS) $^ $(LDLIBS_PKG) -lm -pthread -o $@
+
+$(OUTPUT)/tests/unit/%: $(OUTPUT)/tests/unit/%.o $(HELPER_LIB_OBJS) $(LIBSOCKWAY)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(SW_CFLAGS) $^ $(CMOCKA_LIBS) $(LDLIBS_PKG) -lm -pthread -o $@
+
+$(OUTPUT)/tests/integration/%: $(OUTPUT)/tests/integration/%.o $(LIBSOCKWAY)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(SW_CFLAGS) $^ $(CMOCKA_LIBS) $(LDLIBS_PKG) -lm -pthread -o $@
+
+$(OUTPUT)/tools/%: $(OUTPUT)/tools/%.o $(LIBSOCKWAY)
+	$(call msg,LINK,$@)
+	$(Q)$(CC) $(SW_CFLAGS) $^ $(LDLIBS_PKG) -lm -pthread -o $@
+
+# libFuzzer harnesses: clang with ASan and UBSan; make test runs each for a few seconds.
+$(OUTPUT)/tests/fuzz/fuzz_http: tests/fuzz/fuzz_http.c user/helper/http.c user/helper/http.h | $(DEPS_STAMP)
+	$(call msg,FUZZ,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Iuser/helper \
+		tests/fuzz/fuzz_http.c user/helper/http.c -o $@
+
+# The test runner prints one summary line, "N passed, M failed", and fails if M > 0.
+test: $(SOCKWAY) $(SOCKWAYD) $(UNIT_BINS) $(INTEG_BINS) $(FUZZ_BINS) tools
+	$(Q)OUTPUT=$(OUTPUT) tests/run.sh
+
+unit-test: $(UNIT_BINS)
+	$(Q)OUTPUT=$(OUTPUT) tests/run.sh unit
+
+integration-test: $(SOCKWAY) $(SOCKWAYD) $(INTEG_BINS) tools
+	$(Q)OUTPUT=$(OUTPUT) tests/run.sh integration
+
+# The demo: sockwayd in the foreground on the seed's policy; Ctrl-C cleans up.
+run: $(SOCKWAY) $(SOCKWAYD) tools
+	$(Q)OUTPUT=$(OUTPUT) tools/run-demo.sh
+
+install: $(SOCKWAY) $(SOCKWAYD)
+	$(call msg,INSTALL,$(DESTDIR)$(PREFIX)/bin)
+	$(Q)install -d $(DESTDIR)$(PREFIX)/bin
+	$(Q)install -m 0755 $(SOCKWAY) $(DESTDIR)$(PREFIX)/bin/sockway
+	$(Q)install -m 0755 $(SOCKWAYD) $(DESTDIR)$(PREFIX)/bin/sockwayd
+
+clean:
+	$(call msg,CLEAN,$(OUTPUT))
+	$(Q)rm -rf $(OUTPUT)
+
+.SECONDARY:

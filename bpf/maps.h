@@ -1,0 +1,103 @@
+/* SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause */
+/*
+ * Every map of sockway. All are pinned by name under /sys/fs/bpf/sockway (the agent sets
+ * the pin root), so a second `sockway load` reuses them and keeps the policy, and bpftool
+ * shows them with field names from BTF. Keys and values come from include/sockway/abi.h.
+ */
+#ifndef SOCKWAY_MAPS_H
+#define SOCKWAY_MAPS_H
+
+#include "vmlinux.h"
+#include <bpf/bpf_helpers.h>
+
+#include "sockway/abi.h"
+
+/*
+ * Route (Host hash, prefix hash) -> endpoint. Agent writes; decision code reads.
+ * The name and route maps hold twice the limit: a commit adds the new keys before it drops
+ * the old ones, so that no route is ever missing while the policy changes.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SW_MAX_ENDPOINTS * 2);
+	__type(key, struct sw_route_key);
+	__type(value, struct sw_route);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} routes SEC(".maps");
+
+/* Endpoint id * 2 + copy -> endpoint policy (double buffered). Agent writes; all read. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SW_MAX_ENDPOINTS * 2);
+	__type(key, __u32);
+	__type(value, struct sw_endpoint);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} endpoints SEC(".maps");
+
+/* Endpoint id * 2 + copy -> slot table of that copy. Agent writes; decision code reads. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SW_MAX_ENDPOINTS * 2);
+	__type(key, __u32);
+	__type(value, struct sw_slot_table);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} slots SEC(".maps");
+
+/* Backend id -> name and replicas. Agent writes; sockwayd reads. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SW_MAX_BACKENDS);
+	__type(key, __u32);
+	__type(value, struct sw_backend);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} backends SEC(".maps");
+
+/* Backend name -> id, so that any process and bpftool resolve names. Agent writes. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SW_MAX_BACKENDS * 2);
+	__type(key, char[SW_NAME_MAX]);
+	__type(value, __u32);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} backend_ids SEC(".maps");
+
+/* Endpoint name -> id. Agent writes. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, SW_MAX_ENDPOINTS * 2);
+	__type(key, char[SW_NAME_MAX]);
+	__type(value, __u32);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} endpoint_ids SEC(".maps");
+
+/*
+ * The generation counter and each endpoint's live copy (one entry, mmap-able so that
+ * readers watch the generation without a syscall). Agent writes; all read.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sw_ctl);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} ctl SEC(".maps");
+
+/*
+ * Counter cells (endpoint x backend x role), each with one shard per writer; mmap-able so
+ * that sockwayd adds without a syscall. The agent assigns and frees cells; the data plane
+ * (BPF: shard 0, sockwayd workers: the others) adds; `sockway stats` and bpftool read.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SW_MAX_CELLS);
+	__type(key, __u32);
+	__type(value, struct sw_cell);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} counters SEC(".maps");
+
+#endif /* SOCKWAY_MAPS_H */

@@ -1,0 +1,245 @@
+/* SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause */
+/*
+ * The map ABI of sockway: every key, value, enum and limit that the pinned maps under
+ * /sys/fs/bpf/sockway use. This header is the only definition; it is compiled into the BPF
+ * object and into every userspace binary, and bpftool prints the same names from BTF.
+ *
+ * No libc here: only the fixed-width kernel types, so that the BPF side can include it
+ * after vmlinux.h and userspace after <linux/types.h>.
+ */
+#ifndef SOCKWAY_ABI_H
+#define SOCKWAY_ABI_H
+
+#ifndef __VMLINUX_H__
+#include <linux/types.h>
+#endif
+
+/* Limits. Each is enforced by the agent with an error that names it (README "Limits"). */
+#define SW_NAME_MAX	   32	/* backend/endpoint name, NUL included: 31 chars */
+#define SW_MAX_BACKENDS	   256	/* backends that can exist at once */
+#define SW_MAX_ENDPOINTS   256	/* endpoints that can exist at once */
+#define SW_MAX_REPLICAS	   16	/* replicas (ip:port) per backend */
+#define SW_MAX_SPLIT	   64	/* backends in one endpoint's weighted split */
+#define SW_MAX_SHADOWS	   4	/* shadow backends per endpoint */
+#define SW_PREFIX_MAX	   128	/* route path prefix, NUL included */
+#define SW_HOST_MAX	   64	/* route Host, NUL included */
+#define SW_HEADER_NAME_MAX 64	/* shard-key header name, NUL included */
+#define SW_SHARD_KEY_MAX   128	/* shard-key bytes hashed; longer keys are cut here */
+#define SW_MAX_CELLS	   2048 /* counter cells: (endpoint, backend, role) triples */
+#define SW_COUNTER_SHARDS  8	/* writers' shards per cell; shard 0 is the BPF side */
+
+/*
+ * Slot tables. A request takes slot hash(shard key) & (SW_SLOTS - 1), or a random slot.
+ * 2^14 slots give every backend its share within 1/16384 (0.006%), so a 1% canary gets
+ * 164 slots, while two tables per endpoint stay at 16 KiB each (8 MiB for all endpoints).
+ */
+#define SW_SLOTS_BITS 14
+#define SW_SLOTS      (1U << SW_SLOTS_BITS)
+
+/* Weights and shadow fractions are fixed point: SW_WEIGHT_ONE parts make 1.0. */
+#define SW_WEIGHT_ONE 1000000000U
+/* A weight sum may differ from 1.0 by this much (1e-6) and still be accepted. */
+#define SW_WEIGHT_TOLERANCE 1000U
+
+/* Latency histogram: bucket i counts [2^i, 2^(i+1)) us; 0 also < 1 us, the last >= 2^24 us. */
+#define SW_LAT_BUCKETS 25
+
+/* No endpoint or backend: the answer of a lookup that found nothing. */
+#define SW_ID_NONE 0xffffU
+
+/* Request methods as bits, for route method filters. A route with methods == 0 takes any. */
+enum sw_method {
+	SW_METHOD_GET = 1U << 0,
+	SW_METHOD_HEAD = 1U << 1,
+	SW_METHOD_POST = 1U << 2,
+	SW_METHOD_PUT = 1U << 3,
+	SW_METHOD_DELETE = 1U << 4,
+	SW_METHOD_PATCH = 1U << 5,
+	SW_METHOD_OPTIONS = 1U << 6,
+	SW_METHOD_CONNECT = 1U << 7,
+	SW_METHOD_TRACE = 1U << 8,
+	SW_METHOD_OTHER = 1U << 9, /* any method not above: only routes without a filter */
+};
+#define SW_METHOD_ALL 0x3ffU
+
+/* Where an endpoint's shard key comes from. Cookie, query and client IP come later. */
+enum sw_shard_source {
+	SW_SHARD_HEADER = 1, /* a request header, X-SERVE-SHARD-KEY by default */
+};
+
+/* Role of a counter cell: the backend answered the client, or got a shadow copy. */
+enum sw_role {
+	SW_ROLE_PRIMARY = 0,
+	SW_ROLE_SHADOW = 1,
+};
+
+/* Upstream failures, counted per cell. */
+enum sw_upstream_error {
+	SW_ERR_CONNECT_REFUSED = 0, /* connect() refused or unreachable */
+	SW_ERR_RESET = 1,	    /* reset or closed before a whole response */
+	SW_ERR_TIMEOUT = 2,	    /* connect or response timeout */
+	SW_ERR_BAD_RESPONSE = 3,    /* the response did not parse as HTTP/1.x */
+	SW_ERR_MAX = 4,
+};
+
+/* One replica address. IPv4 uses the first 4 bytes of addr. Port is in host byte order. */
+struct sw_addr {
+	__u16 family; /* AF_INET (2) or AF_INET6 (10) */
+	__u16 port;   /* host byte order, 1..65535 */
+	__u8 addr[16];
+};
+
+/*
+ * backends map value, indexed by backend id. Written by the agent; read by sockwayd.
+ * flags == 0 marks a free id.
+ */
+struct sw_backend {
+	__u32 flags; /* SW_F_IN_USE */
+	__u32 nr_replicas;
+	char name[SW_NAME_MAX];
+	struct sw_addr replicas[SW_MAX_REPLICAS];
+};
+
+#define SW_F_IN_USE 1U
+
+/*
+ * routes map key: hashes of the Host (0 for "any host") and of the path prefix, both with
+ * sw_hash64() (include/sockway/decide.h). Hosts are hashed in lower case without a port.
+ */
+struct sw_route_key {
+	__u64 host_hash;
+	__u64 prefix_hash;
+};
+
+/*
+ * routes map value. Written by the agent; read by the decision code (BPF and sockwayd).
+ * prefix_len is checked on lookup, so a 64-bit hash collision would also need equal lengths.
+ */
+struct sw_route {
+	__u16 endpoint_id;
+	__u16 prefix_len; /* strlen(prefix) */
+	__u32 methods;	  /* SW_METHOD_* bits; 0 = any method */
+	char prefix[SW_PREFIX_MAX];
+	char host[SW_HOST_MAX]; /* "" = any host */
+};
+
+/* One backend of an endpoint's weighted split. Splits are sorted by backend name. */
+struct sw_split {
+	__u16 backend_id;
+	__u16 cell;   /* counter cell of (endpoint, backend, primary) */
+	__u32 weight; /* in 1/SW_WEIGHT_ONE */
+};
+
+/* One shadow of an endpoint: an independent draw sends a copy to backend_id. */
+struct sw_shadow {
+	__u16 backend_id;
+	__u16 cell;	 /* counter cell of (endpoint, backend, shadow) */
+	__u32 fraction;	 /* in 1/SW_WEIGHT_ONE, as the operator gave it */
+	__u64 threshold; /* sampled when a uniform 32-bit random value < threshold */
+};
+
+/*
+ * endpoints map value, at index endpoint_id * 2 + copy. Each endpoint has two copies
+ * (double buffer): the agent writes the copy that sw_ctl.active[] does not name, then
+ * flips active[]. Read by the decision code and sockwayd. flags == 0 marks a free id.
+ */
+struct sw_endpoint {
+	__u32 flags; /* SW_F_IN_USE */
+	__u16 id;
+	__u16 shard_source; /* enum sw_shard_source */
+	char name[SW_NAME_MAX];
+	char shard_header[SW_HEADER_NAME_MAX];
+	struct sw_route route; /* the endpoint's route, as in the routes map */
+	__u32 nr_splits;
+	__u32 nr_shadows;
+	__u32 moved_slots; /* slots whose backend the last weight change moved */
+	__u32 pad;
+	struct sw_split splits[SW_MAX_SPLIT];
+	struct sw_shadow shadows[SW_MAX_SHADOWS];
+};
+
+/*
+ * slots map value, at the same index as the endpoint copy it belongs to. Each byte is an
+ * index into that copy's splits[]: an index rather than a backend id, so that the table
+ * is a pure function of (backend names, weights) and identical on every host.
+ */
+struct sw_slot_table {
+	__u8 split[SW_SLOTS];
+};
+
+/*
+ * ctl map value (one entry, mmap-able). The agent writes it; everyone reads it.
+ * generation is a sequence count: odd while a commit writes, even when it is done. A reader
+ * that sees the same even value before and after reading has seen one whole policy.
+ */
+struct sw_ctl {
+	__u64 generation;
+	__u32 active[SW_MAX_ENDPOINTS]; /* which copy (0 or 1) of each endpoint is live */
+};
+
+/* Counters of one writer (shard) for one cell. All adds are atomic (relaxed). */
+struct sw_counters {
+	__u64 requests;
+	__u64 status[5];	  /* responses by class: [0] = 1xx ... [4] = 5xx */
+	__u64 errors[SW_ERR_MAX]; /* upstream errors by enum sw_upstream_error */
+	__u64 bytes_from_client;  /* request bytes, head and body */
+	__u64 bytes_to_client;	  /* response bytes (for shadows: bytes read and dropped) */
+	__u64 latency_sum_us;
+	__u64 latency[SW_LAT_BUCKETS]; /* log2 histogram, see SW_LAT_BUCKETS */
+	__u64 shadow_match;	       /* shadow role: status equal to the primary's */
+	__u64 shadow_drops;	       /* shadow role: samples dropped on a full queue */
+};
+
+/*
+ * counters map value, indexed by cell (mmap-able array). The agent assigns a cell to each
+ * (endpoint, backend, role) when the backend first joins the endpoint and frees it when the
+ * endpoint is deleted, so a backend's history survives a rollback. Writers add to their own
+ * shard: shard 0 is the BPF programs, sockwayd worker w uses 1 + w % (SW_COUNTER_SHARDS - 1).
+ * Readers sum the shards.
+ */
+struct sw_cell {
+	__u32 flags; /* SW_F_IN_USE */
+	__u16 endpoint_id;
+	__u16 backend_id;
+	__u32 role;    /* enum sw_role */
+	__u32 pad[13]; /* the shards start on their own cache line */
+	struct sw_counters shard[SW_COUNTER_SHARDS];
+};
+
+/*
+ * Context of the decide program (SEC("syscall"), run through BPF_PROG_TEST_RUN): the
+ * kernel's own answer for one request, so that tests compare it with userspace's.
+ */
+#define SW_DECIDE_PATH_MAX 256
+
+struct sw_decide_args {
+	/* in */
+	char path[SW_DECIDE_PATH_MAX];
+	char host[SW_HOST_MAX];
+	char key[SW_SHARD_KEY_MAX];
+	__u32 path_len;
+	__u32 host_len; /* 0 = no Host */
+	__u32 key_len;	/* 0 = no shard key: rnd picks the slot */
+	__u32 method;	/* SW_METHOD_* bit */
+	__u32 rnd;	/* the random value for a request without a key */
+	/* out */
+	__s32 err; /* 0, or -errno of the pick; -ENOENT when no route matched */
+	__u64 host_hash;
+	__u64 key_hash;
+	__u64 generation;
+	__u32 slot;
+	__u16 endpoint_id;
+	__u16 backend_id;
+	__u16 split;
+	__u16 cell;
+	__u32 copy; /* the endpoint copy (0 or 1) that was live */
+	__u32 pad;
+};
+
+/* Indexes are masked with these in BPF, so they must be powers of two. */
+_Static_assert((SW_MAX_ENDPOINTS & (SW_MAX_ENDPOINTS - 1)) == 0, "SW_MAX_ENDPOINTS");
+_Static_assert((SW_MAX_SPLIT & (SW_MAX_SPLIT - 1)) == 0, "SW_MAX_SPLIT");
+_Static_assert((SW_SHARD_KEY_MAX & (SW_SHARD_KEY_MAX - 1)) == 0, "SW_SHARD_KEY_MAX");
+_Static_assert((SW_DECIDE_PATH_MAX & (SW_DECIDE_PATH_MAX - 1)) == 0, "SW_DECIDE_PATH_MAX");
+
+#endif /* SOCKWAY_ABI_H */

@@ -1,0 +1,211 @@
+/* SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause */
+/*
+ * The decision code: the shard-key hash, the slot pick and the route match. It compiles
+ * into the BPF programs and into userspace, so that both choose the same backend for the
+ * same request; tests/integration/test_parity.c proves it on 10,000 keys and paths.
+ *
+ * Map access goes through hooks that the includer defines (see "Hooks" below): BPF looks
+ * into its maps, userspace into pinned maps or its own copies. Everything here returns
+ * 0 or -errno and never loops on its own without a bound.
+ */
+#ifndef SOCKWAY_DECIDE_H
+#define SOCKWAY_DECIDE_H
+
+#include "abi.h"
+#include "hash.h"
+
+/* errno values; BPF has no <errno.h>. */
+#ifndef ENOENT
+#define ENOENT 2
+#endif
+#ifndef EAGAIN
+#define EAGAIN 11
+#endif
+#ifndef EINVAL
+#define EINVAL 22
+#endif
+#ifndef ESTALE
+#define ESTALE 116
+#endif
+
+/*
+ * One load the compiler may not merge, split or move across another SW_READ_ONCE. On x86
+ * loads are not reordered with loads, which is what the generation protocol needs; the BPF
+ * ISA of clang 14 has no load-acquire to say more.
+ */
+#define SW_READ_ONCE(x) (*(const volatile __typeof__(x) *)&(x))
+
+/* Hides a value from the optimiser, so that a bound check written after it stays where it
+ * is instead of being merged with an earlier one that the BPF verifier cannot see. */
+#define SW_BARRIER_VAR(x) __asm__ volatile("" : "+r"(x))
+
+/*
+ * Hooks. The includer defines these three functions (static, after including this file);
+ * env is whatever the includer passes to the sw_route_* and sw_pick_* calls.
+ *   sw_routes_lookup()   the routes map entry for key, or NULL.
+ *   sw_ctl_get()         the ctl map value, or NULL.
+ *   sw_endpoint_get()    endpoints[index] and slots[index] (index = id * 2 + copy), or NULL.
+ */
+static __always_inline const struct sw_route *sw_routes_lookup(void *env,
+							       const struct sw_route_key *key);
+static __always_inline const struct sw_ctl *sw_ctl_get(void *env);
+static __always_inline int sw_endpoint_get(void *env, __u32 index, const struct sw_endpoint **ep,
+					   const struct sw_slot_table **slots);
+
+/*
+ * Longest-prefix route match on path-segment boundaries, fed one byte at a time so that a
+ * BPF program can drive it from bpf_loop() over packet bytes and userspace from a plain loop.
+ *
+ * Candidates are "/" and every prefix that ends before a '/' or at the end of the path, so
+ * route "/api" matches "/api", "/api/" and "/api/x" but not "/apix". The path ends at '?',
+ * '#', a space or NUL. A route with a Host beats every route without one (the Host picks
+ * the virtual host first, as nginx and Envoy do); among equals the longest prefix wins.
+ */
+struct sw_route_match {
+	__u64 host_hash; /* sw_hash64 of the lower-case Host without port; 0 = none */
+	__u64 state;	 /* FNV state of the path bytes fed so far */
+	__u32 method;	 /* the request's SW_METHOD_* bit */
+	__u32 len;	 /* path bytes fed so far */
+	__u8 last;	 /* last byte fed */
+	__u8 done;	 /* 1 once no longer prefix can match */
+	__u16 host_ep;	 /* best match among routes with a Host, or SW_ID_NONE */
+	__u16 any_ep;	 /* best match among routes without a Host, or SW_ID_NONE */
+	__u16 host_len;	 /* prefix length of host_ep's route */
+	__u16 any_len;	 /* prefix length of any_ep's route */
+};
+
+static __always_inline void sw_route_match_init(struct sw_route_match *m, __u64 host_hash,
+						__u32 method)
+{
+	m->host_hash = host_hash;
+	m->state = SW_FNV_OFFSET;
+	m->method = method;
+	m->len = 0;
+	m->last = 0;
+	m->done = 0;
+	m->host_ep = SW_ID_NONE;
+	m->any_ep = SW_ID_NONE;
+	m->host_len = 0;
+	m->any_len = 0;
+}
+
+/* Looks up the prefix fed so far (m->len bytes, hash state m->state) as a candidate. */
+static __always_inline void sw_route_match_try(struct sw_route_match *m, void *env)
+{
+	struct sw_route_key key = {.host_hash = 0, .prefix_hash = sw_hash_final(m->state)};
+	const struct sw_route *r;
+
+	r = sw_routes_lookup(env, &key);
+	if (r && r->prefix_len == m->len && (!r->methods || (r->methods & m->method))) {
+		m->any_ep = r->endpoint_id;
+		m->any_len = m->len;
+	}
+	if (!m->host_hash)
+		return;
+	key.host_hash = m->host_hash;
+	r = sw_routes_lookup(env, &key);
+	if (r && r->prefix_len == m->len && (!r->methods || (r->methods & m->method))) {
+		m->host_ep = r->endpoint_id;
+		m->host_len = m->len;
+	}
+}
+
+static __always_inline int sw_path_ends(__u8 c)
+{
+	return c == '?' || c == '#' || c == ' ' || c == 0;
+}
+
+/* Feeds one path byte. Returns 1 when the match is decided (no more bytes needed). */
+static __always_inline int sw_route_match_feed(struct sw_route_match *m, void *env, __u8 c)
+{
+	if (m->done)
+		return 1;
+	if (m->len == 0) {
+		/* Origin-form paths start with '/'; anything else matches no route. */
+		if (c != '/') {
+			m->done = 1;
+			return 1;
+		}
+		m->state = sw_hash_step(m->state, c);
+		m->len = 1;
+		m->last = c;
+		sw_route_match_try(m, env); /* the root route "/" */
+		return 0;
+	}
+	if (sw_path_ends(c) || c == '/') {
+		/* A prefix ending in '/' ("//" or a trailing slash) was tried before its '/'. */
+		if (m->last != '/')
+			sw_route_match_try(m, env);
+		if (c != '/' || m->len >= SW_PREFIX_MAX - 1) {
+			m->done = 1;
+			return 1;
+		}
+	} else if (m->len >= SW_PREFIX_MAX - 1) {
+		/* Longer than any route can be: the best so far is final. */
+		m->done = 1;
+		return 1;
+	}
+	m->state = sw_hash_step(m->state, c);
+	m->len++;
+	m->last = c;
+	return 0;
+}
+
+/* Ends the path (the caller ran out of bytes) and returns the endpoint id or SW_ID_NONE. */
+static __always_inline __u16 sw_route_match_end(struct sw_route_match *m, void *env)
+{
+	sw_route_match_feed(m, env, 0);
+	return m->host_ep != SW_ID_NONE ? m->host_ep : m->any_ep;
+}
+
+
+/*
+ * Picks the backend of endpoint_id for a slot. Returns -EAGAIN when a policy commit ran
+ * while it read (the caller retries a bounded number of times), -ENOENT when the endpoint
+ * does not exist. The generation is read before and after: see struct sw_ctl.
+ */
+static __always_inline int sw_pick_backend(void *env, __u16 endpoint_id, __u32 slot,
+					   struct sw_pick *out)
+{
+	const struct sw_slot_table *table;
+	const struct sw_endpoint *ep;
+	const struct sw_ctl *ctl;
+	__u64 gen;
+	__u32 copy, split;
+	int err;
+
+	if (endpoint_id >= SW_MAX_ENDPOINTS)
+		return -EINVAL;
+	ctl = sw_ctl_get(env);
+	if (!ctl)
+		return -ENOENT;
+	/* The mask repeats the bound check in a form the verifier keeps across spills. */
+	SW_BARRIER_VAR(endpoint_id);
+	endpoint_id &= SW_MAX_ENDPOINTS - 1;
+	gen = SW_READ_ONCE(ctl->generation);
+	copy = SW_READ_ONCE(ctl->active[endpoint_id]) & 1;
+	err = sw_endpoint_get(env, endpoint_id * 2 + copy, &ep, &table);
+	if (err)
+		return err;
+	if (!(ep->flags & SW_F_IN_USE))
+		return -ENOENT;
+	slot &= SW_SLOTS - 1;
+	split = table->split[slot];
+	if (split >= SW_MAX_SPLIT || split >= ep->nr_splits)
+		/* Only a commit that lapped this reader can leave a table and its copy at odds. */
+		return SW_READ_ONCE(ctl->generation) != gen ? -EAGAIN : -ESTALE;
+	SW_BARRIER_VAR(split);
+	split &= SW_MAX_SPLIT - 1;
+	out->generation = gen;
+	out->endpoint_id = endpoint_id;
+	out->backend_id = ep->splits[split].backend_id;
+	out->cell = ep->splits[split].cell;
+	out->split = split;
+	out->slot = slot;
+	out->copy = copy;
+	if (SW_READ_ONCE(ctl->generation) != gen)
+		return -EAGAIN;
+	return 0;
+}
+
+#endif /* SOCKWAY_DECIDE_H */

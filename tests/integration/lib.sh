@@ -1,0 +1,254 @@
+# SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
+#
+# Helpers for the bash integration tests. Each test runs the real sockway binary as root
+# against its own pin directory (SOCKWAY_PIN_ROOT), unpins it at exit, and ends with
+# "N passed, M failed".
+set -u
+SOCKWAY=${SOCKWAY:-.output/sockway}
+export SOCKWAY_PIN_ROOT=/sys/fs/bpf/sockway-test-$$
+PASS=0
+FAIL=0
+TMP=$(mktemp -d)
+
+if [ "$(id -u)" != 0 ]; then
+	echo "not ok - this test needs root (BPF maps, bpffs)"
+	echo "0 passed, 1 failed"
+	exit 1
+fi
+
+# Processes a test started (backends, sockwayd, clients), stopped by PID at exit.
+LIB_PIDS=()
+
+lib_cleanup() {
+	local pid
+	for pid in "${LIB_PIDS[@]}"; do
+		kill -KILL "$pid" 2>/dev/null
+	done
+	for pid in "${LIB_PIDS[@]}"; do
+		wait "$pid" 2>/dev/null
+	done
+	if [ -d "$SOCKWAY_PIN_ROOT" ]; then
+		"$SOCKWAY" unload >/dev/null 2>&1 || rm -rf "$SOCKWAY_PIN_ROOT"
+	fi
+	rm -rf "$TMP"
+}
+trap lib_cleanup EXIT
+# A signal ends the test through exit, so that the EXIT trap still stops what it started.
+trap 'exit 130' INT TERM HUP
+
+pass() {
+	PASS=$((PASS + 1))
+	echo "ok - $1"
+}
+
+fail() {
+	FAIL=$((FAIL + 1))
+	echo "not ok - $1"
+	[ $# -gt 1 ] && echo "    $2"
+	return 0
+}
+
+# check DESC CMD...: CMD succeeds.
+check() {
+	local desc=$1
+	shift
+	if "$@" >"$TMP/check.out" 2>"$TMP/check.err"; then
+		pass "$desc"
+	else
+		fail "$desc" "exit $?: $(head -c 400 "$TMP/check.err")"
+	fi
+}
+
+# sw ARGS...: runs sockway, stdout in $TMP/out, stderr in $TMP/err, exit code in $RC.
+sw() {
+	"$SOCKWAY" "$@" >"$TMP/out" 2>"$TMP/err"
+	RC=$?
+}
+
+# refused DESC PATTERN ARGS...: sockway ARGS exits 1 with one stderr line matching PATTERN,
+# and the exported policy is byte-identical before and after.
+refused() {
+	local desc=$1 pattern=$2 before after lines
+	shift 2
+	before=$("$SOCKWAY" export)
+	sw "$@"
+	after=$("$SOCKWAY" export)
+	lines=$(wc -l <"$TMP/err")
+	if [ "$RC" -ne 1 ]; then
+		fail "$desc" "exit $RC, expected 1; stderr: $(cat "$TMP/err")"
+	elif [ "$lines" -ne 1 ]; then
+		fail "$desc" "expected one line on stderr, got $lines: $(cat "$TMP/err")"
+	elif ! grep -qE -- "$pattern" "$TMP/err"; then
+		fail "$desc" "stderr does not match /$pattern/: $(cat "$TMP/err")"
+	elif [ "$before" != "$after" ]; then
+		fail "$desc" "the policy changed although the command was refused"
+	else
+		pass "$desc"
+	fi
+}
+
+# eq DESC GOT WANT
+eq() {
+	if [ "$2" = "$3" ]; then
+		pass "$1"
+	else
+		fail "$1" "got '$2', want '$3'"
+	fi
+}
+
+# le DESC A B: A <= B, as numbers (awk, so floats work).
+le() {
+	if awk -v a="$2" -v b="$3" 'BEGIN { exit !(a <= b) }'; then
+		pass "$1"
+	else
+		fail "$1" "$2 > $3"
+	fi
+}
+
+finish() {
+	echo "$PASS passed, $FAIL failed"
+	[ "$FAIL" -eq 0 ]
+}
+
+# --- processes: backends, sockwayd, clients --------------------------------------------------
+# Every test uses ports PORT_BASE .. PORT_BASE + 49 on 127.0.0.1, derived from its PID so that
+# two runs at once do not collide; port N is $(port N).
+OUTPUT=${OUTPUT:-.output}
+SOCKWAYD=${SOCKWAYD:-$OUTPUT/sockwayd}
+SWBACKEND=${SWBACKEND:-$OUTPUT/tools/swbackend}
+SWCLIENT=${SWCLIENT:-$OUTPUT/tools/swclient}
+PORT_BASE=$((20000 + ($$ % 200) * 50))
+
+port() {
+	echo $((PORT_BASE + $1))
+}
+
+# spawn NAME CMD...: starts CMD in the background with its output in $TMP/NAME.log, records
+# its PID for the cleanup and leaves it in $SPAWNED.
+spawn() {
+	local name=$1
+	shift
+	"$@" >"$TMP/$name.log" 2>&1 &
+	SPAWNED=$!
+	LIB_PIDS+=("$SPAWNED")
+}
+
+# stop_pid PID [SIGNAL]: signals PID (TERM by default) and waits for it; its exit code is in
+# $STOP_RC. Only processes this test started are ever signalled.
+stop_pid() {
+	kill -"${2:-TERM}" "$1" 2>/dev/null
+	wait "$1" 2>/dev/null
+	STOP_RC=$?
+}
+
+# wait_until SECONDS CMD...: runs CMD every 50 ms until it succeeds; 1 if it never did.
+wait_until() {
+	local deadline=$((SECONDS + $1))
+	shift
+	while ! "$@" >/dev/null 2>&1; do
+		[ "$SECONDS" -ge "$deadline" ] && return 1
+		sleep 0.05
+	done
+}
+
+# backend_stats PORT: the swbackend's own counters, {"name","requests","shadow_requests",
+# "body_bytes"}, asked of it directly (the stats request itself is not counted).
+backend_stats() {
+	curl -s --max-time 2 "http://127.0.0.1:$1/__swbackend/stats"
+}
+
+# backend_count PORT FIELD: one of those counters.
+backend_count() {
+	backend_stats "$1" | jq -r ".$2"
+}
+
+# start_backend NAME PORT [ARGS...]: a swbackend named NAME on 127.0.0.1:PORT; waits until it
+# answers. Its PID is in $BACKEND_PID (and in the cleanup list).
+start_backend() {
+	local name=$1 p=$2
+	shift 2
+	spawn "backend-$name-$p" "$SWBACKEND" --name "$name" --listen "127.0.0.1:$p" "$@"
+	BACKEND_PID=$SPAWNED
+	if ! wait_until 5 backend_stats "$p"; then
+		fail "swbackend $name on port $p did not start" "$(head -c 400 "$TMP/backend-$name-$p.log")"
+		return 1
+	fi
+}
+
+# start_sockwayd LISTEN_PORT ADMIN_PORT [ARGS...]: sockwayd on 127.0.0.1, waits for "ready" on
+# its stderr. Its PID is in $SWD_PID, its log in $SWD_LOG.
+start_sockwayd() {
+	local p=$1 a=$2
+	shift 2
+	SWD_LOG=$TMP/sockwayd-$p-$SECONDS-$RANDOM.log
+	"$SOCKWAYD" --listen "127.0.0.1:$p" --admin "127.0.0.1:$a" "$@" >"$SWD_LOG" 2>&1 &
+	SWD_PID=$!
+	LIB_PIDS+=("$SWD_PID")
+	if ! wait_until 5 grep -q '; ready' "$SWD_LOG"; then
+		fail "sockwayd on port $p did not print ready" "$(head -c 400 "$SWD_LOG")"
+		return 1
+	fi
+}
+
+# client URL_PATH ARGS...: swclient against $SWD_URL (http://127.0.0.1:PORT), JSON in
+# $TMP/client.json; 1 (and a failure) if it could not run.
+client() {
+	local path=$1
+	shift
+	if ! "$SWCLIENT" --url "$SWD_URL$path" "$@" >"$TMP/client.json" 2>"$TMP/client.err"; then
+		fail "swclient $path $* could not run" "$(head -c 400 "$TMP/client.err")"
+		return 1
+	fi
+}
+
+# metric NAME: the value of the metric line NAME (with its labels, as printed) of sockwayd's
+# /metrics on $SWD_ADMIN.
+metric() {
+	curl -s --max-time 2 "http://127.0.0.1:$SWD_ADMIN/metrics" | awk -v n="$1" '$1 == n { print $2 }'
+}
+
+# cj FILTER [JQ_OPTIONS...]: jq -r FILTER on the last client result.
+cj() {
+	local filter=$1
+	shift
+	jq -r "$@" "$filter" "$TMP/client.json"
+}
+
+# share ENDPOINT BACKEND: BACKEND's share of ENDPOINT's live slot table (slots / 16384).
+share() {
+	"$SOCKWAY" -j traffic show "$1" |
+		jq -r --arg b "$2" '([.backends[] | select(.backend == $b) | .slots] | add // 0) / .slots'
+}
+
+# within DESC OBSERVED N P: OBSERVED successes of N trials with probability P are within
+# n*p +- (5.5 * sqrt(n*p*(1-p)) + 1), a two-sided bound that fails about 4e-8 of the time.
+within() {
+	local lo hi
+	read -r lo hi < <(awk -v n="$3" -v p="$4" 'BEGIN {
+		m = n * p; d = 5.5 * sqrt(n * p * (1 - p)) + 1
+		printf "%.3f %.3f\n", m - d, m + d }')
+	if awk -v o="$2" -v lo="$lo" -v hi="$hi" 'BEGIN { exit !(o >= lo && o <= hi) }'; then
+		pass "$1 ($2 in [$lo, $hi])"
+	else
+		fail "$1" "got $2 of $3, want [$lo, $hi] (p = $4)"
+	fi
+}
+
+# cell ENDPOINT BACKEND ROLE FILTER: FILTER (jq, on the counters object) of one counter cell
+# of "sockway -j stats"; 0 when the cell does not exist.
+cell() {
+	"$SOCKWAY" -j stats | jq -r --arg e "$1" --arg b "$2" --arg r "$3" \
+		"[.[] | select(.endpoint == \$e and .backend == \$b and .role == \$r) | .counters | $4] | first // 0"
+}
+
+# settle CMD...: waits up to ~2 s until the output of CMD is the same twice 200 ms apart
+# (shadow copies are sent and counted after the client has its answer).
+settle() {
+	local prev="" cur i
+	for i in $(seq 1 10); do
+		cur=$("$@" 2>/dev/null)
+		[ -n "$cur" ] && [ "$cur" = "$prev" ] && break
+		prev=$cur
+		sleep 0.2
+	done
+}

@@ -1,0 +1,282 @@
+// SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
+/*
+ * Parity: the decision code compiled for BPF (the pinned decide program, run through
+ * BPF_PROG_TEST_RUN) and for userspace (sw_decide over the same maps) give the same answer
+ * on 10,000 generated requests: route, hashes, slot, backend. A plain string reference of the
+ * route rules checks that the answer is also the right one.
+ */
+#include <errno.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <cmocka.h>
+
+#include "sockway/hash.h"
+#include "decide.h"
+#include "helpers.h"
+
+#define NR_REQUESTS 10000
+
+static struct sw_maps maps;
+static struct sw_policy *policy;
+
+/* Routes of the test policy: endpoint name, route, host, methods. */
+static const struct {
+	const char *name, *route, *host;
+	__u32 methods;
+} routes[] = {
+	{"root", "/", "", 0},
+	{"api", "/api", "", 0},
+	{"api-v1", "/api/v1", "", 0},
+	{"api-v1-users", "/api/v1/users", "", 0},
+	{"static", "/static", "", SW_METHOD_GET | SW_METHOD_HEAD},
+	{"deep", "/a/b/c/d", "", 0},
+	{"post-only", "/api/v1/post", "", SW_METHOD_POST},
+	{"host-api", "/api", "example.com", 0},
+	{"host-v2", "/api/v2", "example.com", 0},
+	{"host-root", "/", "shop.example.org", 0},
+	{"long",
+	 "/l/0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	 "0123456789abcdef0123456789abcdef0123456789abcdef0123456789",
+	 "", 0},
+};
+#define NR_ROUTES (sizeof(routes) / sizeof(routes[0]))
+
+static const char *const segments[] = {
+	"api",
+	"v1",
+	"v2",
+	"users",
+	"static",
+	"a",
+	"b",
+	"c",
+	"d",
+	"apix",
+	"post",
+	"x",
+	"l",
+	"0123456789abcdef0123456789abcdef0123456789abcdef0123456789abcdef"
+	"0123456789abcdef0123456789abcdef0123456789abcdef0123456789",
+	"",
+	"API",
+	"%2F",
+};
+static const char *const hosts[] = {"",		 "example.com", "EXAMPLE.com", "shop.example.org",
+				    "other.org", "example.co"};
+static const __u32 methods[] = {SW_METHOD_GET, SW_METHOD_POST, SW_METHOD_HEAD, SW_METHOD_PUT,
+				SW_METHOD_OTHER};
+
+/* xorshift64*, seeded: the same 10,000 requests on every run. */
+static __u64 rng_state = 0x9e3779b97f4a7c15ULL;
+static __u64 rng(void)
+{
+	rng_state ^= rng_state >> 12;
+	rng_state ^= rng_state << 25;
+	rng_state ^= rng_state >> 27;
+	return rng_state * 0x2545f4914f6cdd1dULL;
+}
+
+static int setup(void **state)
+{
+	struct sw_err e = {};
+	__u32 i, j;
+	char name[SW_NAME_MAX];
+
+	(void)state;
+	test_load("parity", &maps);
+	policy = policy_alloc();
+	assert_non_null(policy);
+	for (i = 0; i < 8; i++) {
+		struct sw_policy_backend b = {.nr_replicas = 1};
+
+		snprintf(b.name, sizeof(b.name), "b%u", i);
+		assert_int_equal(sw_parse_addr("127.0.0.1:9000", &b.replicas[0], &e), 0);
+		b.replicas[0].port += i;
+		assert_int_equal(policy_add_backend(policy, &b, &e), 0);
+	}
+	for (i = 0; i < NR_ROUTES; i++) {
+		struct sw_policy_endpoint ep = {.methods = routes[i].methods, .nr_weights = 1};
+		struct sw_policy_weight w[3];
+
+		strcpy(ep.name, routes[i].name);
+		strcpy(ep.route, routes[i].route);
+		strcpy(ep.host, routes[i].host);
+		strcpy(ep.shard_header, SW_DEFAULT_SHARD_HEADER);
+		strcpy(ep.weights[0].backend, "b0");
+		ep.weights[0].weight = SW_WEIGHT_ONE;
+		assert_int_equal(policy_add_endpoint(policy, &ep, &e), 0);
+		/* Three backends with uneven weights, different per endpoint. */
+		for (j = 0; j < 3; j++) {
+			snprintf(name, sizeof(name), "b%u", (i + j * 3) % 8);
+			strcpy(w[j].backend, name);
+		}
+		w[0].weight = 600000000 - i * 10000000;
+		w[1].weight = 300000000;
+		w[2].weight = SW_WEIGHT_ONE - w[0].weight - w[1].weight;
+		if (policy_set_traffic(policy, routes[i].name, w, 3, &e))
+			fail_msg("set traffic: %s", e.msg);
+	}
+	test_commit(&maps, policy);
+	return 0;
+}
+
+static int teardown(void **state)
+{
+	(void)state;
+	policy_free(policy);
+	test_unload(&maps);
+	return 0;
+}
+
+/* The route rules, written plainly over strings: what the answer must be. */
+static int reference_route(const char *path, const char *host, __u32 method)
+{
+	int best_host = -1, best_any = -1;
+	size_t best_host_len = 0, best_any_len = 0, plen;
+	__u32 i;
+
+	plen = strcspn(path, "?# ");
+	if (path[0] != '/')
+		return -1;
+	for (i = 0; i < NR_ROUTES; i++) {
+		size_t len = strlen(routes[i].route);
+		bool is_host = routes[i].host[0];
+
+		if (routes[i].methods && !(routes[i].methods & method))
+			continue;
+		if (is_host && strcasecmp(routes[i].host, host))
+			continue;
+		if (len > plen || strncmp(path, routes[i].route, len))
+			continue;
+		/* Segment boundary: the root, the whole path, or a '/' next. */
+		if (len != 1 && len != plen && path[len] != '/')
+			continue;
+		if (is_host && (best_host < 0 || len > best_host_len)) {
+			best_host = i;
+			best_host_len = len;
+		} else if (!is_host && (best_any < 0 || len > best_any_len)) {
+			best_any = i;
+			best_any_len = len;
+		}
+	}
+	return best_host >= 0 ? best_host : best_any;
+}
+
+static void make_request(struct sw_decide_args *a)
+{
+	size_t len = 0;
+	int depth = rng() % 7, i;
+
+	memset(a, 0, sizeof(*a));
+	if (rng() % 50 == 0)
+		a->path[len++] = 'x'; /* not origin-form: matches nothing */
+	else if (rng() % 10 < 7)
+		/* Most requests start at a route, so that every route and boundary is hit. */
+		len += snprintf(a->path, sizeof(a->path), "%s", routes[rng() % NR_ROUTES].route);
+	for (i = 0; i < depth && len < sizeof(a->path) - 80; i++) {
+		const char *seg = segments[rng() % (sizeof(segments) / sizeof(segments[0]))];
+
+		len += snprintf(a->path + len, sizeof(a->path) - len, "/%s", seg);
+	}
+	if (!len || rng() % 5 == 0)
+		a->path[len++] = '/';
+	if (rng() % 6 == 0)
+		len += snprintf(a->path + len, sizeof(a->path) - len, "?q=/api");
+	a->path_len = len;
+	strcpy(a->host, hosts[rng() % (sizeof(hosts) / sizeof(hosts[0]))]);
+	a->host_len = strlen(a->host);
+	a->method = methods[rng() % (sizeof(methods) / sizeof(methods[0]))];
+	a->rnd = rng();
+	if (rng() % 2) {
+		/* Keys up to 200 bytes: the hash cuts them at SW_SHARD_KEY_MAX on both sides. */
+		a->key_len = 1 + rng() % 200;
+		for (i = 0; i < (int)a->key_len && i < SW_SHARD_KEY_MAX; i++)
+			a->key[i] = 33 + rng() % 94;
+	}
+}
+
+static void test_parity_10000(void **state)
+{
+	struct sw_decide_args kernel, user;
+	int fd, n, matched = 0, keyed = 0;
+	char name[SW_NAME_MAX];
+	__u32 id;
+
+	(void)state;
+	fd = test_decide_fd();
+	assert_true(fd >= 0);
+	for (n = 0; n < NR_REQUESTS; n++) {
+		int want;
+
+		make_request(&kernel);
+		user = kernel;
+		assert_int_equal(test_decide_bpf(fd, &kernel), 0);
+		assert_int_equal(sw_decide(&maps, &user), 0);
+		if (memcmp(&kernel, &user, sizeof(kernel))) {
+			fail_msg(
+				"request %d (path \"%s\" host \"%s\" method %u key_len %u): kernel "
+				"endpoint %u backend %u slot %u err %d host %llx key %llx; user "
+				"endpoint %u backend %u slot %u err %d host %llx key %llx",
+				n, kernel.path, kernel.host, kernel.method, kernel.key_len,
+				kernel.endpoint_id, kernel.backend_id, kernel.slot, kernel.err,
+				(unsigned long long)kernel.host_hash,
+				(unsigned long long)kernel.key_hash, user.endpoint_id,
+				user.backend_id, user.slot, user.err,
+				(unsigned long long)user.host_hash,
+				(unsigned long long)user.key_hash);
+		}
+		/* And the answer is the right one. */
+		want = reference_route(user.path, user.host, user.method);
+		if (want < 0) {
+			if (user.endpoint_id != SW_ID_NONE)
+				fail_msg("path \"%s\" host \"%s\": matched endpoint %u, expected "
+					 "none",
+					 user.path, user.host, user.endpoint_id);
+			continue;
+		}
+		snprintf(name, sizeof(name), "%s", routes[want].name);
+		assert_int_equal(sw_endpoint_id(&maps, name, &id), 0);
+		if (user.endpoint_id != id)
+			fail_msg("path \"%s\" host \"%s\" method %u: endpoint %u, expected %s (%u)",
+				 user.path, user.host, user.method, user.endpoint_id, name, id);
+		assert_int_equal(user.err, 0);
+		assert_int_equal(user.slot, user.key_len ? sw_slot_of_hash(user.key_hash)
+							 : sw_slot_of_random(user.rnd));
+		matched += want != 0;
+		keyed += user.key_len != 0;
+	}
+	close(fd);
+	/* The generator must reach more than the root route, and keys, to prove anything. */
+	assert_true(matched > NR_REQUESTS / 4);
+	assert_true(keyed > NR_REQUESTS / 3);
+	print_message("parity: %d requests agree, %d matched a non-root route, %d had a key\n",
+		      NR_REQUESTS, matched, keyed);
+}
+
+/* The documented hash on fixed vectors, so that other tools can check their version. */
+static void test_hash_vectors(void **state)
+{
+	(void)state;
+	assert_int_equal(sw_hash64("", 0), sw_hash_final(SW_FNV_OFFSET));
+	/* FNV-1a-64("a") = 0xaf63dc4c8601ec8c, then the finaliser. */
+	assert_int_equal(sw_hash_step(SW_FNV_OFFSET, 'a'), 0xaf63dc4c8601ec8cULL);
+	/* The vectors README.md gives. */
+	assert_int_equal(sw_hash64("", 0), 0xefd01f60ba992926ULL);
+	assert_int_equal(sw_hash64("a", 1), 0x82a2a958a9bece5bULL);
+	assert_int_equal(sw_hash64("user-42", 7), 0xa39532c7ab051e8dULL);
+	assert_int_equal(sw_slot_of_hash(0xa39532c7ab051e8dULL), 7821);
+	assert_int_equal(sw_hash64_lower("ExAmple.COM", 11), sw_hash64("example.com", 11));
+	assert_int_not_equal(sw_hash64("user-1", 6), sw_hash64("user-2", 6));
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_hash_vectors),
+		cmocka_unit_test(test_parity_10000),
+	};
+
+	return cmocka_run_group_tests(tests, setup, teardown);
+}

@@ -1,0 +1,100 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
+#
+# Runs the test suites and ends with one line: "N passed, M failed".
+#   tests/run.sh [unit|fuzz|integration]...     (default: all of them)
+# Unit tests are cmocka binaries; integration tests are cmocka binaries and bash scripts
+# (tests/integration/*.sh, which print their own "N passed, M failed"). Integration tests
+# need root and real BPF: without root they fail, loudly, rather than skip.
+set -u
+cd "$(dirname "$0")/.."
+OUTPUT=${OUTPUT:-.output}
+export OUTPUT SOCKWAY=${SOCKWAY:-$OUTPUT/sockway}
+suites=${*:-unit fuzz integration}
+FUZZ_SECONDS=${FUZZ_SECONDS:-10}
+passed=0
+failed=0
+failures=()
+
+# Adds the counts that one test program printed; a crash or a non-zero exit with no
+# failure counted is one failure.
+count() {
+	local name=$1 log=$2 rc=$3 p f
+	p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test(s)\./\1/p' "$log" | awk '{s+=$1} END {print s+0}')
+	f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test(s), listed below:/\1/p' "$log" | awk '{s+=$1} END {print s+0}')
+	if grep -qE '^[0-9]+ passed, [0-9]+ failed' "$log"; then
+		p=$((p + $(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -1 | awk '{print $1}')))
+		f=$((f + $(grep -E '^[0-9]+ passed, [0-9]+ failed' "$log" | tail -1 | awk '{print $3}')))
+	fi
+	if [ "$rc" -ne 0 ] && [ "$f" -eq 0 ]; then
+		f=1
+	fi
+	# A program that passed but counts no cases of its own (a fuzzer) is one test.
+	if [ "$rc" -eq 0 ] && [ "$p" -eq 0 ] && [ "$f" -eq 0 ]; then
+		p=1
+	fi
+	passed=$((passed + p))
+	failed=$((failed + f))
+	if [ "$f" -ne 0 ]; then
+		failures+=("$name")
+		echo "FAILED: $name (exit $rc); its output:"
+		sed 's/^/    /' "$log"
+	else
+		echo "ok: $name ($p passed)"
+	fi
+}
+
+run_one() {
+	local name=$1 log rc
+	shift
+	log=$(mktemp)
+	"$@" >"$log" 2>&1
+	rc=$?
+	count "$name" "$log" "$rc"
+	rm -f "$log"
+}
+
+for suite in $suites; do
+	case $suite in
+	unit)
+		for t in "$OUTPUT"/tests/unit/test_*; do
+			[ -x "$t" ] && run_one "unit/$(basename "$t")" "$t"
+		done
+		;;
+	fuzz)
+		# Each harness runs briefly from its seed corpus, so regressions show in CI.
+		for t in "$OUTPUT"/tests/fuzz/fuzz_*; do
+			[ -x "$t" ] || continue
+			name=$(basename "$t")
+			corpus=$(mktemp -d)
+			run_one "fuzz/$name (${FUZZ_SECONDS}s)" "$t" -max_total_time="$FUZZ_SECONDS" \
+				"$corpus" "tests/fuzz/corpus_${name#fuzz_}"
+			rm -rf "$corpus"
+		done
+		;;
+	integration)
+		if [ "$(id -u)" != 0 ]; then
+			echo "FAILED: integration tests need root (BPF, bpffs, namespaces); run as root"
+			failed=$((failed + 1))
+			failures+=("integration: not root")
+			continue
+		fi
+		for t in "$OUTPUT"/tests/integration/test_*; do
+			[ -x "$t" ] && run_one "integration/$(basename "$t")" "$t"
+		done
+		for t in tests/integration/test_*.sh; do
+			[ -f "$t" ] && run_one "integration/$(basename "$t")" bash "$t"
+		done
+		;;
+	*)
+		echo "unknown suite $suite" >&2
+		exit 2
+		;;
+	esac
+done
+
+if [ ${#failures[@]} -ne 0 ]; then
+	echo "failed: ${failures[*]}"
+fi
+echo "$passed passed, $failed failed"
+[ "$failed" -eq 0 ]

@@ -1,0 +1,235 @@
+// SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
+/*
+ * sockway: the agent. It turns the operator's commands into the pinned maps and exits;
+ * nothing of it runs between commands.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "main.h"
+
+#define SOCKWAY_VERSION "0.1.0"
+
+struct agent_cfg agent_cfg;
+
+bool is_prefix(const char *arg, const char *word)
+{
+	return arg[0] && !strncmp(arg, word, strlen(arg));
+}
+
+int agent_error(int err, const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("sockway: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return err;
+}
+
+int usage_error(const char *fmt, ...)
+{
+	va_list ap;
+
+	fputs("sockway: ", stderr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fputc('\n', stderr);
+	return -EUSAGE;
+}
+
+int agent_fail(const struct sw_err *e, int err)
+{
+	return agent_error(err, "%s", e->msg[0] ? e->msg : strerror(-err));
+}
+
+int cmd_select(const char *object, const struct cmd *cmds, int argc, char **argv,
+	       int (*help)(int argc, char **argv), const char *default_verb)
+{
+	const struct cmd *found = NULL;
+	const char *verb;
+	int i;
+
+	if (argc < 1) {
+		if (!default_verb)
+			return help(argc, argv);
+		verb = default_verb;
+	} else {
+		verb = argv[0];
+	}
+	for (i = 0; cmds[i].name; i++) {
+		if (!strcmp(verb, cmds[i].name)) {
+			found = &cmds[i];
+			break;
+		}
+		if (!is_prefix(verb, cmds[i].name))
+			continue;
+		if (found)
+			return usage_error(
+				"\"%s\" is ambiguous (%s or %s); try \"sockway %s%shelp\"", verb,
+				found->name, cmds[i].name, object, object[0] ? " " : "");
+		found = &cmds[i];
+	}
+	if (!found)
+		return usage_error("unknown command \"%s\"; try \"sockway %s%shelp\"", verb, object,
+				   object[0] ? " " : "");
+	return found->func(argc > 0 ? argc - 1 : 0, argc > 0 ? argv + 1 : argv);
+}
+
+int agent_open(struct sw_maps *m, bool lock)
+{
+	struct sw_err e = {};
+	int err;
+
+	if (geteuid() != 0)
+		return agent_error(-EPERM, "must run as root: the maps under %s are root-only",
+				   sw_pin_root());
+	err = sw_maps_open(m, &e);
+	if (err)
+		return agent_fail(&e, err);
+	if (lock) {
+		err = sw_maps_lock(m, &e);
+		if (err) {
+			sw_maps_close(m);
+			return agent_fail(&e, err);
+		}
+	}
+	return 0;
+}
+
+int agent_edit(policy_edit_fn edit, void *ctx)
+{
+	struct sw_policy *old = NULL, *new = NULL;
+	struct sw_err e = {};
+	struct sw_maps m;
+	int err;
+
+	err = agent_open(&m, true);
+	if (err)
+		return err;
+	old = policy_alloc();
+	new = policy_alloc();
+	if (!old || !new) {
+		err = agent_error(-ENOMEM, "out of memory");
+		goto cleanup;
+	}
+	err = policy_read(&m, old, &e);
+	if (err)
+		goto fail;
+	memcpy(new, old, sizeof(*new));
+	err = edit(new, ctx, &e);
+	if (err)
+		goto fail;
+	err = policy_validate(new, &e);
+	if (err)
+		goto fail;
+	err = policy_commit(&m, old, new, &e);
+	if (err)
+		goto fail;
+	pr_info("committed generation %llu", (unsigned long long)sw_generation(&m));
+	goto cleanup;
+fail:
+	agent_fail(&e, err);
+cleanup:
+	policy_free(new);
+	policy_free(old);
+	sw_maps_close(&m);
+	return err;
+}
+
+int json_print(json_t *value)
+{
+	int err;
+
+	if (!value)
+		return agent_error(-ENOMEM, "out of memory");
+	err = json_dumpf(value, stdout, JSON_COMPACT | JSON_REAL_PRECISION(9));
+	fputc('\n', stdout);
+	json_decref(value);
+	return err ? -EIO : 0;
+}
+
+static int do_help(int argc, char **argv)
+{
+	(void)argc;
+	(void)argv;
+	fprintf(stderr,
+		"Usage: sockway [OPTIONS] OBJECT { COMMAND | help }\n"
+		"       sockway load | unload | status\n"
+		"       sockway backend  { create | delete | list | help }\n"
+		"       sockway endpoint { create | delete | list | help }\n"
+		"       sockway traffic  { set | show | help }\n"
+		"       sockway shadow   { set | list | help }\n"
+		"       sockway stats    [ENDPOINT] [--reset]\n"
+		"       sockway apply    -f FILE|- [--dry-run]\n"
+		"       sockway export\n"
+		"       sockway explain  PATH [--host HOST] [--method M] [--key KEY ...]\n"
+		"\n"
+		"OPTIONS := { -j|--json | -v|--verbose | -h|--help | -V|--version }\n"
+		"Commands and objects may be abbreviated to a unique prefix.\n"
+		"State lives in pinned BPF maps under %s; every command needs root.\n"
+		"Exit codes: 0 done, 1 refused (nothing changed), 2 usage error.\n",
+		sw_pin_root());
+	return 0;
+}
+
+static const struct cmd top_cmds[] = {
+	{"backend", do_backend}, {"endpoint", do_endpoint}, {"traffic", do_traffic},
+	{"shadow", do_shadow},	 {"stats", do_stats},	    {"apply", do_apply},
+	{"export", do_export},	 {"explain", do_explain},   {"load", do_load},
+	{"unload", do_unload},
+	{"status", do_status},	 {"help", do_help},	    {NULL, NULL},
+};
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"json", no_argument, NULL, 'j'},
+		{"verbose", no_argument, NULL, 'v'},
+		{"help", no_argument, NULL, 'h'},
+		{"version", no_argument, NULL, 'V'},
+		{NULL, 0, NULL, 0},
+	};
+	int opt, err;
+
+	/* '+': options end at the object, so verbs keep their own options. */
+	while ((opt = getopt_long(argc, argv, "+jvhV", opts, NULL)) != -1) {
+		switch (opt) {
+		case 'j':
+			agent_cfg.json = true;
+			break;
+		case 'v':
+			agent_cfg.verbose++;
+			break;
+		case 'h':
+			do_help(0, NULL);
+			return 0;
+		case 'V':
+			printf("sockway %s\n", SOCKWAY_VERSION);
+			return 0;
+		default:
+			do_help(0, NULL);
+			return 2;
+		}
+	}
+	log_init("sockway", agent_cfg.verbose >= 2 ? SW_LOG_DEBUG
+			    : agent_cfg.verbose	   ? SW_LOG_INFO
+						   : SW_LOG_WARN);
+	if (optind >= argc) {
+		do_help(0, NULL);
+		return 2;
+	}
+	err = cmd_select("", top_cmds, argc - optind, argv + optind, do_help, NULL);
+	if (err == -EUSAGE)
+		return 2;
+	return err ? 1 : 0;
+}

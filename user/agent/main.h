@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause */
+/*
+ * The sockway agent: `sockway [-j] OBJECT VERB ARGS`, shaped like bpftool. Each object has
+ * its own file with a static table of verbs; main.c holds what they share.
+ */
+#ifndef SOCKWAY_AGENT_MAIN_H
+#define SOCKWAY_AGENT_MAIN_H
+
+#include <stdbool.h>
+
+#include <jansson.h>
+
+#include "maps.h"
+#include "policy.h"
+
+/* A usage error: main() exits 2 for it, 1 for every other error. Outside errno's range. */
+#define EUSAGE 4096
+
+/* Set once by main() from the global options; read-only afterwards. */
+struct agent_cfg {
+	bool json;
+	int verbose;
+};
+extern struct agent_cfg agent_cfg;
+
+struct cmd {
+	const char *name;
+	int (*func)(int argc, char **argv);
+};
+
+/*
+ * Runs the verb that argv[0] names or uniquely prefixes; with no verb, default_verb (if set)
+ * or help. Returns the verb's result, or -EUSAGE.
+ */
+int cmd_select(const char *object, const struct cmd *cmds, int argc, char **argv,
+	       int (*help)(int argc, char **argv), const char *default_verb);
+
+/* True when arg is a non-empty prefix of word ("cr" of "create"). */
+bool is_prefix(const char *arg, const char *word);
+
+/* Prints "sockway: <message>" on stderr; returns err (for usage errors, -EUSAGE). */
+int agent_error(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+/* Prints e's message and returns err. */
+int agent_fail(const struct sw_err *e, int err);
+
+/* Opens the pinned maps; with lock, also takes the writers' lock. Prints errors. */
+int agent_open(struct sw_maps *m, bool lock);
+
+/* One policy change: read the live policy, let edit() change a copy, validate the copy
+ * whole, commit it. Nothing is written unless every step succeeds. */
+typedef int (*policy_edit_fn)(struct sw_policy *p, void *ctx, struct sw_err *e);
+int agent_edit(policy_edit_fn edit, void *ctx);
+
+/* Prints a JSON value on stdout (compact, newline-terminated) and frees it. */
+int json_print(json_t *value);
+
+/* The objects. */
+int do_load(int argc, char **argv);
+int do_unload(int argc, char **argv);
+int do_status(int argc, char **argv);
+int do_backend(int argc, char **argv);
+int do_endpoint(int argc, char **argv);
+int do_traffic(int argc, char **argv);
+int do_shadow(int argc, char **argv);
+int do_stats(int argc, char **argv);
+int do_apply(int argc, char **argv);
+int do_export(int argc, char **argv);
+int do_explain(int argc, char **argv);
+
+#endif /* SOCKWAY_AGENT_MAIN_H */

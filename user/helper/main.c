@@ -1,0 +1,402 @@
+// SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
+/*
+ * sockwayd: routes every HTTP/1.1 request by the policy in the pinned maps, mirrors shadow
+ * samples and counts everything into the counter cells. It needs `sockway load` first; it
+ * holds no policy of its own, so it can restart at any time without losing any.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <limits.h>
+#include <pthread.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "log.h"
+#include "policy.h"
+#include "sockwayd.h"
+
+/* Set by the main thread on SIGTERM/SIGINT; workers start draining at their next tick. */
+static volatile bool swd_stopping;
+
+static void usage(FILE *f)
+{
+	fprintf(f,
+		"Usage: sockwayd [--listen ADDR:PORT ...] [--admin ADDR:PORT] [--workers N] [-v]\n"
+		"                [limits] [timeouts] [shadow options]\n"
+		"\n"
+		"  --listen ADDR:PORT        where clients connect (default 127.0.0.1:8000; repeat)\n"
+		"  --admin ADDR:PORT         /healthz, /metrics, /policy (default 127.0.0.1:8001)\n"
+		"  --workers N               worker threads (default: one per CPU, at most %d)\n"
+		"  -v, --verbose             more logging (twice: debug)\n"
+		"Limits:\n"
+		"  --max-request-line BYTES  longer request lines get 414 (default 8192)\n"
+		"  --max-header-bytes BYTES  larger heads get 431 (default 32768)\n"
+		"  --max-headers N           more header fields get 431 (default 100)\n"
+		"  --max-body BYTES          larger bodies get 413 (default 1073741824)\n"
+		"Timeouts (milliseconds):\n"
+		"  --header-timeout MS       a request head must arrive in this (default 10000)\n"
+		"  --keepalive-timeout MS    idle client connections close after this (default 60000)\n"
+		"  --body-timeout MS         a request body must progress within this (default 30000)\n"
+		"  --connect-timeout MS      upstream connect (default 2000)\n"
+		"  --response-timeout MS     upstream response after the request (default 30000)\n"
+		"  --drain MS                in-flight requests get this long on SIGTERM (default 10000)\n"
+		"Upstreams:\n"
+		"  --pool-size N             idle connections kept per replica and worker (default 64)\n"
+		"  --replica-down MS         a replica that refused is skipped this long (default 1000)\n"
+		"Shadows:\n"
+		"  --shadow-body-max BYTES   request bodies kept for shadows and retries (default 65536)\n"
+		"  --shadow-queue N          shadow requests in flight per worker (default 1024)\n"
+		"  --shadow-strip-header H   remove header H from shadow copies (repeat; e.g.\n"
+		"                            Authorization, Cookie)\n",
+		SWD_MAX_WORKERS);
+}
+
+static int parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *len)
+{
+	struct sw_err e = {};
+	struct sw_addr a;
+
+	if (sw_parse_addr(s, &a, &e)) {
+		fprintf(stderr, "sockwayd: %s\n", e.msg);
+		return -EINVAL;
+	}
+	memset(ss, 0, sizeof(*ss));
+	if (a.family == AF_INET) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)ss;
+
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(a.port);
+		memcpy(&sin->sin_addr, a.addr, 4);
+		*len = sizeof(*sin);
+	} else {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
+
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(a.port);
+		memcpy(&sin6->sin6_addr, a.addr, 16);
+		*len = sizeof(*sin6);
+	}
+	return 0;
+}
+
+static int parse_number(const char *opt, const char *s, unsigned long long max,
+			unsigned long long *out)
+{
+	char *end;
+
+	errno = 0;
+	*out = strtoull(s, &end, 10);
+	if (errno || end == s || *end || *out > max || s[0] == '-') {
+		fprintf(stderr, "sockwayd: %s takes a number from 0 to %llu, not \"%s\"\n", opt, max,
+			s);
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int listener_open(const struct sockaddr_storage *ss, socklen_t len)
+{
+	int fd, one = 1;
+
+	fd = socket(ss->ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	/* One socket per worker on the same port: the kernel spreads connections. */
+	if (setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one)) ||
+	    setsockopt(fd, SOL_SOCKET, SO_REUSEPORT, &one, sizeof(one)) ||
+	    bind(fd, (const struct sockaddr *)ss, len) || listen(fd, 1024)) {
+		int err = -errno;
+
+		close(fd);
+		return err;
+	}
+	return fd;
+}
+
+static void worker_tick(struct reactor *r, void *arg)
+{
+	struct worker *w = arg;
+	__u64 now = reactor_now_ms(r);
+	unsigned i;
+
+	proxy_tick(w);
+	shadow_tick(w);
+	if (swd_stopping && !w->draining) {
+		/* Stop taking connections; idle ones close; in-flight requests may finish. */
+		w->draining = true;
+		w->drain_deadline_ms = now + swd_cfg.drain_ms;
+		for (i = 0; i < w->nr_listeners; i++) {
+			reactor_del(r, &w->listeners[i]);
+			close(w->listeners[i].fd);
+		}
+		w->nr_listeners = 0;
+	}
+	if (w->draining) {
+		proxy_close_idle(w);
+		if ((!w->nr_exchanges && !w->nr_shadows) || now >= w->drain_deadline_ms)
+			w->stop = true;
+	}
+}
+
+static void *worker_main(void *arg)
+{
+	struct worker *w = arg;
+
+	reactor_run(w->r, 100, worker_tick, NULL, w, &w->stop);
+	return NULL;
+}
+
+static int worker_init(struct worker *w, unsigned id, struct sw_maps *maps)
+{
+	unsigned i;
+	int fd, err;
+
+	w->id = id;
+	w->maps = maps;
+	w->shard = 1 + id % (SW_COUNTER_SHARDS - 1);
+	if (getrandom(&w->rng, sizeof(w->rng), 0) != sizeof(w->rng) || !w->rng)
+		w->rng = 0x9e3779b97f4a7c15ULL ^ id;
+	w->r = reactor_new();
+	w->snap = snapshot_alloc();
+	w->spare = snapshot_alloc();
+	if (!w->r || !w->snap || !w->spare)
+		return -ENOMEM;
+	err = snapshot_load(maps, NULL, w->snap);
+	for (i = 0; err == -EAGAIN && i < 100; i++) {
+		usleep(10000);
+		err = snapshot_load(maps, NULL, w->snap);
+	}
+	if (err) {
+		pr_warn("cannot read the policy: %s", strerror(-err));
+		return err;
+	}
+	for (i = 0; i < swd_cfg.nr_listen; i++) {
+		fd = listener_open(&swd_cfg.listen[i], swd_cfg.listen_len[i]);
+		if (fd < 0)
+			return fd;
+		w->listeners[i].fd = fd;
+		w->listeners[i].fn = client_accept;
+		w->listeners[i].owner = w;
+		err = reactor_add(w->r, &w->listeners[i], EPOLLIN);
+		if (err)
+			return err;
+		w->nr_listeners++;
+	}
+	return 0;
+}
+
+int main(int argc, char **argv)
+{
+	enum {
+		OPT_LISTEN = 256, OPT_ADMIN, OPT_WORKERS, OPT_MAX_LINE, OPT_MAX_HEAD,
+		OPT_MAX_HEADERS, OPT_MAX_BODY, OPT_T_HEADER, OPT_T_KEEPALIVE, OPT_T_BODY,
+		OPT_T_CONNECT, OPT_T_RESPONSE, OPT_DRAIN, OPT_POOL, OPT_DOWN, OPT_SHADOW_BODY,
+		OPT_SHADOW_QUEUE, OPT_STRIP,
+	};
+	static const struct option opts[] = {
+		{ "listen", required_argument, NULL, OPT_LISTEN },
+		{ "admin", required_argument, NULL, OPT_ADMIN },
+		{ "workers", required_argument, NULL, OPT_WORKERS },
+		{ "verbose", no_argument, NULL, 'v' },
+		{ "help", no_argument, NULL, 'h' },
+		{ "max-request-line", required_argument, NULL, OPT_MAX_LINE },
+		{ "max-header-bytes", required_argument, NULL, OPT_MAX_HEAD },
+		{ "max-headers", required_argument, NULL, OPT_MAX_HEADERS },
+		{ "max-body", required_argument, NULL, OPT_MAX_BODY },
+		{ "header-timeout", required_argument, NULL, OPT_T_HEADER },
+		{ "keepalive-timeout", required_argument, NULL, OPT_T_KEEPALIVE },
+		{ "body-timeout", required_argument, NULL, OPT_T_BODY },
+		{ "connect-timeout", required_argument, NULL, OPT_T_CONNECT },
+		{ "response-timeout", required_argument, NULL, OPT_T_RESPONSE },
+		{ "drain", required_argument, NULL, OPT_DRAIN },
+		{ "pool-size", required_argument, NULL, OPT_POOL },
+		{ "replica-down", required_argument, NULL, OPT_DOWN },
+		{ "shadow-body-max", required_argument, NULL, OPT_SHADOW_BODY },
+		{ "shadow-queue", required_argument, NULL, OPT_SHADOW_QUEUE },
+		{ "shadow-strip-header", required_argument, NULL, OPT_STRIP },
+		{ NULL, 0, NULL, 0 },
+	};
+	static struct worker workers[SWD_MAX_WORKERS];
+	unsigned long long v;
+	struct sw_maps maps;
+	struct sw_err e = {};
+	sigset_t sigs;
+	unsigned i;
+	int opt, err, sig;
+	long ncpu;
+
+	http_limits_default(&swd_cfg.limits);
+	swd_cfg.header_timeout_ms = 10000;
+	swd_cfg.keepalive_timeout_ms = 60000;
+	swd_cfg.body_timeout_ms = 30000;
+	swd_cfg.connect_timeout_ms = 2000;
+	swd_cfg.response_timeout_ms = 30000;
+	swd_cfg.drain_ms = 10000;
+	swd_cfg.pool_size = 64;
+	swd_cfg.down_ms = 1000;
+	swd_cfg.body_copy_max = 65536;
+	swd_cfg.shadow_queue = 1024;
+	ncpu = sysconf(_SC_NPROCESSORS_ONLN);
+	swd_cfg.workers = ncpu > 0 ? (ncpu < SWD_MAX_WORKERS ? ncpu : SWD_MAX_WORKERS) : 1;
+	parse_listen("127.0.0.1:8001", &swd_cfg.admin, &swd_cfg.admin_len);
+
+	while ((opt = getopt_long(argc, argv, "vh", opts, NULL)) != -1) {
+		err = 0;
+		switch (opt) {
+		case OPT_LISTEN:
+			if (swd_cfg.nr_listen == SWD_MAX_LISTEN) {
+				fprintf(stderr, "sockwayd: at most %d --listen\n", SWD_MAX_LISTEN);
+				return 2;
+			}
+			err = parse_listen(optarg, &swd_cfg.listen[swd_cfg.nr_listen],
+					   &swd_cfg.listen_len[swd_cfg.nr_listen]);
+			swd_cfg.nr_listen++;
+			break;
+		case OPT_ADMIN:
+			err = parse_listen(optarg, &swd_cfg.admin, &swd_cfg.admin_len);
+			break;
+		case OPT_WORKERS:
+			err = parse_number("--workers", optarg, SWD_MAX_WORKERS, &v);
+			if (!err && !v)
+				err = parse_number("--workers", "x", SWD_MAX_WORKERS, &v);
+			swd_cfg.workers = v;
+			break;
+		case 'v':
+			swd_cfg.verbose++;
+			break;
+		case 'h':
+			usage(stdout);
+			return 0;
+		case OPT_MAX_LINE:
+			err = parse_number("--max-request-line", optarg, 1 << 20, &v);
+			swd_cfg.limits.max_request_line = v;
+			break;
+		case OPT_MAX_HEAD:
+			err = parse_number("--max-header-bytes", optarg, 1 << 20, &v);
+			swd_cfg.limits.max_header_bytes = v;
+			break;
+		case OPT_MAX_HEADERS:
+			err = parse_number("--max-headers", optarg, HTTP_MAX_HEADERS, &v);
+			swd_cfg.limits.max_headers = v;
+			break;
+		case OPT_MAX_BODY:
+			err = parse_number("--max-body", optarg, ULLONG_MAX >> 1, &v);
+			swd_cfg.limits.max_body = v;
+			break;
+		case OPT_T_HEADER:
+			err = parse_number("--header-timeout", optarg, UINT_MAX, &v);
+			swd_cfg.header_timeout_ms = v;
+			break;
+		case OPT_T_KEEPALIVE:
+			err = parse_number("--keepalive-timeout", optarg, UINT_MAX, &v);
+			swd_cfg.keepalive_timeout_ms = v;
+			break;
+		case OPT_T_BODY:
+			err = parse_number("--body-timeout", optarg, UINT_MAX, &v);
+			swd_cfg.body_timeout_ms = v;
+			break;
+		case OPT_T_CONNECT:
+			err = parse_number("--connect-timeout", optarg, UINT_MAX, &v);
+			swd_cfg.connect_timeout_ms = v;
+			break;
+		case OPT_T_RESPONSE:
+			err = parse_number("--response-timeout", optarg, UINT_MAX, &v);
+			swd_cfg.response_timeout_ms = v;
+			break;
+		case OPT_DRAIN:
+			err = parse_number("--drain", optarg, UINT_MAX, &v);
+			swd_cfg.drain_ms = v;
+			break;
+		case OPT_POOL:
+			err = parse_number("--pool-size", optarg, 65536, &v);
+			swd_cfg.pool_size = v;
+			break;
+		case OPT_DOWN:
+			err = parse_number("--replica-down", optarg, UINT_MAX, &v);
+			swd_cfg.down_ms = v;
+			break;
+		case OPT_SHADOW_BODY:
+			err = parse_number("--shadow-body-max", optarg, 64 << 20, &v);
+			swd_cfg.body_copy_max = v;
+			break;
+		case OPT_SHADOW_QUEUE:
+			err = parse_number("--shadow-queue", optarg, 1 << 20, &v);
+			swd_cfg.shadow_queue = v;
+			break;
+		case OPT_STRIP:
+			if (swd_cfg.nr_strip == SWD_MAX_STRIP) {
+				fprintf(stderr, "sockwayd: at most %d --shadow-strip-header\n",
+					SWD_MAX_STRIP);
+				return 2;
+			}
+			swd_cfg.strip[swd_cfg.nr_strip++] = optarg;
+			break;
+		default:
+			usage(stderr);
+			return 2;
+		}
+		if (err)
+			return 2;
+	}
+	if (optind < argc) {
+		fprintf(stderr, "sockwayd: unexpected argument \"%s\"; see sockwayd --help\n",
+			argv[optind]);
+		return 2;
+	}
+	if (!swd_cfg.nr_listen) {
+		parse_listen("127.0.0.1:8000", &swd_cfg.listen[0], &swd_cfg.listen_len[0]);
+		swd_cfg.nr_listen = 1;
+	}
+	log_init("sockwayd", swd_cfg.verbose >= 2 ? SW_LOG_DEBUG
+			     : swd_cfg.verbose ? SW_LOG_INFO : SW_LOG_WARN);
+	if (geteuid() != 0) {
+		pr_warn("must run as root: the maps under %s are root-only", sw_pin_root());
+		return 1;
+	}
+	err = sw_maps_open(&maps, &e);
+	if (err) {
+		pr_warn("%s", e.msg);
+		return 1;
+	}
+
+	/* Workers inherit this mask: only the main thread takes SIGTERM and SIGINT. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
+
+	for (i = 0; i < swd_cfg.workers; i++) {
+		err = worker_init(&workers[i], i, &maps);
+		if (err) {
+			pr_warn("cannot start worker %u: %s (is the --listen address free?)", i,
+				strerror(-err));
+			return 1;
+		}
+	}
+	err = admin_start(workers, swd_cfg.workers, &maps);
+	if (err) {
+		pr_warn("cannot listen on the admin address: %s", strerror(-err));
+		return 1;
+	}
+	for (i = 0; i < swd_cfg.workers; i++)
+		pthread_create(&workers[i].thread, NULL, worker_main, &workers[i]);
+	fprintf(stderr, "sockwayd: %u workers, %u listeners, policy generation %llu; ready\n",
+		swd_cfg.workers, swd_cfg.nr_listen, (unsigned long long)sw_generation(&maps));
+
+	while (sigwait(&sigs, &sig) == 0 && sig != SIGTERM && sig != SIGINT)
+		;
+	pr_info("signal %d: draining", sig);
+	swd_stopping = true;
+	for (i = 0; i < swd_cfg.workers; i++)
+		pthread_join(workers[i].thread, NULL);
+	admin_stop();
+	sw_maps_close(&maps);
+	fprintf(stderr, "sockwayd: stopped\n");
+	return 0;
+}

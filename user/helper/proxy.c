@@ -1,0 +1,1317 @@
+// SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
+/*
+ * Client connections, upstream connections, and the exchange (one request and its
+ * response) between them.
+ *
+ * A client connection is in one of three states:
+ *   HEAD     waiting for a request head (idle keep-alive, or a head arriving);
+ *   PROXY    an exchange runs: its body streams up, then the response streams down;
+ *   CLOSING  an answer is being flushed, then the connection closes.
+ * Pipelined requests wait in the client's input buffer until the exchange before them is
+ * done, so responses go out in order. Both directions stream with a high-water mark: a side
+ * stops reading while the other side's output buffer is full.
+ */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <netinet/tcp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "sockway/hash.h"
+#include "log.h"
+#include "sockwayd.h"
+
+/* Output beyond this pauses the other side's reads. */
+#define HIGH_WATER (256 * 1024)
+/* One read takes at most this much. */
+#define READ_CHUNK (64 * 1024)
+
+enum client_state { C_HEAD, C_PROXY, C_CLOSING };
+
+struct exchange;
+
+struct client {
+	struct reactor_ev ev;
+	struct worker *w;
+	struct client *prev, *next;
+	char peer_ip[INET6_ADDRSTRLEN];
+	struct buf in, out;
+	enum client_state state;
+	__u64 deadline_ms;
+	bool eof; /* the client shut its sending side */
+	struct exchange *x;
+};
+
+struct upstream {
+	struct reactor_ev ev;
+	struct worker *w;
+	struct upstream *prev, *next; /* every upstream of the worker */
+	struct upstream *pool_next;   /* idle pool of its replica */
+	__u16 backend_id;
+	__u8 replica;
+	bool connecting;
+	bool idle;
+	struct sw_addr addr;
+	struct buf in, out;
+	struct exchange *x;
+	__u64 deadline_ms;
+};
+
+struct exchange {
+	struct client *c;
+	struct upstream *u;
+	__u32 method_bit;
+	int version_minor;
+	bool keep_alive; /* what the client asked for */
+	bool is_head;
+	/* request body */
+	enum http_body req_body;
+	__u64 req_left;
+	struct http_chunked req_chunk;
+	bool req_done;
+	bool body_sent;	      /* body bytes went to an upstream */
+	bool body_copy_short; /* the body outgrew body_copy: no replay, no shadow */
+	struct buf head;      /* the request head as sent upstream */
+	struct buf body_copy; /* the body bytes sent so far, for a retry and the shadows */
+	/* routing */
+	__u16 endpoint_id, backend_id, cell;
+	__u8 replica;
+	int tries;
+	/* response */
+	int status;
+	bool resp_started; /* a final response head arrived */
+	bool resp_sent;	   /* bytes of it reached the client's buffer */
+	bool resp_done;
+	bool resp_keepalive; /* the upstream connection can be reused */
+	bool client_keep;    /* the client connection stays open afterwards */
+	enum http_body resp_body;
+	__u64 resp_left;
+	struct http_chunked resp_chunk;
+	__u64 t_start_us;
+	__u64 bytes_in, bytes_out;
+	struct shadow *shadows[SW_MAX_SHADOWS];
+	unsigned nr_shadows;
+};
+
+static void client_event(struct reactor *r, struct reactor_ev *ev, __u32 events);
+static void upstream_event(struct reactor *r, struct reactor_ev *ev, __u32 events);
+/*
+ * Functions that can end an exchange return 0 while it goes on, 1 when it is over (x is
+ * freed, the client lives) and -1 when the client is gone too. Callers stop touching x on
+ * anything but 0.
+ */
+static int client_process(struct client *c);
+static int exchange_upstream_failed(struct exchange *x, enum sw_upstream_error kind);
+static int upstream_start(struct exchange *x);
+
+static const char *reason_phrase(int status)
+{
+	switch (status) {
+	case 400: return "Bad Request";
+	case 404: return "Not Found";
+	case 408: return "Request Timeout";
+	case 413: return "Content Too Large";
+	case 414: return "URI Too Long";
+	case 417: return "Expectation Failed";
+	case 431: return "Request Header Fields Too Large";
+	case 501: return "Not Implemented";
+	case 502: return "Bad Gateway";
+	case 503: return "Service Unavailable";
+	case 504: return "Gateway Timeout";
+	case 505: return "HTTP Version Not Supported";
+	default: return "Error";
+	}
+}
+
+/* ---- client connection -------------------------------------------------------------- */
+
+static void client_update(struct client *c)
+{
+	struct exchange *x = c->x;
+	__u32 mask = 0;
+
+	if (c->state == C_HEAD)
+		mask |= EPOLLIN;
+	else if (c->state == C_PROXY && !x->req_done)
+		/* Body bytes wait in the kernel until the upstream can take them. */
+		mask |= x->u && !x->u->connecting && x->u->out.len < HIGH_WATER ? EPOLLIN : 0;
+	else if (c->state == C_PROXY && c->in.len < swd_cfg.limits.max_header_bytes && !c->eof)
+		mask |= EPOLLIN; /* a pipelined request, kept for later */
+	if (c->out.len)
+		mask |= EPOLLOUT;
+	reactor_mod(c->w->r, &c->ev, mask);
+}
+
+static void upstream_update(struct upstream *u)
+{
+	__u32 mask = 0;
+
+	if (u->connecting || u->out.len)
+		mask |= EPOLLOUT;
+	if (u->idle || (u->x && !u->x->resp_done && u->x->c && u->x->c->out.len < HIGH_WATER))
+		mask |= EPOLLIN;
+	reactor_mod(u->w->r, &u->ev, mask);
+}
+
+static void upstream_close(struct upstream *u)
+{
+	struct worker *w = u->w;
+
+	if (u->x)
+		u->x->u = NULL;
+	reactor_del(w->r, &u->ev);
+	close(u->ev.fd);
+	if (u->prev)
+		u->prev->next = u->next;
+	else
+		w->upstreams = u->next;
+	if (u->next)
+		u->next->prev = u->prev;
+	buf_free(&u->in);
+	buf_free(&u->out);
+	free(u);
+}
+
+/* Removes u from its replica's idle pool. */
+static void pool_remove(struct upstream *u)
+{
+	struct worker *w = u->w;
+	struct upstream **p = &w->idle[u->backend_id][u->replica];
+
+	for (; *p; p = &(*p)->pool_next) {
+		if (*p == u) {
+			*p = u->pool_next;
+			w->nr_idle[u->backend_id][u->replica]--;
+			break;
+		}
+	}
+	u->idle = false;
+	u->pool_next = NULL;
+}
+
+static void pool_put(struct upstream *u)
+{
+	struct worker *w = u->w;
+
+	u->x = NULL;
+	if (w->draining || w->nr_idle[u->backend_id][u->replica] >= swd_cfg.pool_size) {
+		upstream_close(u);
+		return;
+	}
+	u->idle = true;
+	u->deadline_ms = reactor_now_ms(w->r) + swd_cfg.keepalive_timeout_ms;
+	u->pool_next = w->idle[u->backend_id][u->replica];
+	w->idle[u->backend_id][u->replica] = u;
+	w->nr_idle[u->backend_id][u->replica]++;
+	upstream_update(u);
+}
+
+/* An idle connection to exactly this address, or NULL. */
+static struct upstream *pool_get(struct worker *w, __u16 backend, __u8 replica,
+				 const struct sw_addr *addr)
+{
+	struct upstream *u;
+
+	while ((u = w->idle[backend][replica])) {
+		pool_remove(u);
+		if (!memcmp(&u->addr, addr, sizeof(*addr)))
+			return u;
+		/* The backend's replicas changed since this connection was pooled. */
+		upstream_close(u);
+	}
+	return NULL;
+}
+
+static void exchange_free(struct exchange *x)
+{
+	unsigned i;
+
+	/* Shadows that were never launched go with their request. */
+	for (i = 0; i < x->nr_shadows; i++)
+		if (x->shadows[i])
+			shadow_discard(x->shadows[i]);
+	buf_free(&x->head);
+	buf_free(&x->body_copy);
+	free(x);
+}
+
+static void client_close(struct client *c)
+{
+	struct worker *w = c->w;
+	struct exchange *x = c->x;
+
+	if (x) {
+		if (x->u) {
+			x->u->x = NULL;
+			upstream_close(x->u);
+		}
+		w->nr_exchanges--;
+		exchange_free(x);
+	}
+	reactor_del(w->r, &c->ev);
+	close(c->ev.fd);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		w->clients = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	buf_free(&c->in);
+	buf_free(&c->out);
+	__atomic_fetch_sub(&w->stats.active, 1, __ATOMIC_RELAXED);
+	free(c);
+}
+
+/* Writes what is buffered. Returns -1 when the client is gone (and freed). */
+static int client_flush(struct client *c)
+{
+	ssize_t n;
+
+	while (c->out.len) {
+		n = send(c->ev.fd, buf_head(&c->out), c->out.len, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			break;
+		if (n <= 0) {
+			client_close(c);
+			return -1;
+		}
+		buf_consume(&c->out, n);
+	}
+	if (!c->out.len && c->state == C_CLOSING) {
+		client_close(c);
+		return -1;
+	}
+	return 0;
+}
+
+/* Queues bytes for the client, writing directly when nothing waits before them. */
+static int client_send(struct client *c, const char *p, size_t n)
+{
+	ssize_t sent = 0;
+
+	if (!c->out.len) {
+		sent = send(c->ev.fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (sent < 0 && errno != EAGAIN && errno != EINTR) {
+			client_close(c);
+			return -1;
+		}
+		if (sent < 0)
+			sent = 0;
+	}
+	if ((size_t)sent < n && buf_append(&c->out, p + sent, n - sent)) {
+		client_close(c);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Answers the current request (or a request that could not start) with an error of our own,
+ * one line of text. close: the connection closes after it.
+ */
+static int client_error(struct client *c, int status, bool close_after, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static int client_error(struct client *c, int status, bool close_after, const char *fmt, ...)
+{
+	char body[256];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(body, sizeof(body) - 1, fmt, ap);
+	va_end(ap);
+	if (n < 0 || n > (int)sizeof(body) - 2)
+		n = sizeof(body) - 2;
+	body[n++] = '\n';
+	if (c->w->draining)
+		close_after = true;
+	if (buf_printf(&c->out,
+		       "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n"
+		       "%s\r\n",
+		       status, reason_phrase(status), n,
+		       close_after ? "Connection: close\r\n" : "") ||
+	    buf_append(&c->out, body, n)) {
+		client_close(c);
+		return -1;
+	}
+	if (close_after)
+		c->state = C_CLOSING;
+	return 0;
+}
+
+static void exchange_count_status(struct exchange *x, int status)
+{
+	struct sw_counters *ctr = worker_cell(x->c->w, x->cell);
+
+	if (ctr)
+		counters_status(ctr, status);
+}
+
+static void exchange_count_error(struct exchange *x, enum sw_upstream_error kind)
+{
+	struct sw_counters *ctr = worker_cell(x->c->w, x->cell);
+
+	if (ctr)
+		counters_add(&ctr->errors[kind], 1);
+}
+
+static void exchange_launch_shadows(struct exchange *x)
+{
+	unsigned i;
+
+	for (i = 0; i < x->nr_shadows; i++) {
+		struct shadow *s = x->shadows[i];
+
+		if (!s)
+			continue;
+		x->shadows[i] = NULL;
+		if (x->body_copy_short || shadow_append_body(s, buf_head(&x->body_copy),
+							     x->body_copy.len)) {
+			/* The body did not fit the copy: this sample is lost, and counted. */
+			shadow_discard(s);
+			continue;
+		}
+		shadow_launch(s, x->status);
+	}
+}
+
+/*
+ * The exchange is over (answered, by the upstream or by us). Counts it, returns the upstream
+ * connection to its pool when it can be reused, and readies the client for the next request.
+ * Returns 1, or -1 when the client is gone.
+ */
+static int exchange_finish(struct exchange *x)
+{
+	struct client *c = x->c;
+	struct worker *w = c->w;
+	struct sw_counters *ctr = worker_cell(w, x->cell);
+	struct upstream *u = x->u;
+
+	if (ctr) {
+		counters_add(&ctr->bytes_from_client, x->bytes_in);
+		counters_add(&ctr->bytes_to_client, x->bytes_out);
+		counters_latency(ctr, now_us() - x->t_start_us);
+	}
+	if (x->req_done)
+		exchange_launch_shadows(x);
+	if (u) {
+		u->x = NULL;
+		x->u = NULL;
+		if (x->resp_keepalive && x->req_done && x->resp_done && !u->in.len)
+			pool_put(u);
+		else
+			upstream_close(u);
+	}
+	/* A request whose body was not read to its end leaves the connection unusable. */
+	if (!x->req_done)
+		x->client_keep = false;
+	c->x = NULL;
+	w->nr_exchanges--;
+	if (!x->client_keep || c->eof || w->draining) {
+		exchange_free(x);
+		c->state = C_CLOSING;
+		return client_flush(c) ? -1 : 1;
+	}
+	exchange_free(x);
+	c->state = C_HEAD;
+	c->deadline_ms = reactor_now_ms(w->r) + swd_cfg.keepalive_timeout_ms;
+	client_update(c);
+	return 1;
+}
+
+/* Ends the exchange with an error response of ours. Returns 1, or -1 if the client is gone. */
+static int exchange_fail(struct exchange *x, int status, const char *fmt, const char *what)
+{
+	struct client *c = x->c;
+
+	if (x->resp_sent) {
+		/* Part of the upstream's response is out: the client can only see a close. */
+		x->client_keep = false;
+		x->req_done = x->req_done && x->resp_done;
+		return exchange_finish(x);
+	}
+	x->status = status;
+	exchange_count_status(x, status);
+	x->client_keep = x->keep_alive && x->req_done;
+	if (client_error(c, status, !x->client_keep, fmt, what))
+		return -1;
+	return exchange_finish(x);
+}
+
+/* Sends bytes to the upstream, buffering what the socket does not take now. */
+static int upstream_send(struct upstream *u, const char *p, size_t n)
+{
+	ssize_t sent = 0;
+
+	if (!u->out.len && !u->connecting) {
+		sent = send(u->ev.fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (sent < 0 && errno != EAGAIN && errno != EINTR)
+			return -errno;
+		if (sent < 0)
+			sent = 0;
+	}
+	if ((size_t)sent < n && buf_append(&u->out, p + sent, n - sent))
+		return -ENOMEM;
+	return 0;
+}
+
+static int upstream_flush(struct upstream *u)
+{
+	ssize_t n;
+
+	while (u->out.len) {
+		n = send(u->ev.fd, buf_head(&u->out), u->out.len, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return 0;
+		if (n <= 0)
+			return n < 0 ? -errno : -EPIPE;
+		buf_consume(&u->out, n);
+	}
+	return 0;
+}
+
+/* Moves request body bytes from the client's buffer to the upstream, as much as the
+ * upstream takes. */
+static int exchange_pump_request(struct exchange *x)
+{
+	struct client *c = x->c;
+	struct upstream *u = x->u;
+	size_t n, consumed;
+	bool done = false;
+	int err;
+
+	while (!x->req_done && u && !u->connecting && c->in.len && u->out.len < HIGH_WATER) {
+		const char *p = buf_head(&c->in);
+
+		if (x->req_body == HTTP_BODY_LENGTH) {
+			n = c->in.len < x->req_left ? c->in.len : x->req_left;
+			x->req_left -= n;
+			done = !x->req_left;
+		} else {
+			err = http_chunked_feed(&x->req_chunk, p, c->in.len, &consumed, &done);
+			if (err)
+				return exchange_fail(x, 400, "%s", "invalid chunked request body");
+			if (x->req_chunk.data_bytes > swd_cfg.limits.max_body)
+				return exchange_fail(x, 413, "%s", "request body too large");
+			n = consumed;
+		}
+		if (!x->body_copy_short) {
+			if (x->body_copy.len + n <= swd_cfg.body_copy_max)
+				buf_append(&x->body_copy, p, n);
+			else
+				x->body_copy_short = true;
+		}
+		err = upstream_send(u, p, n);
+		x->body_sent = true;
+		x->bytes_in += n;
+		buf_consume(&c->in, n);
+		if (err)
+			return exchange_upstream_failed(x, SW_ERR_RESET);
+		if (done) {
+			x->req_done = true;
+			u->deadline_ms = reactor_now_ms(c->w->r) + swd_cfg.response_timeout_ms;
+		}
+	}
+	if (x->req_done && x->resp_started)
+		exchange_launch_shadows(x);
+	if (!x->req_done)
+		c->deadline_ms = reactor_now_ms(c->w->r) + swd_cfg.body_timeout_ms;
+	client_update(c);
+	if (x->u)
+		upstream_update(x->u);
+	return 0;
+}
+
+/* Picks a replica of the exchange's backend: round robin, skipping those that refused. */
+static int pick_replica(struct exchange *x, const struct sw_backend *be)
+{
+	struct worker *w = x->c->w;
+	__u64 now = reactor_now_ms(w->r);
+	__u32 i, idx, nr = be->nr_replicas;
+
+	for (i = 0; i < nr; i++) {
+		idx = w->rr[x->backend_id]++ % nr;
+		/* A retry goes elsewhere when there is an elsewhere. */
+		if (x->tries && idx == x->replica && nr > 1)
+			continue;
+		if (w->down_until[x->backend_id][idx] > now)
+			continue;
+		return idx;
+	}
+	return -1;
+}
+
+static struct upstream *upstream_connect(struct worker *w, __u16 backend, __u8 replica,
+					 const struct sw_addr *addr)
+{
+	struct sockaddr_storage ss = {};
+	struct upstream *u;
+	socklen_t len;
+	int fd, one = 1;
+
+	if (addr->family == AF_INET) {
+		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
+
+		sin->sin_family = AF_INET;
+		sin->sin_port = htons(addr->port);
+		memcpy(&sin->sin_addr, addr->addr, 4);
+		len = sizeof(*sin);
+	} else {
+		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
+
+		sin6->sin6_family = AF_INET6;
+		sin6->sin6_port = htons(addr->port);
+		memcpy(&sin6->sin6_addr, addr->addr, 16);
+		len = sizeof(*sin6);
+	}
+	fd = socket(addr->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return NULL;
+	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+	if (connect(fd, (struct sockaddr *)&ss, len) && errno != EINPROGRESS) {
+		close(fd);
+		return NULL;
+	}
+	u = calloc(1, sizeof(*u));
+	if (!u) {
+		close(fd);
+		return NULL;
+	}
+	u->w = w;
+	u->ev.fd = fd;
+	u->ev.fn = upstream_event;
+	u->ev.owner = u;
+	u->backend_id = backend;
+	u->replica = replica;
+	u->addr = *addr;
+	u->connecting = true;
+	u->deadline_ms = reactor_now_ms(w->r) + swd_cfg.connect_timeout_ms;
+	if (reactor_add(w->r, &u->ev, EPOLLOUT)) {
+		close(fd);
+		free(u);
+		return NULL;
+	}
+	u->next = w->upstreams;
+	if (u->next)
+		u->next->prev = u;
+	w->upstreams = u;
+	return u;
+}
+
+/* The connection is up: send the head and whatever body there is to replay or pump. */
+static int upstream_begin(struct exchange *x)
+{
+	struct upstream *u = x->u;
+	int err;
+
+	err = upstream_send(u, buf_head(&x->head), x->head.len);
+	if (!err && x->body_sent)
+		err = upstream_send(u, buf_head(&x->body_copy), x->body_copy.len);
+	if (err)
+		return exchange_upstream_failed(x, SW_ERR_RESET);
+	if (x->req_done)
+		u->deadline_ms = reactor_now_ms(x->c->w->r) + swd_cfg.response_timeout_ms;
+	return exchange_pump_request(x);
+}
+
+/* Attaches the exchange to an upstream connection (pooled or new). */
+static int upstream_start(struct exchange *x)
+{
+	struct worker *w = x->c->w;
+	const struct sw_backend *be = &w->snap->be[x->backend_id];
+	struct upstream *u;
+	int idx;
+
+	if (!(be->flags & SW_F_IN_USE) || !be->nr_replicas)
+		return exchange_fail(x, 503, "%s", "the backend has no replica");
+	idx = pick_replica(x, be);
+	if (idx < 0)
+		return exchange_fail(x, 503, "no replica of backend %s is reachable", be->name);
+	x->replica = idx;
+	u = pool_get(w, x->backend_id, idx, &be->replicas[idx]);
+	if (!u)
+		u = upstream_connect(w, x->backend_id, idx, &be->replicas[idx]);
+	if (!u) {
+		w->down_until[x->backend_id][idx] = reactor_now_ms(w->r) + swd_cfg.down_ms;
+		exchange_count_error(x, SW_ERR_CONNECT_REFUSED);
+		if (x->tries++ < 1)
+			return upstream_start(x);
+		return exchange_fail(x, 503, "no replica of backend %s is reachable", be->name);
+	}
+	u->x = x;
+	x->u = u;
+	if (u->connecting) {
+		upstream_update(u);
+		client_update(x->c);
+		return 0;
+	}
+	return upstream_begin(x);
+}
+
+/*
+ * The upstream failed before or during the response. Retries once on another replica
+ * when no response byte came and the request can be sent again (no body, or all of it
+ * still in the copy), else answers 502, 503 or 504.
+ */
+static int exchange_upstream_failed(struct exchange *x, enum sw_upstream_error kind)
+{
+	struct worker *w = x->c->w;
+	struct upstream *u = x->u;
+	bool replayable = !x->body_sent || !x->body_copy_short;
+
+	exchange_count_error(x, kind);
+	if (u) {
+		u->x = NULL;
+		x->u = NULL;
+		upstream_close(u);
+	}
+	if (kind == SW_ERR_CONNECT_REFUSED || kind == SW_ERR_TIMEOUT)
+		w->down_until[x->backend_id][x->replica] = reactor_now_ms(w->r) + swd_cfg.down_ms;
+	if (!x->resp_started && kind != SW_ERR_BAD_RESPONSE && replayable && x->tries++ < 1)
+		return upstream_start(x);
+	switch (kind) {
+	case SW_ERR_CONNECT_REFUSED:
+		return exchange_fail(x, 503, "%s", "no replica of the backend is reachable");
+	case SW_ERR_TIMEOUT:
+		return exchange_fail(x, 504, "%s", "the backend did not answer in time");
+	default:
+		return exchange_fail(x, 502, "%s", "the backend failed to answer");
+	}
+}
+
+/* Strips a ":port" from a Host value; keeps "[v6]" literals whole. */
+static size_t host_without_port(const char *h, size_t len)
+{
+	size_t i;
+
+	if (len && h[0] == '[') {
+		for (i = 0; i < len; i++)
+			if (h[i] == ']')
+				return i + 1;
+		return len;
+	}
+	for (i = 0; i < len; i++)
+		if (h[i] == ':')
+			return i;
+	return len;
+}
+
+static bool header_is(const struct http_header *h, const char *name)
+{
+	return h->name_len == strlen(name) && !strncasecmp(h->name, name, h->name_len);
+}
+
+/*
+ * The head to send upstream: hop-by-hop fields removed, Host first, X-Forwarded-For and
+ * X-Forwarded-Proto added; for a shadow also X-Sockway-Shadow and the operator's stripped
+ * fields removed.
+ */
+static int build_request_head(struct buf *b, const struct http_request *req, const char *peer_ip,
+			      bool shadow)
+{
+	const struct http_header *xff = NULL;
+	unsigned i, j;
+	int err;
+
+	err = buf_printf(b, "%.*s %.*s HTTP/1.%d\r\n", (int)req->method_len, req->method,
+			 (int)req->path_len, req->path, req->version_minor);
+	if (!err && req->host)
+		err = buf_printf(b, "Host: %.*s\r\n", (int)req->host_len, req->host);
+	for (i = 0; !err && i < req->nr_headers; i++) {
+		const struct http_header *h = &req->headers[i];
+		bool skip = false;
+
+		if (http_is_hop_by_hop(&req->conn, h->name, h->name_len) || header_is(h, "host") ||
+		    header_is(h, "expect") || header_is(h, "x-forwarded-proto") ||
+		    header_is(h, "x-sockway-shadow"))
+			continue;
+		if (header_is(h, "x-forwarded-for")) {
+			xff = h;
+			continue;
+		}
+		for (j = 0; shadow && j < swd_cfg.nr_strip; j++)
+			skip |= header_is(h, swd_cfg.strip[j]);
+		if (skip)
+			continue;
+		err = buf_printf(b, "%.*s: %.*s\r\n", (int)h->name_len, h->name, (int)h->value_len,
+				 h->value);
+	}
+	if (!err && xff)
+		err = buf_printf(b, "X-Forwarded-For: %.*s, %s\r\n", (int)xff->value_len, xff->value,
+				 peer_ip);
+	else if (!err)
+		err = buf_printf(b, "X-Forwarded-For: %s\r\n", peer_ip);
+	if (!err)
+		err = buf_printf(b, "X-Forwarded-Proto: http\r\n");
+	if (!err && req->body == HTTP_BODY_CHUNKED)
+		err = buf_printf(b, "Transfer-Encoding: chunked\r\n");
+	if (!err && shadow)
+		err = buf_printf(b, "X-Sockway-Shadow: 1\r\nConnection: close\r\n");
+	else if (!err && req->version_minor == 0)
+		err = buf_printf(b, "Connection: keep-alive\r\n");
+	if (!err)
+		err = buf_printf(b, "\r\n");
+	return err;
+}
+
+/* Bad requests by status, for /metrics. */
+static void count_bad_request(struct worker *w, int status)
+{
+	static const int statuses[6] = { 400, 413, 414, 417, 431, 505 };
+	int i;
+
+	for (i = 0; i < 6; i++)
+		if (statuses[i] == status)
+			__atomic_fetch_add(&w->stats.bad_requests[i], 1, __ATOMIC_RELAXED);
+}
+
+static __thread struct http_request scratch_req;
+
+/*
+ * Starts the exchange of a parsed head: route, pick, shadows, upstream. Returns -1 when the
+ * client is gone, else 0 (whether or not the exchange is already over).
+ */
+static int exchange_start(struct client *c, const struct http_request *req)
+{
+	struct worker *w = c->w;
+	const struct sw_endpoint *ep;
+	const struct http_header *key;
+	struct sw_pick pick = {};
+	struct sw_counters *ctr;
+	struct exchange *x;
+	__u64 host_hash = 0;
+	__u16 endpoint_id;
+	__u32 slot, i;
+	bool has_body = req->body == HTTP_BODY_CHUNKED ||
+			(req->body == HTTP_BODY_LENGTH && req->content_length);
+	int err;
+
+	worker_policy_refresh(w);
+	if (req->host && req->host_len)
+		host_hash = sw_hash64_lower(req->host, host_without_port(req->host, req->host_len));
+	endpoint_id = snapshot_route(w->snap, req->path, req->path_len, host_hash, req->method_bit);
+	buf_consume(&c->in, req->head_len);
+	if (endpoint_id == SW_ID_NONE) {
+		__atomic_fetch_add(&w->stats.unrouted, 1, __ATOMIC_RELAXED);
+		/* The body of a request we do not route is not read: close after the answer. */
+		return client_error(c, 404, has_body || !req->keep_alive, "no route for %.*s",
+				    (int)(req->path_len < 200 ? req->path_len : 200), req->path);
+	}
+	ep = &w->snap->ep[endpoint_id];
+	key = http_find_header(req->headers, req->nr_headers, ep->shard_header);
+	if (key && key->value_len)
+		slot = sw_slot_of_hash(sw_hash64(key->value, key->value_len < SW_SHARD_KEY_MAX
+								     ? key->value_len
+								     : SW_SHARD_KEY_MAX));
+	else
+		slot = sw_slot_of_random(worker_random(w));
+	err = snapshot_pick(w->snap, endpoint_id, slot, &pick);
+	if (err)
+		return client_error(c, 503, true, "endpoint %s has no backend", ep->name);
+
+	x = calloc(1, sizeof(*x));
+	if (!x) {
+		client_close(c);
+		return -1;
+	}
+	x->c = c;
+	x->t_start_us = now_us();
+	x->method_bit = req->method_bit;
+	x->is_head = req->method_bit == SW_METHOD_HEAD;
+	x->version_minor = req->version_minor;
+	x->keep_alive = req->keep_alive;
+	x->endpoint_id = endpoint_id;
+	x->backend_id = pick.backend_id;
+	x->cell = pick.cell;
+	x->bytes_in = req->head_len;
+	x->req_body = req->body;
+	x->req_left = req->content_length;
+	x->req_done = !has_body;
+	if (req->body == HTTP_BODY_CHUNKED)
+		http_chunked_init(&x->req_chunk);
+	c->x = x;
+	c->state = C_PROXY;
+	w->nr_exchanges++;
+	ctr = worker_cell(w, x->cell);
+	if (ctr)
+		counters_add(&ctr->requests, 1);
+	if (build_request_head(&x->head, req, c->peer_ip, false)) {
+		client_close(c);
+		return -1;
+	}
+	/* Each shadow draws on its own, keyed or not: shadows sample requests, not users. */
+	for (i = 0; i < ep->nr_shadows && i < SW_MAX_SHADOWS; i++) {
+		const struct sw_shadow *sh = &ep->shadows[i];
+		struct buf head = {};
+		struct shadow *s;
+
+		if (!sw_shadow_sampled(sh, worker_random(w)))
+			continue;
+		if ((req->body == HTTP_BODY_LENGTH && req->content_length > swd_cfg.body_copy_max) ||
+		    build_request_head(&head, req, c->peer_ip, true)) {
+			ctr = worker_cell(w, sh->cell);
+			if (ctr)
+				counters_add(&ctr->shadow_drops, 1);
+			__atomic_fetch_add(&w->stats.shadow_drops, 1, __ATOMIC_RELAXED);
+			buf_free(&head);
+			continue;
+		}
+		s = shadow_new(w, endpoint_id, sh, buf_head(&head), head.len);
+		buf_free(&head);
+		if (s)
+			x->shadows[x->nr_shadows++] = s;
+	}
+	if (req->expect_continue && !x->req_done &&
+	    client_send(c, "HTTP/1.1 100 Continue\r\n\r\n", 25))
+		return -1;
+	return upstream_start(x) < 0 ? -1 : 0;
+}
+
+/* Parses and starts requests while the client is ready for one. Returns -1 if gone. */
+static int client_process(struct client *c)
+{
+	struct worker *w = c->w;
+	int ret;
+
+	while (c->state == C_HEAD && c->in.len) {
+		ret = http_parse_request(buf_head(&c->in), c->in.len, &swd_cfg.limits, &scratch_req);
+		if (ret == 0) {
+			/* The head timeout runs from the first byte of the request. */
+			if (c->deadline_ms > reactor_now_ms(w->r) + swd_cfg.header_timeout_ms)
+				c->deadline_ms = reactor_now_ms(w->r) + swd_cfg.header_timeout_ms;
+			break;
+		}
+		if (ret < 0) {
+			count_bad_request(w, -ret);
+			/* Nothing after a bad head can be trusted: answer and close. */
+			if (client_error(c, -ret, true, "%s", reason_phrase(-ret)))
+				return -1;
+			break;
+		}
+		if (exchange_start(c, &scratch_req))
+			return -1;
+	}
+	if (c->state == C_CLOSING)
+		return client_flush(c);
+	client_update(c);
+	return 0;
+}
+
+static int client_read(struct client *c)
+{
+	ssize_t n;
+
+	for (;;) {
+		if (c->state == C_PROXY && c->x && c->x->req_done &&
+		    c->in.len >= swd_cfg.limits.max_header_bytes)
+			break;
+		if (buf_reserve(&c->in, READ_CHUNK)) {
+			client_close(c);
+			return -1;
+		}
+		n = recv(c->ev.fd, c->in.data + c->in.off + c->in.len, READ_CHUNK, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			break;
+		if (n < 0) {
+			client_close(c);
+			return -1;
+		}
+		if (n == 0) {
+			c->eof = true;
+			break;
+		}
+		c->in.len += n;
+		/* Stream body bytes as they come rather than hoarding them. */
+		if (c->state == C_PROXY && c->x && !c->x->req_done)
+			break;
+		if (n < READ_CHUNK)
+			break;
+	}
+	if (c->state == C_HEAD) {
+		if (client_process(c))
+			return -1;
+		if (c->eof && c->state == C_HEAD) {
+			/* Closed between requests, or in the middle of a head. */
+			client_close(c);
+			return -1;
+		}
+		return 0;
+	}
+	if (c->state == C_PROXY && c->x) {
+		struct exchange *x = c->x;
+		int ret = 0;
+
+		if (!x->req_done)
+			ret = exchange_pump_request(x);
+		if (ret < 0)
+			return -1;
+		if (!ret && c->eof && !x->req_done) {
+			/* The body will never be whole: give up on this request. */
+			if (exchange_fail(x, 400, "%s", "request body cut short") < 0)
+				return -1;
+		}
+	}
+	if (c->state == C_HEAD)
+		return client_process(c);
+	if (c->state == C_PROXY)
+		client_update(c);
+	return 0;
+}
+
+static void client_event(struct reactor *r, struct reactor_ev *ev, __u32 events)
+{
+	struct client *c = ev->owner;
+	struct exchange *x;
+
+	(void)r;
+	/* An error, or a peer gone both ways: nothing it asked can reach it any more. */
+	if (events & (EPOLLERR | EPOLLHUP)) {
+		client_close(c);
+		return;
+	}
+	if (events & EPOLLOUT) {
+		if (client_flush(c))
+			return;
+		x = c->x;
+		/* Room again downstream: let the upstream's bytes flow. */
+		if (x && x->u && c->out.len < HIGH_WATER)
+			upstream_update(x->u);
+		if (!c->x && c->state == C_HEAD && c->in.len && client_process(c))
+			return;
+	}
+	if (events & EPOLLIN) {
+		if (client_read(c))
+			return;
+	}
+	if (c->state != C_CLOSING)
+		client_update(c);
+}
+
+void client_accept(struct reactor *r, struct reactor_ev *ev, __u32 events)
+{
+	struct worker *w = ev->owner;
+	struct sockaddr_storage ss;
+	socklen_t len;
+	struct client *c;
+	int fd, one = 1;
+
+	(void)events;
+	for (;;) {
+		len = sizeof(ss);
+		fd = accept4(ev->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0)
+			return;
+		c = calloc(1, sizeof(*c));
+		if (!c) {
+			close(fd);
+			continue;
+		}
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		if (ss.ss_family == AF_INET6) {
+			struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+
+			/* A v4 client on a dual-stack socket reads as a v4 address. */
+			if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
+				inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], c->peer_ip,
+					  sizeof(c->peer_ip));
+			else
+				inet_ntop(AF_INET6, &s6->sin6_addr, c->peer_ip, sizeof(c->peer_ip));
+		} else {
+			inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, c->peer_ip,
+				  sizeof(c->peer_ip));
+		}
+		c->w = w;
+		c->ev.fd = fd;
+		c->ev.fn = client_event;
+		c->ev.owner = c;
+		c->state = C_HEAD;
+		c->deadline_ms = reactor_now_ms(r) + swd_cfg.header_timeout_ms;
+		if (reactor_add(r, &c->ev, EPOLLIN)) {
+			close(fd);
+			free(c);
+			continue;
+		}
+		c->next = w->clients;
+		if (c->next)
+			c->next->prev = c;
+		w->clients = c;
+		__atomic_fetch_add(&w->stats.connections, 1, __ATOMIC_RELAXED);
+		__atomic_fetch_add(&w->stats.active, 1, __ATOMIC_RELAXED);
+	}
+}
+
+/* ---- upstream connection -------------------------------------------------------------- */
+
+/* Builds the client's response head from the upstream's. */
+static int response_head(struct exchange *x, const struct http_response *resp, struct buf *b)
+{
+	unsigned i;
+	int err;
+
+	x->client_keep = x->keep_alive && resp->body != HTTP_BODY_CLOSE && !x->c->eof &&
+			 !x->c->w->draining && x->req_done;
+	err = buf_printf(b, "HTTP/1.1 %d %.*s\r\n", resp->status, (int)resp->reason_len,
+			 resp->reason);
+	for (i = 0; !err && i < resp->nr_headers; i++) {
+		const struct http_header *h = &resp->headers[i];
+
+		if (http_is_hop_by_hop(&resp->conn, h->name, h->name_len))
+			continue;
+		err = buf_printf(b, "%.*s: %.*s\r\n", (int)h->name_len, h->name, (int)h->value_len,
+				 h->value);
+	}
+	if (!err && resp->body == HTTP_BODY_CHUNKED)
+		err = buf_printf(b, "Transfer-Encoding: chunked\r\n");
+	if (!err && !x->client_keep)
+		err = buf_printf(b, "Connection: close\r\n");
+	else if (!err && x->version_minor == 0)
+		err = buf_printf(b, "Connection: keep-alive\r\n");
+	if (!err)
+		err = buf_printf(b, "\r\n");
+	return err;
+}
+
+static __thread struct http_response scratch_resp;
+
+/* Handles the bytes in u->in: the response head, then its body towards the client. */
+static int upstream_pump_response(struct upstream *u)
+{
+	struct exchange *x = u->x;
+	struct client *c = x->c;
+	struct buf head = {};
+	size_t n, consumed;
+	bool done = false;
+	int ret;
+
+	while (!x->resp_started) {
+		ret = http_parse_response(buf_head(&u->in), u->in.len, &swd_cfg.limits, x->is_head,
+					  &scratch_resp);
+		if (ret == 0)
+			return 0;
+		if (ret < 0 || scratch_resp.status == 101)
+			return exchange_upstream_failed(x, SW_ERR_BAD_RESPONSE);
+		if (scratch_resp.status < 200) {
+			/* Our own 100 Continue went out already; other interim answers pass on. */
+			if (scratch_resp.status != 100 && x->version_minor == 1 &&
+			    client_send(c, buf_head(&u->in), scratch_resp.head_len))
+				return -1;
+			buf_consume(&u->in, scratch_resp.head_len);
+			continue;
+		}
+		x->status = scratch_resp.status;
+		x->resp_started = true;
+		x->resp_body = scratch_resp.body;
+		x->resp_left = scratch_resp.content_length;
+		x->resp_keepalive = scratch_resp.keep_alive;
+		x->resp_done = scratch_resp.body == HTTP_BODY_NONE ||
+			       (scratch_resp.body == HTTP_BODY_LENGTH && !scratch_resp.content_length);
+		if (scratch_resp.body == HTTP_BODY_CHUNKED)
+			http_chunked_init(&x->resp_chunk);
+		exchange_count_status(x, x->status);
+		if (response_head(x, &scratch_resp, &head)) {
+			buf_free(&head);
+			client_close(c);
+			return -1;
+		}
+		buf_consume(&u->in, scratch_resp.head_len);
+		x->bytes_out += head.len;
+		ret = client_send(c, buf_head(&head), head.len);
+		buf_free(&head);
+		if (ret)
+			return -1;
+		x->resp_sent = true;
+		if (x->req_done)
+			exchange_launch_shadows(x);
+	}
+	while (!x->resp_done && u->in.len) {
+		const char *p = buf_head(&u->in);
+
+		if (x->resp_body == HTTP_BODY_LENGTH) {
+			n = u->in.len < x->resp_left ? u->in.len : x->resp_left;
+			x->resp_left -= n;
+			done = !x->resp_left;
+		} else if (x->resp_body == HTTP_BODY_CHUNKED) {
+			if (http_chunked_feed(&x->resp_chunk, p, u->in.len, &consumed, &done)) {
+				exchange_count_error(x, SW_ERR_BAD_RESPONSE);
+				x->resp_keepalive = false;
+				return exchange_fail(x, 502, "%s", "bad response");
+			}
+			n = consumed;
+		} else {
+			n = u->in.len;
+		}
+		x->bytes_out += n;
+		if (client_send(c, p, n))
+			return -1;
+		buf_consume(&u->in, n);
+		x->resp_done = done;
+	}
+	if (x->resp_done)
+		return exchange_finish(x);
+	u->deadline_ms = reactor_now_ms(u->w->r) + swd_cfg.response_timeout_ms;
+	return 0;
+}
+
+/* After an exchange ended in an upstream event: start the pipelined request, if any. */
+static void exchange_after(struct client *c, int ret)
+{
+	if (ret > 0 && c->state == C_HEAD && c->in.len)
+		client_process(c);
+}
+
+static void upstream_event(struct reactor *r, struct reactor_ev *ev, __u32 events)
+{
+	struct upstream *u = ev->owner;
+	struct exchange *x = u->x;
+	struct client *c;
+	int err = 0, ret = 0;
+	socklen_t len = sizeof(err);
+	ssize_t n;
+
+	if (u->idle) {
+		/* An idle connection that speaks is closing (or broken): drop it. */
+		pool_remove(u);
+		upstream_close(u);
+		return;
+	}
+	if (!x) {
+		upstream_close(u);
+		return;
+	}
+	c = x->c;
+	if (u->connecting) {
+		if (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP)))
+			return;
+		getsockopt(ev->fd, SOL_SOCKET, SO_ERROR, &err, &len);
+		if (err) {
+			exchange_after(c, exchange_upstream_failed(x, SW_ERR_CONNECT_REFUSED));
+			return;
+		}
+		u->connecting = false;
+		u->deadline_ms = reactor_now_ms(r) + swd_cfg.response_timeout_ms;
+		exchange_after(c, upstream_begin(x));
+		return;
+	}
+	if (events & EPOLLOUT) {
+		if (upstream_flush(u))
+			ret = exchange_upstream_failed(x, SW_ERR_RESET);
+		else if (!x->req_done)
+			/* Room upstream: more body can come from the client. */
+			ret = exchange_pump_request(x);
+		if (ret) {
+			exchange_after(c, ret);
+			return;
+		}
+	}
+	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
+		while (!ret && c->out.len < HIGH_WATER) {
+			if (buf_reserve(&u->in, READ_CHUNK)) {
+				ret = exchange_upstream_failed(x, SW_ERR_RESET);
+				break;
+			}
+			n = recv(ev->fd, u->in.data + u->in.off + u->in.len, READ_CHUNK, 0);
+			if (n < 0 && errno == EINTR)
+				continue;
+			if (n < 0 && errno == EAGAIN)
+				break;
+			if (n <= 0) {
+				/* Closed: the end of a close-delimited body, or a failure. */
+				ret = upstream_pump_response(u);
+				if (ret)
+					break;
+				if (x->resp_started && x->resp_body == HTTP_BODY_CLOSE) {
+					x->resp_done = true;
+					x->resp_keepalive = false;
+					ret = exchange_finish(x);
+				} else {
+					ret = exchange_upstream_failed(x, SW_ERR_RESET);
+				}
+				break;
+			}
+			u->in.len += n;
+			ret = upstream_pump_response(u);
+			if (n < READ_CHUNK)
+				break;
+		}
+	}
+	if (ret) {
+		exchange_after(c, ret);
+		return;
+	}
+	upstream_update(u);
+	client_update(c);
+}
+
+/* ---- timers ----------------------------------------------------------------------------- */
+
+void proxy_tick(struct worker *w)
+{
+	__u64 now = reactor_now_ms(w->r);
+	struct client *c, *cn;
+	struct upstream *u, *un;
+
+	for (u = w->upstreams; u; u = un) {
+		un = u->next;
+		if (u->deadline_ms > now)
+			continue;
+		if (u->idle) {
+			pool_remove(u);
+			upstream_close(u);
+		} else if (u->x && (u->connecting || u->x->req_done)) {
+			/* Connect or response timeout (a stalled body upload is the client's). */
+			struct client *c = u->x->c;
+
+			exchange_after(c, exchange_upstream_failed(u->x, SW_ERR_TIMEOUT));
+			/* The list changed under us (a retry, a close): start over; what was handled
+			 * has a deadline in the future now or is gone. */
+			un = w->upstreams;
+		}
+	}
+	for (c = w->clients; c; c = cn) {
+		cn = c->next;
+		if (c->deadline_ms > now)
+			continue;
+		if (c->state == C_HEAD && c->in.len) {
+			/* A head that never finished arriving (slowloris). */
+			count_bad_request(w, 408);
+			if (!client_error(c, 408, true, "%s", "request head timeout"))
+				client_flush(c);
+		} else if (c->state == C_HEAD) {
+			client_close(c);
+		} else if (c->state == C_PROXY && c->x && !c->x->req_done) {
+			exchange_fail(c->x, 408, "%s", "request body timeout");
+		} else if (c->state == C_CLOSING) {
+			client_close(c);
+		}
+	}
+}
+
+void proxy_close_idle(struct worker *w)
+{
+	struct client *c, *cn;
+	__u32 b, i;
+
+	for (c = w->clients; c; c = cn) {
+		cn = c->next;
+		if (c->state == C_HEAD && !c->in.len)
+			client_close(c);
+	}
+	for (b = 0; b < SW_MAX_BACKENDS; b++)
+		for (i = 0; i < SW_MAX_REPLICAS; i++)
+			while (w->idle[b][i]) {
+				struct upstream *u = w->idle[b][i];
+
+				pool_remove(u);
+				upstream_close(u);
+			}
+}

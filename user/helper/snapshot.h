@@ -1,0 +1,46 @@
+/* SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause */
+/*
+ * A worker's copy of the live policy. Requests decide against the copy, with the shared
+ * decision code (include/sockway/decide.h), so the request path makes no syscall; the copy
+ * is refreshed when the generation in the mmap-ed ctl map moves.
+ */
+#ifndef SOCKWAY_SNAPSHOT_H
+#define SOCKWAY_SNAPSHOT_H
+
+#include "sockway/abi.h"
+#include "sockway/hash.h"
+#include "maps.h"
+
+/* Open addressing over the route keys; twice the routes map's size keeps probes short. */
+#define SNAP_ROUTE_SLOTS (SW_MAX_ENDPOINTS * 4)
+
+struct snap_route {
+	struct sw_route_key key;
+	struct sw_route route;
+	bool used;
+};
+
+struct snapshot {
+	struct sw_ctl ctl; /* generation, and the copy each endpoint had */
+	struct sw_endpoint ep[SW_MAX_ENDPOINTS];
+	struct sw_slot_table *table[SW_MAX_ENDPOINTS]; /* NULL for unused endpoints */
+	struct sw_backend be[SW_MAX_BACKENDS];
+	struct snap_route routes[SNAP_ROUTE_SLOTS];
+};
+
+struct snapshot *snapshot_alloc(void);
+void snapshot_free(struct snapshot *s);
+
+/*
+ * Reads the live policy into next (reusing cur's tables for endpoints whose copy did not
+ * change). Returns 0, or -EAGAIN when a commit ran meanwhile (next is then incomplete and
+ * the caller keeps cur), or another -errno.
+ */
+int snapshot_load(struct sw_maps *m, const struct snapshot *cur, struct snapshot *next);
+
+/* The decision on a snapshot: endpoint of a request, then its backend for a slot. */
+__u16 snapshot_route(struct snapshot *s, const char *path, size_t path_len, __u64 host_hash,
+		     __u32 method);
+int snapshot_pick(struct snapshot *s, __u16 endpoint_id, __u32 slot, struct sw_pick *out);
+
+#endif /* SOCKWAY_SNAPSHOT_H */

@@ -1,0 +1,137 @@
+/* SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause */
+/*
+ * sockwayd: the userspace helper. Each worker thread runs one reactor with its own
+ * SO_REUSEPORT listeners, its own copy of the policy (snapshot.h), its own upstream pools
+ * and shadow queue; workers share nothing mutable but the counter cells, where each adds
+ * to its own shard.
+ */
+#ifndef SOCKWAY_SOCKWAYD_H
+#define SOCKWAY_SOCKWAYD_H
+
+#include <stdbool.h>
+#include <netinet/in.h>
+#include <sys/socket.h>
+
+#include "sockway/abi.h"
+#include "http.h"
+#include "maps.h"
+#include "reactor.h"
+#include "snapshot.h"
+
+#define SWD_MAX_LISTEN 16
+#define SWD_MAX_WORKERS 64
+#define SWD_MAX_STRIP 16
+
+/* The configuration: set by main() from the command line, read-only afterwards. */
+struct swd_config {
+	struct sockaddr_storage listen[SWD_MAX_LISTEN];
+	socklen_t listen_len[SWD_MAX_LISTEN];
+	unsigned nr_listen;
+	struct sockaddr_storage admin;
+	socklen_t admin_len;
+	unsigned workers;
+	int verbose;
+	struct http_limits limits;
+	unsigned header_timeout_ms;	   /* a request head must arrive within this */
+	unsigned keepalive_timeout_ms;	   /* an idle client connection is closed after this */
+	unsigned body_timeout_ms;	   /* a request body must make progress within this */
+	unsigned connect_timeout_ms;	   /* upstream connect */
+	unsigned response_timeout_ms;	   /* upstream response head after the request was sent */
+	unsigned drain_ms;		   /* in-flight requests get this long after SIGTERM */
+	unsigned pool_size;		   /* idle upstream connections kept per replica and worker */
+	unsigned down_ms;		   /* a replica that refused a connection is skipped this long */
+	size_t body_copy_max;		   /* request body kept for retries and shadow copies */
+	unsigned shadow_queue;		   /* shadow requests in flight per worker */
+	const char *strip[SWD_MAX_STRIP];  /* headers removed from shadow copies */
+	unsigned nr_strip;
+};
+
+extern struct swd_config swd_cfg;
+
+/* Counters of a worker that belong to no cell (no route, bad request...). */
+struct swd_worker_stats {
+	__u64 connections;	/* accepted */
+	__u64 active;		/* open client connections */
+	__u64 unrouted;		/* 404: no route matched */
+	__u64 bad_requests[6];	/* 400, 413, 414, 417, 431, 505 */
+	__u64 shadow_drops;	/* shadow samples dropped (queue full, body too big) */
+	__u64 policy_reloads;
+};
+
+struct client;
+struct upstream;
+struct shadow;
+
+struct worker {
+	unsigned id;
+	pthread_t thread;
+	struct reactor *r;
+	struct sw_maps *maps;
+	struct snapshot *snap, *spare;
+	struct reactor_ev listeners[SWD_MAX_LISTEN];
+	unsigned nr_listeners;
+	unsigned shard;			/* counter shard this worker adds to */
+	__u64 rng;			/* xorshift state: slot and shadow draws */
+	struct client *clients;		/* every open client connection */
+	struct upstream *upstreams;	/* every open upstream connection */
+	struct shadow *shadows;		/* shadow requests in flight */
+	unsigned nr_shadows;
+	unsigned nr_exchanges;		/* requests in flight */
+	/* Per backend: round-robin position, replicas refusing until a time, idle pool. */
+	__u32 rr[SW_MAX_BACKENDS];
+	__u64 down_until[SW_MAX_BACKENDS][SW_MAX_REPLICAS];
+	struct upstream *idle[SW_MAX_BACKENDS][SW_MAX_REPLICAS];
+	unsigned nr_idle[SW_MAX_BACKENDS][SW_MAX_REPLICAS];
+	struct swd_worker_stats stats;	/* written by this worker, read by admin (relaxed) */
+	bool draining;
+	bool stop;
+	__u64 drain_deadline_ms;
+};
+
+/* worker.c */
+__u32 worker_random(struct worker *w);
+/* Makes sure w->snap is the live policy (a no-op unless the generation moved). */
+void worker_policy_refresh(struct worker *w);
+/* Adds to a counter cell in this worker's shard. */
+struct sw_counters *worker_cell(struct worker *w, __u16 cell);
+void counters_add(__u64 *field, __u64 v);
+void counters_latency(struct sw_counters *c, __u64 us);
+void counters_status(struct sw_counters *c, int status);
+
+/* proxy.c */
+void client_accept(struct reactor *r, struct reactor_ev *ev, __u32 events);
+void proxy_tick(struct worker *w);
+/* Closes idle client connections and pooled upstreams (for draining). */
+void proxy_close_idle(struct worker *w);
+
+/* shadow.c */
+struct shadow *shadow_new(struct worker *w, __u16 endpoint_id, const struct sw_shadow *s,
+			  const char *head, size_t head_len);
+int shadow_append_body(struct shadow *s, const char *buf, size_t len);
+void shadow_launch(struct shadow *s, int primary_status);
+void shadow_discard(struct shadow *s);
+void shadow_tick(struct worker *w);
+
+/* admin.c */
+int admin_start(struct worker *workers, unsigned nr, struct sw_maps *maps);
+void admin_stop(void);
+
+/* Small growable byte buffer. */
+struct buf {
+	char *data;
+	size_t len; /* bytes held, from data[off] */
+	size_t off;
+	size_t cap;
+};
+
+int buf_reserve(struct buf *b, size_t extra);
+int buf_append(struct buf *b, const void *p, size_t n);
+int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+void buf_consume(struct buf *b, size_t n);
+void buf_free(struct buf *b);
+static inline char *buf_head(const struct buf *b)
+{
+	return b->data + b->off;
+}
+
+#endif /* SOCKWAY_SOCKWAYD_H */

@@ -1,0 +1,138 @@
+// SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
+/* A worker: its listeners, its policy copy, its counters, its loop. */
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "sockwayd.h"
+
+/* Filled in by main() before any worker starts. */
+struct swd_config swd_cfg;
+
+int buf_reserve(struct buf *b, size_t extra)
+{
+	size_t need, cap;
+	char *p;
+
+	/* Slide the unread bytes to the front before growing. */
+	if (b->off && b->off + b->len + extra > b->cap) {
+		memmove(b->data, b->data + b->off, b->len);
+		b->off = 0;
+	}
+	need = b->off + b->len + extra;
+	if (need <= b->cap)
+		return 0;
+	cap = b->cap ? b->cap : 4096;
+	while (cap < need)
+		cap *= 2;
+	p = realloc(b->data, cap);
+	if (!p)
+		return -ENOMEM;
+	b->data = p;
+	b->cap = cap;
+	return 0;
+}
+
+int buf_append(struct buf *b, const void *p, size_t n)
+{
+	if (buf_reserve(b, n))
+		return -ENOMEM;
+	memcpy(b->data + b->off + b->len, p, n);
+	b->len += n;
+	return 0;
+}
+
+int buf_printf(struct buf *b, const char *fmt, ...)
+{
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(NULL, 0, fmt, ap);
+	va_end(ap);
+	if (n < 0 || buf_reserve(b, n + 1))
+		return -ENOMEM;
+	va_start(ap, fmt);
+	vsnprintf(b->data + b->off + b->len, n + 1, fmt, ap);
+	va_end(ap);
+	b->len += n;
+	return 0;
+}
+
+void buf_consume(struct buf *b, size_t n)
+{
+	if (n >= b->len) {
+		b->len = 0;
+		b->off = 0;
+		return;
+	}
+	b->off += n;
+	b->len -= n;
+}
+
+void buf_free(struct buf *b)
+{
+	free(b->data);
+	memset(b, 0, sizeof(*b));
+}
+
+__u32 worker_random(struct worker *w)
+{
+	/* xorshift64*: fast, and good enough for slot and shadow draws. */
+	w->rng ^= w->rng >> 12;
+	w->rng ^= w->rng << 25;
+	w->rng ^= w->rng >> 27;
+	return (w->rng * 0x2545f4914f6cdd1dULL) >> 32;
+}
+
+void worker_policy_refresh(struct worker *w)
+{
+	struct snapshot *tmp;
+	int err;
+
+	if (__atomic_load_n(&w->maps->ctl->generation, __ATOMIC_ACQUIRE) == w->snap->ctl.generation)
+		return;
+	err = snapshot_load(w->maps, w->snap, w->spare);
+	if (err) {
+		/* A commit is running: keep deciding on the previous policy, retry next time. */
+		if (err != -EAGAIN)
+			pr_warn("worker %u: cannot read the policy: %s", w->id, strerror(-err));
+		return;
+	}
+	tmp = w->snap;
+	w->snap = w->spare;
+	w->spare = tmp;
+	w->stats.policy_reloads++;
+}
+
+struct sw_counters *worker_cell(struct worker *w, __u16 cell)
+{
+	if (cell >= SW_MAX_CELLS)
+		return NULL;
+	return &w->maps->cells[cell].shard[w->shard];
+}
+
+void counters_add(__u64 *field, __u64 v)
+{
+	/* Relaxed atomics: other workers share the shard when there are more than 7. */
+	__atomic_fetch_add(field, v, __ATOMIC_RELAXED);
+}
+
+void counters_latency(struct sw_counters *c, __u64 us)
+{
+	int bucket = us ? 63 - __builtin_clzll(us) : 0;
+
+	if (bucket >= SW_LAT_BUCKETS)
+		bucket = SW_LAT_BUCKETS - 1;
+	counters_add(&c->latency[bucket], 1);
+	counters_add(&c->latency_sum_us, us);
+}
+
+void counters_status(struct sw_counters *c, int status)
+{
+	if (status >= 100 && status < 600)
+		counters_add(&c->status[status / 100 - 1], 1);
+}
