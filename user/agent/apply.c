@@ -284,7 +284,6 @@ cleanup:
 int do_export(int argc, char **argv)
 {
 	struct sw_policy *p = NULL;
-	struct sw_err e = {};
 	struct sw_maps m;
 	char *text;
 	int err;
@@ -293,19 +292,9 @@ int do_export(int argc, char **argv)
 		return apply_help();
 	if (argc)
 		return usage_error("usage: sockway export");
-	err = agent_open(&m, false);
+	err = agent_open_policy(&m, &p);
 	if (err)
 		return err;
-	p = policy_alloc();
-	if (!p) {
-		err = agent_error(-ENOMEM, "out of memory");
-		goto cleanup;
-	}
-	err = policy_read(&m, p, &e);
-	if (err) {
-		agent_fail(&e, err);
-		goto cleanup;
-	}
 	text = policy_to_json(p);
 	if (!text) {
 		err = agent_error(-ENOMEM, "out of memory");

@@ -81,7 +81,6 @@ static int backend_delete(int argc, char **argv)
 static int backend_list(int argc, char **argv)
 {
 	struct sw_policy *p = NULL;
-	struct sw_err e = {};
 	struct sw_maps m;
 	char addr[64];
 	json_t *out;
@@ -91,19 +90,9 @@ static int backend_list(int argc, char **argv)
 	(void)argv;
 	if (argc)
 		return usage_error("usage: sockway backend list");
-	err = agent_open(&m, false);
+	err = agent_open_policy(&m, &p);
 	if (err)
 		return err;
-	p = policy_alloc();
-	if (!p) {
-		err = agent_error(-ENOMEM, "out of memory");
-		goto cleanup;
-	}
-	err = policy_read(&m, p, &e);
-	if (err) {
-		agent_fail(&e, err);
-		goto cleanup;
-	}
 	out = json_array();
 	if (!agent_cfg.json)
 		printf("%-31s %4s  %s\n", "NAME", "ID", "REPLICAS");
@@ -130,7 +119,6 @@ static int backend_list(int argc, char **argv)
 		err = json_print(out);
 	else
 		json_decref(out);
-cleanup:
 	policy_free(p);
 	sw_maps_close(&m);
 	return err;

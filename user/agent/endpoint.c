@@ -147,7 +147,6 @@ static int endpoint_list(int argc, char **argv)
 {
 	char weights[SW_MAX_SPLIT * 48], shadows[SW_MAX_SHADOWS * 48], methods[96];
 	struct sw_policy *p = NULL;
-	struct sw_err e = {};
 	struct sw_maps m;
 	json_t *out;
 	__u32 i, j, id;
@@ -156,19 +155,9 @@ static int endpoint_list(int argc, char **argv)
 	(void)argv;
 	if (argc)
 		return usage_error("usage: sockway endpoint list");
-	err = agent_open(&m, false);
+	err = agent_open_policy(&m, &p);
 	if (err)
 		return err;
-	p = policy_alloc();
-	if (!p) {
-		err = agent_error(-ENOMEM, "out of memory");
-		goto cleanup;
-	}
-	err = policy_read(&m, p, &e);
-	if (err) {
-		agent_fail(&e, err);
-		goto cleanup;
-	}
 	out = json_array();
 	if (!agent_cfg.json)
 		printf("%-20s %4s  %-20s %-16s %-12s %-18s %-28s %s\n", "NAME", "ID", "ROUTE",
@@ -204,7 +193,6 @@ static int endpoint_list(int argc, char **argv)
 		err = json_print(out);
 	else
 		json_decref(out);
-cleanup:
 	policy_free(p);
 	sw_maps_close(&m);
 	return err;

@@ -106,6 +106,29 @@ int agent_open(struct sw_maps *m, bool lock)
 	return 0;
 }
 
+int agent_open_policy(struct sw_maps *m, struct sw_policy **p)
+{
+	struct sw_err e = {};
+	int err;
+
+	err = agent_open(m, false);
+	if (err)
+		return err;
+	*p = policy_alloc();
+	if (!*p) {
+		sw_maps_close(m);
+		return agent_error(-ENOMEM, "out of memory");
+	}
+	err = policy_read(m, *p, &e);
+	if (err) {
+		policy_free(*p);
+		*p = NULL;
+		sw_maps_close(m);
+		return agent_fail(&e, err);
+	}
+	return 0;
+}
+
 int agent_edit(policy_edit_fn edit, void *ctx)
 {
 	struct sw_policy *old = NULL, *new = NULL;

@@ -47,6 +47,10 @@ int agent_fail(const struct sw_err *e, int err);
 /* Opens the pinned maps; with lock, also takes the writers' lock. Prints errors. */
 int agent_open(struct sw_maps *m, bool lock);
 
+/* Opens the maps and reads the live policy into a new *p (policy_free() it, then
+ * sw_maps_close()). Prints errors. */
+int agent_open_policy(struct sw_maps *m, struct sw_policy **p);
+
 /* One policy change: read the live policy, let edit() change a copy, validate the copy
  * whole, commit it. Nothing is written unless every step succeeds. */
 typedef int (*policy_edit_fn)(struct sw_policy *p, void *ctx, struct sw_err *e);

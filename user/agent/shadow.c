@@ -65,7 +65,6 @@ static int shadow_set(int argc, char **argv)
 static int shadow_list(int argc, char **argv)
 {
 	struct sw_policy *p = NULL;
-	struct sw_err e = {};
 	struct sw_maps m;
 	char num[32];
 	json_t *out;
@@ -74,19 +73,9 @@ static int shadow_list(int argc, char **argv)
 
 	if (argc > 1)
 		return usage_error("usage: sockway shadow list [ENDPOINT]");
-	err = agent_open(&m, false);
+	err = agent_open_policy(&m, &p);
 	if (err)
 		return err;
-	p = policy_alloc();
-	if (!p) {
-		err = agent_error(-ENOMEM, "out of memory");
-		goto cleanup;
-	}
-	err = policy_read(&m, p, &e);
-	if (err) {
-		agent_fail(&e, err);
-		goto cleanup;
-	}
 	if (argc == 1 && !policy_find_endpoint(p, argv[0])) {
 		err = agent_error(-ENOENT,
 				  "endpoint \"%s\" does not exist; see \"sockway endpoint "

@@ -65,22 +65,7 @@ static int parse_listen(const char *s, struct sockaddr_storage *ss, socklen_t *l
 		fprintf(stderr, "sockwayd: %s\n", e.msg);
 		return -EINVAL;
 	}
-	memset(ss, 0, sizeof(*ss));
-	if (a.family == AF_INET) {
-		struct sockaddr_in *sin = (struct sockaddr_in *)ss;
-
-		sin->sin_family = AF_INET;
-		sin->sin_port = htons(a.port);
-		memcpy(&sin->sin_addr, a.addr, 4);
-		*len = sizeof(*sin);
-	} else {
-		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)ss;
-
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_port = htons(a.port);
-		memcpy(&sin6->sin6_addr, a.addr, 16);
-		*len = sizeof(*sin6);
-	}
+	*len = sw_addr_to_sockaddr(&a, ss);
 	return 0;
 }
 

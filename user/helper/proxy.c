@@ -552,26 +552,12 @@ static int pick_replica(struct exchange *x, const struct sw_backend *be)
 static struct upstream *upstream_connect(struct worker *w, __u16 backend, __u8 replica,
 					 const struct sw_addr *addr)
 {
-	struct sockaddr_storage ss = {};
+	struct sockaddr_storage ss;
 	struct upstream *u;
 	socklen_t len;
 	int fd, one = 1;
 
-	if (addr->family == AF_INET) {
-		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-
-		sin->sin_family = AF_INET;
-		sin->sin_port = htons(addr->port);
-		memcpy(&sin->sin_addr, addr->addr, 4);
-		len = sizeof(*sin);
-	} else {
-		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_port = htons(addr->port);
-		memcpy(&sin6->sin6_addr, addr->addr, 16);
-		len = sizeof(*sin6);
-	}
+	len = sw_addr_to_sockaddr(addr, &ss);
 	fd = socket(addr->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0)
 		return NULL;

@@ -195,7 +195,7 @@ void shadow_launch(struct shadow *s, int primary_status)
 {
 	struct worker *w = s->w;
 	const struct sw_backend *be = &w->snap->be[s->backend_id];
-	struct sockaddr_storage ss = {};
+	struct sockaddr_storage ss;
 	const struct sw_addr *a;
 	__u64 now = reactor_now_ms(w->r);
 	__u32 i, idx = 0;
@@ -221,21 +221,7 @@ void shadow_launch(struct shadow *s, int primary_status)
 		return;
 	}
 	a = &be->replicas[idx];
-	if (a->family == AF_INET) {
-		struct sockaddr_in *sin = (struct sockaddr_in *)&ss;
-
-		sin->sin_family = AF_INET;
-		sin->sin_port = htons(a->port);
-		memcpy(&sin->sin_addr, a->addr, 4);
-		len = sizeof(*sin);
-	} else {
-		struct sockaddr_in6 *sin6 = (struct sockaddr_in6 *)&ss;
-
-		sin6->sin6_family = AF_INET6;
-		sin6->sin6_port = htons(a->port);
-		memcpy(&sin6->sin6_addr, a->addr, 16);
-		len = sizeof(*sin6);
-	}
+	len = sw_addr_to_sockaddr(a, &ss);
 	fd = socket(a->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0 || (connect(fd, (struct sockaddr *)&ss, len) && errno != EINPROGRESS)) {
 		if (fd >= 0)

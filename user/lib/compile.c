@@ -67,7 +67,7 @@ typedef unsigned __int128 sw_u128;
 
 /*
  * Distances of augment(): margins and potentials stay far below 2^40, so a distance plus
- * DIST_BIAS is positive and fits 57 bits, with room for 7 more bits below it.
+ * DIST_BIAS is positive and fits 57 bits, with room for an index below it.
  */
 #define DIST_BIAS (1LL << 50)
 #define UNREACHED (1LL << 56)

@@ -335,18 +335,6 @@ int sw_backend_read(struct sw_maps *m, __u32 id, struct sw_backend *b)
 	return map_lookup(m->skel->maps.backends, &id, b, sizeof(*b));
 }
 
-static int cmp_backend(const void *a, const void *b)
-{
-	return strcmp(((const struct sw_policy_backend *)a)->name,
-		      ((const struct sw_policy_backend *)b)->name);
-}
-
-static int cmp_endpoint(const void *a, const void *b)
-{
-	return strcmp(((const struct sw_policy_endpoint *)a)->name,
-		      ((const struct sw_policy_endpoint *)b)->name);
-}
-
 /* Copies a NUL-terminated map string into a model field of the same size, always terminated. */
 #define COPY_STR(dst, src)                                                                         \
 	do {                                                                                       \
@@ -412,8 +400,7 @@ int policy_read(struct sw_maps *m, struct sw_policy *p, struct sw_err *e)
 		p->nr_endpoints++;
 	}
 	/* Ids follow creation order; the model is sorted by name. */
-	qsort(p->backends, p->nr_backends, sizeof(p->backends[0]), cmp_backend);
-	qsort(p->endpoints, p->nr_endpoints, sizeof(p->endpoints[0]), cmp_endpoint);
+	policy_sort(p);
 	return 0;
 }
 

@@ -13,6 +13,7 @@
 
 #include <stdbool.h>
 #include <stddef.h>
+#include <sys/socket.h>
 
 #include "sockway/abi.h"
 #include "err.h"
@@ -106,6 +107,9 @@ int sw_parse_route(const char *s, char out[SW_PREFIX_MAX], struct sw_err *e);
 int sw_parse_host(const char *s, char out[SW_HOST_MAX], struct sw_err *e);
 /* An HTTP header field name (RFC 9110 token). */
 int sw_parse_header_name(const char *s, char out[SW_HEADER_NAME_MAX], struct sw_err *e);
+
+/* The socket address of a replica; returns its length. */
+socklen_t sw_addr_to_sockaddr(const struct sw_addr *a, struct sockaddr_storage *ss);
 
 /* Printers: "a.b.c.d:port" or "[ipv6]:port"; "GET,POST" ("" for 0). Return buf. */
 char *sw_format_addr(const struct sw_addr *a, char *buf, size_t len);
