@@ -101,8 +101,9 @@ static void client_event(struct reactor *r, struct reactor_ev *ev, __u32 events)
 static void upstream_event(struct reactor *r, struct reactor_ev *ev, __u32 events);
 /*
  * Functions that can end an exchange return 0 while it goes on, 1 when it is over (x is
- * freed, the client lives) and -1 when the client is gone too. Callers stop touching x on
- * anything but 0.
+ * freed, the client lives), -1 when the client is gone too, and 2 when it goes on over a
+ * new upstream connection (the old one is freed). Callers stop touching x on 1 and -1 and
+ * the upstream they held on anything but 0.
  */
 static int client_process(struct client *c);
 static int exchange_upstream_failed(struct exchange *x, enum sw_upstream_error kind);
@@ -230,7 +231,7 @@ static void exchange_free(struct exchange *x)
 {
 	unsigned i;
 
-	/* Shadows that were never launched go with their request. */
+	/* Shadows that were never launched go with their request (and count as dropped). */
 	for (i = 0; i < x->nr_shadows; i++)
 		if (x->shadows[i])
 			shadow_discard(x->shadows[i]);
@@ -661,8 +662,12 @@ static int exchange_upstream_failed(struct exchange *x, enum sw_upstream_error k
 	}
 	if (kind == SW_ERR_CONNECT_REFUSED || kind == SW_ERR_TIMEOUT)
 		w->down_until[x->backend_id][x->replica] = reactor_now_ms(w->r) + swd_cfg.down_ms;
-	if (!x->resp_started && kind != SW_ERR_BAD_RESPONSE && replayable && x->tries++ < 1)
-		return upstream_start(x);
+	if (!x->resp_started && kind != SW_ERR_BAD_RESPONSE && replayable && x->tries++ < 1) {
+		int ret = upstream_start(x);
+
+		/* The exchange goes on, but on another connection: the caller's u is gone. */
+		return ret ? ret : 2;
+	}
 	switch (kind) {
 	case SW_ERR_CONNECT_REFUSED:
 		return exchange_fail(x, 503, "%s", "no replica of the backend is reachable");
@@ -688,6 +693,27 @@ static size_t host_without_port(const char *h, size_t len)
 		if (h[i] == ':')
 			return i;
 	return len;
+}
+
+/* "Name: value\r\n", without printf: heads are built on every request. */
+static int buf_header(struct buf *b, const char *name, size_t name_len, const char *value,
+		      size_t value_len)
+{
+	char *p;
+
+	if (buf_reserve(b, name_len + value_len + 4))
+		return -ENOMEM;
+	p = b->data + b->off + b->len;
+	memcpy(p, name, name_len);
+	p += name_len;
+	*p++ = ':';
+	*p++ = ' ';
+	memcpy(p, value, value_len);
+	p += value_len;
+	*p++ = '\r';
+	*p++ = '\n';
+	b->len += name_len + value_len + 4;
+	return 0;
 }
 
 static bool header_is(const struct http_header *h, const char *name)
@@ -727,8 +753,7 @@ static int build_request_head(struct buf *b, const struct http_request *req, con
 			skip |= header_is(h, swd_cfg.strip[j]);
 		if (skip)
 			continue;
-		err = buf_printf(b, "%.*s: %.*s\r\n", (int)h->name_len, h->name, (int)h->value_len,
-				 h->value);
+		err = buf_header(b, h->name, h->name_len, h->value, h->value_len);
 	}
 	if (!err && xff)
 		err = buf_printf(b, "X-Forwarded-For: %.*s, %s\r\n", (int)xff->value_len, xff->value,
@@ -740,8 +765,8 @@ static int build_request_head(struct buf *b, const struct http_request *req, con
 	if (!err && req->body == HTTP_BODY_CHUNKED)
 		err = buf_printf(b, "Transfer-Encoding: chunked\r\n");
 	if (!err && shadow)
-		err = buf_printf(b, "X-Sockway-Shadow: 1\r\nConnection: close\r\n");
-	else if (!err && req->version_minor == 0)
+		err = buf_printf(b, "X-Sockway-Shadow: 1\r\n");
+	if (!err && req->version_minor == 0)
 		err = buf_printf(b, "Connection: keep-alive\r\n");
 	if (!err)
 		err = buf_printf(b, "\r\n");
@@ -896,8 +921,9 @@ static int client_read(struct client *c)
 	ssize_t n;
 
 	for (;;) {
-		if (c->state == C_PROXY && c->x && c->x->req_done &&
-		    c->in.len >= swd_cfg.limits.max_header_bytes)
+		/* Heads and pipelined requests are bounded by the head limit (431 past it). */
+		if ((c->state == C_HEAD || (c->x && c->x->req_done)) &&
+		    c->in.len > swd_cfg.limits.max_header_bytes)
 			break;
 		if (buf_reserve(&c->in, READ_CHUNK)) {
 			client_close(c);
@@ -1053,8 +1079,7 @@ static int response_head(struct exchange *x, const struct http_response *resp, s
 
 		if (http_is_hop_by_hop(&resp->conn, h->name, h->name_len))
 			continue;
-		err = buf_printf(b, "%.*s: %.*s\r\n", (int)h->name_len, h->name, (int)h->value_len,
-				 h->value);
+		err = buf_header(b, h->name, h->name_len, h->value, h->value_len);
 	}
 	if (!err && resp->body == HTTP_BODY_CHUNKED)
 		err = buf_printf(b, "Transfer-Encoding: chunked\r\n");
@@ -1074,8 +1099,7 @@ static int upstream_pump_response(struct upstream *u)
 {
 	struct exchange *x = u->x;
 	struct client *c = x->c;
-	struct buf head = {};
-	size_t n, consumed;
+	size_t n, consumed, head_len;
 	bool done = false;
 	int ret;
 
@@ -1104,17 +1128,14 @@ static int upstream_pump_response(struct upstream *u)
 		if (scratch_resp.body == HTTP_BODY_CHUNKED)
 			http_chunked_init(&x->resp_chunk);
 		exchange_count_status(x, x->status);
-		if (response_head(x, &scratch_resp, &head)) {
-			buf_free(&head);
+		/* The head is queued, not sent: the first body bytes join it in one send. */
+		head_len = c->out.len;
+		if (response_head(x, &scratch_resp, &c->out)) {
 			client_close(c);
 			return -1;
 		}
 		buf_consume(&u->in, scratch_resp.head_len);
-		x->bytes_out += head.len;
-		ret = client_send(c, buf_head(&head), head.len);
-		buf_free(&head);
-		if (ret)
-			return -1;
+		x->bytes_out += c->out.len - head_len;
 		x->resp_sent = true;
 		if (x->req_done)
 			exchange_launch_shadows(x);
@@ -1142,6 +1163,8 @@ static int upstream_pump_response(struct upstream *u)
 		buf_consume(&u->in, n);
 		x->resp_done = done;
 	}
+	if (c->out.len && client_flush(c))
+		return -1;
 	if (x->resp_done)
 		return exchange_finish(x);
 	u->deadline_ms = reactor_now_ms(u->w->r) + swd_cfg.response_timeout_ms;
@@ -1151,7 +1174,7 @@ static int upstream_pump_response(struct upstream *u)
 /* After an exchange ended in an upstream event: start the pipelined request, if any. */
 static void exchange_after(struct client *c, int ret)
 {
-	if (ret > 0 && c->state == C_HEAD && c->in.len)
+	if (ret == 1 && c->state == C_HEAD && c->in.len)
 		client_process(c);
 }
 
@@ -1287,6 +1310,7 @@ void proxy_close_idle(struct worker *w)
 	struct client *c, *cn;
 	__u32 b, i;
 
+	shadow_close_idle(w);
 	for (c = w->clients; c; c = cn) {
 		cn = c->next;
 		if (c->state == C_HEAD && !c->in.len)

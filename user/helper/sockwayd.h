@@ -61,6 +61,7 @@ struct swd_worker_stats {
 struct client;
 struct upstream;
 struct shadow;
+struct shadow_conn;
 
 struct worker {
 	unsigned id;
@@ -76,6 +77,8 @@ struct worker {
 	struct upstream *upstreams;	/* every open upstream connection */
 	struct shadow *shadows;		/* shadow requests in flight */
 	unsigned nr_shadows;
+	struct shadow_conn *shadow_idle; /* idle keep-alive connections to shadow backends */
+	unsigned nr_shadow_idle;
 	unsigned nr_exchanges;		/* requests in flight */
 	/* Per backend: round-robin position, replicas refusing until a time, idle pool. */
 	__u32 rr[SW_MAX_BACKENDS];
@@ -111,6 +114,8 @@ int shadow_append_body(struct shadow *s, const char *buf, size_t len);
 void shadow_launch(struct shadow *s, int primary_status);
 void shadow_discard(struct shadow *s);
 void shadow_tick(struct worker *w);
+/* Closes the idle shadow connections (for draining). */
+void shadow_close_idle(struct worker *w);
 
 /* admin.c */
 int admin_start(struct worker *workers, unsigned nr, struct sw_maps *maps);
