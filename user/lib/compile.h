@@ -13,8 +13,13 @@
  * >= 1024 and <= 2^20. The table is a pure function of (names, weights):
  *   - exact: backend i gets floor or ceil of weight_i / sum * nr_slots slots, and the counts
  *     sum to nr_slots (largest remainder, ties broken by name);
- *   - stable: when weights change, the fraction of slots that change backend stays within
- *     1.1 x the minimum (half the sum of absolute share changes) + 2 / nr_slots.
+ *   - stable: on the changes operators make most (a canary rising, an incremental rollout,
+ *     a rollback, a backend added to or removed from equal ones) the fraction of slots that
+ *     change backend stays within 1.1 x the minimum (half the sum of absolute share
+ *     changes) + 2 / nr_slots; test_compile.c holds it to that. No pure function of the
+ *     weights can be that close on every change ({a,b} -> {a,c} -> {b,c} cannot be minimal
+ *     at each step): moving weight between two of several backends may move up to about
+ *     twice the minimum.
  * Returns 0 or -EINVAL (bad arguments) or -ENOMEM.
  */
 int policy_compile_slots(const struct sw_policy_weight *weights, __u32 nr, __u8 *table,
