@@ -1,4 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
+# shellcheck shell=bash
 #
 # Helpers for the bash integration tests. Each test runs the real sockway binary as root
 # against its own pin directory (SOCKWAY_PIN_ROOT), unpins it at exit, and ends with
@@ -138,15 +139,16 @@ spawn() {
 stop_pid() {
 	kill -"${2:-TERM}" "$1" 2>/dev/null
 	wait "$1" 2>/dev/null
+	# shellcheck disable=SC2034 # read by the tests
 	STOP_RC=$?
 }
 
 # wait_until SECONDS CMD...: runs CMD every 50 ms until it succeeds; 1 if it never did.
 wait_until() {
-	local deadline=$((SECONDS + $1))
+	local deadline=$((${EPOCHREALTIME/./} + $1 * 1000000))
 	shift
 	while ! "$@" >/dev/null 2>&1; do
-		[ "$SECONDS" -ge "$deadline" ] && return 1
+		[ "${EPOCHREALTIME/./}" -ge "$deadline" ] && return 1
 		sleep 0.05
 	done
 }
@@ -168,6 +170,7 @@ start_backend() {
 	local name=$1 p=$2
 	shift 2
 	spawn "backend-$name-$p" "$SWBACKEND" --name "$name" --listen "127.0.0.1:$p" "$@"
+	# shellcheck disable=SC2034 # read by the tests
 	BACKEND_PID=$SPAWNED
 	if ! wait_until 5 backend_stats "$p"; then
 		fail "swbackend $name on port $p did not start" "$(head -c 400 "$TMP/backend-$name-$p.log")"
@@ -241,11 +244,16 @@ cell() {
 		"[.[] | select(.endpoint == \$e and .backend == \$b and .role == \$r) | .counters | $4] | first // 0"
 }
 
+# cell_is ENDPOINT BACKEND ROLE FILTER WANT: the cell's FILTER is WANT (for wait_until).
+cell_is() {
+	[ "$(cell "$1" "$2" "$3" "$4")" = "$5" ]
+}
+
 # settle CMD...: waits up to ~2 s until the output of CMD is the same twice 200 ms apart
 # (shadow copies are sent and counted after the client has its answer).
 settle() {
-	local prev="" cur i
-	for i in $(seq 1 10); do
+	local prev="" cur _
+	for _ in $(seq 1 10); do
 		cur=$("$@" 2>/dev/null)
 		[ -n "$cur" ] && [ "$cur" = "$prev" ] && break
 		prev=$cur

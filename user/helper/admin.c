@@ -77,7 +77,7 @@ static void metrics_cells(struct buf *b)
 		buf_printf(b, "sockway_requests_total{%s} %llu\n", labels,
 			   (unsigned long long)c.requests);
 		for (k = 0; k < 5; k++)
-			buf_printf(b, "sockway_responses_total{%s,class=\"%ux\"} %llu\n", labels, k + 1,
+			buf_printf(b, "sockway_responses_total{%s,class=\"%uxx\"} %llu\n", labels, k + 1,
 				   (unsigned long long)c.status[k]);
 		for (k = 0; k < SW_ERR_MAX; k++)
 			buf_printf(b, "sockway_upstream_errors_total{%s,kind=\"%s\"} %llu\n", labels,
@@ -111,7 +111,7 @@ static void metrics_cells(struct buf *b)
 static void metrics_workers(struct buf *b)
 {
 	static const int statuses[6] = { 400, 413, 414, 417, 431, 505 };
-	__u64 conns = 0, active = 0, unrouted = 0, drops = 0, reloads = 0, bad[6] = {};
+	__u64 conns = 0, active = 0, unrouted = 0, drops = 0, reloads = 0, stale = 0, bad[6] = {};
 	unsigned i, k;
 
 	for (i = 0; i < admin.nr; i++) {
@@ -122,6 +122,7 @@ static void metrics_workers(struct buf *b)
 		unrouted += load(&s->unrouted);
 		drops += load(&s->shadow_drops);
 		reloads += load(&s->policy_reloads);
+		stale += load(&s->policy_stale);
 		for (k = 0; k < 6; k++)
 			bad[k] += load(&s->bad_requests[k]);
 	}
@@ -140,6 +141,9 @@ static void metrics_workers(struct buf *b)
 		      "# HELP sockway_policy_reloads_total Policy copies reloaded by the workers.\n"
 		      "# TYPE sockway_policy_reloads_total counter\n"
 		      "sockway_policy_reloads_total %llu\n"
+		      "# HELP sockway_policy_stale_total Policy reloads given up (a writer stuck mid-commit).\n"
+		      "# TYPE sockway_policy_stale_total counter\n"
+		      "sockway_policy_stale_total %llu\n"
 		      "# HELP sockway_policy_generation The policy generation in the maps.\n"
 		      "# TYPE sockway_policy_generation gauge\n"
 		      "sockway_policy_generation %llu\n"
@@ -147,7 +151,8 @@ static void metrics_workers(struct buf *b)
 		      "# TYPE sockway_bad_requests_total counter\n",
 		   (unsigned long long)conns, (unsigned long long)active,
 		   (unsigned long long)unrouted, (unsigned long long)drops,
-		   (unsigned long long)reloads, (unsigned long long)sw_generation(admin.maps));
+		   (unsigned long long)reloads, (unsigned long long)stale,
+		   (unsigned long long)sw_generation(admin.maps));
 	for (k = 0; k < 6; k++)
 		buf_printf(b, "sockway_bad_requests_total{status=\"%d\"} %llu\n", statuses[k],
 			   (unsigned long long)bad[k]);

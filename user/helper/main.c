@@ -109,6 +109,8 @@ static void worker_tick(struct reactor *r, void *arg)
 	__u64 now = reactor_now_ms(r);
 	unsigned i;
 
+	/* An idle worker follows the policy too, so its first request finds it current. */
+	worker_policy_refresh(w);
 	proxy_tick(w);
 	shadow_tick(w);
 	if (swd_stopping && !w->draining) {

@@ -64,28 +64,39 @@ static int array_read_all(struct bpf_map *map, void *values, __u32 nr)
 	return err;
 }
 
+/* Reads the whole routes map: batches of entries, a few syscalls for all of it. */
 static int routes_read(struct sw_maps *m, struct snapshot *s)
 {
-	struct sw_route_key key, next, *prev = NULL;
-	struct sw_route route;
+	LIBBPF_OPTS(bpf_map_batch_opts, opts);
+	enum { BATCH = 128 };
+	struct sw_route_key keys[BATCH];
+	struct sw_route values[BATCH];
+	/* The batch cursor is opaque (a bucket index for hash maps): room for a key. */
+	__u64 in_batch[2], out_batch[2];
+	int fd = bpf_map__fd(m->skel->maps.routes), err;
 	struct snap_route *r;
-	int fd = bpf_map__fd(m->skel->maps.routes);
+	bool first = true;
+	__u32 count, i;
 
 	memset(s->routes, 0, sizeof(s->routes));
-	while (!bpf_map_get_next_key(fd, prev, &next)) {
-		key = next;
-		prev = &key;
-		/* A key deleted between the two calls is simply gone. */
-		if (bpf_map_lookup_elem(fd, &key, &route))
-			continue;
-		r = route_slot(s, &key, true);
-		if (!r)
-			return -ENOSPC;
-		r->key = key;
-		r->route = route;
-		r->used = true;
-	}
-	return errno == ENOENT ? 0 : -errno;
+	do {
+		count = BATCH;
+		err = bpf_map_lookup_batch(fd, first ? NULL : in_batch, out_batch, keys, values,
+					   &count, &opts);
+		if (err && errno != ENOENT)
+			return -errno;
+		for (i = 0; i < count; i++) {
+			r = route_slot(s, &keys[i], true);
+			if (!r)
+				return -ENOSPC;
+			r->key = keys[i];
+			r->route = values[i];
+			r->used = true;
+		}
+		memcpy(in_batch, out_batch, sizeof(in_batch));
+		first = false;
+	} while (!err);
+	return 0;
 }
 
 int snapshot_load(struct sw_maps *m, const struct snapshot *cur, struct snapshot *next)

@@ -56,6 +56,7 @@ struct swd_worker_stats {
 	__u64 bad_requests[6];	/* 400, 413, 414, 417, 431, 505 */
 	__u64 shadow_drops;	/* shadow samples dropped (queue full, body too big) */
 	__u64 policy_reloads;
+	__u64 policy_stale;	/* refreshes that gave up (a writer stuck mid-commit) */
 };
 
 struct client;
@@ -86,6 +87,7 @@ struct worker {
 	struct upstream *idle[SW_MAX_BACKENDS][SW_MAX_REPLICAS];
 	unsigned nr_idle[SW_MAX_BACKENDS][SW_MAX_REPLICAS];
 	struct swd_worker_stats stats;	/* written by this worker, read by admin (relaxed) */
+	__u64 stale_generation;		/* a generation the worker gave up reading */
 	bool draining;
 	bool stop;
 	__u64 drain_deadline_ms;

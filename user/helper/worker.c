@@ -5,6 +5,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "log.h"
 #include "sockwayd.h"
@@ -91,15 +92,29 @@ __u32 worker_random(struct worker *w)
 void worker_policy_refresh(struct worker *w)
 {
 	struct snapshot *tmp;
-	int err;
+	int err, tries;
+	__u64 gen = __atomic_load_n(&w->maps->ctl->generation, __ATOMIC_ACQUIRE);
 
-	if (__atomic_load_n(&w->maps->ctl->generation, __ATOMIC_ACQUIRE) == w->snap->ctl.generation)
+	if (gen == w->snap->ctl.generation || gen == w->stale_generation)
 		return;
-	err = snapshot_load(w->maps, w->snap, w->spare);
-	if (err) {
-		/* A commit is running: keep deciding on the previous policy, retry next time. */
+	/*
+	 * A commit in flight (or one that lands while we copy) makes the copy retry. Waiting is
+	 * right: a request sent after `sockway traffic set` returned must see the change, and
+	 * a commit takes milliseconds. The bound only guards against a stuck writer.
+	 */
+	for (tries = 0; tries < 1000; tries++) {
+		err = snapshot_load(w->maps, w->snap, w->spare);
 		if (err != -EAGAIN)
-			pr_warn("worker %u: cannot read the policy: %s", w->id, strerror(-err));
+			break;
+		usleep(100);
+	}
+	if (err) {
+		/* Not again for this generation: a stuck writer must not stall every request. */
+		w->stale_generation = gen;
+		w->stats.policy_stale++;
+		pr_warn("worker %u: cannot read policy generation %llu (%s); still deciding on %llu",
+			w->id, (unsigned long long)gen, strerror(-err),
+			(unsigned long long)w->snap->ctl.generation);
 		return;
 	}
 	tmp = w->snap;

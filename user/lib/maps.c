@@ -701,6 +701,10 @@ static int plan_write(struct sw_maps *m, struct commit_plan *plan, const struct 
 					  #call, strerror(-err));                                  \
 	} while (0)
 
+	/* Odd under our lock: a writer died mid-commit. Its half-written copies are inactive
+	 * or already flipped whole, so closing its generation is safe; readers then resume. */
+	if (__atomic_load_n(&m->ctl->generation, __ATOMIC_ACQUIRE) & 1)
+		__atomic_add_fetch(&m->ctl->generation, 1, __ATOMIC_SEQ_CST);
 	__atomic_add_fetch(&m->ctl->generation, 1, __ATOMIC_SEQ_CST);
 
 	/* New cells start from zero before anything can count into them. */
