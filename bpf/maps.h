@@ -3,6 +3,8 @@
  * Every map of sockway. All are pinned by name under /sys/fs/bpf/sockway (the agent sets
  * the pin root), so a second `sockway load` reuses them and keeps the policy, and bpftool
  * shows them with field names from BTF. Keys and values come from include/sockway/abi.h.
+ * Each .bpf.c includes this file; the definitions are weak, so `bpftool gen object` links
+ * them into one map each.
  */
 #ifndef SOCKWAY_MAPS_H
 #define SOCKWAY_MAPS_H
@@ -24,7 +26,7 @@ struct {
 	__type(value, struct sw_route);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} routes SEC(".maps");
+} routes SEC(".maps") __weak;
 
 /* Endpoint id * 2 + copy -> endpoint policy (double buffered). Agent writes; all read. */
 struct {
@@ -33,7 +35,7 @@ struct {
 	__type(key, __u32);
 	__type(value, struct sw_endpoint);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} endpoints SEC(".maps");
+} endpoints SEC(".maps") __weak;
 
 /* Endpoint id * 2 + copy -> slot table of that copy. Agent writes; decision code reads. */
 struct {
@@ -42,7 +44,7 @@ struct {
 	__type(key, __u32);
 	__type(value, struct sw_slot_table);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} slots SEC(".maps");
+} slots SEC(".maps") __weak;
 
 /* Backend id -> name and replicas. Agent writes; sockwayd reads. */
 struct {
@@ -51,7 +53,7 @@ struct {
 	__type(key, __u32);
 	__type(value, struct sw_backend);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} backends SEC(".maps");
+} backends SEC(".maps") __weak;
 
 /* Backend name -> id, so that any process and bpftool resolve names. Agent writes. */
 struct {
@@ -61,7 +63,7 @@ struct {
 	__type(value, __u32);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} backend_ids SEC(".maps");
+} backend_ids SEC(".maps") __weak;
 
 /* Endpoint name -> id. Agent writes. */
 struct {
@@ -71,7 +73,7 @@ struct {
 	__type(value, __u32);
 	__uint(map_flags, BPF_F_NO_PREALLOC);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} endpoint_ids SEC(".maps");
+} endpoint_ids SEC(".maps") __weak;
 
 /*
  * The generation counter and each endpoint's live copy (one entry, mmap-able so that
@@ -84,7 +86,7 @@ struct {
 	__type(value, struct sw_ctl);
 	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} ctl SEC(".maps");
+} ctl SEC(".maps") __weak;
 
 /*
  * Counter cells (endpoint x backend x role), each with one shard per writer; mmap-able so
@@ -98,6 +100,39 @@ struct {
 	__type(value, struct sw_cell);
 	__uint(map_flags, BPF_F_MMAPABLE);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
-} counters SEC(".maps");
+} counters SEC(".maps") __weak;
+
+/*
+ * Local TCP sockets of accelerated cgroups, by tuple. The sockops program adds them; the
+ * sk_msg program (attached to this map) redirects each send into the peer's receive
+ * queue. `sockway accel off` detaches sk_msg and empties the map.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKHASH);
+	__uint(max_entries, 65536);
+	__type(key, struct sw_sock_key);
+	/* A 4-byte value: userspace updates then take a plain int fd (DESIGN.md). */
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sock_hash SEC(".maps") __weak;
+
+/* What the kernel path did, per CPU. sockops and sk_msg add; `sockway status` reads. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sw_accel_stats);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} accel_stats SEC(".maps") __weak;
+
+/* Accelerated cgroups, by cgroup id. The agent writes; `accel list` and `accel on` read. */
+struct {
+	__uint(type, BPF_MAP_TYPE_HASH);
+	__uint(max_entries, 1024);
+	__type(key, __u64);
+	__type(value, struct sw_accel_cgroup);
+	__uint(map_flags, BPF_F_NO_PREALLOC);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} accel_cgroups SEC(".maps") __weak;
 
 #endif /* SOCKWAY_MAPS_H */

@@ -175,6 +175,8 @@ struct sw_slot_table {
 struct sw_ctl {
 	__u64 generation;
 	__u32 active[SW_MAX_ENDPOINTS]; /* which copy (0 or 1) of each endpoint is live */
+	__u32 accel_off;		/* the kill switch: 1 after `sockway accel off` */
+	__u32 pad;
 };
 
 /* Counters of one writer (shard) for one cell. All adds are atomic (relaxed). */
@@ -204,6 +206,33 @@ struct sw_cell {
 	__u32 role;    /* enum sw_role */
 	__u32 pad[13]; /* the shards start on their own cache line */
 	struct sw_counters shard[SW_COUNTER_SHARDS];
+};
+
+/*
+ * sock_hash map key: a local TCP socket by its connection tuple, as its own side sees it.
+ * Addresses in network byte order (IPv4 in the first word), ports in host byte order. The
+ * sk_msg program looks a sender's peer up by the same tuple reversed.
+ */
+struct sw_sock_key {
+	__u32 family; /* AF_INET or AF_INET6 */
+	__u32 local_ip[4];
+	__u32 remote_ip[4];
+	__u32 local_port;
+	__u32 remote_port;
+};
+
+/* accel_stats map value (per CPU): what the kernel path did. */
+struct sw_accel_stats {
+	__u64 sockets;	     /* sockets the sockops program put into sock_hash */
+	__u64 redirected;    /* messages sk_msg moved straight to the peer socket */
+	__u64 redirected_bytes;
+	__u64 passed;	     /* messages whose peer was not local: the normal TCP path */
+	__u64 passed_bytes;
+};
+
+/* accel_cgroups map value, keyed by cgroup id: a cgroup whose sockets are accelerated. */
+struct sw_accel_cgroup {
+	char path[256]; /* as given to `sockway accel add`, for `accel list` and `accel on` */
 };
 
 /*

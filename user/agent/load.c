@@ -9,6 +9,7 @@
 #include <bpf/libbpf.h>
 
 #include "sockway.skel.h"
+#include "accel.h"
 #include "main.h"
 
 static int no_args(const char *cmd, int argc, char **argv)
@@ -36,6 +37,18 @@ int do_load(int argc, char **argv)
 	err = sw_load(&info, &e);
 	if (err)
 		return agent_fail(&e, err);
+	if (info.reused) {
+		struct sw_maps m;
+
+		/* The programs were replaced: move the fast path's attachments over. */
+		err = agent_open(&m, true);
+		if (err)
+			return err;
+		err = sw_accel_reattach(&m, &e);
+		sw_maps_close(&m);
+		if (err)
+			return agent_fail(&e, err);
+	}
 	if (agent_cfg.json)
 		return json_print(json_pack("{s:b, s:s, s:b, s:b}", "loaded", 1, "pin_root",
 					    sw_pin_root(), "reused", info.reused, "mounted_bpffs",
@@ -79,7 +92,9 @@ static __u32 obj_id(int fd, bool prog)
 
 int do_status(int argc, char **argv)
 {
-	__u32 nr_backends = 0, nr_endpoints = 0, nr_cells = 0, id;
+	__u32 nr_backends = 0, nr_endpoints = 0, nr_cells = 0, nr_cgroups, id;
+	struct sw_accel_stats ast;
+	__u64 cgid, *prev;
 	json_t *jmaps = NULL, *jprogs = NULL;
 	struct bpf_program *prog;
 	struct sw_endpoint ep;
@@ -131,15 +146,23 @@ int do_status(int argc, char **argv)
 		if (fd >= 0)
 			close(fd);
 	}
+	nr_cgroups = 0;
+	for (prev = NULL; !bpf_map_get_next_key(bpf_map__fd(m.skel->maps.accel_cgroups), prev, &cgid);
+	     prev = &cgid)
+		nr_cgroups++;
+	if (sw_accel_stats_read(&m, &ast))
+		memset(&ast, 0, sizeof(ast));
 	if (agent_cfg.json) {
-		err = json_print(
-			json_pack("{s:b, s:s, s:I, s:{s:i, s:i}, s:{s:i, s:i}, s:{s:i, s:i}, "
-				  "s:o, s:o}",
-				  "loaded", 1, "pin_root", sw_pin_root(), "generation",
-				  (json_int_t)sw_generation(&m), "backends", "count", nr_backends,
-				  "limit", SW_MAX_BACKENDS, "endpoints", "count", nr_endpoints,
-				  "limit", SW_MAX_ENDPOINTS, "counter_cells", "count", nr_cells,
-				  "limit", SW_MAX_CELLS, "maps", jmaps, "programs", jprogs));
+		err = json_print(json_pack(
+			"{s:b, s:s, s:I, s:{s:i, s:i}, s:{s:i, s:i}, s:{s:i, s:i}, s:{s:b, s:i, s:I, "
+			"s:I}, s:o, s:o}",
+			"loaded", 1, "pin_root", sw_pin_root(), "generation",
+			(json_int_t)sw_generation(&m), "backends", "count", nr_backends, "limit",
+			SW_MAX_BACKENDS, "endpoints", "count", nr_endpoints, "limit", SW_MAX_ENDPOINTS,
+			"counter_cells", "count", nr_cells, "limit", SW_MAX_CELLS, "accel", "on",
+			sw_accel_is_on(&m), "cgroups", nr_cgroups, "redirected",
+			(json_int_t)ast.redirected, "redirected_bytes", (json_int_t)ast.redirected_bytes,
+			"maps", jmaps, "programs", jprogs));
 		goto cleanup;
 	}
 	printf("loaded:     yes, pinned under %s\n", sw_pin_root());
@@ -147,6 +170,10 @@ int do_status(int argc, char **argv)
 	printf("backends:   %u of %u\n", nr_backends, SW_MAX_BACKENDS);
 	printf("endpoints:  %u of %u\n", nr_endpoints, SW_MAX_ENDPOINTS);
 	printf("counters:   %u of %u cells\n", nr_cells, SW_MAX_CELLS);
+	printf("accel:      %s, %u cgroup%s; %llu sends (%llu bytes) took the kernel path\n",
+	       sw_accel_is_on(&m) ? "on" : "off (kill switch)", nr_cgroups,
+	       nr_cgroups == 1 ? "" : "s", (unsigned long long)ast.redirected,
+	       (unsigned long long)ast.redirected_bytes);
 	printf("maps:      ");
 	for (size_t i = 0; i < json_array_size(jmaps); i++) {
 		json_t *j = json_array_get(jmaps, i);

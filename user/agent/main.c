@@ -196,6 +196,7 @@ static int do_help(int argc, char **argv)
 		"       sockway apply    -f FILE|- [--dry-run]\n"
 		"       sockway export\n"
 		"       sockway explain  PATH [--host HOST] [--method M] [--key KEY ...]\n"
+		"       sockway accel    { add | del | list | on | off | help }\n"
 		"\n"
 		"OPTIONS := { -j|--json | -v|--verbose | -h|--help | -V|--version }\n"
 		"Commands and objects may be abbreviated to a unique prefix.\n"
@@ -209,7 +210,7 @@ static const struct cmd top_cmds[] = {
 	{"backend", do_backend}, {"endpoint", do_endpoint}, {"traffic", do_traffic},
 	{"shadow", do_shadow},	 {"stats", do_stats},	    {"apply", do_apply},
 	{"export", do_export},	 {"explain", do_explain},   {"load", do_load},
-	{"unload", do_unload},
+	{"unload", do_unload},	 {"accel", do_accel},
 	{"status", do_status},	 {"help", do_help},	    {NULL, NULL},
 };
 

@@ -71,5 +71,6 @@ int do_stats(int argc, char **argv);
 int do_apply(int argc, char **argv);
 int do_export(int argc, char **argv);
 int do_explain(int argc, char **argv);
+int do_accel(int argc, char **argv);
 
 #endif /* SOCKWAY_AGENT_MAIN_H */

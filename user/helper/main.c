@@ -13,9 +13,12 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <fcntl.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include "accel.h"
 #include "log.h"
 #include "policy.h"
 #include "sockwayd.h"
@@ -52,7 +55,9 @@ static void usage(FILE *f)
 		"  --shadow-body-max BYTES   request bodies kept for shadows and retries (default 65536)\n"
 		"  --shadow-queue N          shadow requests in flight per worker (default 1024)\n"
 		"  --shadow-strip-header H   remove header H from shadow copies (repeat; e.g.\n"
-		"                            Authorization, Cookie)\n",
+		"                            Authorization, Cookie)\n"
+		"Kernel fast path:\n"
+		"  --no-accel                do not join the accelerated cgroup CGROUP2/sockway\n",
 		SWD_MAX_WORKERS);
 }
 
@@ -82,6 +87,81 @@ static int parse_number(const char *opt, const char *s, unsigned long long max,
 		return -EINVAL;
 	}
 	return 0;
+}
+
+/*
+ * Moves the process into <cgroup2 mount>/sockway and accelerates that cgroup, so that its
+ * connections to local peers in accelerated cgroups skip the TCP stack. Any failure leaves
+ * sockwayd on plain TCP, which always works.
+ */
+/* The cgroup v2 directory sockwayd started in, to go back to on exit. */
+static char accel_home[2 * PATH_MAX];
+static char accel_dir[2 * PATH_MAX];
+
+/* Writes our pid into dir/cgroup.procs: the whole process (every thread) moves. */
+static int cgroup_enter(const char *dir)
+{
+	char path[2 * PATH_MAX + 16], pid[32];
+	int fd, n, err = 0;
+
+	snprintf(path, sizeof(path), "%s/cgroup.procs", dir);
+	fd = open(path, O_WRONLY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	n = snprintf(pid, sizeof(pid), "%d", getpid());
+	if (write(fd, pid, n) != n)
+		err = -errno;
+	close(fd);
+	return err;
+}
+
+/* Leaves the sockway cgroup for the one we came from, and removes it if nobody is left. */
+static void accel_leave(void)
+{
+	if (!accel_dir[0] || !accel_home[0] || cgroup_enter(accel_home))
+		return;
+	rmdir(accel_dir);
+}
+
+static void accel_join(struct sw_maps *maps)
+{
+	char root[PATH_MAX], path[PATH_MAX + 16], line[PATH_MAX];
+	struct sw_err e = {};
+	FILE *f;
+	int err;
+
+	if (sw_cgroup2_mount(root, sizeof(root), &e)) {
+		pr_info("kernel fast path unused: %s", e.msg);
+		return;
+	}
+	/* "0::/some/path" is our place in the v2 hierarchy. */
+	f = fopen("/proc/self/cgroup", "r");
+	while (f && fgets(line, sizeof(line), f))
+		if (!strncmp(line, "0::", 3)) {
+			line[strcspn(line, "\n")] = '\0';
+			snprintf(accel_home, sizeof(accel_home), "%s%s", root, line + 3);
+		}
+	if (f)
+		fclose(f);
+	snprintf(path, sizeof(path), "%s/sockway", root);
+	if (mkdir(path, 0755) && errno != EEXIST) {
+		pr_warn("kernel fast path unused: cannot create %s: %s", path, strerror(errno));
+		return;
+	}
+	err = cgroup_enter(path);
+	if (err) {
+		pr_warn("kernel fast path unused: cannot join %s: %s", path, strerror(-err));
+		return;
+	}
+	snprintf(accel_dir, sizeof(accel_dir), "%s", path);
+	err = sw_maps_lock(maps, &e);
+	if (!err)
+		err = sw_accel_add(maps, path, &e);
+	sw_maps_unlock(maps);
+	if (err)
+		pr_warn("kernel fast path unused: %s", e.msg);
+	else
+		pr_info("joined %s (kernel fast path %s)", path, sw_accel_is_on(maps) ? "on" : "off");
 }
 
 static int listener_open(const struct sockaddr_storage *ss, socklen_t len)
@@ -183,7 +263,7 @@ int main(int argc, char **argv)
 		OPT_LISTEN = 256, OPT_ADMIN, OPT_WORKERS, OPT_MAX_LINE, OPT_MAX_HEAD,
 		OPT_MAX_HEADERS, OPT_MAX_BODY, OPT_T_HEADER, OPT_T_KEEPALIVE, OPT_T_BODY,
 		OPT_T_CONNECT, OPT_T_RESPONSE, OPT_DRAIN, OPT_POOL, OPT_DOWN, OPT_SHADOW_BODY,
-		OPT_SHADOW_QUEUE, OPT_STRIP,
+		OPT_SHADOW_QUEUE, OPT_STRIP, OPT_NO_ACCEL,
 	};
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, OPT_LISTEN },
@@ -206,6 +286,7 @@ int main(int argc, char **argv)
 		{ "shadow-body-max", required_argument, NULL, OPT_SHADOW_BODY },
 		{ "shadow-queue", required_argument, NULL, OPT_SHADOW_QUEUE },
 		{ "shadow-strip-header", required_argument, NULL, OPT_STRIP },
+		{ "no-accel", no_argument, NULL, OPT_NO_ACCEL },
 		{ NULL, 0, NULL, 0 },
 	};
 	static struct worker workers[SWD_MAX_WORKERS];
@@ -323,6 +404,9 @@ int main(int argc, char **argv)
 			}
 			swd_cfg.strip[swd_cfg.nr_strip++] = optarg;
 			break;
+		case OPT_NO_ACCEL:
+			swd_cfg.no_accel = true;
+			break;
 		default:
 			usage(stderr);
 			return 2;
@@ -350,6 +434,9 @@ int main(int argc, char **argv)
 		pr_warn("%s", e.msg);
 		return 1;
 	}
+
+	if (!swd_cfg.no_accel)
+		accel_join(&maps);
 
 	/* Workers inherit this mask: only the main thread takes SIGTERM and SIGINT. */
 	sigemptyset(&sigs);
@@ -383,6 +470,7 @@ int main(int argc, char **argv)
 	for (i = 0; i < swd_cfg.workers; i++)
 		pthread_join(workers[i].thread, NULL);
 	admin_stop();
+	accel_leave();
 	sw_maps_close(&maps);
 	fprintf(stderr, "sockwayd: stopped\n");
 	return 0;

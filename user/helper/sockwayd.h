@@ -44,6 +44,7 @@ struct swd_config {
 	unsigned shadow_queue;		   /* shadow requests in flight per worker */
 	const char *strip[SWD_MAX_STRIP];  /* headers removed from shadow copies */
 	unsigned nr_strip;
+	bool no_accel;			   /* stay out of the kernel fast path */
 };
 
 extern struct swd_config swd_cfg;

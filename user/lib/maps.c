@@ -84,6 +84,8 @@ static int prog_pin(struct bpf_program *prog, struct sw_err *e)
 	return 0;
 }
 
+static int pin_dir_remove(const char *path, struct sw_err *e);
+
 int sw_load(struct sw_load_info *info, struct sw_err *e)
 {
 	LIBBPF_OPTS(bpf_object_open_opts, opts, .pin_root_path = sw_pin_root());
@@ -101,6 +103,9 @@ int sw_load(struct sw_load_info *info, struct sw_err *e)
 	info->reused = access(bpf_map__pin_path(skel->maps.ctl), F_OK) == 0;
 	/* libbpf reuses every map already pinned by name, and pins the new ones. */
 	err = sockway__load(skel);
+	if (err && !info->reused)
+		/* Leave no half-made directory behind: the next load starts clean. */
+		pin_dir_remove(sw_pin_root(), NULL);
 	if (err) {
 		sw_errorf(e, err, "cannot load the BPF object: %s%s", strerror(-err),
 			  info->reused ? "; if an older sockway pinned these maps, run "
@@ -272,6 +277,13 @@ int sw_maps_lock(struct sw_maps *m, struct sw_err *e)
 		return sw_errorf(e, -errno, "cannot lock %s: %s", sw_pin_root(), strerror(errno));
 	m->locked = true;
 	return 0;
+}
+
+void sw_maps_unlock(struct sw_maps *m)
+{
+	if (m->locked)
+		flock(m->dir_fd, LOCK_UN);
+	m->locked = false;
 }
 
 __u64 sw_generation(const struct sw_maps *m)

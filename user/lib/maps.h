@@ -51,8 +51,9 @@ int sw_unload(struct sw_err *e);
 /* Opens the pinned maps: -ENOENT with "run `sockway load` first" when nothing is loaded. */
 int sw_maps_open(struct sw_maps *m, struct sw_err *e);
 void sw_maps_close(struct sw_maps *m);
-/* Takes the writers' lock (blocking). sw_maps_close() releases it. */
+/* Takes the writers' lock (blocking). sw_maps_unlock() or sw_maps_close() releases it. */
 int sw_maps_lock(struct sw_maps *m, struct sw_err *e);
+void sw_maps_unlock(struct sw_maps *m);
 
 /* Reads the live policy (every endpoint's active copy) into p. */
 int policy_read(struct sw_maps *m, struct sw_policy *p, struct sw_err *e);

@@ -1,0 +1,51 @@
+// SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
+/*
+ * sockops: attached to each accelerated cgroup, it puts every TCP socket of the cgroup
+ * that reaches ESTABLISHED (both ends: connect and accept) into sock_hash, keyed by its
+ * tuple, where the sk_msg program can find it as somebody's peer.
+ */
+#include "maps.h"
+#include <bpf/bpf_endian.h>
+
+char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+#define AF_INET 2
+#define AF_INET6 10
+
+
+SEC("sockops")
+int sock_track(struct bpf_sock_ops *ops)
+{
+	struct sw_sock_key key = {};
+	struct sw_accel_stats *st;
+	__u32 zero = 0;
+
+	if (ops->op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB &&
+	    ops->op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB)
+		return 1;
+	if (ops->family != AF_INET && ops->family != AF_INET6)
+		return 1;
+	key.family = ops->family;
+	if (ops->family == AF_INET) {
+		key.local_ip[0] = ops->local_ip4;
+		key.remote_ip[0] = ops->remote_ip4;
+	} else {
+		key.local_ip[0] = ops->local_ip6[0];
+		key.local_ip[1] = ops->local_ip6[1];
+		key.local_ip[2] = ops->local_ip6[2];
+		key.local_ip[3] = ops->local_ip6[3];
+		key.remote_ip[0] = ops->remote_ip6[0];
+		key.remote_ip[1] = ops->remote_ip6[1];
+		key.remote_ip[2] = ops->remote_ip6[2];
+		key.remote_ip[3] = ops->remote_ip6[3];
+	}
+	key.local_port = ops->local_port;
+	/* remote_port holds the network-order port in its upper half on little endian. */
+	key.remote_port = bpf_ntohl(ops->remote_port);
+	if (bpf_sock_hash_update(ops, &sock_hash, &key, BPF_ANY))
+		return 1;
+	st = bpf_map_lookup_elem(&accel_stats, &zero);
+	if (st)
+		st->sockets++;
+	return 1;
+}

@@ -1,0 +1,261 @@
+// SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/statfs.h>
+#include <unistd.h>
+
+#include <linux/magic.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "sockway.skel.h"
+#include "accel.h"
+
+int sw_cgroup2_mount(char *buf, size_t len, struct sw_err *e)
+{
+	char dev[256], dir[PATH_MAX], type[64];
+	FILE *f = fopen("/proc/mounts", "r");
+	int found = 0;
+
+	if (!f)
+		return sw_errorf(e, -errno, "cannot read /proc/mounts: %s", strerror(errno));
+	while (!found && fscanf(f, "%255s %4095s %63s %*s %*d %*d", dev, dir, type) == 3)
+		if (!strcmp(type, "cgroup2")) {
+			snprintf(buf, len, "%s", dir);
+			found = 1;
+		}
+	fclose(f);
+	if (!found)
+		return sw_errorf(e, -ENOENT,
+				 "no cgroup v2 hierarchy is mounted; mount one with \"mount -t "
+				 "cgroup2 none /sys/fs/cgroup/unified\"");
+	return 0;
+}
+
+/* The path under the cgroup v2 mount, made absolute, and its cgroup id. */
+static int cgroup_resolve(const char *path, char *real, __u64 *id, struct sw_err *e)
+{
+	struct statfs sfs;
+	struct stat st;
+
+	if (!realpath(path, real))
+		return sw_errorf(e, -errno, "cgroup %s: %s", path, strerror(errno));
+	if (statfs(real, &sfs) || sfs.f_type != CGROUP2_SUPER_MAGIC)
+		return sw_errorf(e, -EINVAL,
+				 "%s is not a cgroup v2 directory; give a directory under the cgroup2 "
+				 "mount (see /proc/mounts)",
+				 real);
+	if (stat(real, &st))
+		return sw_errorf(e, -errno, "cgroup %s: %s", real, strerror(errno));
+	/* On cgroup v2 the directory's inode number is the cgroup id (kernfs). */
+	*id = st.st_ino;
+	return 0;
+}
+
+static void link_path(char *buf, size_t len, __u64 id)
+{
+	snprintf(buf, len, "%s/accel_%llu", sw_pin_root(), (unsigned long long)id);
+}
+
+static int prog_fd(struct bpf_program *prog)
+{
+	char path[PATH_MAX];
+
+	snprintf(path, sizeof(path), "%s/%s", sw_pin_root(), bpf_program__name(prog));
+	return bpf_obj_get(path);
+}
+
+/* Attaches sockops to one cgroup through a pinned link (the link outlives the agent). */
+static int cgroup_attach(struct sw_maps *m, const char *path, __u64 id, struct sw_err *e)
+{
+	char lpath[PATH_MAX];
+	int cg, prog, link, err = 0;
+
+	link_path(lpath, sizeof(lpath), id);
+	if (!access(lpath, F_OK))
+		return 0;
+	cg = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (cg < 0)
+		return sw_errorf(e, -errno, "cannot open cgroup %s: %s", path, strerror(errno));
+	prog = prog_fd(m->skel->progs.sock_track);
+	if (prog < 0) {
+		err = sw_errorf(e, -errno, "the sockops program is not pinned; run \"sockway load\"");
+		goto cleanup;
+	}
+	link = bpf_link_create(prog, cg, BPF_CGROUP_SOCK_OPS, NULL);
+	if (link < 0) {
+		err = sw_errorf(e, -errno, "cannot attach sockops to %s: %s", path,
+				strerror(errno));
+		goto cleanup;
+	}
+	if (bpf_obj_pin(link, lpath))
+		err = sw_errorf(e, -errno, "cannot pin %s: %s", lpath, strerror(errno));
+	close(link);
+cleanup:
+	if (prog >= 0)
+		close(prog);
+	close(cg);
+	return err;
+}
+
+/* Attaches the sk_msg program to sock_hash (replacing an older one). */
+static int verdict_attach(struct sw_maps *m, struct sw_err *e)
+{
+	int prog = prog_fd(m->skel->progs.msg_redirect), err = 0;
+
+	if (prog < 0)
+		return sw_errorf(e, -errno, "the sk_msg program is not pinned; run \"sockway load\"");
+	if (bpf_prog_attach(prog, bpf_map__fd(m->skel->maps.sock_hash), BPF_SK_MSG_VERDICT, 0))
+		err = sw_errorf(e, -errno, "cannot attach sk_msg to sock_hash: %s", strerror(errno));
+	close(prog);
+	return err;
+}
+
+bool sw_accel_is_on(const struct sw_maps *m)
+{
+	return !__atomic_load_n(&m->ctl->accel_off, __ATOMIC_ACQUIRE);
+}
+
+int sw_accel_add(struct sw_maps *m, const char *path, struct sw_err *e)
+{
+	struct sw_accel_cgroup val = {};
+	char real[PATH_MAX];
+	__u64 id;
+	int err;
+
+	err = cgroup_resolve(path, real, &id, e);
+	if (err)
+		return err;
+	if (strlen(real) >= sizeof(val.path))
+		return sw_errorf(e, -ENAMETOOLONG, "cgroup path %s is too long (limit %zu)", real,
+				 sizeof(val.path) - 1);
+	strcpy(val.path, real);
+	err = bpf_map__update_elem(m->skel->maps.accel_cgroups, &id, sizeof(id), &val,
+				   sizeof(val), BPF_ANY);
+	if (err)
+		return sw_errorf(e, err, "cannot record cgroup %s: %s", real, strerror(-err));
+	if (!sw_accel_is_on(m))
+		return 0;
+	err = verdict_attach(m, e);
+	return err ? err : cgroup_attach(m, real, id, e);
+}
+
+int sw_accel_del(struct sw_maps *m, const char *path, struct sw_err *e)
+{
+	char real[PATH_MAX], lpath[PATH_MAX];
+	__u64 id;
+	int err;
+
+	err = cgroup_resolve(path, real, &id, e);
+	if (err)
+		return err;
+	if (bpf_map__delete_elem(m->skel->maps.accel_cgroups, &id, sizeof(id), 0))
+		return sw_errorf(e, -ENOENT, "cgroup %s is not accelerated; see \"sockway accel "
+					     "list\"", real);
+	link_path(lpath, sizeof(lpath), id);
+	/* The pin holds the last reference: unlinking it detaches the program. */
+	if (unlink(lpath) && errno != ENOENT)
+		return sw_errorf(e, -errno, "cannot unpin %s: %s", lpath, strerror(errno));
+	return 0;
+}
+
+/* Deletes every entry of sock_hash: each socket gets its own protocol ops back. */
+static void sock_hash_flush(struct sw_maps *m)
+{
+	int fd = bpf_map__fd(m->skel->maps.sock_hash);
+	struct sw_sock_key key;
+
+	while (!bpf_map_get_next_key(fd, NULL, &key))
+		if (bpf_map_delete_elem(fd, &key))
+			break;
+}
+
+int sw_accel_set(struct sw_maps *m, bool on, struct sw_err *e)
+{
+	struct sw_accel_cgroup val;
+	char lpath[PATH_MAX];
+	__u64 key, *prev = NULL;
+	int prog, err = 0;
+
+	__atomic_store_n(&m->ctl->accel_off, !on, __ATOMIC_RELEASE);
+	if (on)
+		err = verdict_attach(m, e);
+	while (!bpf_map_get_next_key(bpf_map__fd(m->skel->maps.accel_cgroups), prev, &key)) {
+		prev = &key;
+		if (!on) {
+			link_path(lpath, sizeof(lpath), key);
+			unlink(lpath);
+		} else if (!err && !bpf_map_lookup_elem(bpf_map__fd(m->skel->maps.accel_cgroups),
+							&key, &val)) {
+			err = cgroup_attach(m, val.path, key, e);
+		}
+	}
+	if (on)
+		return err;
+	/* No new socket joins now; detach the redirect, then let the sockets go. */
+	prog = prog_fd(m->skel->progs.msg_redirect);
+	if (prog >= 0) {
+		bpf_prog_detach2(prog, bpf_map__fd(m->skel->maps.sock_hash), BPF_SK_MSG_VERDICT);
+		close(prog);
+	}
+	sock_hash_flush(m);
+	return 0;
+}
+
+int sw_accel_reattach(struct sw_maps *m, struct sw_err *e)
+{
+	char lpath[PATH_MAX];
+	__u64 key, *prev = NULL;
+	int prog, link, err = 0;
+
+	if (!sw_accel_is_on(m))
+		return 0;
+	prog = prog_fd(m->skel->progs.sock_track);
+	if (prog < 0)
+		return sw_errorf(e, -errno, "the sockops program is not pinned");
+	while (!err && !bpf_map_get_next_key(bpf_map__fd(m->skel->maps.accel_cgroups), prev, &key)) {
+		prev = &key;
+		link_path(lpath, sizeof(lpath), key);
+		link = bpf_obj_get(lpath);
+		if (link < 0)
+			continue;
+		if (bpf_link_update(link, prog, NULL))
+			err = sw_errorf(e, -errno, "cannot update %s: %s", lpath, strerror(errno));
+		close(link);
+	}
+	close(prog);
+	/* sk_msg: an attach replaces the program the map holds; only if anything uses it. */
+	if (!err && prev)
+		err = verdict_attach(m, e);
+	return err;
+}
+
+int sw_accel_stats_read(struct sw_maps *m, struct sw_accel_stats *out)
+{
+	int ncpu = libbpf_num_possible_cpus(), i, err;
+	struct sw_accel_stats *per;
+	__u32 zero = 0;
+
+	if (ncpu <= 0)
+		return -EINVAL;
+	per = calloc(ncpu, sizeof(*per));
+	if (!per)
+		return -ENOMEM;
+	err = bpf_map__lookup_elem(m->skel->maps.accel_stats, &zero, sizeof(zero), per,
+				   sizeof(*per) * ncpu, 0);
+	memset(out, 0, sizeof(*out));
+	for (i = 0; !err && i < ncpu; i++) {
+		out->sockets += per[i].sockets;
+		out->redirected += per[i].redirected;
+		out->redirected_bytes += per[i].redirected_bytes;
+		out->passed += per[i].passed;
+		out->passed_bytes += per[i].passed_bytes;
+	}
+	free(per);
+	return err;
+}
