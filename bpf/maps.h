@@ -105,7 +105,7 @@ struct {
 /*
  * Local TCP sockets of accelerated cgroups, by tuple. The sockops program adds them; the
  * sk_msg program (attached to this map) redirects each send into the peer's receive
- * queue. `sockway accel off` detaches sk_msg and empties the map.
+ * queue, unless ctl.accel_off. Sockets leave the map when they close.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_SOCKHASH);

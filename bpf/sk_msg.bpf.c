@@ -12,16 +12,41 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 #define AF_INET 2
 
+static __always_inline void count(int redirected, __u64 size)
+{
+	struct sw_accel_stats *st;
+	__u32 zero = 0;
+
+	st = bpf_map_lookup_elem(&accel_stats, &zero);
+	if (!st)
+		return;
+	if (redirected) {
+		st->redirected++;
+		st->redirected_bytes += size;
+	} else {
+		st->passed++;
+		st->passed_bytes += size;
+	}
+}
+
 SEC("sk_msg")
 int msg_redirect(struct sk_msg_md *msg)
 {
 	struct sw_sock_key peer = {};
-	struct sw_accel_stats *st;
+	const struct sw_ctl *c;
 	/* Read ctx fields once, up front: the verifier refuses a ctx pointer that clang
 	 * offsets to share a load between branches. */
 	__u64 size = msg->size;
 	__u32 zero = 0;
 	long ret;
+
+	/* The kill switch: pass everything to TCP. Sockets stay in the map until they
+	 * close, so what was redirected before is still read first, in order. */
+	c = bpf_map_lookup_elem(&ctl, &zero);
+	if (!c || c->accel_off) {
+		count(0, size);
+		return SK_PASS;
+	}
 
 	/* The peer's tuple is ours reversed. */
 	peer.family = msg->family;
@@ -42,15 +67,6 @@ int msg_redirect(struct sk_msg_md *msg)
 	peer.remote_port = msg->local_port;
 	/* SK_DROP here only means "no such peer": nothing was set up, the send goes on. */
 	ret = bpf_msg_redirect_hash(msg, &sock_hash, &peer, BPF_F_INGRESS);
-	st = bpf_map_lookup_elem(&accel_stats, &zero);
-	if (st) {
-		if (ret == SK_PASS) {
-			st->redirected++;
-			st->redirected_bytes += size;
-		} else {
-			st->passed++;
-			st->passed_bytes += size;
-		}
-	}
+	count(ret == SK_PASS, size);
 	return SK_PASS;
 }

@@ -19,9 +19,12 @@ fi
 
 # Processes a test started (backends, sockwayd, clients), stopped by PID at exit.
 LIB_PIDS=()
+# cgroup v2 directories a test created (cgroup_new), removed at exit once their processes
+# are gone, children first.
+LIB_CGROUPS=()
 
 lib_cleanup() {
-	local pid
+	local pid i _
 	for pid in "${LIB_PIDS[@]}"; do
 		kill -KILL "$pid" 2>/dev/null
 	done
@@ -29,8 +32,18 @@ lib_cleanup() {
 		wait "$pid" 2>/dev/null
 	done
 	if [ -d "$SOCKWAY_PIN_ROOT" ]; then
+		# A test that accelerated cgroups turns the kernel path off before unpinning it.
+		[ ${#LIB_CGROUPS[@]} -gt 0 ] && "$SOCKWAY" accel off >/dev/null 2>&1
 		"$SOCKWAY" unload >/dev/null 2>&1 || rm -rf "$SOCKWAY_PIN_ROOT"
 	fi
+	for ((i = ${#LIB_CGROUPS[@]} - 1; i >= 0; i--)); do
+		for _ in $(seq 1 20); do
+			if rmdir "${LIB_CGROUPS[i]}" 2>/dev/null || [ ! -d "${LIB_CGROUPS[i]}" ]; then
+				break
+			fi
+			sleep 0.05
+		done
+	done
 	rm -rf "$TMP"
 }
 trap lib_cleanup EXIT
@@ -106,6 +119,15 @@ le() {
 	fi
 }
 
+# ge DESC A B: A >= B, as numbers.
+ge() {
+	if awk -v a="$2" -v b="$3" 'BEGIN { exit !(a >= b) }'; then
+		pass "$1"
+	else
+		fail "$1" "$2 < $3"
+	fi
+}
+
 finish() {
 	echo "$PASS passed, $FAIL failed"
 	[ "$FAIL" -eq 0 ]
@@ -124,12 +146,33 @@ port() {
 	echo $((PORT_BASE + $1))
 }
 
+# The cgroup v2 mount (empty if there is none).
+CGROUP2=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
+
+# cgroup_new NAME [PARENT]: creates the cgroup v2 directory sockway-test-$$-NAME under PARENT
+# (default: the cgroup2 mount), removed at exit; its path is in $CGROUP.
+cgroup_new() {
+	CGROUP=${2:-$CGROUP2}/sockway-test-$$-$1
+	mkdir "$CGROUP" || return 1
+	LIB_CGROUPS+=("$CGROUP")
+}
+
+# lib_exec CMD...: in a subshell (a background job or "( ... )"), moves it into the cgroup v2
+# directory $SPAWN_CGROUP when that is set, then execs CMD, which keeps the subshell's PID.
+# "SPAWN_CGROUP=DIR spawn ..." (or start_backend, start_sockwayd, client) runs CMD in DIR.
+lib_exec() {
+	if [ -n "${SPAWN_CGROUP:-}" ]; then
+		echo "$BASHPID" >"$SPAWN_CGROUP/cgroup.procs" || exit 126
+	fi
+	exec "$@"
+}
+
 # spawn NAME CMD...: starts CMD in the background with its output in $TMP/NAME.log, records
 # its PID for the cleanup and leaves it in $SPAWNED.
 spawn() {
 	local name=$1
 	shift
-	"$@" >"$TMP/$name.log" 2>&1 &
+	lib_exec "$@" >"$TMP/$name.log" 2>&1 &
 	SPAWNED=$!
 	LIB_PIDS+=("$SPAWNED")
 }
@@ -184,7 +227,7 @@ start_sockwayd() {
 	local p=$1 a=$2
 	shift 2
 	SWD_LOG=$TMP/sockwayd-$p-$SECONDS-$RANDOM.log
-	"$SOCKWAYD" --listen "127.0.0.1:$p" --admin "127.0.0.1:$a" "$@" >"$SWD_LOG" 2>&1 &
+	lib_exec "$SOCKWAYD" --listen "127.0.0.1:$p" --admin "127.0.0.1:$a" "$@" >"$SWD_LOG" 2>&1 &
 	SWD_PID=$!
 	LIB_PIDS+=("$SWD_PID")
 	if ! wait_until 5 grep -q '; ready' "$SWD_LOG"; then
@@ -198,7 +241,7 @@ start_sockwayd() {
 client() {
 	local path=$1
 	shift
-	if ! "$SWCLIENT" --url "$SWD_URL$path" "$@" >"$TMP/client.json" 2>"$TMP/client.err"; then
+	if ! (lib_exec "$SWCLIENT" --url "$SWD_URL$path" "$@") >"$TMP/client.json" 2>"$TMP/client.err"; then
 		fail "swclient $path $* could not run" "$(head -c 400 "$TMP/client.err")"
 		return 1
 	fi

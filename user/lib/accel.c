@@ -164,27 +164,19 @@ int sw_accel_del(struct sw_maps *m, const char *path, struct sw_err *e)
 	return 0;
 }
 
-/* Deletes every entry of sock_hash: each socket gets its own protocol ops back. */
-static void sock_hash_flush(struct sw_maps *m)
-{
-	int fd = bpf_map__fd(m->skel->maps.sock_hash);
-	struct sw_sock_key key;
-
-	while (!bpf_map_get_next_key(fd, NULL, &key))
-		if (bpf_map_delete_elem(fd, &key))
-			break;
-}
-
 int sw_accel_set(struct sw_maps *m, bool on, struct sw_err *e)
 {
 	struct sw_accel_cgroup val;
 	char lpath[PATH_MAX];
 	__u64 key, *prev = NULL;
-	int prog, err = 0;
+	int err = 0;
 
+	/* First the switch sk_msg reads: from here on every send takes TCP (off), or may be
+	 * redirected again (on). */
 	__atomic_store_n(&m->ctl->accel_off, !on, __ATOMIC_RELEASE);
 	if (on)
 		err = verdict_attach(m, e);
+	/* Then the cgroup links: off, no new socket joins sock_hash; on, new ones do. */
 	while (!bpf_map_get_next_key(bpf_map__fd(m->skel->maps.accel_cgroups), prev, &key)) {
 		prev = &key;
 		if (!on) {
@@ -195,16 +187,12 @@ int sw_accel_set(struct sw_maps *m, bool on, struct sw_err *e)
 			err = cgroup_attach(m, val.path, key, e);
 		}
 	}
-	if (on)
-		return err;
-	/* No new socket joins now; detach the redirect, then let the sockets go. */
-	prog = prog_fd(m->skel->progs.msg_redirect);
-	if (prog >= 0) {
-		bpf_prog_detach2(prog, bpf_map__fd(m->skel->maps.sock_hash), BPF_SK_MSG_VERDICT);
-		close(prog);
-	}
-	sock_hash_flush(m);
-	return 0;
+	/*
+	 * Sockets already in sock_hash stay until they close: deleting one from a sockmap
+	 * discards what was redirected into its queue and not read yet (seen on 6.18, a
+	 * request lost in flight), while a passing sk_msg costs almost nothing.
+	 */
+	return err;
 }
 
 int sw_accel_reattach(struct sw_maps *m, struct sw_err *e)

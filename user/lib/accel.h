@@ -21,8 +21,8 @@ int sw_cgroup2_mount(char *buf, size_t len, struct sw_err *e);
 int sw_accel_add(struct sw_maps *m, const char *path, struct sw_err *e);
 /* Removes a cgroup: its link goes; sockets already in sock_hash stay until they close. */
 int sw_accel_del(struct sw_maps *m, const char *path, struct sw_err *e);
-/* The kill switch. off: detach every link and the sk_msg program, empty sock_hash; traffic
- * flows over plain TCP, connections stay up. on: attach them again for new connections. */
+/* The kill switch. off: sk_msg passes every send to TCP and the cgroup links go, so no
+ * socket joins; connections stay up and lose nothing. on: redirect again, links back. */
 int sw_accel_set(struct sw_maps *m, bool on, struct sw_err *e);
 bool sw_accel_is_on(const struct sw_maps *m);
 /* After a reload replaced the pinned programs: points the sk_msg attachment and every
