@@ -3,12 +3,15 @@
 #
 # make run: loads sockway, starts three demo backends, applies the demo policy (the seed's
 # examples) and runs sockwayd on 127.0.0.1:8000 in the foreground. Ctrl-C stops everything
-# and unpins what it loaded.
+# and unpins what it loaded. The backends run in an accelerated cgroup, so the hop from
+# sockwayd (which accelerates its own cgroup) to them takes the kernel fast path when the
+# host has cgroup v2; otherwise everything runs over plain TCP.
 set -u
 cd "$(dirname "$0")/.."
 OUTPUT=${OUTPUT:-.output}
 SOCKWAY=$OUTPUT/sockway
 pids=()
+CG=
 
 cleanup() {
 	trap - INT TERM EXIT
@@ -16,6 +19,10 @@ cleanup() {
 		kill "$pid" 2>/dev/null
 	done
 	wait 2>/dev/null
+	if [ -n "$CG" ]; then
+		"$SOCKWAY" accel del "$CG" >/dev/null 2>&1
+		rmdir "$CG" 2>/dev/null
+	fi
 	"$SOCKWAY" unload >/dev/null 2>&1
 	echo "demo stopped: backends and sockwayd ended, maps unpinned"
 }
@@ -32,9 +39,16 @@ for port in 8000 8001 9001 9002 9003; do
 done
 trap cleanup INT TERM EXIT
 "$SOCKWAY" load || exit 1
+cg2=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
+if [ -n "$cg2" ] && mkdir -p "$cg2/sockway-demo" && "$SOCKWAY" accel add "$cg2/sockway-demo" >/dev/null; then
+	CG=$cg2/sockway-demo
+fi
 i=1
 for name in default_backend canary_backend new_backend; do
-	"$OUTPUT/tools/swbackend" --name "$name" --listen 127.0.0.1:900$i 2>/dev/null &
+	(
+		[ -n "$CG" ] && echo $BASHPID >"$CG/cgroup.procs"
+		exec "$OUTPUT/tools/swbackend" --name "$name" --listen 127.0.0.1:900$i 2>/dev/null
+	) &
 	pids+=($!)
 	i=$((i + 1))
 done
@@ -51,6 +65,7 @@ sockway demo: sockwayd on 127.0.0.1:8000, admin on 127.0.0.1:8001. Try:
   .output/sockway traffic set canary-test default_backend=1      # roll back
   .output/sockway stats
   curl http://127.0.0.1:8001/metrics
+  .output/sockway accel list                              # what took the kernel fast path
 Ctrl-C stops everything.
 
 TXT

@@ -57,7 +57,8 @@ static void usage(FILE *f)
 		"  --shadow-strip-header H   remove header H from shadow copies (repeat; e.g.\n"
 		"                            Authorization, Cookie)\n"
 		"Kernel fast path:\n"
-		"  --no-accel                do not join the accelerated cgroup CGROUP2/sockway\n",
+		"  --no-accel                do not join the accelerated cgroup CGROUP2/sockway\n"
+		"                            (named after the pin directory)\n",
 		SWD_MAX_WORKERS);
 }
 
@@ -143,7 +144,10 @@ static void accel_join(struct sw_maps *maps)
 		}
 	if (f)
 		fclose(f);
-	snprintf(path, sizeof(path), "%s/sockway", root);
+	/* Named after the pin directory ("sockway" by default): two instances with their
+	 * own pins must not share a cgroup, whose sockets can live in one sock_hash only. */
+	snprintf(path, sizeof(path), "%s/%s", root,
+		 strrchr(sw_pin_root(), '/') ? strrchr(sw_pin_root(), '/') + 1 : sw_pin_root());
 	if (mkdir(path, 0755) && errno != EEXIST) {
 		pr_warn("kernel fast path unused: cannot create %s: %s", path, strerror(errno));
 		return;
