@@ -2,13 +2,16 @@
 # SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
 #
 # tools/bench/run.sh: sockwayd side by side with nginx and HAProxy, and with no router at
-# all ("direct"), on the same backends, routes and workloads, measured by wrk.
+# all ("direct"), on the same backends, routes and workloads, measured by wrk; sockwayd
+# both on its userspace path alone (--no-accel) and with the kernel fast path
+# ("sockwayd+accel": wrk, sockwayd and its backends in accelerated cgroups).
 #
 #   tools/bench/run.sh [--duration S] [--connections C] [--quick] [...]   (after make, as root)
 #
-# Everything it starts runs in the foreground as its child (pin dir, backends, sockwayd,
+# Everything it starts runs in the foreground as its child (pin dirs, backends, sockwayds,
 # nginx, HAProxy), on 127.0.0.1 ports derived from its PID, and is stopped and removed on
-# exit, error or Ctrl-C. See tools/bench/README.md for the columns and the caveats.
+# exit, error or Ctrl-C, with the accelerated cgroup and the network namespace of the
+# remote workload. See tools/bench/README.md for the columns and the caveats.
 set -u -o pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -26,8 +29,10 @@ WARMUP=2
 WRK_THREADS=2
 WORKERS=2
 BACKEND_THREADS=2
-WORKLOADS="small,keyed,big,shadow"
-TARGETS="direct,sockwayd,nginx,haproxy"
+ALL_WORKLOADS="small,keyed,big,shadow,remote"
+ALL_TARGETS="direct,direct+accel,sockwayd,sockwayd+accel,nginx,haproxy"
+WORKLOADS=$ALL_WORKLOADS
+TARGETS=$ALL_TARGETS
 BIG_BODY=1048576
 CMDLINE="tools/bench/run.sh${*:+ $*}"
 
@@ -36,7 +41,7 @@ usage() {
 Usage: tools/bench/run.sh [--duration S] [--connections C] [--quick] [options]
 
   --duration S          seconds per measured run (default $DURATION)
-  --connections C       wrk connections for small, keyed and shadow (default $CONNECTIONS)
+  --connections C       wrk connections for small, keyed, shadow, remote (default $CONNECTIONS)
   --big-connections C   wrk connections for the 1 MiB workload (default $BIG_CONNECTIONS)
   --quick               3 s runs and 1 s warm-ups
   --warmup S            seconds of warm-up before each measured run (default $WARMUP)
@@ -48,6 +53,9 @@ Usage: tools/bench/run.sh [--duration S] [--connections C] [--quick] [options]
 
 Run from the repository root after make, as root. Installs wrk, nginx and haproxy from
 Debian when missing. Writes the table to $OUTPUT/bench/results-DATE.md.
+
+The accel targets need a cgroup v2 mount; the remote workload creates a network namespace
+and a veth pair (removed at exit).
 EOF
 }
 
@@ -84,13 +92,21 @@ done
 # in_list WORD LIST: is WORD one of the comma-separated LIST?
 in_list() { [[ ",$2," == *",$1,"* ]]; }
 for w in ${WORKLOADS//,/ }; do
-	in_list "$w" small,keyed,big,shadow ||
-		{ echo "run.sh: unknown workload \"$w\" (small, keyed, big, shadow)" >&2; exit 2; }
+	in_list "$w" "$ALL_WORKLOADS" ||
+		{ echo "run.sh: unknown workload \"$w\" (${ALL_WORKLOADS//,/, })" >&2; exit 2; }
 done
 for t in ${TARGETS//,/ }; do
-	in_list "$t" direct,sockwayd,nginx,haproxy ||
-		{ echo "run.sh: unknown target \"$t\" (direct, sockwayd, nginx, haproxy)" >&2; exit 2; }
+	in_list "$t" "$ALL_TARGETS" ||
+		{ echo "run.sh: unknown target \"$t\" (${ALL_TARGETS//,/, })" >&2; exit 2; }
 done
+# What has to be set up: the kernel fast path (a second pin dir, an accelerated cgroup,
+# backends and a sockwayd of their own), and the network namespace of the remote workload.
+NEED_ACCEL=0
+{ in_list direct+accel "$TARGETS" || in_list sockwayd+accel "$TARGETS"; } && NEED_ACCEL=1
+NEED_ASWD=0
+in_list sockwayd+accel "$TARGETS" && NEED_ASWD=1
+NEED_REMOTE=0
+in_list remote "$WORKLOADS" && NEED_REMOTE=1
 # wrk needs at least one connection per thread.
 [ "$CONNECTIONS" -lt "$WRK_THREADS" ] && CONNECTIONS=$WRK_THREADS
 [ "$BIG_CONNECTIONS" -lt "$WRK_THREADS" ] && BIG_CONNECTIONS=$WRK_THREADS
@@ -107,6 +123,24 @@ fi
 for bin in "$SOCKWAY" "$SOCKWAYD" "$SWBACKEND"; do
 	[ -x "$bin" ] || die "$bin is missing: run make first"
 done
+# The cgroup v2 mount: the accelerated cgroup goes under it, and the bench checks that its
+# own cgroup (where wrk, the plain backends and the plain routers run) is not accelerated.
+CGROUP2=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
+SELF_CG=
+if [ -n "$CGROUP2" ]; then
+	SELF_CG=$CGROUP2$(awk -F: '$1 == "0" { print $3; exit }' /proc/self/cgroup)
+	SELF_CG=${SELF_CG%/}
+fi
+if [ "$NEED_ACCEL" = 1 ]; then
+	[ -n "$CGROUP2" ] ||
+		die "the accel targets need a cgroup v2 mount (mount -t cgroup2 none /sys/fs/cgroup/unified), or leave them out with --targets"
+	for bin in bpftool jq; do
+		command -v "$bin" >/dev/null || die "$bin is missing: run make deps"
+	done
+fi
+if [ "$NEED_REMOTE" = 1 ]; then
+	command -v ip >/dev/null || die "ip (iproute2) is missing: run make deps"
+fi
 
 # ---------------------------------------------------------------------------------------
 # Dependencies. Debian starts a service when its package is installed unless
@@ -168,15 +202,37 @@ ensure_deps() {
 ensure_deps
 
 # ---------------------------------------------------------------------------------------
-# Cleanup: every PID we start is listed; the trap ends them, unpins our pin dir and removes
-# the temp dir, on exit, error or Ctrl-C.
+# Cleanup: every PID we start is listed; the trap ends them, then un-accelerates and
+# removes our cgroup, unpins our pin dirs, deletes the network namespace and the veth pair,
+# and removes the temp dir, on exit, error or Ctrl-C.
 # ---------------------------------------------------------------------------------------
 PIDS=()
+NOTES=()
 declare -A PID_NAME
 WRK_PID=
 LOADED=0
 TMP=
+# The plain pin dir: policy for sockwayd (--no-accel), no cgroup is ever accelerated in it.
 export SOCKWAY_PIN_ROOT=/sys/fs/bpf/sockway-bench-$$
+# The accel pin dir: the same policy over the accel backends, the accelerated cgroups and
+# the fast path's counters. Only sockwayd+accel and the accel agent commands use it.
+PIN_ACCEL=/sys/fs/bpf/sockway-bench-$$-accel
+ACCEL_LOADED=0
+ACCEL_CG=
+ACCEL_CG_ADDED=0
+# sockwayd+accel joins the cgroup named after its pin dir, CGROUP2/sockway-bench-PID-accel
+# (CGROUP2/sockway for the default pins); we remove it at exit if sockwayd did not.
+SWD_CG=${CGROUP2:+$CGROUP2/${PIN_ACCEL##*/}}
+SWD_CG_OURS=0
+NETNS=
+VETH_HOST_IF=
+# The remote workload's /30 (picked below): sockwayd etc. listen on VETH_HOST_IP, wrk
+# runs in the namespace NETNS with VETH_NS_IP.
+VETH_HOST_IP=
+VETH_NS_IP=
+
+# sw_accel ARGS...: the agent on the accel pin dir.
+sw_accel() { SOCKWAY_PIN_ROOT=$PIN_ACCEL "$SOCKWAY" "$@"; }
 
 # stop_pid PID: TERM, up to 5 s, then KILL; reaps it and says so if it crashed.
 stop_pid() {
@@ -217,8 +273,44 @@ cleanup() {
 	for ((i = ${#PIDS[@]} - 1; i >= 0; i--)); do
 		stop_pid "${PIDS[i]}"
 	done
+	# The accelerated cgroup: un-accelerate it, then remove it once its processes are gone
+	# (they were all ours and were stopped above; a leftover is killed via cgroup.kill).
+	if [ -n "$ACCEL_CG" ] && [ -d "$ACCEL_CG" ]; then
+		if [ "$ACCEL_CG_ADDED" = 1 ]; then
+			sw_accel accel del "$ACCEL_CG" >/dev/null 2>&1 ||
+				log "sockway accel del $ACCEL_CG failed"
+		fi
+		if [ -s "$ACCEL_CG/cgroup.procs" ]; then
+			log "processes left in $ACCEL_CG: $(tr '\n' ' ' <"$ACCEL_CG/cgroup.procs"); killing them"
+			echo 1 >"$ACCEL_CG/cgroup.kill" 2>/dev/null
+		fi
+		for _ in $(seq 50); do
+			rmdir "$ACCEL_CG" 2>/dev/null && break
+			sleep 0.1
+		done
+		[ -d "$ACCEL_CG" ] && log "could not remove $ACCEL_CG"
+	fi
+	# sockwayd removes its cgroup itself when it leaves; if it was killed, we do.
+	if [ "$SWD_CG_OURS" = 1 ] && [ -d "$SWD_CG" ] && [ ! -s "$SWD_CG/cgroup.procs" ]; then
+		rmdir "$SWD_CG" 2>/dev/null
+	fi
+	if [ "$ACCEL_LOADED" = 1 ]; then
+		# The kill switch detaches every link and the sk_msg program; then unpin all.
+		sw_accel accel off >/dev/null 2>&1
+		sw_accel unload >/dev/null 2>&1 || log "sockway unload of $PIN_ACCEL failed"
+	fi
 	if [ "$LOADED" = 1 ]; then
 		"$SOCKWAY" unload >/dev/null 2>&1 || log "sockway unload of $SOCKWAY_PIN_ROOT failed"
+	fi
+	# Deleting the namespace deletes its veth end, and with it the pair.
+	if [ -n "$NETNS" ]; then
+		ip netns del "$NETNS" 2>/dev/null
+		for _ in $(seq 20); do
+			ip link show "$VETH_HOST_IF" >/dev/null 2>&1 || break
+			sleep 0.1
+		done
+		ip link del "$VETH_HOST_IF" 2>/dev/null
+		ip netns list 2>/dev/null | grep -qw "$NETNS" && log "could not delete netns $NETNS"
 	fi
 	if [ -n "$TMP" ] && [ -d "$TMP" ]; then
 		rm -rf "$TMP"
@@ -238,7 +330,7 @@ TMP=$(mktemp -d /tmp/sockway-bench.XXXXXX) || die "mktemp failed"
 chmod 755 "$TMP"
 
 # ---------------------------------------------------------------------------------------
-# Ports: a block of 12 from $$, below the ephemeral range, moved on while any is taken.
+# Ports: a block of 20 from $$, below the ephemeral range, moved on while any is taken.
 # ---------------------------------------------------------------------------------------
 port_taken() { (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
 
@@ -247,7 +339,7 @@ pick_ports() {
 	base=$((10000 + ($$ % 220) * 100))
 	for _ in $(seq 40); do
 		ok=1
-		for p in $(seq "$base" $((base + 11))); do
+		for p in $(seq "$base" $((base + 19))); do
 			if port_taken "$p"; then
 				ok=0
 				break
@@ -258,12 +350,16 @@ pick_ports() {
 			P_BIG1=$((base + 3)) P_BIG2=$((base + 4))
 			P_SOCKWAYD=$((base + 5)) P_ADMIN=$((base + 6))
 			P_NGINX=$((base + 7)) P_HAPROXY=$((base + 8))
+			# The accel set: its own backends and sockwayd.
+			P_A1=$((base + 10)) P_A2=$((base + 11)) P_A3=$((base + 12))
+			P_ABIG1=$((base + 13)) P_ABIG2=$((base + 14))
+			P_ASOCKWAYD=$((base + 15)) P_AADMIN=$((base + 16))
 			return 0
 		fi
 		base=$((base + 100))
 		[ $base -ge 32000 ] && base=10000
 	done
-	die "no free block of 12 ports on 127.0.0.1 between 10000 and 32000"
+	die "no free block of 20 ports on 127.0.0.1 between 10000 and 32000"
 }
 pick_ports
 
@@ -274,6 +370,12 @@ pick_ports
 # http_get PORT PATH [HEADER] -> prints the whole response (bodies here are small).
 http_get() {
 	timeout 3 curl -s -i --max-time 2 ${3:+-H "$3"} "http://127.0.0.1:$1$2" 2>/dev/null
+}
+# ns_http_get PORT PATH -> the same from inside the remote workload's namespace, to the
+# host end of the veth pair.
+ns_http_get() {
+	timeout 3 ip netns exec "$NETNS" curl -s -i --max-time 2 "http://$VETH_HOST_IP:$1$2" \
+		2>/dev/null
 }
 # http_status PORT PATH -> prints the status code, or 000.
 http_status() {
@@ -306,6 +408,45 @@ start() {
 	PIDS+=("$START_PID")
 	PID_NAME[$name]=$START_PID
 	log "started $name (pid $START_PID)"
+}
+
+# in_cgroup CMD...: in a background job or "( ... )" subshell, moves it into the
+# accelerated cgroup, then becomes CMD (same PID). Never runs CMD outside the cgroup.
+in_cgroup() {
+	echo "$BASHPID" >"$ACCEL_CG/cgroup.procs" || {
+		echo "run.sh: cannot move pid $BASHPID into $ACCEL_CG" >&2
+		exit 126
+	}
+	exec "$@"
+}
+# cgroup_of PID: the directory of its cgroup v2 (the mount itself for the root cgroup).
+cgroup_of() {
+	local rel
+	rel=$(awk -F: '$1 == "0" { print $3; exit }' "/proc/$1/cgroup" 2>/dev/null)
+	rel=$CGROUP2$rel
+	echo "${rel%/}"
+}
+# sockops_effective DIR: how many sockops programs act on sockets of cgroup DIR (its own
+# and its ancestors'), whoever attached them; "error" if bpftool failed.
+sockops_effective() {
+	local out
+	out=$(bpftool -j cgroup show "$1" effective 2>/dev/null) || { echo error; return; }
+	[ -n "$out" ] || { echo 0; return; }
+	jq '[.[] | select(.attach_type == "sock_ops" or .attach_type == "cgroup_sock_ops")] | length' \
+		<<<"$out" 2>/dev/null || echo error
+}
+# swd_cg_others: PIDs in sockwayd+accel's cgroup other than itself (another sockwayd on the
+# same pins, or an older sockwayd that joins CGROUP2/sockway whatever its pins: its sockets
+# are then tracked by our sockops program too).
+swd_cg_others() {
+	[ -n "$ASOCKWAYD_PID" ] && [ -r "$SWD_CG/cgroup.procs" ] || return 0
+	grep -vx "$ASOCKWAYD_PID" "$SWD_CG/cgroup.procs" 2>/dev/null | tr '\n' ' '
+}
+# accel_stats: "redirected redirected_bytes passed passed_bytes" of the accel pin dir.
+accel_stats() {
+	sw_accel -j accel list 2>/dev/null |
+		jq -r '.stats | "\(.redirected) \(.redirected_bytes) \(.passed) \(.passed_bytes)"' \
+			2>/dev/null || echo "0 0 0 0"
 }
 
 CLK_TCK=$(getconf CLK_TCK)
@@ -384,27 +525,111 @@ log "pin dir $SOCKWAY_PIN_ROOT, ports from $P_B1, temp dir $TMP"
 }
 LOADED=1
 
+# The kernel fast path: a pin dir of its own, and a cgroup for wrk and the accel backends.
+if [ "$NEED_ACCEL" = 1 ]; then
+	log "accel pin dir $PIN_ACCEL"
+	sw_accel load >"$TMP/load-accel.log" 2>&1 || {
+		cat "$TMP/load-accel.log" >&2
+		die "sockway load of $PIN_ACCEL failed"
+	}
+	ACCEL_LOADED=1
+	# Set only once we made it: the cleanup removes $ACCEL_CG and kills what is left in it.
+	mkdir "$CGROUP2/sockway-bench-$$" || die "cannot create the cgroup $CGROUP2/sockway-bench-$$"
+	ACCEL_CG=$CGROUP2/sockway-bench-$$
+	sw_accel accel add "$ACCEL_CG" >"$TMP/accel-add.log" 2>&1 || {
+		cat "$TMP/accel-add.log" >&2
+		die "sockway accel add $ACCEL_CG failed"
+	}
+	ACCEL_CG_ADDED=1
+	if [ "$NEED_ASWD" = 1 ]; then
+		if [ -d "$SWD_CG" ]; then
+			if [ -s "$SWD_CG/cgroup.procs" ]; then
+				log "warning: $SWD_CG already holds processes ($(tr '\n' ' ' <"$SWD_CG/cgroup.procs"));" \
+					"another sockwayd shares the cgroup sockwayd+accel joins"
+				NOTES+=("⚠ $SWD_CG held other processes when the bench started (another sockwayd?); they share the accelerated cgroup of sockwayd+accel.")
+			fi
+		else
+			SWD_CG_OURS=1
+		fi
+	fi
+fi
+
+# The remote workload: a namespace with one end of a veth pair; a free /30 of 10.203.0.0/16.
+pick_subnet() {
+	local i n a b addrs routes
+	addrs=$(ip -o -4 addr show 2>/dev/null)
+	routes=$(ip -4 route show table all 2>/dev/null)
+	for i in $(seq 0 255); do
+		n=$((($$ + i) % 16384))
+		a=$((n / 64)) b=$((n % 64 * 4))
+		if grep -qE " 10\.203\.$a\.($b|$((b + 1))|$((b + 2))|$((b + 3)))/" <<<"$addrs" ||
+			grep -qE "(^| )10\.203\.$a\.$b/30( |$)" <<<"$routes"; then
+			continue
+		fi
+		VETH_HOST_IP=10.203.$a.$((b + 1)) VETH_NS_IP=10.203.$a.$((b + 2))
+		return 0
+	done
+	die "no free /30 in 10.203.0.0/16 for the remote workload"
+}
+if [ "$NEED_REMOTE" = 1 ]; then
+	pick_subnet
+	ip netns list 2>/dev/null | grep -qw "sockway-bench-$$" && die "netns sockway-bench-$$ exists already"
+	NETNS=sockway-bench-$$
+	VETH_HOST_IF=swb$$h
+	ip netns add "$NETNS" || die "ip netns add $NETNS failed"
+	{
+		ip link add "$VETH_HOST_IF" type veth peer name "swb$$n" netns "$NETNS" &&
+			ip addr add "$VETH_HOST_IP/30" dev "$VETH_HOST_IF" &&
+			ip link set "$VETH_HOST_IF" up &&
+			ip -n "$NETNS" addr add "$VETH_NS_IP/30" dev "swb$$n" &&
+			ip -n "$NETNS" link set "swb$$n" up &&
+			ip -n "$NETNS" link set lo up
+	} || die "could not set up the veth pair $VETH_HOST_IF/swb$$n"
+	log "remote: netns $NETNS ($VETH_NS_IP) over veth to $VETH_HOST_IP ($VETH_HOST_IF)"
+fi
+
 declare -A BACKEND_PID
+# name port [body size]; b1 also listens on the veth for remote/direct.
 for spec in "b1 $P_B1" "b2 $P_B2" "b3 $P_B3" "big1 $P_BIG1 $BIG_BODY" "big2 $P_BIG2 $BIG_BODY"; do
 	set -- $spec
+	extra=()
+	[ "$1" = b1 ] && [ "$NEED_REMOTE" = 1 ] && extra=(--listen "$VETH_HOST_IP:$2")
 	start "backend $1" "$TMP/$1.log" "$SWBACKEND" --name "$1" --listen "127.0.0.1:$2" \
+		"${extra[@]}" --threads "$BACKEND_THREADS" ${3:+--body-size "$3"}
+	BACKEND_PID[$1]=$START_PID
+done
+# The accel set, in the accelerated cgroup. Names as long as the plain ones', so that
+# responses have the same size (swbackend puts its name in a header and small bodies).
+ACCEL_BACKENDS=()
+[ "$NEED_ACCEL" = 1 ] &&
+	ACCEL_BACKENDS=("a1 $P_A1" "a2 $P_A2" "a3 $P_A3" "abg1 $P_ABIG1 $BIG_BODY" "abg2 $P_ABIG2 $BIG_BODY")
+for spec in "${ACCEL_BACKENDS[@]}"; do
+	set -- $spec
+	start "backend $1" "$TMP/$1.log" in_cgroup "$SWBACKEND" --name "$1" --listen "127.0.0.1:$2" \
 		--threads "$BACKEND_THREADS" ${3:+--body-size "$3"}
 	BACKEND_PID[$1]=$START_PID
 done
-for spec in "b1 $P_B1" "b2 $P_B2" "b3 $P_B3" "big1 $P_BIG1" "big2 $P_BIG2"; do
+for spec in "b1 $P_B1" "b2 $P_B2" "b3 $P_B3" "big1 $P_BIG1" "big2 $P_BIG2" "${ACCEL_BACKENDS[@]}"; do
 	set -- $spec
 	wait_ready "backend $1" "${BACKEND_PID[$1]}" "$2" /small "$TMP/$1.log"
 done
+for spec in "${ACCEL_BACKENDS[@]}"; do
+	set -- $spec
+	[ "$(cgroup_of "${BACKEND_PID[$1]}")" = "$ACCEL_CG" ] ||
+		die "backend $1 is not in $ACCEL_CG"
+done
 
-cat >"$TMP/policy.json" <<EOF
+# policy_json B1 B2 B3 BIG1 BIG2: the policy over these backend ports.
+policy_json() {
+	cat <<EOP
 {
   "version": 1,
   "backends": {
-    "b1": { "replicas": ["127.0.0.1:$P_B1"] },
-    "b2": { "replicas": ["127.0.0.1:$P_B2"] },
-    "b3": { "replicas": ["127.0.0.1:$P_B3"] },
-    "big1": { "replicas": ["127.0.0.1:$P_BIG1"] },
-    "big2": { "replicas": ["127.0.0.1:$P_BIG2"] }
+    "b1": { "replicas": ["127.0.0.1:$1"] },
+    "b2": { "replicas": ["127.0.0.1:$2"] },
+    "b3": { "replicas": ["127.0.0.1:$3"] },
+    "big1": { "replicas": ["127.0.0.1:$4"] },
+    "big2": { "replicas": ["127.0.0.1:$5"] }
   },
   "endpoints": {
     "small": { "route": "/small", "traffic": { "b1": 0.5, "b2": 0.5 } },
@@ -417,17 +642,51 @@ cat >"$TMP/policy.json" <<EOF
     }
   }
 }
-EOF
+EOP
+}
+policy_json "$P_B1" "$P_B2" "$P_B3" "$P_BIG1" "$P_BIG2" >"$TMP/policy.json"
 "$SOCKWAY" apply -f "$TMP/policy.json" >"$TMP/apply.log" 2>&1 || {
 	cat "$TMP/apply.log" >&2
 	die "sockway apply failed"
 }
+if [ "$NEED_ASWD" = 1 ]; then
+	policy_json "$P_A1" "$P_A2" "$P_A3" "$P_ABIG1" "$P_ABIG2" >"$TMP/policy-accel.json"
+	sw_accel apply -f "$TMP/policy-accel.json" >"$TMP/apply-accel.log" 2>&1 || {
+		cat "$TMP/apply-accel.log" >&2
+		die "sockway apply on $PIN_ACCEL failed"
+	}
+fi
 
-start sockwayd "$TMP/sockwayd.log" "$SOCKWAYD" --listen "127.0.0.1:$P_SOCKWAYD" \
-	--admin "127.0.0.1:$P_ADMIN" --workers "$WORKERS"
+# sockwayd, userspace only: --no-accel, so it stays in our (plain) cgroup.
+remote_listen=()
+[ "$NEED_REMOTE" = 1 ] && remote_listen=(--listen "$VETH_HOST_IP:$P_SOCKWAYD")
+start sockwayd "$TMP/sockwayd.log" "$SOCKWAYD" --no-accel --listen "127.0.0.1:$P_SOCKWAYD" \
+	"${remote_listen[@]}" --admin "127.0.0.1:$P_ADMIN" --workers "$WORKERS"
 SOCKWAYD_PID=$START_PID
 wait_ready sockwayd "$SOCKWAYD_PID" "$P_ADMIN" /healthz "$TMP/sockwayd.log"
 wait_ready sockwayd "$SOCKWAYD_PID" "$P_SOCKWAYD" /small "$TMP/sockwayd.log"
+
+# sockwayd+accel: without --no-accel it joins the cgroup named after its pin dir,
+# CGROUP2/sockway-bench-PID-accel, and accelerates it in the accel pin dir (where its
+# policy is).
+ASOCKWAYD_PID=
+if [ "$NEED_ASWD" = 1 ]; then
+	remote_listen=()
+	[ "$NEED_REMOTE" = 1 ] && remote_listen=(--listen "$VETH_HOST_IP:$P_ASOCKWAYD")
+	start sockwayd+accel "$TMP/sockwayd-accel.log" env SOCKWAY_PIN_ROOT="$PIN_ACCEL" \
+		"$SOCKWAYD" --listen "127.0.0.1:$P_ASOCKWAYD" "${remote_listen[@]}" \
+		--admin "127.0.0.1:$P_AADMIN" --workers "$WORKERS"
+	ASOCKWAYD_PID=$START_PID
+	wait_ready sockwayd+accel "$ASOCKWAYD_PID" "$P_AADMIN" /healthz "$TMP/sockwayd-accel.log"
+	wait_ready sockwayd+accel "$ASOCKWAYD_PID" "$P_ASOCKWAYD" /small "$TMP/sockwayd-accel.log"
+	cg=$(cgroup_of "$ASOCKWAYD_PID")
+	if grep -q 'fast path unused' "$TMP/sockwayd-accel.log" || [ "$cg" != "$SWD_CG" ]; then
+		cat "$TMP/sockwayd-accel.log" >&2
+		die "sockwayd+accel did not join the accelerated cgroup $SWD_CG (it is in ${cg:-?})"
+	fi
+	sw_accel -j accel list | jq -e --arg cg "$SWD_CG" '[.cgroups[].path] | index($cg)' \
+		>/dev/null || die "sockwayd+accel did not accelerate $SWD_CG"
+fi
 
 fill_template() {
 	sed -e "s|@TMP@|$TMP|g" -e "s|@WORKERS@|$WORKERS|g" \
@@ -438,6 +697,13 @@ fill_template() {
 
 mkdir -p "$TMP/nginx"
 fill_template "$BENCH_DIR/nginx.conf.in" >"$TMP/nginx/nginx.conf"
+if [ "$NEED_REMOTE" = 1 ]; then
+	# A second listener on the veth, next to the loopback one.
+	sed -i "s|^\([[:space:]]*\)listen 127\.0\.0\.1:$P_NGINX \(.*\)$|&\n\1listen $VETH_HOST_IP:$P_NGINX \2|" \
+		"$TMP/nginx/nginx.conf"
+	grep -q "listen $VETH_HOST_IP:$P_NGINX " "$TMP/nginx/nginx.conf" ||
+		die "could not add the veth listener to nginx.conf"
+fi
 nginx -t -q -p "$TMP/nginx/" -e "$TMP/nginx/error.log" -c "$TMP/nginx/nginx.conf" \
 	>"$TMP/nginx/test.log" 2>&1 || {
 	cat "$TMP/nginx/test.log" >&2
@@ -449,6 +715,12 @@ NGINX_PID=$START_PID
 wait_ready nginx "$NGINX_PID" "$P_NGINX" /small "$TMP/nginx/stderr.log"
 
 fill_template "$BENCH_DIR/haproxy.conf.in" >"$TMP/haproxy.cfg"
+if [ "$NEED_REMOTE" = 1 ]; then
+	sed -i "s|^\([[:space:]]*\)bind 127\.0\.0\.1:$P_HAPROXY$|&\n\1bind $VETH_HOST_IP:$P_HAPROXY|" \
+		"$TMP/haproxy.cfg"
+	grep -q "bind $VETH_HOST_IP:$P_HAPROXY" "$TMP/haproxy.cfg" ||
+		die "could not add the veth listener to haproxy.cfg"
+fi
 haproxy -c -f "$TMP/haproxy.cfg" >"$TMP/haproxy-check.log" 2>&1 || {
 	cat "$TMP/haproxy-check.log" >&2
 	die "haproxy refused its configuration"
@@ -461,6 +733,10 @@ wait_ready haproxy "$HAPROXY_PID" "$P_HAPROXY" /small "$TMP/haproxy.log"
 check_route() {
 	local name=$1 port=$2 path=$3 expect=$4 resp
 	resp=$(http_get "$port" "$path")
+	check_resp "$name" "$path" "$expect" "$resp"
+}
+check_resp() {
+	local name=$1 path=$2 expect=$3 resp=$4
 	case $resp in
 	"HTTP/1.1 200"*) ;;
 	*) die "$name: GET $path did not answer 200" ;;
@@ -473,14 +749,37 @@ big_len() {
 	timeout 5 curl -s --max-time 4 -o /dev/null -w '%{size_download}' "http://127.0.0.1:$1/big" \
 		2>/dev/null || echo 0
 }
-for spec in "sockwayd $P_SOCKWAYD" "nginx $P_NGINX" "haproxy $P_HAPROXY"; do
+ROUTERS=("sockwayd $P_SOCKWAYD b" "nginx $P_NGINX b" "haproxy $P_HAPROXY b")
+[ "$NEED_ASWD" = 1 ] && ROUTERS+=("sockwayd+accel $P_ASOCKWAYD a")
+for spec in "${ROUTERS[@]}"; do
 	set -- $spec
-	check_route "$1" "$2" /small 'b1|b2'
-	check_route "$1" "$2" /keyed 'b1|b2'
-	check_route "$1" "$2" /shadow 'b1|b2'
-	check_route "$1" "$2" /big 'big1|big2'
+	if [ "$3" = a ]; then small='a1|a2' big='abg1|abg2'; else small='b1|b2' big='big1|big2'; fi
+	check_route "$1" "$2" /small "$small"
+	check_route "$1" "$2" /keyed "$small"
+	check_route "$1" "$2" /shadow "$small"
+	check_route "$1" "$2" /big "$big"
 	[ "$(big_len "$2")" = "$BIG_BODY" ] || die "$1: GET /big did not return $BIG_BODY bytes"
+	if [ "$NEED_REMOTE" = 1 ]; then
+		check_resp "$1 (from $NETNS)" /small "$small" "$(ns_http_get "$2" /small)"
+	fi
 done
+[ "$NEED_REMOTE" = 1 ] && check_resp "b1 (from $NETNS)" /small b1 "$(ns_http_get "$P_B1" /small)"
+
+# The plain rows must not be accelerated: wrk, the plain backends and the plain routers
+# run in our own cgroup, where no sockops program may act (ours or anybody's).
+if [ -n "$SELF_CG" ] && command -v bpftool >/dev/null && command -v jq >/dev/null; then
+	n=$(sockops_effective "$SELF_CG")
+	[ "$n" = 0 ] ||
+		die "sockops programs act on the bench's own cgroup $SELF_CG ($n): the plain rows would not be plain"
+fi
+if [ "$NEED_ACCEL" = 1 ]; then
+	n=$(sockops_effective "$ACCEL_CG")
+	[ "$n" != error ] && [ "$n" -ge 1 ] || die "no sockops program acts on $ACCEL_CG"
+	for pid in "$SOCKWAYD_PID" "$NGINX_PID" "$HAPROXY_PID" "${BACKEND_PID[b1]}" "${BACKEND_PID[big1]}"; do
+		[ "$(cgroup_of "$pid")" = "$SELF_CG" ] ||
+			die "pid $pid ($(pid_name "$pid")) is not in the bench's own cgroup"
+	done
+fi
 log "all servers up and routing"
 
 # ---------------------------------------------------------------------------------------
@@ -489,85 +788,113 @@ log "all servers up and routing"
 cp "$BENCH_DIR/report.lua" "$TMP/report.lua"
 cat "$BENCH_DIR/keyed.lua" "$BENCH_DIR/report.lua" >"$TMP/keyed.lua"
 
-# run_wrk SECONDS CONNS SCRIPT URL OUT: wrk in the background so that Ctrl-C is prompt.
+# run_wrk WHERE SECONDS CONNS SCRIPT URL OUT: wrk in the background so that Ctrl-C is
+# prompt. WHERE: plain (our own cgroup), accel (the accelerated cgroup) or remote (the
+# network namespace; our own cgroup).
 run_wrk() {
-	wrk -t"$WRK_THREADS" -c"$2" -d"$1"s --latency -s "$3" "$4" >"$5" 2>&1 </dev/null &
+	local where=$1 cmd rc
+	shift
+	cmd=(wrk -t"$WRK_THREADS" -c"$2" -d"$1"s --latency -s "$3" "$4")
+	case $where in
+	plain) "${cmd[@]}" >"$5" 2>&1 </dev/null & ;;
+	accel) in_cgroup "${cmd[@]}" >"$5" 2>&1 </dev/null & ;;
+	remote) ip netns exec "$NETNS" "${cmd[@]}" >"$5" 2>&1 </dev/null & ;;
+	esac
 	WRK_PID=$!
 	wait "$WRK_PID"
-	local rc=$?
+	rc=$?
 	WRK_PID=
 	return $rc
 }
 
 declare -A R_RPS
+# Per row, the fast path's counters (accel pin dir) over the measured run:
+# "redirected redirected_bytes passed passed_bytes requests".
+declare -A R_KP
+KP_ROWS=()
 ANY_ERRORS=0
-NOTES=()
 ROWS=()
 
 fmt_ms() { awk -v us="$1" 'BEGIN { ms = us / 1000; f = ms < 10 ? "%.2f ms" : "%.1f ms"; printf f, ms }'; }
 
 # measure WORKLOAD TARGET
 measure() {
-	local wl=$1 tg=$2 port path script conns roots pids out
-	local pt0 pt1 mt0 mt1 s1 s2 s3 e1 e2 e3
+	local wl=$1 tg=$2 port host=127.0.0.1 path script conns roots pids out where=plain
+	local pt0 pt1 mt0 mt1 s1 s2 s3 e1 e2 e3 bp1 bp2 bp3 grp=b k0 k1 others
+	case $tg in *+accel) grp=a where=accel ;; esac
+	if [ "$wl" = big ]; then
+		[ "$grp" = a ] && bp1=$P_ABIG1 bp2=$P_ABIG2 || bp1=$P_BIG1 bp2=$P_BIG2
+		bp3=
+	else
+		[ "$grp" = a ] && bp1=$P_A1 bp2=$P_A2 bp3=$P_A3 || bp1=$P_B1 bp2=$P_B2 bp3=$P_B3
+	fi
 	case $tg in
-	direct) [ "$wl" = big ] && port=$P_BIG1 || port=$P_B1 ;;
-	sockwayd) port=$P_SOCKWAYD ;;
-	nginx) port=$P_NGINX ;;
-	haproxy) port=$P_HAPROXY ;;
-	esac
-	case $tg in
-	direct) [ "$wl" = big ] && roots=${BACKEND_PID[big1]} || roots=${BACKEND_PID[b1]} ;;
-	sockwayd) roots=$SOCKWAYD_PID ;;
-	nginx) roots=$NGINX_PID ;;
-	haproxy) roots=$HAPROXY_PID ;;
+	direct) [ "$wl" = big ] && roots=${BACKEND_PID[big1]} || roots=${BACKEND_PID[b1]}
+		port=$bp1 ;;
+	direct+accel) [ "$wl" = big ] && roots=${BACKEND_PID[abg1]} || roots=${BACKEND_PID[a1]}
+		port=$bp1 ;;
+	sockwayd) port=$P_SOCKWAYD roots=$SOCKWAYD_PID ;;
+	sockwayd+accel) port=$P_ASOCKWAYD roots=$ASOCKWAYD_PID ;;
+	nginx) port=$P_NGINX roots=$NGINX_PID ;;
+	haproxy) port=$P_HAPROXY roots=$HAPROXY_PID ;;
 	esac
 	path=/$wl
 	conns=$CONNECTIONS
 	[ "$wl" = big ] && conns=$BIG_CONNECTIONS
 	script=$TMP/report.lua
 	[ "$wl" = keyed ] && script=$TMP/keyed.lua
+	# remote: GET /small from the namespace to the host end of the veth. wrk stands for a
+	# client on another host, so it is never in the accelerated cgroup.
+	if [ "$wl" = remote ]; then
+		path=/small host=$VETH_HOST_IP where=remote
+	fi
 
 	if [ "$tg" = haproxy ] && [ "$wl" = shadow ]; then
 		ROWS+=("| $wl | haproxy | n/a | n/a | n/a | n/a | n/a | n/a | n/a |")
 		NOTES+=("shadow/haproxy: n/a, HAProxy has no built-in request mirroring.")
 		return
 	fi
+	if [ "$tg" = direct+accel ] && [ "$wl" = remote ]; then
+		ROWS+=("| $wl | direct+accel | n/a | n/a | n/a | n/a | n/a | n/a | n/a |")
+		NOTES+=("remote/direct+accel: n/a, the client stands for another host and is not in an accelerated cgroup; the fast path cannot join a connection with a remote end (sockwayd+accel shows what it does to one).")
+		return
+	fi
 	log "$wl / $tg: warm-up ${WARMUP}s, then ${DURATION}s with $conns connections"
-	run_wrk "$WARMUP" "$conns" "$script" "http://127.0.0.1:$port$path" "$TMP/warmup.out" ||
+	run_wrk "$where" "$WARMUP" "$conns" "$script" "http://$host:$port$path" "$TMP/warmup.out" ||
 		die "wrk failed during warm-up of $wl / $tg: $(tail -n 3 "$TMP/warmup.out")"
 
 	# shellcheck disable=SC2086
 	pids=$(tree_pids $roots)
-	if [ "$wl" = big ]; then
-		s1=$(backend_requests "$P_BIG1") s2=$(backend_requests "$P_BIG2") s3=0
-	else
-		s1=$(backend_requests "$P_B1") s2=$(backend_requests "$P_B2")
-		s3=$(backend_requests "$P_B3")
-	fi
+	s1=$(backend_requests "$bp1") s2=$(backend_requests "$bp2") s3=0
+	[ -n "$bp3" ] && s3=$(backend_requests "$bp3")
+	[ "$ACCEL_LOADED" = 1 ] && k0=$(accel_stats)
+	others=$(swd_cg_others)
 	# shellcheck disable=SC2086
 	pt0=$(proc_ticks $pids)
 	mt0=$(machine_ticks)
 	out=$TMP/$wl-$tg.out
-	run_wrk "$DURATION" "$conns" "$script" "http://127.0.0.1:$port$path" "$out" ||
+	run_wrk "$where" "$DURATION" "$conns" "$script" "http://$host:$port$path" "$out" ||
 		die "wrk failed on $wl / $tg: $(tail -n 3 "$out")"
 	mt1=$(machine_ticks)
 	# shellcheck disable=SC2086
 	pt1=$(proc_ticks $pids)
+	[ "$ACCEL_LOADED" = 1 ] && k1=$(accel_stats)
+	others="$others $(swd_cg_others)"
+	if [ -n "${others// /}" ]; then
+		# shellcheck disable=SC2086
+		NOTES+=("⚠ $wl/$tg: other processes were in $SWD_CG during the run (pids $(printf '%s\n' $others | sort -un | tr '\n' ' ' | sed 's/ $//')): another process shares the cgroup sockwayd+accel accelerates, and this bench's sockops program tracks its sockets too.")
+	fi
 	if ! kill -0 "$roots" 2>/dev/null; then
 		case $tg in
 		sockwayd) tail -n 20 "$TMP/sockwayd.log" >&2 ;;
+		sockwayd+accel) tail -n 20 "$TMP/sockwayd-accel.log" >&2 ;;
 		nginx) tail -n 20 "$TMP/nginx/error.log" >&2 ;;
 		haproxy) tail -n 20 "$TMP/haproxy.log" >&2 ;;
 		esac
 		die "$tg (pid $roots) died during the $wl run"
 	fi
-	if [ "$wl" = big ]; then
-		e1=$(backend_requests "$P_BIG1") e2=$(backend_requests "$P_BIG2") e3=0
-	else
-		e1=$(backend_requests "$P_B1") e2=$(backend_requests "$P_B2")
-		e3=$(backend_requests "$P_B3")
-	fi
+	e1=$(backend_requests "$bp1") e2=$(backend_requests "$bp2") e3=0
+	[ -n "$bp3" ] && e3=$(backend_requests "$bp3")
 
 	local line requests duration_us bytes p50_us p99_us connect read write status tmo kv
 	line=$(grep '^SWBENCH ' "$out" | tail -n 1)
@@ -617,9 +944,31 @@ measure() {
 	R_CPUM[$wl/$tg]=$cpu_machine
 	ROWS+=("| $wl | $tg | $rps | $ratio | $(fmt_ms "$p50_us")$(vs_direct R_P50 "$wl" "$p50_us") | $(fmt_ms "$p99_us")$(vs_direct R_P99 "$wl" "$p99_us") | $cpu_proc$(vs_direct R_CPUP "$wl" "$cpu_proc") | $cpu_machine$(vs_direct R_CPUM "$wl" "$cpu_machine") | $errtxt |")
 
+	# The fast path's counters over the run: an accel row must have used it; a plain row
+	# runs in a cgroup without sockops, so what moves then comes from somebody else.
+	if [ "$ACCEL_LOADED" = 1 ]; then
+		local kp
+		# shellcheck disable=SC2086
+		kp=$(awk -v a="$k0" -v b="$k1" -v n="$requests" 'BEGIN {
+			split(a, x, " "); split(b, y, " ")
+			printf "%.0f %.0f %.0f %.0f %.0f", y[1] - x[1], y[2] - x[2], y[3] - x[3], y[4] - x[4], n }')
+		R_KP[$wl/$tg]=$kp
+		set -- $kp
+		if [ "$grp" = a ]; then
+			KP_ROWS+=("$wl/$tg")
+			if [ "$1" = 0 ]; then
+				ANY_ERRORS=1
+				NOTES+=("**ERROR** $wl/$tg: no send took the kernel path; this row measured plain TCP.")
+			fi
+		elif [ "$1" != 0 ] || [ "$3" != 0 ]; then
+			KP_ROWS+=("$wl/$tg")
+			NOTES+=("⚠ $wl/$tg: $1 sends were redirected and $3 passed on accelerated sockets during this plain row; not by its processes (their cgroup has no sockops program), so something else used the accel pin dir (another sockwayd in $SWD_CG?).")
+		fi
+	fi
+
 	# What the backends saw: the split, and for /shadow the mirrored fraction.
 	local d1=$((e1 - s1)) d2=$((e2 - s2)) d3=$((e3 - s3)) note
-	if [ "$tg" != direct ] && [ $((d1 + d2)) -gt 0 ]; then
+	if [ "$tg" != direct ] && [ "$tg" != direct+accel ] && [ $((d1 + d2)) -gt 0 ]; then
 		note=$(awk -v a=$d1 -v b=$d2 -v c=$d3 -v w="$wl" -v t="$tg" -v gb="$((bytes / 1048576))" 'BEGIN {
 			printf "%s/%s: first backend got %.1f%% of %d primary requests", w, t, 100 * a / (a + b), a + b
 			if (w == "shadow") printf "; shadow backend got %d (%.2f%% of primaries)", c, 100 * c / (a + b)
@@ -642,7 +991,7 @@ declare -A R_P50 R_P99 R_CPUP R_CPUM
 START_DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 for wl in ${WORKLOADS//,/ }; do
 	# direct first: the others are divided by it.
-	for tg in direct sockwayd nginx haproxy; do
+	for tg in ${ALL_TARGETS//,/ }; do
 		in_list "$tg" "$TARGETS" && measure "$wl" "$tg"
 	done
 done
@@ -664,13 +1013,43 @@ REPORT=$TMP/report.md
 		"HAProxy nbthread $WORKERS; swbackend --threads $BACKEND_THREADS."
 	echo "$(nginx -v 2>&1 | sed 's|nginx version: ||'), $(haproxy -v 2>/dev/null | head -n 1 | awk '{ print "HAProxy " $3 }'), $(wrk -v 2>&1 | head -n 1 | awk '{ print $1 " " $2 }')." \
 		"Machine busy before the bench: ${IDLE_BUSY}%."
+	echo "sockwayd runs with --no-accel, and wrk, its backends, nginx and HAProxy run in the" \
+		"bench's own cgroup, on which no sockops program acts: plain TCP."
+	if [ "$NEED_ACCEL" = 1 ]; then
+		echo "direct+accel and sockwayd+accel: wrk and their own backends (a1, a2, a3, abg1, abg2, same" \
+			"sizes) in \`$ACCEL_CG\`${ASOCKWAYD_PID:+, sockwayd+accel (without --no-accel) in \`$SWD_CG\`}," \
+			"accelerated in their own pin dir."
+	fi
+	if [ "$NEED_REMOTE" = 1 ]; then
+		echo "remote: \`GET /small\` from wrk in a network namespace ($VETH_NS_IP) over a veth pair" \
+			"to the targets' listeners on $VETH_HOST_IP (direct: b1; the routers' backends stay on" \
+			"127.0.0.1); wrk is not in an accelerated cgroup."
+	fi
 	echo
 	echo "| workload | target | req/s | ×direct | p50 (×direct) | p99 (×direct) | CPU µs/req, proc (×direct) | CPU µs/req, machine (×direct) | errors |"
 	echo "|---|---|---:|---:|---:|---:|---:|---:|---:|"
 	printf '%s\n' "${ROWS[@]}"
 	echo
 	echo "proc: the target's processes (direct: the backend it hits); machine: all CPUs busy," \
-		"wrk and backends included. See tools/bench/README.md."
+		"wrk and backends included. ×direct is always relative to the plain direct row." \
+		"See tools/bench/README.md."
+	if [ ${#KP_ROWS[@]} -gt 0 ]; then
+		echo
+		echo "Kernel fast path (sk_msg), counters of the accel pin dir over each measured run:" \
+			"sends on accelerated sockets that went straight to the peer's socket, and those" \
+			"that went to TCP because the peer was not accelerated."
+		echo
+		echo "| workload | target | sends redirected | per request | bytes redirected | per request | sends passed to TCP | bytes passed |"
+		echo "|---|---|---:|---:|---:|---:|---:|---:|"
+		for r in "${KP_ROWS[@]}"; do
+			# shellcheck disable=SC2086
+			set -- ${R_KP[$r]}
+			awk -v r="$r" -v red="$1" -v rb="$2" -v pas="$3" -v pb="$4" -v n="$5" 'BEGIN {
+				split(r, wt, "/")
+				printf "| %s | %s | %.0f | %.2f | %.1f MiB | %.0f | %.0f | %.1f MiB |\n", wt[1], wt[2],
+					red, red / n, rb / 1048576, rb / n, pas, pb / 1048576 }'
+		done
+	fi
 	if [ ${#NOTES[@]} -gt 0 ]; then
 		echo
 		for n in "${NOTES[@]}"; do
