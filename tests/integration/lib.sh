@@ -36,6 +36,11 @@ lib_cleanup() {
 		[ ${#LIB_CGROUPS[@]} -gt 0 ] && "$SOCKWAY" accel off >/dev/null 2>&1
 		"$SOCKWAY" unload >/dev/null 2>&1 || rm -rf "$SOCKWAY_PIN_ROOT"
 	fi
+	# sockwayd names its cgroup after the pin directory and leaves it on a clean exit;
+	# killed, it could not: remove it here (it is empty once the processes are gone).
+	if [ -n "${CGROUP2:-}" ]; then
+		LIB_CGROUPS=("$CGROUP2/$(basename "$SOCKWAY_PIN_ROOT")" "${LIB_CGROUPS[@]}")
+	fi
 	for ((i = ${#LIB_CGROUPS[@]} - 1; i >= 0; i--)); do
 		for _ in $(seq 1 20); do
 			if rmdir "${LIB_CGROUPS[i]}" 2>/dev/null || [ ! -d "${LIB_CGROUPS[i]}" ]; then
