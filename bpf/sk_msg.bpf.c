@@ -48,7 +48,8 @@ int msg_redirect(struct sk_msg_md *msg)
 		return SK_PASS;
 	}
 
-	/* The peer's tuple is ours reversed. */
+	/* The peer's tuple is ours reversed, in our network namespace. */
+	peer.netns = bpf_get_netns_cookie(msg);
 	peer.family = msg->family;
 	if (msg->family == AF_INET) {
 		peer.local_ip[0] = msg->remote_ip4;

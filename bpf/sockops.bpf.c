@@ -25,6 +25,7 @@ int sock_track(struct bpf_sock_ops *ops)
 		return 1;
 	if (ops->family != AF_INET && ops->family != AF_INET6)
 		return 1;
+	key.netns = bpf_get_netns_cookie(ops);
 	key.family = ops->family;
 	if (ops->family == AF_INET) {
 		key.local_ip[0] = ops->local_ip4;

@@ -214,11 +214,13 @@ struct sw_cell {
  * sk_msg program looks a sender's peer up by the same tuple reversed.
  */
 struct sw_sock_key {
+	__u64 netns;  /* network namespace cookie: equal tuples in two namespaces differ */
 	__u32 family; /* AF_INET or AF_INET6 */
 	__u32 local_ip[4];
 	__u32 remote_ip[4];
 	__u32 local_port;
 	__u32 remote_port;
+	__u32 pad;
 };
 
 /* accel_stats map value (per CPU): what the kernel path did. */
