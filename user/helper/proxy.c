@@ -553,20 +553,12 @@ static int pick_replica(struct exchange *x, const struct sw_backend *be)
 static struct upstream *upstream_connect(struct worker *w, __u16 backend, __u8 replica,
 					 const struct sw_addr *addr)
 {
-	struct sockaddr_storage ss;
 	struct upstream *u;
-	socklen_t len;
-	int fd, one = 1;
+	int fd;
 
-	len = sw_addr_to_sockaddr(addr, &ss);
-	fd = socket(addr->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	fd = tcp_connect_start(addr);
 	if (fd < 0)
 		return NULL;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (connect(fd, (struct sockaddr *)&ss, len) && errno != EINPROGRESS) {
-		close(fd);
-		return NULL;
-	}
 	u = calloc(1, sizeof(*u));
 	if (!u) {
 		close(fd);

@@ -12,7 +12,6 @@
  * flight; a sample over the cap is dropped and counted.
  */
 #include <errno.h>
-#include <netinet/tcp.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -284,10 +283,8 @@ static void conn_event(struct reactor *r, struct reactor_ev *ev, __u32 events)
 /* An idle connection to addr, or a new one. NULL when connect() fails at once. */
 static struct shadow_conn *conn_get(struct worker *w, __u16 backend, const struct sw_addr *addr)
 {
-	struct sockaddr_storage ss;
 	struct shadow_conn *c, **p;
-	socklen_t len;
-	int fd, one = 1;
+	int fd;
 
 	for (p = &w->shadow_idle; (c = *p); p = &c->next) {
 		if (c->backend_id == backend && !memcmp(&c->addr, addr, sizeof(*addr))) {
@@ -296,15 +293,9 @@ static struct shadow_conn *conn_get(struct worker *w, __u16 backend, const struc
 			return c;
 		}
 	}
-	len = sw_addr_to_sockaddr(addr, &ss);
-	fd = socket(addr->family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	fd = tcp_connect_start(addr);
 	if (fd < 0)
 		return NULL;
-	setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
-	if (connect(fd, (struct sockaddr *)&ss, len) && errno != EINPROGRESS) {
-		close(fd);
-		return NULL;
-	}
 	c = calloc(1, sizeof(*c));
 	if (!c) {
 		close(fd);
