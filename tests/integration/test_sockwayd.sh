@@ -203,18 +203,26 @@ code=$(curl -s --max-time 5 -o "$TMP/404.body" -w '%{http_code}' "$SWD_URL/nothi
 eq "unknown path: 404" "$code" 404
 eq "unknown path: a one-line body" "$(wc -l <"$TMP/404.body") $(head -c 1 "$TMP/404.body" | wc -c)" "1 1"
 
+# custom_keys_mismatch: the keys user-1..20 (header X-User) whose answering backend is not
+# the one "sockway explain" predicted in $TMP/custom.json; empty when all match.
+custom_keys_mismatch() {
+	local i got want bad=""
+
+	for i in $(seq 1 20); do
+		got=$(curl -s --max-time 5 -D - -o /dev/null -H "X-User: user-$i" "$SWD_URL/custom/x" | tr -d '\r' | sed -n 's/^X-Backend: //p')
+		want=$(jq -r --arg k "user-$i" '.[] | select(.key == $k) | .backend' "$TMP/custom.json")
+		[ "$got" = "$want" ] || bad="$bad user-$i:$got!=$want"
+	done
+	echo "$bad"
+}
+
 # A custom shard header (--shard-header X-User): keys land where explain says.
 keys=()
 for i in $(seq 1 20); do
 	keys+=(--key "user-$i")
 done
 "$SOCKWAY" -j explain /custom "${keys[@]}" >"$TMP/custom.json"
-bad=""
-for i in $(seq 1 20); do
-	got=$(curl -s --max-time 5 -D - -o /dev/null -H "X-User: user-$i" "$SWD_URL/custom/x" | tr -d '\r' | sed -n 's/^X-Backend: //p')
-	want=$(jq -r --arg k "user-$i" '.[] | select(.key == $k) | .backend' "$TMP/custom.json")
-	[ "$got" = "$want" ] || bad="$bad user-$i:$got!=$want"
-done
+bad=$(custom_keys_mismatch)
 eq "custom shard header: 20 keys each reach the backend explain predicts" "$bad" ""
 client /custom --requests 40 --connections 4 --header 'X-User: alice'
 eq "custom shard header: 40 requests with one X-User reach one backend" "$(cj '.backends | length')" 1
@@ -348,12 +356,7 @@ eq "after exit: nothing listens" "$code" 000
 
 start_sockwayd "$SWD_PORT" "$SWD_ADMIN" "${SWD_ARGS[@]}" || { finish; exit 1; }
 pass "restart: sockwayd is ready again"
-bad=""
-for i in $(seq 1 20); do
-	got=$(curl -s --max-time 5 -D - -o /dev/null -H "X-User: user-$i" "$SWD_URL/custom/x" | tr -d '\r' | sed -n 's/^X-Backend: //p')
-	want=$(jq -r --arg k "user-$i" '.[] | select(.key == $k) | .backend' "$TMP/custom.json")
-	[ "$got" = "$want" ] || bad="$bad user-$i:$got!=$want"
-done
+bad=$(custom_keys_mismatch)
 eq "restart: the 20 keys reach the same backends as before" "$bad" ""
 client /e --requests 200 --connections 4
 eq "restart: /e still routes to b1" "$(cj '[.status["200"], .backends.b1] | @tsv')" "$(printf '200\t200')"
