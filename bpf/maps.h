@@ -116,6 +116,22 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sock_hash SEC(".maps") __weak;
 
+/*
+ * The kernel address of each socket in sock_hash, by the same key: sk_msg reads the peer's
+ * TCP and sk_msg queue state through it (bpf_probe_read_kernel) to keep redirects in order
+ * and bounded. sk_msg programs cannot hold a reference on a socket (no bpf_sk_release), so
+ * this is a plain number: an entry may outlive its socket, which is harmless since
+ * sock_hash, checked by the redirect itself, no longer has that socket then. LRU: entries
+ * of closed sockets are evicted, never deleted.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct sw_sock_key);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} sock_addr SEC(".maps") __weak;
+
 /* What the kernel path did, per CPU. sockops and sk_msg add; `sockway status` reads. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

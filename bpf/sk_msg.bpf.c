@@ -6,13 +6,16 @@
  * otherwise they take the normal path. Nothing is ever dropped here.
  */
 #include "maps.h"
+#include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 #define AF_INET 2
 
-static __always_inline void count(int redirected, __u64 size)
+enum verdict { PASSED, REDIRECTED, HELD };
+
+static __always_inline void count(enum verdict v, __u64 size)
 {
 	struct sw_accel_stats *st;
 	__u32 zero = 0;
@@ -20,13 +23,72 @@ static __always_inline void count(int redirected, __u64 size)
 	st = bpf_map_lookup_elem(&accel_stats, &zero);
 	if (!st)
 		return;
-	if (redirected) {
+	if (v == REDIRECTED) {
 		st->redirected++;
 		st->redirected_bytes += size;
-	} else {
-		st->passed++;
-		st->passed_bytes += size;
+		return;
 	}
+	st->passed++;
+	st->passed_bytes += size;
+	if (v == HELD) {
+		st->held++;
+		st->held_bytes += size;
+	}
+}
+
+/*
+ * May these bytes go straight into the peer's queue? Only when that keeps the stream in
+ * order and bounded:
+ * - no byte of ours is still on the TCP path (sent but not acked, or acked but not yet
+ *   read by the peer): the peer reads its sk_msg queue first, so a redirect would
+ *   overtake them;
+ * - the peer holds less than a limit (below) in redirected bytes not yet read. A redirect
+ *   never blocks the sender, so without this a slow reader lets a sender fill kernel
+ *   memory (64 MiB queued was seen). Past the limit the bytes take TCP, whose window
+ *   blocks the sender; once the peer has read everything, sends are redirected again. So
+ *   a peer holds at most the limit plus one message (up to the sender's send buffer) on
+ *   this path, and TCP's own buffers on the other.
+ */
+enum peer_state { NO_PEER, BEHIND, READY };
+
+static __always_inline enum peer_state peer_ready(struct sk_msg_md *msg, struct sw_sock_key *peer)
+{
+	struct tcp_sock *self, *tp;
+	struct sk_psock *psock;
+	struct bpf_sock *sk;
+	__u32 queued, rcvbuf, limit;
+	__u64 *addr;
+
+	addr = bpf_map_lookup_elem(&sock_addr, peer);
+	if (!addr)
+		return NO_PEER;
+	sk = msg->sk;
+	if (!sk)
+		return NO_PEER;
+	self = bpf_skc_to_tcp_sock(sk);
+	if (!self)
+		return NO_PEER;
+	if (self->snd_una != self->write_seq)
+		return BEHIND;
+	tp = (struct tcp_sock *)(unsigned long)*addr;
+	if (BPF_CORE_READ(tp, rcv_nxt) != BPF_CORE_READ(tp, copied_seq))
+		return BEHIND;
+	psock = (struct sk_psock *)((unsigned long)BPF_CORE_READ(tp, inet_conn.icsk_inet.sk.sk_user_data) &
+				    ~7UL);
+	if (!psock)
+		return NO_PEER;
+	queued = BPF_CORE_READ(psock, msg_tot_len);
+	/* The peer's SO_RCVBUF, but at least SW_ACCEL_QUEUE (or tcp_rmem[2] if smaller): no
+	 * autotuning grows this queue for a reader that keeps up, and at the initial 128 KiB
+	 * every stream of large writes would fall back to TCP. */
+	limit = BPF_CORE_READ(tp, inet_conn.icsk_inet.sk.__sk_common.skc_net.net,
+			      ipv4.sysctl_tcp_rmem[2]);
+	if (limit > SW_ACCEL_QUEUE)
+		limit = SW_ACCEL_QUEUE;
+	rcvbuf = BPF_CORE_READ(tp, inet_conn.icsk_inet.sk.sk_rcvbuf);
+	if (limit < rcvbuf)
+		limit = rcvbuf;
+	return queued < limit ? READY : BEHIND;
 }
 
 SEC("sk_msg")
@@ -44,7 +106,7 @@ int msg_redirect(struct sk_msg_md *msg)
 	 * close, so what was redirected before is still read first, in order. */
 	c = bpf_map_lookup_elem(&ctl, &zero);
 	if (!c || c->accel_off) {
-		count(0, size);
+		count(PASSED, size);
 		return SK_PASS;
 	}
 
@@ -66,8 +128,19 @@ int msg_redirect(struct sk_msg_md *msg)
 	}
 	peer.local_port = bpf_ntohl(msg->remote_port);
 	peer.remote_port = msg->local_port;
-	/* SK_DROP here only means "no such peer": nothing was set up, the send goes on. */
+	switch (peer_ready(msg, &peer)) {
+	case NO_PEER:
+		count(PASSED, size);
+		return SK_PASS;
+	case BEHIND:
+		count(HELD, size);
+		return SK_PASS;
+	case READY:
+		break;
+	}
+	/* SK_DROP here only means "no such peer" (it closed since): nothing was set up, the
+	 * send goes on. */
 	ret = bpf_msg_redirect_hash(msg, &sock_hash, &peer, BPF_F_INGRESS);
-	count(ret == SK_PASS, size);
+	count(ret == SK_PASS ? REDIRECTED : PASSED, size);
 	return SK_PASS;
 }

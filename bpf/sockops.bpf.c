@@ -18,7 +18,9 @@ int sock_track(struct bpf_sock_ops *ops)
 {
 	struct sw_sock_key key = {};
 	struct sw_accel_stats *st;
+	struct bpf_sock *sk;
 	__u32 zero = 0;
+	__u64 addr;
 
 	if (ops->op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB &&
 	    ops->op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB)
@@ -43,6 +45,12 @@ int sock_track(struct bpf_sock_ops *ops)
 	key.local_port = ops->local_port;
 	/* remote_port holds the network-order port in its upper half on little endian. */
 	key.remote_port = bpf_ntohl(ops->remote_port);
+	sk = ops->sk;
+	if (!sk)
+		return 1;
+	addr = (__u64)(unsigned long)sk;
+	if (bpf_map_update_elem(&sock_addr, &key, &addr, BPF_ANY))
+		return 1;
 	if (bpf_sock_hash_update(ops, &sock_hash, &key, BPF_ANY))
 		return 1;
 	st = bpf_map_lookup_elem(&accel_stats, &zero);

@@ -223,6 +223,12 @@ struct sw_sock_key {
 	__u32 pad;
 };
 
+/*
+ * Redirected bytes a peer may hold unread before sends to it take TCP (sk_msg.bpf.c): at
+ * least this much (capped by tcp_rmem[2]), more if its SO_RCVBUF is larger.
+ */
+#define SW_ACCEL_QUEUE (4u << 20)
+
 /* accel_stats map value (per CPU): what the kernel path did. */
 struct sw_accel_stats {
 	__u64 sockets;	     /* sockets the sockops program put into sock_hash */
@@ -230,6 +236,8 @@ struct sw_accel_stats {
 	__u64 redirected_bytes;
 	__u64 passed;	     /* messages whose peer was not local: the normal TCP path */
 	__u64 passed_bytes;
+	__u64 held;	     /* messages to a local peer that took TCP all the same: the peer */
+	__u64 held_bytes;    /* had a full buffer, or earlier bytes were still on TCP */
 };
 
 /* accel_cgroups map value, keyed by cgroup id: a cgroup whose sockets are accelerated. */

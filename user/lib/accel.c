@@ -243,6 +243,8 @@ int sw_accel_stats_read(struct sw_maps *m, struct sw_accel_stats *out)
 		out->redirected_bytes += per[i].redirected_bytes;
 		out->passed += per[i].passed;
 		out->passed_bytes += per[i].passed_bytes;
+		out->held += per[i].held;
+		out->held_bytes += per[i].held_bytes;
 	}
 	free(per);
 	return err;
