@@ -45,7 +45,8 @@ CMOCKA_LIBS = $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null)
 CFLAGS ?= -g -O2
 SW_CFLAGS := $(CFLAGS) -std=gnu11 -Wall -Wextra -Werror -Wno-missing-field-initializers \
 	-D_GNU_SOURCE -Iinclude -Iuser/lib -Iuser/helper -I$(OUTPUT) $(CFLAGS_PKG)
-BPF_CFLAGS := -g -O2 -target bpf -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
+# -mcpu=v3: compare-and-swap on map values (the conns map).
+BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
 	-Iinclude -I$(OUTPUT)
 
 BPF_SRCS := $(wildcard bpf/*.bpf.c)

@@ -132,6 +132,16 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sock_addr SEC(".maps") __weak;
 
+/* sockwayd's connections: counter cell and body splice (abi.h, struct sw_conn). */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SW_CONNS);
+	__type(key, __u32);
+	__type(value, struct sw_conn);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} conns SEC(".maps") __weak;
+
 /* What the kernel path did, per CPU. sockops and sk_msg add; `sockway status` reads. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);

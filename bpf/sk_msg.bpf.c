@@ -4,16 +4,22 @@
  * peer of the connection is in the map too (a local socket of an accelerated cgroup), the
  * bytes go straight into the peer's receive queue, skipping the TCP/IP stack twice;
  * otherwise they take the normal path. Nothing is ever dropped here.
+ *
+ * Two things ride on it for sockwayd's connections (the conns map, abi.h): the bytes are
+ * counted in the counter cell of the exchange, and a response body can skip sockwayd
+ * altogether, from the backend's socket straight into the client's (the splice).
  */
 #include "maps.h"
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
 
+#include "sockway/hash.h"
+
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 #define AF_INET 2
 
-enum verdict { PASSED, REDIRECTED, HELD };
+enum verdict { PASSED, REDIRECTED, HELD, SPLICED };
 
 static __always_inline void count(enum verdict v, __u64 size)
 {
@@ -23,64 +29,119 @@ static __always_inline void count(enum verdict v, __u64 size)
 	st = bpf_map_lookup_elem(&accel_stats, &zero);
 	if (!st)
 		return;
-	if (v == REDIRECTED) {
-		st->redirected++;
-		st->redirected_bytes += size;
+	if (v == PASSED || v == HELD) {
+		st->passed++;
+		st->passed_bytes += size;
+		if (v == HELD) {
+			st->held++;
+			st->held_bytes += size;
+		}
 		return;
 	}
-	st->passed++;
-	st->passed_bytes += size;
-	if (v == HELD) {
-		st->held++;
-		st->held_bytes += size;
+	st->redirected++;
+	st->redirected_bytes += size;
+	if (v == SPLICED) {
+		st->spliced++;
+		st->spliced_bytes += size;
 	}
 }
 
-/*
- * May these bytes go straight into the peer's queue? Only when that keeps the stream in
- * order and bounded:
- * - no byte of ours is still on the TCP path (sent but not acked, or acked but not yet
- *   read by the peer): the peer reads its sk_msg queue first, so a redirect would
- *   overtake them;
- * - the peer holds less than a limit (below) in redirected bytes not yet read. A redirect
- *   never blocks the sender, so without this a slow reader lets a sender fill kernel
- *   memory (64 MiB queued was seen). Past the limit the bytes take TCP, whose window
- *   blocks the sender; once the peer has read everything, sends are redirected again. So
- *   a peer holds at most the limit plus one message (up to the sender's send buffer) on
- *   this path, and TCP's own buffers on the other.
- */
-enum peer_state { NO_PEER, BEHIND, READY };
-
-static __always_inline enum peer_state peer_ready(struct sk_msg_md *msg, struct sw_sock_key *peer)
+/* Adds redirected bytes to the accel_bytes of counter cell + 1 (0: none), shard 0. */
+static __always_inline void count_cell(__u32 cell, __u64 size)
 {
-	struct tcp_sock *self, *tp;
-	struct sk_psock *psock;
-	struct bpf_sock *sk;
-	__u32 queued, rcvbuf, limit;
-	__u64 *addr;
+	struct sw_cell *c;
+	__u32 i;
 
-	addr = bpf_map_lookup_elem(&sock_addr, peer);
-	if (!addr)
-		return NO_PEER;
-	sk = msg->sk;
-	if (!sk)
-		return NO_PEER;
-	self = bpf_skc_to_tcp_sock(sk);
-	if (!self)
-		return NO_PEER;
-	if (self->snd_una != self->write_seq)
-		return BEHIND;
-	tp = (struct tcp_sock *)(unsigned long)*addr;
-	if (BPF_CORE_READ(tp, rcv_nxt) != BPF_CORE_READ(tp, copied_seq))
-		return BEHIND;
+	if (!cell)
+		return;
+	i = cell - 1;
+	c = bpf_map_lookup_elem(&counters, &i);
+	if (c)
+		__sync_fetch_and_add(&c->shard[0].accel_bytes, size);
+}
+
+/* The conns entry of a socket of sockwayd, by its key; NULL for any other socket. */
+static __always_inline struct sw_conn *conn_find(const struct sw_sock_key *k)
+{
+	__u64 tag = sw_sock_key_hash(k);
+	__u32 base = (__u32)(tag % SW_CONN_BUCKETS) * SW_CONN_WAYS;
+	struct sw_conn *e;
+	__u32 i;
+
+#pragma unroll
+	for (i = 0; i < SW_CONN_WAYS; i++) {
+		__u32 idx = base + i;
+
+		e = bpf_map_lookup_elem(&conns, &idx);
+		if (e && e->tag == tag)
+			return e;
+	}
+	return 0;
+}
+
+/* The same connection from its other end. */
+static __always_inline void key_reverse(struct sw_sock_key *out, const struct sw_sock_key *k)
+{
+	out->netns = k->netns;
+	out->family = k->family;
+	out->local_ip[0] = k->remote_ip[0];
+	out->local_ip[1] = k->remote_ip[1];
+	out->local_ip[2] = k->remote_ip[2];
+	out->local_ip[3] = k->remote_ip[3];
+	out->remote_ip[0] = k->local_ip[0];
+	out->remote_ip[1] = k->local_ip[1];
+	out->remote_ip[2] = k->local_ip[2];
+	out->remote_ip[3] = k->local_ip[3];
+	out->local_port = k->remote_port;
+	out->remote_port = k->local_port;
+	out->pad = 0;
+}
+
+/* The kernel's tcp_sock of a socket in sock_hash, by key (a plain address, see sock_addr). */
+static __always_inline struct tcp_sock *sock_of(const struct sw_sock_key *k)
+{
+	__u64 *addr = bpf_map_lookup_elem(&sock_addr, k);
+
+	return addr ? (struct tcp_sock *)(unsigned long)*addr : 0;
+}
+
+/* Every byte the socket sent on TCP has been acked, so it is in its peer's queue. */
+static __always_inline int tcp_sent_all(struct tcp_sock *tp)
+{
+	return BPF_CORE_READ(tp, snd_una) == BPF_CORE_READ(tp, write_seq);
+}
+
+/* The socket's application has read every byte that TCP delivered to it. */
+static __always_inline int tcp_read_all(struct tcp_sock *tp)
+{
+	return BPF_CORE_READ(tp, rcv_nxt) == BPF_CORE_READ(tp, copied_seq);
+}
+
+/* Bytes redirected into the socket and not yet read (its sk_msg queue); -1 if unknown. */
+static __always_inline long msg_queued(struct tcp_sock *tp)
+{
+	struct sk_psock *psock;
+
 	psock = (struct sk_psock *)((unsigned long)BPF_CORE_READ(tp, inet_conn.icsk_inet.sk.sk_user_data) &
 				    ~7UL);
 	if (!psock)
-		return NO_PEER;
-	queued = BPF_CORE_READ(psock, msg_tot_len);
-	/* The peer's SO_RCVBUF, but at least SW_ACCEL_QUEUE (or tcp_rmem[2] if smaller): no
-	 * autotuning grows this queue for a reader that keeps up, and at the initial 128 KiB
-	 * every stream of large writes would fall back to TCP. */
+		return -1;
+	return BPF_CORE_READ(psock, msg_tot_len);
+}
+
+/*
+ * What a socket may hold in its sk_msg queue before sends to it take TCP: its SO_RCVBUF,
+ * but at least SW_ACCEL_QUEUE (or tcp_rmem[2] if smaller). No autotuning grows this queue
+ * for a reader that keeps up, and at the initial 128 KiB every stream of large writes
+ * would fall back to TCP.
+ */
+static __always_inline int has_room(struct tcp_sock *tp)
+{
+	long queued = msg_queued(tp);
+	__u32 limit, rcvbuf;
+
+	if (queued < 0)
+		return 0;
 	limit = BPF_CORE_READ(tp, inet_conn.icsk_inet.sk.__sk_common.skc_net.net,
 			      ipv4.sysctl_tcp_rmem[2]);
 	if (limit > SW_ACCEL_QUEUE)
@@ -88,27 +149,148 @@ static __always_inline enum peer_state peer_ready(struct sk_msg_md *msg, struct 
 	rcvbuf = BPF_CORE_READ(tp, inet_conn.icsk_inet.sk.sk_rcvbuf);
 	if (limit < rcvbuf)
 		limit = rcvbuf;
-	return queued < limit ? READY : BEHIND;
+	return queued < limit;
+}
+
+enum peer_state { NO_PEER, BEHIND, READY };
+
+/*
+ * May these bytes go straight into the peer's queue? Only when that keeps the stream in
+ * order and bounded:
+ * - no byte of ours is still on the TCP path (sent but not acked, or acked but not yet
+ *   read by the peer): the peer reads its sk_msg queue first, so a redirect would
+ *   overtake them;
+ * - the peer has room (has_room). A redirect never blocks the sender, so without this a
+ *   slow reader lets a sender fill kernel memory (64 MiB queued was seen). Past the limit
+ *   the bytes take TCP, whose window blocks the sender; once the peer has read
+ *   everything, sends are redirected again. So a peer holds at most the limit plus one
+ *   message (up to the sender's send buffer) on this path, and TCP's own buffers on the
+ *   other.
+ */
+static __always_inline enum peer_state peer_ready(struct sk_msg_md *msg,
+						  const struct sw_sock_key *peer)
+{
+	struct tcp_sock *self, *tp;
+	struct bpf_sock *sk;
+
+	tp = sock_of(peer);
+	if (!tp)
+		return NO_PEER;
+	sk = msg->sk;
+	if (!sk)
+		return NO_PEER;
+	self = bpf_skc_to_tcp_sock(sk);
+	if (!self)
+		return NO_PEER;
+	if (self->snd_una != self->write_seq || !tcp_read_all(tp))
+		return BEHIND;
+	return has_room(tp) ? READY : BEHIND;
+}
+
+/*
+ * May the splice armed on sockwayd's upstream socket (key up) start with this send of the
+ * backend? Only if nothing the backend sent before is anywhere but read by sockwayd (so
+ * sockwayd, which armed after forwarding all it read, holds nothing), nothing sockwayd
+ * sent the client is still on TCP, and the client's socket is here with room.
+ */
+static __always_inline int splice_can_start(struct sk_msg_md *msg, const struct sw_sock_key *up,
+					    const struct sw_sock_key *client)
+{
+	struct tcp_sock *self, *u, *cl, *swd;
+	struct sw_sock_key swd_key;
+	struct bpf_sock *sk;
+
+	sk = msg->sk;
+	if (!sk)
+		return 0;
+	self = bpf_skc_to_tcp_sock(sk);
+	if (!self || self->snd_una != self->write_seq)
+		return 0;
+	u = sock_of(up);
+	if (!u || !tcp_read_all(u) || msg_queued(u) != 0)
+		return 0;
+	cl = sock_of(client);
+	key_reverse(&swd_key, client);
+	swd = sock_of(&swd_key);
+	if (!cl || !swd || !tcp_sent_all(swd) || !tcp_read_all(cl))
+		return 0;
+	return has_room(cl);
+}
+
+enum splice_result { NOT_SPLICED, SPLICED_SENT };
+
+/*
+ * A send of a backend to sockwayd's upstream socket (key up, conns entry e) while a splice
+ * is armed or active there: moves up to e->left bytes into the client's socket. The rest
+ * of the message, and every send after the splice stopped, goes the normal way, to
+ * sockwayd, which learns from e->done how much the kernel moved.
+ */
+static __always_inline enum splice_result splice(struct sk_msg_md *msg, struct sw_conn *e,
+						 const struct sw_sock_key *up, __u64 size,
+						 int accel_off)
+{
+	struct sw_sock_key client;
+	struct tcp_sock *cl;
+	__u32 state = e->splice;
+	__u64 left, n;
+	long ret;
+
+	if (state != SW_SPLICE_ARMED && state != SW_SPLICE_ACTIVE)
+		return NOT_SPLICED;
+	__builtin_memcpy(&client, &e->client, sizeof(client));
+	if (state == SW_SPLICE_ARMED) {
+		if (accel_off || !splice_can_start(msg, up, &client))
+			return NOT_SPLICED; /* stays armed: sockwayd disarms before it reads */
+		if (__sync_val_compare_and_swap(&e->splice, SW_SPLICE_ARMED, SW_SPLICE_ACTIVE) !=
+		    SW_SPLICE_ARMED)
+			return NOT_SPLICED; /* sockwayd disarmed it just now */
+	} else {
+		cl = sock_of(&client);
+		if (accel_off || !cl || !has_room(cl))
+			goto stop;
+	}
+	left = e->left;
+	if (!left)
+		goto stop;
+	n = size;
+	if (n > left) {
+		/* This verdict covers the first `left` bytes; the program runs again for the
+		 * rest, which finds the splice stopped. */
+		bpf_msg_apply_bytes(msg, left);
+		n = left;
+	}
+	ret = bpf_msg_redirect_hash(msg, &sock_hash, &client, BPF_F_INGRESS);
+	if (ret != SK_PASS)
+		goto stop; /* the client's socket is gone */
+	e->done += n;
+	e->left = left - n;
+	count(SPLICED, n);
+	count_cell(e->cell, n);
+	if (left == n)
+		__sync_lock_test_and_set(&e->splice, SW_SPLICE_STOPPED);
+	return SPLICED_SENT;
+stop:
+	/* Only this program moves an active splice on, so a plain store is enough; the
+	 * exchange makes it visible to sockwayd after the done count. */
+	__sync_lock_test_and_set(&e->splice, SW_SPLICE_STOPPED);
+	return NOT_SPLICED;
 }
 
 SEC("sk_msg")
 int msg_redirect(struct sk_msg_md *msg)
 {
-	struct sw_sock_key peer = {};
+	struct sw_sock_key peer = {}, self;
+	struct sw_conn *pe, *se;
 	const struct sw_ctl *c;
 	/* Read ctx fields once, up front: the verifier refuses a ctx pointer that clang
 	 * offsets to share a load between branches. */
 	__u64 size = msg->size;
-	__u32 zero = 0;
+	__u32 zero = 0, cell;
+	int off;
 	long ret;
 
-	/* The kill switch: pass everything to TCP. Sockets stay in the map until they
-	 * close, so what was redirected before is still read first, in order. */
 	c = bpf_map_lookup_elem(&ctl, &zero);
-	if (!c || c->accel_off) {
-		count(PASSED, size);
-		return SK_PASS;
-	}
+	off = !c || c->accel_off;
 
 	/* The peer's tuple is ours reversed, in our network namespace. */
 	peer.netns = bpf_get_netns_cookie(msg);
@@ -128,6 +310,19 @@ int msg_redirect(struct sk_msg_md *msg)
 	}
 	peer.local_port = bpf_ntohl(msg->remote_port);
 	peer.remote_port = msg->local_port;
+
+	/* A backend's send to sockwayd, with a response-body splice armed or on. The kill
+	 * switch stops an active one: the rest reaches the client through sockwayd. */
+	pe = conn_find(&peer);
+	if (pe && splice(msg, pe, &peer, size, off) == SPLICED_SENT)
+		return SK_PASS;
+
+	/* The kill switch: pass everything to TCP. Sockets stay in the map until they
+	 * close, so what was redirected before is still read first, in order. */
+	if (off) {
+		count(PASSED, size);
+		return SK_PASS;
+	}
 	switch (peer_ready(msg, &peer)) {
 	case NO_PEER:
 		count(PASSED, size);
@@ -141,6 +336,18 @@ int msg_redirect(struct sk_msg_md *msg)
 	/* SK_DROP here only means "no such peer" (it closed since): nothing was set up, the
 	 * send goes on. */
 	ret = bpf_msg_redirect_hash(msg, &sock_hash, &peer, BPF_F_INGRESS);
-	count(ret == SK_PASS ? REDIRECTED : PASSED, size);
+	if (ret != SK_PASS) {
+		count(PASSED, size);
+		return SK_PASS;
+	}
+	count(REDIRECTED, size);
+	/* Whose exchange: sockwayd's socket is the sender or the peer. */
+	cell = pe ? pe->cell : 0;
+	if (!cell) {
+		key_reverse(&self, &peer);
+		se = conn_find(&self);
+		cell = se ? se->cell : 0;
+	}
+	count_cell(cell, size);
 	return SK_PASS;
 }

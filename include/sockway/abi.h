@@ -190,6 +190,9 @@ struct sw_counters {
 	__u64 latency[SW_LAT_BUCKETS]; /* log2 histogram, see SW_LAT_BUCKETS */
 	__u64 shadow_match;	       /* shadow role: status equal to the primary's */
 	__u64 shadow_drops;	       /* shadow role: samples dropped on a full queue */
+	__u64 accel_bytes; /* bytes between sockwayd and a local client or backend that the
+			    * kernel moved socket to socket (sk_msg), spliced bodies included */
+	__u64 reserved[7];
 };
 
 /*
@@ -238,6 +241,45 @@ struct sw_accel_stats {
 	__u64 passed_bytes;
 	__u64 held;	     /* messages to a local peer that took TCP all the same: the peer */
 	__u64 held_bytes;    /* had a full buffer, or earlier bytes were still on TCP */
+	__u64 spliced;	     /* messages of a response body moved from the backend straight */
+	__u64 spliced_bytes; /* to the client, past sockwayd (counted in redirected too) */
+};
+
+/*
+ * The conns map: one entry per TCP connection of sockwayd (to clients and to upstreams),
+ * found from the socket's sw_sock_key: bucket sw_sock_key_hash() % SW_CONN_BUCKETS, then
+ * the one of its SW_CONN_WAYS entries whose tag is that hash. sockwayd claims an entry
+ * when it opens the connection (a compare-and-swap of tag 0) and frees it at close; the
+ * map is mmap-able, so nothing here costs a syscall per request.
+ *   cell: the counter cell (+ 1, 0 = none) of the exchange on the connection: sk_msg adds
+ *     the bytes it redirects to that cell's accel_bytes.
+ *   splice: the response-body splice of an upstream connection. sockwayd arms it (ARMED,
+ *     with left and client) once it has forwarded every byte it read; sk_msg starts it
+ *     (ACTIVE) on the backend's next send if sockwayd's socket is still empty then, moves
+ *     the next `left` bytes straight into the client's socket, and ends it (STOPPED) when
+ *     left reaches 0 or the client cannot take them. sockwayd disarms (ARMED -> IDLE, a
+ *     compare-and-swap) before it reads an armed socket, so the kernel never overtakes
+ *     bytes that sockwayd holds. sk_msg.bpf.c and user/helper/proxy.c hold the rest.
+ */
+#define SW_CONN_BUCKETS 4096
+#define SW_CONN_WAYS	4
+#define SW_CONNS	(SW_CONN_BUCKETS * SW_CONN_WAYS)
+
+enum sw_splice_state {
+	SW_SPLICE_IDLE = 0,
+	SW_SPLICE_ARMED = 1,
+	SW_SPLICE_ACTIVE = 2,
+	SW_SPLICE_STOPPED = 3,
+};
+
+struct sw_conn {
+	__u64 tag;		   /* sw_sock_key_hash() of the socket's key; 0: a free entry */
+	__u32 cell;		   /* counter cell + 1 of the exchange on it; 0: none */
+	__u32 splice;		   /* enum sw_splice_state; written with compare-and-swap */
+	__u64 left;		   /* bytes the kernel is still to move to the client */
+	__u64 done;		   /* bytes it moved since sockwayd armed the splice */
+	struct sw_sock_key client; /* the client's own socket, where the body goes */
+	__u64 pad[5];
 };
 
 /* accel_cgroups map value, keyed by cgroup id: a cgroup whose sockets are accelerated. */

@@ -55,6 +55,25 @@ static __always_inline __u64 sw_hash64(const void *buf, __u32 len)
 	return sw_hash_final(state);
 }
 
+/* The tag of a socket in the conns map (abi.h): never 0, which marks a free entry. */
+static __always_inline __u64 sw_sock_key_hash(const struct sw_sock_key *k)
+{
+	__u64 h = SW_FNV_OFFSET ^ k->netns;
+
+	h = (h ^ k->family) * SW_FNV_PRIME;
+	h = (h ^ k->local_ip[0]) * SW_FNV_PRIME;
+	h = (h ^ k->local_ip[1]) * SW_FNV_PRIME;
+	h = (h ^ k->local_ip[2]) * SW_FNV_PRIME;
+	h = (h ^ k->local_ip[3]) * SW_FNV_PRIME;
+	h = (h ^ k->remote_ip[0]) * SW_FNV_PRIME;
+	h = (h ^ k->remote_ip[1]) * SW_FNV_PRIME;
+	h = (h ^ k->remote_ip[2]) * SW_FNV_PRIME;
+	h = (h ^ k->remote_ip[3]) * SW_FNV_PRIME;
+	h = (h ^ ((__u64)k->local_port << 16 | k->remote_port)) * SW_FNV_PRIME;
+	h = sw_hash_final(h);
+	return h ? h : 1;
+}
+
 /* sw_hash64() of the ASCII lower case of a buffer: the hash of a Host. */
 static __always_inline __u64 sw_hash64_lower(const void *buf, __u32 len)
 {

@@ -140,7 +140,7 @@ static int accel_list(int argc, char **argv)
 	if (err)
 		memset(&st, 0, sizeof(st));
 	if (agent_cfg.json) {
-		err = json_print(json_pack("{s:b, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I}}", "on",
+		err = json_print(json_pack("{s:b, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}}", "on",
 					   sw_accel_is_on(&m), "cgroups", cgs, "stats", "sockets",
 					   (json_int_t)st.sockets, "redirected",
 					   (json_int_t)st.redirected, "redirected_bytes",
@@ -148,18 +148,21 @@ static int accel_list(int argc, char **argv)
 					   (json_int_t)st.passed, "passed_bytes",
 					   (json_int_t)st.passed_bytes, "held",
 					   (json_int_t)st.held, "held_bytes",
-					   (json_int_t)st.held_bytes));
+					   (json_int_t)st.held_bytes, "spliced",
+					   (json_int_t)st.spliced, "spliced_bytes",
+					   (json_int_t)st.spliced_bytes));
 	} else {
 		printf("kernel fast path: %s\n", sw_accel_is_on(&m) ? "on" : "off (kill switch)");
 		for (size_t i = 0; i < json_array_size(cgs); i++)
 			printf("  %s\n",
 			       json_string_value(json_object_get(json_array_get(cgs, i), "path")));
 		printf("sockets tracked %llu; sends redirected %llu (%llu bytes), passed to TCP "
-		       "%llu (%llu bytes), of which held back from a local peer %llu (%llu bytes)\n",
+		       "%llu (%llu bytes), of which held back from a local peer %llu (%llu bytes); "
+		       "response-body bytes spliced backend to client %llu\n",
 		       (unsigned long long)st.sockets, (unsigned long long)st.redirected,
 		       (unsigned long long)st.redirected_bytes, (unsigned long long)st.passed,
 		       (unsigned long long)st.passed_bytes, (unsigned long long)st.held,
-		       (unsigned long long)st.held_bytes);
+		       (unsigned long long)st.held_bytes, (unsigned long long)st.spliced_bytes);
 		json_decref(cgs);
 	}
 	sw_maps_close(&m);

@@ -60,7 +60,7 @@ static json_t *counters_json(const struct sw_counters *c)
 						      "count", (json_int_t)c->latency[i]));
 	return json_pack(
 		"{s:I, s:{s:I, s:I, s:I, s:I, s:I}, s:o, s:I, s:I, s:I, s:o, s:I, s:I, "
-		"s:I, s:I}",
+		"s:I, s:I, s:I}",
 		"requests", (json_int_t)c->requests, "status", "1xx", (json_int_t)c->status[0],
 		"2xx", (json_int_t)c->status[1], "3xx", (json_int_t)c->status[2], "4xx",
 		(json_int_t)c->status[3], "5xx", (json_int_t)c->status[4], "errors", errors,
@@ -68,7 +68,8 @@ static json_t *counters_json(const struct sw_counters *c)
 		(json_int_t)c->bytes_to_client, "latency_sum_us", (json_int_t)c->latency_sum_us,
 		"latency", hist, "latency_p50_us", (json_int_t)latency_quantile(c, 0.5),
 		"latency_p99_us", (json_int_t)latency_quantile(c, 0.99), "shadow_match",
-		(json_int_t)c->shadow_match, "shadow_drops", (json_int_t)c->shadow_drops);
+		(json_int_t)c->shadow_match, "shadow_drops", (json_int_t)c->shadow_drops,
+		"accel_bytes", (json_int_t)c->accel_bytes);
 }
 
 int do_stats(int argc, char **argv)

@@ -52,6 +52,8 @@ static void metrics_cells(struct buf *b)
 		      "# TYPE sockway_bytes_from_client_total counter\n"
 		      "# HELP sockway_bytes_to_client_total Response bytes.\n"
 		      "# TYPE sockway_bytes_to_client_total counter\n"
+		      "# HELP sockway_accel_bytes_total Bytes the kernel moved socket to socket (sk_msg) for these exchanges, both ways.\n"
+		      "# TYPE sockway_accel_bytes_total counter\n"
 		      "# HELP sockway_request_duration_seconds Time from request head to response end.\n"
 		      "# TYPE sockway_request_duration_seconds histogram\n"
 		      "# HELP sockway_shadow_status_match_total Shadow responses whose status equalled the primary's.\n"
@@ -86,6 +88,8 @@ static void metrics_cells(struct buf *b)
 			   (unsigned long long)c.bytes_from_client);
 		buf_printf(b, "sockway_bytes_to_client_total{%s} %llu\n", labels,
 			   (unsigned long long)c.bytes_to_client);
+		buf_printf(b, "sockway_accel_bytes_total{%s} %llu\n", labels,
+			   (unsigned long long)c.accel_bytes);
 		/* Prometheus buckets are cumulative, in seconds; ours are [2^k, 2^(k+1)) us. */
 		for (k = 0; k + 1 < SW_LAT_BUCKETS; k++) {
 			cum += c.latency[k];

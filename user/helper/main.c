@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "accel.h"
+#include "conns.h"
 #include "log.h"
 #include "policy.h"
 #include "sockwayd.h"
@@ -58,7 +59,10 @@ static void usage(FILE *f)
 		"                            Authorization, Cookie)\n"
 		"Kernel fast path:\n"
 		"  --no-accel                do not join the accelerated cgroup CGROUP2/sockway\n"
-		"                            (named after the pin directory)\n",
+		"                            (named after the pin directory)\n"
+		"  --no-splice               keep response bodies in userspace: by default the\n"
+		"                            kernel moves a Content-Length body of 64 KiB or more\n"
+		"                            from a local backend straight to a local client\n",
 		SWD_MAX_WORKERS);
 }
 
@@ -258,6 +262,10 @@ static int worker_init(struct worker *w, unsigned id, struct sw_maps *maps)
 			return err;
 		w->nr_listeners++;
 	}
+	/* Connections are filed in the conns map (accel bytes per cell, body splice) only
+	 * on the fast path. */
+	if (!swd_cfg.no_accel && w->nr_listeners)
+		w->netns = sw_netns_cookie(w->listeners[0].fd);
 	return 0;
 }
 
@@ -267,7 +275,7 @@ int main(int argc, char **argv)
 		OPT_LISTEN = 256, OPT_ADMIN, OPT_WORKERS, OPT_MAX_LINE, OPT_MAX_HEAD,
 		OPT_MAX_HEADERS, OPT_MAX_BODY, OPT_T_HEADER, OPT_T_KEEPALIVE, OPT_T_BODY,
 		OPT_T_CONNECT, OPT_T_RESPONSE, OPT_DRAIN, OPT_POOL, OPT_DOWN, OPT_SHADOW_BODY,
-		OPT_SHADOW_QUEUE, OPT_STRIP, OPT_NO_ACCEL,
+		OPT_SHADOW_QUEUE, OPT_STRIP, OPT_NO_ACCEL, OPT_NO_SPLICE,
 	};
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, OPT_LISTEN },
@@ -291,6 +299,7 @@ int main(int argc, char **argv)
 		{ "shadow-queue", required_argument, NULL, OPT_SHADOW_QUEUE },
 		{ "shadow-strip-header", required_argument, NULL, OPT_STRIP },
 		{ "no-accel", no_argument, NULL, OPT_NO_ACCEL },
+		{ "no-splice", no_argument, NULL, OPT_NO_SPLICE },
 		{ NULL, 0, NULL, 0 },
 	};
 	static struct worker workers[SWD_MAX_WORKERS];
@@ -410,6 +419,9 @@ int main(int argc, char **argv)
 			break;
 		case OPT_NO_ACCEL:
 			swd_cfg.no_accel = true;
+			break;
+		case OPT_NO_SPLICE:
+			swd_cfg.no_splice = true;
 			break;
 		default:
 			usage(stderr);

@@ -22,6 +22,7 @@
 #include <unistd.h>
 
 #include "sockway/hash.h"
+#include "conns.h"
 #include "log.h"
 #include "sockwayd.h"
 
@@ -44,6 +45,8 @@ struct client {
 	__u64 deadline_ms;
 	bool eof; /* the client shut its sending side */
 	struct exchange *x;
+	struct sw_conn *kc;	/* its conns entry (kernel fast path), or NULL */
+	struct sw_sock_key key; /* its key in sock_hash, when kc */
 };
 
 struct upstream {
@@ -59,6 +62,7 @@ struct upstream {
 	struct buf in, out;
 	struct exchange *x;
 	__u64 deadline_ms;
+	struct sw_conn *kc; /* its conns entry (kernel fast path), or NULL */
 };
 
 struct exchange {
@@ -91,6 +95,8 @@ struct exchange {
 	enum http_body resp_body;
 	__u64 resp_left;
 	struct http_chunked resp_chunk;
+	bool splice_armed;    /* the response body may go backend -> client in the kernel */
+	__u64 splice_seen;    /* bytes the kernel had moved at the last timer check */
 	__u64 t_start_us;
 	__u64 bytes_in, bytes_out;
 	struct shadow *shadows[SW_MAX_SHADOWS];
@@ -164,6 +170,8 @@ static void upstream_close(struct upstream *u)
 
 	if (u->x)
 		u->x->u = NULL;
+	if (u->kc)
+		sw_conn_release(u->kc);
 	reactor_del(w->r, &u->ev);
 	close(u->ev.fd);
 	if (u->prev)
@@ -199,6 +207,8 @@ static void pool_put(struct upstream *u)
 	struct worker *w = u->w;
 
 	u->x = NULL;
+	if (u->kc)
+		__atomic_store_n(&u->kc->cell, 0, __ATOMIC_RELAXED);
 	if (w->draining || w->nr_idle[u->backend_id][u->replica] >= swd_cfg.pool_size) {
 		upstream_close(u);
 		return;
@@ -253,6 +263,8 @@ static void client_close(struct client *c)
 		w->nr_exchanges--;
 		exchange_free(x);
 	}
+	if (c->kc)
+		sw_conn_release(c->kc);
 	reactor_del(w->r, &c->ev);
 	close(c->ev.fd);
 	if (c->prev)
@@ -591,6 +603,11 @@ static int upstream_begin(struct exchange *x)
 	struct upstream *u = x->u;
 	int err;
 
+	/* From here on the kernel counts the bytes it moves for this exchange in its cell. */
+	if (u->kc)
+		__atomic_store_n(&u->kc->cell, x->cell + 1u, __ATOMIC_RELAXED);
+	if (x->c->kc)
+		__atomic_store_n(&x->c->kc->cell, x->cell + 1u, __ATOMIC_RELAXED);
 	err = upstream_send(u, buf_head(&x->head), x->head.len);
 	if (!err && x->body_sent)
 		err = upstream_send(u, buf_head(&x->body_copy), x->body_copy.len);
@@ -1045,6 +1062,8 @@ void client_accept(struct reactor *r, struct reactor_ev *ev, __u32 events)
 			free(c);
 			continue;
 		}
+		if (w->netns && !sw_conn_key(&c->key, w->netns, fd))
+			c->kc = sw_conn_claim(w->maps->conns, &c->key);
 		c->next = w->clients;
 		if (c->next)
 			c->next->prev = c;
@@ -1163,6 +1182,91 @@ static int upstream_pump_response(struct upstream *u)
 	return 0;
 }
 
+/* ---- the response-body splice (abi.h, struct sw_conn) ------------------------------------ */
+
+/* Bodies shorter than this are not worth arming for: they usually arrive with the head. */
+#define SPLICE_MIN (64 * 1024)
+
+/* Files a connected upstream in the conns map, so that the kernel can find it. */
+static void upstream_track(struct upstream *u)
+{
+	struct sw_sock_key key;
+
+	if (u->w->netns && !u->kc && !sw_conn_key(&key, u->w->netns, u->ev.fd))
+		u->kc = sw_conn_claim(u->w->maps->conns, &key);
+}
+
+/*
+ * Offers the rest of a Content-Length body to the kernel: if the backend's next send finds
+ * sockwayd's socket empty, sk_msg moves it, and what follows, straight into the client's
+ * socket, up to the body's last byte, which it leaves to sockwayd so that sockwayd wakes
+ * up and ends the exchange. Only when sockwayd holds nothing of the response: every byte
+ * it read went to the client already.
+ */
+static void splice_arm(struct exchange *x)
+{
+	struct upstream *u = x->u;
+	struct client *c = x->c;
+	struct sw_sock_key client;
+
+	if (swd_cfg.no_splice || x->splice_armed || !u || !u->kc || !c->kc || !x->resp_started ||
+	    x->resp_done || x->resp_body != HTTP_BODY_LENGTH || x->resp_left < SPLICE_MIN ||
+	    u->in.len || c->out.len)
+		return;
+	sw_conn_key_reverse(&client, &c->key);
+	sw_conn_splice_arm(u->kc, &client, x->resp_left - 1);
+	x->splice_armed = true;
+	x->splice_seen = 0;
+}
+
+/*
+ * Before sockwayd reads an upstream with a splice armed: takes it back, and counts what
+ * the kernel moved as sent. Returns 0 to read on, 1 to leave the socket alone (the kernel
+ * is moving bytes), or an exchange result (exchange_upstream_failed) when it cannot go on.
+ */
+static int splice_settle(struct exchange *x)
+{
+	struct upstream *u = x->u;
+	long long done;
+	char b;
+
+	done = sw_conn_splice_settle(u->kc);
+	if (done < 0) {
+		/* Active: a wake-up now is the backend closing early (it sends nothing more,
+		 * so the kernel is done with the splice), or nothing. */
+		ssize_t n = recv(u->ev.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return 1;
+		if (n > 0)
+			/* Bytes for sockwayd while the kernel sends to the client: their order
+			 * is lost; the kernel must never do this. */
+			return exchange_upstream_failed(x, SW_ERR_BAD_RESPONSE);
+		done = (long long)__atomic_load_n(&u->kc->done, __ATOMIC_ACQUIRE);
+		__atomic_store_n(&u->kc->splice, SW_SPLICE_IDLE, __ATOMIC_RELAXED);
+	}
+	x->splice_armed = false;
+	if ((__u64)done > x->resp_left)
+		return exchange_upstream_failed(x, SW_ERR_BAD_RESPONSE);
+	x->resp_left -= done;
+	x->bytes_out += done;
+	return 0;
+}
+
+/* For the response timer: did the kernel move body bytes since the last check? */
+static bool splice_progressed(struct exchange *x)
+{
+	__u64 done;
+
+	if (!x->splice_armed || !x->u || !x->u->kc)
+		return false;
+	done = __atomic_load_n(&x->u->kc->done, __ATOMIC_RELAXED);
+	if (done == x->splice_seen)
+		return false;
+	x->splice_seen = done;
+	return true;
+}
+
 /* After an exchange ended in an upstream event: start the pipelined request, if any. */
 static void exchange_after(struct client *c, int ret)
 {
@@ -1199,6 +1303,7 @@ static void upstream_event(struct reactor *r, struct reactor_ev *ev, __u32 event
 			return;
 		}
 		u->connecting = false;
+		upstream_track(u);
 		u->deadline_ms = reactor_now_ms(r) + swd_cfg.response_timeout_ms;
 		exchange_after(c, upstream_begin(x));
 		return;
@@ -1209,6 +1314,17 @@ static void upstream_event(struct reactor *r, struct reactor_ev *ev, __u32 event
 		else if (!x->req_done)
 			/* Room upstream: more body can come from the client. */
 			ret = exchange_pump_request(x);
+		if (ret) {
+			exchange_after(c, ret);
+			return;
+		}
+	}
+	if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) && x->splice_armed) {
+		ret = splice_settle(x);
+		if (ret == 1) {
+			upstream_update(u);
+			return;
+		}
 		if (ret) {
 			exchange_after(c, ret);
 			return;
@@ -1249,6 +1365,7 @@ static void upstream_event(struct reactor *r, struct reactor_ev *ev, __u32 event
 		exchange_after(c, ret);
 		return;
 	}
+	splice_arm(x);
 	upstream_update(u);
 	client_update(c);
 }
@@ -1265,6 +1382,11 @@ void proxy_tick(struct worker *w)
 		un = u->next;
 		if (u->deadline_ms > now)
 			continue;
+		if (u->x && splice_progressed(u->x)) {
+			/* The body is flowing, past sockwayd. */
+			u->deadline_ms = now + swd_cfg.response_timeout_ms;
+			continue;
+		}
 		if (u->idle) {
 			pool_remove(u);
 			upstream_close(u);

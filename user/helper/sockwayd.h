@@ -45,6 +45,7 @@ struct swd_config {
 	const char *strip[SWD_MAX_STRIP];  /* headers removed from shadow copies */
 	unsigned nr_strip;
 	bool no_accel;			   /* stay out of the kernel fast path */
+	bool no_splice;			   /* never hand a response body to the kernel */
 };
 
 extern struct swd_config swd_cfg;
@@ -74,6 +75,7 @@ struct worker {
 	struct reactor_ev listeners[SWD_MAX_LISTEN];
 	unsigned nr_listeners;
 	unsigned shard;			/* counter shard this worker adds to */
+	__u64 netns;			/* its sockets' netns cookie; 0: no conns entries */
 	__u64 rng;			/* xorshift state: slot and shadow draws */
 	struct client *clients;		/* every open client connection */
 	struct upstream *upstreams;	/* every open upstream connection */

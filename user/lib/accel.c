@@ -245,6 +245,8 @@ int sw_accel_stats_read(struct sw_maps *m, struct sw_accel_stats *out)
 		out->passed_bytes += per[i].passed_bytes;
 		out->held += per[i].held;
 		out->held_bytes += per[i].held_bytes;
+		out->spliced += per[i].spliced;
+		out->spliced_bytes += per[i].spliced_bytes;
 	}
 	free(per);
 	return err;

@@ -32,8 +32,9 @@ _Static_assert(sizeof(struct sw_route_key) == 16, "sw_route_key layout");
 _Static_assert(sizeof(struct sw_route) == 200, "sw_route layout");
 _Static_assert(sizeof(struct sw_split) == 8, "sw_split layout");
 _Static_assert(sizeof(struct sw_shadow) == 16, "sw_shadow layout");
-_Static_assert(sizeof(struct sw_counters) == 320, "sw_counters: 5 cache lines");
-_Static_assert(sizeof(struct sw_cell) == 64 + SW_COUNTER_SHARDS * 320, "sw_cell layout");
+_Static_assert(sizeof(struct sw_counters) == 384, "sw_counters: 6 cache lines");
+_Static_assert(sizeof(struct sw_cell) == 64 + SW_COUNTER_SHARDS * 384, "sw_cell layout");
+_Static_assert(sizeof(struct sw_conn) == 128, "sw_conn: 2 cache lines");
 _Static_assert(sizeof(struct sw_slot_table) == SW_SLOTS, "sw_slot_table layout");
 _Static_assert(SW_MAX_SPLIT <= 256, "slot tables store split indexes in a byte");
 
@@ -248,7 +249,8 @@ int sw_maps_open(struct sw_maps *m, struct sw_err *e)
 	}
 	m->ctl = map_mmap(m->skel->maps.ctl, sizeof(struct sw_ctl), e);
 	m->cells = map_mmap(m->skel->maps.counters, sizeof(struct sw_cell) * SW_MAX_CELLS, e);
-	if (!m->ctl || !m->cells) {
+	m->conns = map_mmap(m->skel->maps.conns, sizeof(struct sw_conn) * SW_CONNS, e);
+	if (!m->ctl || !m->cells || !m->conns) {
 		err = -ENOMEM;
 		goto fail;
 	}
@@ -262,6 +264,8 @@ void sw_maps_close(struct sw_maps *m)
 {
 	if (m->cells)
 		munmap(m->cells, sizeof(struct sw_cell) * SW_MAX_CELLS);
+	if (m->conns)
+		munmap(m->conns, sizeof(struct sw_conn) * SW_CONNS);
 	if (m->ctl)
 		munmap(m->ctl, sizeof(struct sw_ctl));
 	sockway__destroy(m->skel);

@@ -30,6 +30,7 @@ struct sw_maps {
 	struct sockway *skel;  /* opened, not loaded: its maps reuse the pinned fds */
 	struct sw_ctl *ctl;    /* mmap of the ctl map */
 	struct sw_cell *cells; /* mmap of the counters map */
+	struct sw_conn *conns; /* mmap of the conns map (sockwayd's connections) */
 	int dir_fd;	       /* the pin directory, flock()ed by writers */
 	bool locked;
 };

@@ -1,0 +1,52 @@
+#!/usr/bin/env python3
+# SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
+"""A backend that sends each response head first and its body later, in pieces.
+
+    drip_backend.py PORT SIZE [PIECE] [PAUSE_MS]
+
+Answers every request on 127.0.0.1:PORT (keep-alive) with 200 and a Content-Length body of
+SIZE pseudo-random bytes (the same for every request, seeded), written PIECE bytes at a time
+(default 262144) with PAUSE_MS (default 2) between pieces. That is a body sockwayd has
+forwarded the head of before it arrives: what the kernel splice of a response body takes.
+Prints "ready" once listening, and the body's sha256 on the first line of stdout.
+"""
+import hashlib
+import random
+import socket
+import sys
+import threading
+import time
+
+port, size = int(sys.argv[1]), int(sys.argv[2])
+piece = int(sys.argv[3]) if len(sys.argv) > 3 else 262144
+pause = (int(sys.argv[4]) if len(sys.argv) > 4 else 2) / 1000.0
+body = random.Random(42).randbytes(size)
+head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nContent-Type: application/octet-stream\r\n\r\n" % size
+
+
+def serve(conn):
+    buf = b""
+    with conn:
+        while True:
+            while b"\r\n\r\n" not in buf:
+                d = conn.recv(65536)
+                if not d:
+                    return
+                buf += d
+            _, buf = buf.split(b"\r\n\r\n", 1)
+            conn.sendall(head)
+            time.sleep(pause * 5)
+            for off in range(0, size, piece):
+                conn.sendall(body[off:off + piece])
+                time.sleep(pause)
+
+
+ls = socket.socket()
+ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+ls.bind(("127.0.0.1", port))
+ls.listen(64)
+print(hashlib.sha256(body).hexdigest(), flush=True)
+print("ready", file=sys.stderr, flush=True)
+while True:
+    c, _ = ls.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()

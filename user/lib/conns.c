@@ -1,0 +1,126 @@
+// SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
+#include <errno.h>
+#include <netinet/in.h>
+#include <string.h>
+
+#include "conns.h"
+#include "sockway/hash.h"
+
+#ifndef SO_NETNS_COOKIE
+#define SO_NETNS_COOKIE 71
+#endif
+
+__u64 sw_netns_cookie(int fd)
+{
+	__u64 cookie = 0;
+	socklen_t len = sizeof(cookie);
+
+	if (getsockopt(fd, SOL_SOCKET, SO_NETNS_COOKIE, &cookie, &len))
+		return 0;
+	return cookie;
+}
+
+/* One address into the key's form: network byte order words, port in host order. */
+static int put_addr(const struct sockaddr_storage *ss, __u32 ip[4], __u32 *port)
+{
+	if (ss->ss_family == AF_INET) {
+		const struct sockaddr_in *s4 = (const struct sockaddr_in *)ss;
+
+		memset(ip, 0, 16);
+		ip[0] = s4->sin_addr.s_addr;
+		*port = ntohs(s4->sin_port);
+		return AF_INET;
+	}
+	if (ss->ss_family == AF_INET6) {
+		const struct sockaddr_in6 *s6 = (const struct sockaddr_in6 *)ss;
+
+		memcpy(ip, &s6->sin6_addr, 16);
+		*port = ntohs(s6->sin6_port);
+		return AF_INET6;
+	}
+	return -EAFNOSUPPORT;
+}
+
+int sw_conn_key(struct sw_sock_key *k, __u64 netns, int fd)
+{
+	struct sockaddr_storage local, remote;
+	socklen_t llen = sizeof(local), rlen = sizeof(remote);
+	int fam;
+
+	if (getsockname(fd, (struct sockaddr *)&local, &llen) ||
+	    getpeername(fd, (struct sockaddr *)&remote, &rlen))
+		return -errno;
+	memset(k, 0, sizeof(*k));
+	k->netns = netns;
+	fam = put_addr(&local, k->local_ip, &k->local_port);
+	if (fam < 0 || put_addr(&remote, k->remote_ip, &k->remote_port) != fam)
+		return -EAFNOSUPPORT;
+	k->family = fam;
+	return 0;
+}
+
+void sw_conn_key_reverse(struct sw_sock_key *out, const struct sw_sock_key *k)
+{
+	memset(out, 0, sizeof(*out));
+	out->netns = k->netns;
+	out->family = k->family;
+	memcpy(out->local_ip, k->remote_ip, sizeof(out->local_ip));
+	memcpy(out->remote_ip, k->local_ip, sizeof(out->remote_ip));
+	out->local_port = k->remote_port;
+	out->remote_port = k->local_port;
+}
+
+struct sw_conn *sw_conn_claim(struct sw_conn *table, const struct sw_sock_key *k)
+{
+	__u64 tag = sw_sock_key_hash(k);
+	struct sw_conn *e = &table[(tag % SW_CONN_BUCKETS) * SW_CONN_WAYS];
+	unsigned i;
+
+	for (i = 0; i < SW_CONN_WAYS; i++, e++) {
+		__u64 free_tag = 0;
+
+		if (__atomic_load_n(&e->tag, __ATOMIC_RELAXED))
+			continue;
+		e->cell = 0;
+		__atomic_store_n(&e->splice, SW_SPLICE_IDLE, __ATOMIC_RELAXED);
+		if (__atomic_compare_exchange_n(&e->tag, &free_tag, tag, false, __ATOMIC_ACQ_REL,
+						__ATOMIC_RELAXED))
+			return e;
+	}
+	return NULL;
+}
+
+void sw_conn_release(struct sw_conn *e)
+{
+	__atomic_store_n(&e->cell, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&e->splice, SW_SPLICE_IDLE, __ATOMIC_RELAXED);
+	__atomic_store_n(&e->tag, 0, __ATOMIC_RELEASE);
+}
+
+void sw_conn_splice_arm(struct sw_conn *e, const struct sw_sock_key *client, __u64 left)
+{
+	e->client = *client;
+	e->left = left;
+	e->done = 0;
+	/* Release: the kernel sees client, left and done before it sees ARMED. */
+	__atomic_store_n(&e->splice, SW_SPLICE_ARMED, __ATOMIC_RELEASE);
+}
+
+long long sw_conn_splice_settle(struct sw_conn *e)
+{
+	__u32 state = SW_SPLICE_ARMED;
+
+	if (__atomic_compare_exchange_n(&e->splice, &state, SW_SPLICE_IDLE, false,
+					__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+		return 0;
+	if (state == SW_SPLICE_ACTIVE)
+		return -1;
+	if (state == SW_SPLICE_STOPPED) {
+		/* The kernel wrote done before STOPPED; nothing writes it after. */
+		long long done = (long long)__atomic_load_n(&e->done, __ATOMIC_RELAXED);
+
+		__atomic_store_n(&e->splice, SW_SPLICE_IDLE, __ATOMIC_RELAXED);
+		return done;
+	}
+	return 0;
+}

@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause */
+/*
+ * sockwayd's side of the conns map (abi.h, struct sw_conn): the key of a socket as the
+ * sk_msg program sees it, claiming and freeing its entry, and the splice handshake.
+ */
+#ifndef SOCKWAY_CONNS_H
+#define SOCKWAY_CONNS_H
+
+#include <stdbool.h>
+#include <sys/socket.h>
+
+#include "sockway/abi.h"
+
+/* The network namespace cookie of a socket (SO_NETNS_COOKIE); 0 when the kernel has none. */
+__u64 sw_netns_cookie(int fd);
+/* The key of socket fd as sockops filed it in sock_hash: -errno if it has no TCP address. */
+int sw_conn_key(struct sw_sock_key *k, __u64 netns, int fd);
+/* The same connection seen from its other end. */
+void sw_conn_key_reverse(struct sw_sock_key *out, const struct sw_sock_key *k);
+/* Claims a free entry of the key's bucket in table (SW_CONNS entries): NULL if all are taken. */
+struct sw_conn *sw_conn_claim(struct sw_conn *table, const struct sw_sock_key *k);
+/* Frees an entry: no cell, no splice, tag 0. */
+void sw_conn_release(struct sw_conn *e);
+
+/*
+ * The splice of an upstream connection (e), towards the client's socket: arms it for the
+ * next `left` bytes. Call only with every byte read from the upstream already forwarded.
+ */
+void sw_conn_splice_arm(struct sw_conn *e, const struct sw_sock_key *client, __u64 left);
+/*
+ * Takes the splice back before reading the upstream socket: disarms it if the kernel has
+ * not started it, or collects what the kernel moved if it has stopped. Returns the bytes
+ * the kernel moved to the client (0 if it never started), or -1 while the kernel is still
+ * moving bytes (the splice stays on; do not read).
+ */
+long long sw_conn_splice_settle(struct sw_conn *e);
+
+#endif /* SOCKWAY_CONNS_H */
