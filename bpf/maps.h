@@ -117,7 +117,8 @@ struct {
 } sock_hash SEC(".maps") __weak;
 
 /*
- * The kernel address of each socket in sock_hash, by the same key: sk_msg reads the peer's
+ * The kernel address of each socket in sock_hash, by the hash of its key
+ * (sw_sock_key_hash(), cheaper to look up than the key itself): sk_msg reads the peer's
  * TCP and sk_msg queue state through it (bpf_probe_read_kernel) to keep redirects in order
  * and bounded. sk_msg programs cannot hold a reference on a socket (no bpf_sk_release), so
  * this is a plain number: an entry may outlive its socket, which is harmless since
@@ -127,12 +128,22 @@ struct {
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
-	__type(key, struct sw_sock_key);
+	__type(key, __u64);
 	__type(value, __u64);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sock_addr SEC(".maps") __weak;
 
-/* sockwayd's connections: counter cell and body splice (abi.h, struct sw_conn). */
+/* sockwayd's connections: the tags that find them (abi.h, struct sw_conn_bucket)... */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SW_CONN_BUCKETS);
+	__type(key, __u32);
+	__type(value, struct sw_conn_bucket);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} conn_tags SEC(".maps") __weak;
+
+/* ... and their counter cell and body splice (abi.h, struct sw_conn). */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
 	__uint(max_entries, SW_CONNS);

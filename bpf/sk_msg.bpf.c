@@ -6,8 +6,9 @@
  * otherwise they take the normal path. Nothing is ever dropped here.
  *
  * Two things ride on it for sockwayd's connections (the conns map, abi.h): the bytes are
- * counted in the counter cell of the exchange, and a response body can skip sockwayd
- * altogether, from the backend's socket straight into the client's (the splice).
+ * counted per connection (sockwayd adds them to the exchange's counter cell), and a
+ * response body can skip sockwayd altogether, from the backend's socket straight into the
+ * client's (the splice).
  */
 #include "maps.h"
 #include <bpf/bpf_core_read.h>
@@ -16,6 +17,10 @@
 #include "sockway/hash.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* A kernel address as a read-only typed pointer: loads through it are fault-safe direct
+ * loads (no helper call per field, unlike bpf_probe_read_kernel). */
+extern void *bpf_rdonly_cast(const void *obj__ign, __u32 btf_id) __ksym;
 
 #define AF_INET 2
 
@@ -46,37 +51,27 @@ static __always_inline void count(enum verdict v, __u64 size)
 	}
 }
 
-/* Adds redirected bytes to the accel_bytes of counter cell + 1 (0: none), shard 0. */
-static __always_inline void count_cell(__u32 cell, __u64 size)
+
+/* The conns entry of a socket of sockwayd, by its key's hash; NULL for any other socket. */
+static __always_inline struct sw_conn *conn_find(__u64 tag)
 {
-	struct sw_cell *c;
-	__u32 i;
+	__u32 bucket = (__u32)(tag % SW_CONN_BUCKETS), idx;
+	struct sw_conn_bucket *b;
 
-	if (!cell)
-		return;
-	i = cell - 1;
-	c = bpf_map_lookup_elem(&counters, &i);
-	if (c)
-		__sync_fetch_and_add(&c->shard[0].accel_bytes, size);
-}
-
-/* The conns entry of a socket of sockwayd, by its key; NULL for any other socket. */
-static __always_inline struct sw_conn *conn_find(const struct sw_sock_key *k)
-{
-	__u64 tag = sw_sock_key_hash(k);
-	__u32 base = (__u32)(tag % SW_CONN_BUCKETS) * SW_CONN_WAYS;
-	struct sw_conn *e;
-	__u32 i;
-
-#pragma unroll
-	for (i = 0; i < SW_CONN_WAYS; i++) {
-		__u32 idx = base + i;
-
-		e = bpf_map_lookup_elem(&conns, &idx);
-		if (e && e->tag == tag)
-			return e;
-	}
-	return 0;
+	b = bpf_map_lookup_elem(&conn_tags, &bucket);
+	if (!b)
+		return 0;
+	if (b->tag[0] == tag)
+		idx = bucket * SW_CONN_WAYS;
+	else if (b->tag[1] == tag)
+		idx = bucket * SW_CONN_WAYS + 1;
+	else if (b->tag[2] == tag)
+		idx = bucket * SW_CONN_WAYS + 2;
+	else if (b->tag[3] == tag)
+		idx = bucket * SW_CONN_WAYS + 3;
+	else
+		return 0;
+	return bpf_map_lookup_elem(&conns, &idx);
 }
 
 /* The same connection from its other end. */
@@ -97,36 +92,38 @@ static __always_inline void key_reverse(struct sw_sock_key *out, const struct sw
 	out->pad = 0;
 }
 
-/* The kernel's tcp_sock of a socket in sock_hash, by key (a plain address, see sock_addr). */
-static __always_inline struct tcp_sock *sock_of(const struct sw_sock_key *k)
+/* The kernel's tcp_sock of a socket in sock_hash, by its key's hash (see sock_addr). */
+static __always_inline struct tcp_sock *sock_of(__u64 h)
 {
-	__u64 *addr = bpf_map_lookup_elem(&sock_addr, k);
+	__u64 *addr = bpf_map_lookup_elem(&sock_addr, &h);
 
-	return addr ? (struct tcp_sock *)(unsigned long)*addr : 0;
+	if (!addr)
+		return 0;
+	return bpf_rdonly_cast((void *)(unsigned long)*addr, bpf_core_type_id_kernel(struct tcp_sock));
 }
 
 /* Every byte the socket sent on TCP has been acked, so it is in its peer's queue. */
 static __always_inline int tcp_sent_all(struct tcp_sock *tp)
 {
-	return BPF_CORE_READ(tp, snd_una) == BPF_CORE_READ(tp, write_seq);
+	return tp->snd_una == tp->write_seq;
 }
 
 /* The socket's application has read every byte that TCP delivered to it. */
 static __always_inline int tcp_read_all(struct tcp_sock *tp)
 {
-	return BPF_CORE_READ(tp, rcv_nxt) == BPF_CORE_READ(tp, copied_seq);
+	return tp->rcv_nxt == tp->copied_seq;
 }
 
 /* Bytes redirected into the socket and not yet read (its sk_msg queue); -1 if unknown. */
 static __always_inline long msg_queued(struct tcp_sock *tp)
 {
+	unsigned long p = (unsigned long)tp->inet_conn.icsk_inet.sk.sk_user_data & ~7UL;
 	struct sk_psock *psock;
 
-	psock = (struct sk_psock *)((unsigned long)BPF_CORE_READ(tp, inet_conn.icsk_inet.sk.sk_user_data) &
-				    ~7UL);
-	if (!psock)
+	if (!p)
 		return -1;
-	return BPF_CORE_READ(psock, msg_tot_len);
+	psock = bpf_rdonly_cast((void *)p, bpf_core_type_id_kernel(struct sk_psock));
+	return psock->msg_tot_len;
 }
 
 /*
@@ -142,11 +139,10 @@ static __always_inline int has_room(struct tcp_sock *tp)
 
 	if (queued < 0)
 		return 0;
-	limit = BPF_CORE_READ(tp, inet_conn.icsk_inet.sk.__sk_common.skc_net.net,
-			      ipv4.sysctl_tcp_rmem[2]);
+	limit = tp->inet_conn.icsk_inet.sk.__sk_common.skc_net.net->ipv4.sysctl_tcp_rmem[2];
 	if (limit > SW_ACCEL_QUEUE)
 		limit = SW_ACCEL_QUEUE;
-	rcvbuf = BPF_CORE_READ(tp, inet_conn.icsk_inet.sk.sk_rcvbuf);
+	rcvbuf = tp->inet_conn.icsk_inet.sk.sk_rcvbuf;
 	if (limit < rcvbuf)
 		limit = rcvbuf;
 	return queued < limit;
@@ -167,13 +163,12 @@ enum peer_state { NO_PEER, BEHIND, READY };
  *   message (up to the sender's send buffer) on this path, and TCP's own buffers on the
  *   other.
  */
-static __always_inline enum peer_state peer_ready(struct sk_msg_md *msg,
-						  const struct sw_sock_key *peer)
+static __always_inline enum peer_state peer_ready(struct sk_msg_md *msg, __u64 peer_hash)
 {
 	struct tcp_sock *self, *tp;
 	struct bpf_sock *sk;
 
-	tp = sock_of(peer);
+	tp = sock_of(peer_hash);
 	if (!tp)
 		return NO_PEER;
 	sk = msg->sk;
@@ -188,12 +183,12 @@ static __always_inline enum peer_state peer_ready(struct sk_msg_md *msg,
 }
 
 /*
- * May the splice armed on sockwayd's upstream socket (key up) start with this send of the
+ * May the splice armed on sockwayd's upstream socket (its key hash up_hash) start with this send of the
  * backend? Only if nothing the backend sent before is anywhere but read by sockwayd (so
  * sockwayd, which armed after forwarding all it read, holds nothing), nothing sockwayd
  * sent the client is still on TCP, and the client's socket is here with room.
  */
-static __always_inline int splice_can_start(struct sk_msg_md *msg, const struct sw_sock_key *up,
+static __always_inline int splice_can_start(struct sk_msg_md *msg, __u64 up_hash,
 					    const struct sw_sock_key *client)
 {
 	struct tcp_sock *self, *u, *cl, *swd;
@@ -206,12 +201,12 @@ static __always_inline int splice_can_start(struct sk_msg_md *msg, const struct 
 	self = bpf_skc_to_tcp_sock(sk);
 	if (!self || self->snd_una != self->write_seq)
 		return 0;
-	u = sock_of(up);
+	u = sock_of(up_hash);
 	if (!u || !tcp_read_all(u) || msg_queued(u) != 0)
 		return 0;
-	cl = sock_of(client);
+	cl = sock_of(sw_sock_key_hash(client));
 	key_reverse(&swd_key, client);
-	swd = sock_of(&swd_key);
+	swd = sock_of(sw_sock_key_hash(&swd_key));
 	if (!cl || !swd || !tcp_sent_all(swd) || !tcp_read_all(cl))
 		return 0;
 	return has_room(cl);
@@ -220,14 +215,13 @@ static __always_inline int splice_can_start(struct sk_msg_md *msg, const struct 
 enum splice_result { NOT_SPLICED, SPLICED_SENT };
 
 /*
- * A send of a backend to sockwayd's upstream socket (key up, conns entry e) while a splice
+ * A send of a backend to sockwayd's upstream socket (key hash up_hash, conns entry e) while a splice
  * is armed or active there: moves up to e->left bytes into the client's socket. The rest
  * of the message, and every send after the splice stopped, goes the normal way, to
  * sockwayd, which learns from e->done how much the kernel moved.
  */
 static __always_inline enum splice_result splice(struct sk_msg_md *msg, struct sw_conn *e,
-						 const struct sw_sock_key *up, __u64 size,
-						 int accel_off)
+						 __u64 up_hash, __u64 size, int accel_off)
 {
 	struct sw_sock_key client;
 	struct tcp_sock *cl;
@@ -239,13 +233,13 @@ static __always_inline enum splice_result splice(struct sk_msg_md *msg, struct s
 		return NOT_SPLICED;
 	__builtin_memcpy(&client, &e->client, sizeof(client));
 	if (state == SW_SPLICE_ARMED) {
-		if (accel_off || !splice_can_start(msg, up, &client))
+		if (accel_off || !splice_can_start(msg, up_hash, &client))
 			return NOT_SPLICED; /* stays armed: sockwayd disarms before it reads */
 		if (__sync_val_compare_and_swap(&e->splice, SW_SPLICE_ARMED, SW_SPLICE_ACTIVE) !=
 		    SW_SPLICE_ARMED)
 			return NOT_SPLICED; /* sockwayd disarmed it just now */
 	} else {
-		cl = sock_of(&client);
+		cl = sock_of(sw_sock_key_hash(&client));
 		if (accel_off || !cl || !has_room(cl))
 			goto stop;
 	}
@@ -265,7 +259,7 @@ static __always_inline enum splice_result splice(struct sk_msg_md *msg, struct s
 	e->done += n;
 	e->left = left - n;
 	count(SPLICED, n);
-	count_cell(e->cell, n);
+	__sync_fetch_and_add(&e->accel_bytes, n);
 	if (left == n)
 		__sync_lock_test_and_set(&e->splice, SW_SPLICE_STOPPED);
 	return SPLICED_SENT;
@@ -280,12 +274,13 @@ SEC("sk_msg")
 int msg_redirect(struct sk_msg_md *msg)
 {
 	struct sw_sock_key peer = {}, self;
-	struct sw_conn *pe, *se;
+	struct sw_conn *pe;
 	const struct sw_ctl *c;
 	/* Read ctx fields once, up front: the verifier refuses a ctx pointer that clang
 	 * offsets to share a load between branches. */
 	__u64 size = msg->size;
-	__u32 zero = 0, cell;
+	__u32 zero = 0;
+	__u64 peer_hash;
 	int off;
 	long ret;
 
@@ -313,8 +308,9 @@ int msg_redirect(struct sk_msg_md *msg)
 
 	/* A backend's send to sockwayd, with a response-body splice armed or on. The kill
 	 * switch stops an active one: the rest reaches the client through sockwayd. */
-	pe = conn_find(&peer);
-	if (pe && splice(msg, pe, &peer, size, off) == SPLICED_SENT)
+	peer_hash = sw_sock_key_hash(&peer);
+	pe = conn_find(peer_hash);
+	if (pe && splice(msg, pe, peer_hash, size, off) == SPLICED_SENT)
 		return SK_PASS;
 
 	/* The kill switch: pass everything to TCP. Sockets stay in the map until they
@@ -323,7 +319,7 @@ int msg_redirect(struct sk_msg_md *msg)
 		count(PASSED, size);
 		return SK_PASS;
 	}
-	switch (peer_ready(msg, &peer)) {
+	switch (peer_ready(msg, peer_hash)) {
 	case NO_PEER:
 		count(PASSED, size);
 		return SK_PASS;
@@ -341,13 +337,12 @@ int msg_redirect(struct sk_msg_md *msg)
 		return SK_PASS;
 	}
 	count(REDIRECTED, size);
-	/* Whose exchange: sockwayd's socket is the sender or the peer. */
-	cell = pe ? pe->cell : 0;
-	if (!cell) {
+	/* On sockwayd's connection: its socket is the peer or the sender. */
+	if (!pe) {
 		key_reverse(&self, &peer);
-		se = conn_find(&self);
-		cell = se ? se->cell : 0;
+		pe = conn_find(sw_sock_key_hash(&self));
 	}
-	count_cell(cell, size);
+	if (pe)
+		__sync_fetch_and_add(&pe->accel_bytes, size);
 	return SK_PASS;
 }

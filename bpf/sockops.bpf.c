@@ -7,6 +7,8 @@
 #include "maps.h"
 #include <bpf/bpf_endian.h>
 
+#include "sockway/hash.h"
+
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 #define AF_INET 2
@@ -20,7 +22,7 @@ int sock_track(struct bpf_sock_ops *ops)
 	struct sw_accel_stats *st;
 	struct bpf_sock *sk;
 	__u32 zero = 0;
-	__u64 addr;
+	__u64 addr, h;
 
 	if (ops->op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB &&
 	    ops->op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB)
@@ -49,7 +51,8 @@ int sock_track(struct bpf_sock_ops *ops)
 	if (!sk)
 		return 1;
 	addr = (__u64)(unsigned long)sk;
-	if (bpf_map_update_elem(&sock_addr, &key, &addr, BPF_ANY))
+	h = sw_sock_key_hash(&key);
+	if (bpf_map_update_elem(&sock_addr, &h, &addr, BPF_ANY))
 		return 1;
 	if (bpf_sock_hash_update(ops, &sock_hash, &key, BPF_ANY))
 		return 1;

@@ -247,12 +247,16 @@ struct sw_accel_stats {
 
 /*
  * The conns map: one entry per TCP connection of sockwayd (to clients and to upstreams),
- * found from the socket's sw_sock_key: bucket sw_sock_key_hash() % SW_CONN_BUCKETS, then
- * the one of its SW_CONN_WAYS entries whose tag is that hash. sockwayd claims an entry
- * when it opens the connection (a compare-and-swap of tag 0) and frees it at close; the
- * map is mmap-able, so nothing here costs a syscall per request.
- *   cell: the counter cell (+ 1, 0 = none) of the exchange on the connection: sk_msg adds
- *     the bytes it redirects to that cell's accel_bytes.
+ * found from the socket's sw_sock_key: bucket sw_sock_key_hash() % SW_CONN_BUCKETS of the
+ * conn_tags map, then the one of its SW_CONN_WAYS tags that is that hash; the entry has
+ * the same index (bucket * SW_CONN_WAYS + way) in conns. sockwayd claims a tag when it
+ * opens the connection (a compare-and-swap of 0) and frees it at close. The tags are
+ * apart so that the search, done for most sends, reads one cache line. Both maps are
+ * mmap-able, so nothing here costs a syscall per request.
+ *   accel_bytes: sk_msg adds the bytes it moves on the connection, either way; sockwayd
+ *     adds what is new to the counter cell of the exchange when the exchange ends. (Per
+ *     connection, not per cell: a cell's counters would be one cache line that every
+ *     send of the cell, on every CPU, writes.)
  *   splice: the response-body splice of an upstream connection. sockwayd arms it (ARMED,
  *     with left and client) once it has forwarded every byte it read; sk_msg starts it
  *     (ACTIVE) on the backend's next send if sockwayd's socket is still empty then, moves
@@ -272,10 +276,15 @@ enum sw_splice_state {
 	SW_SPLICE_STOPPED = 3,
 };
 
+/* conn_tags map value: sw_sock_key_hash() of each way's socket; 0 for a free way. */
+struct sw_conn_bucket {
+	__u64 tag[SW_CONN_WAYS];
+};
+
 struct sw_conn {
-	__u64 tag;		   /* sw_sock_key_hash() of the socket's key; 0: a free entry */
-	__u32 cell;		   /* counter cell + 1 of the exchange on it; 0: none */
+	__u64 accel_bytes;	   /* bytes sk_msg moved on the connection, both ways */
 	__u32 splice;		   /* enum sw_splice_state; written with compare-and-swap */
+	__u32 pad0;
 	__u64 left;		   /* bytes the kernel is still to move to the client */
 	__u64 done;		   /* bytes it moved since sockwayd armed the splice */
 	struct sw_sock_key client; /* the client's own socket, where the body goes */

@@ -2,11 +2,12 @@
 # SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
 """A backend that sends each response head first and its body later, in pieces.
 
-    drip_backend.py PORT SIZE [PIECE] [PAUSE_MS]
+    drip_backend.py PORT SIZE [PIECE] [PAUSE_MS] [CUT]
 
 Answers every request on 127.0.0.1:PORT (keep-alive) with 200 and a Content-Length body of
 SIZE pseudo-random bytes (the same for every request, seeded), written PIECE bytes at a time
-(default 262144) with PAUSE_MS (default 2) between pieces. That is a body sockwayd has
+(default 262144) with PAUSE_MS (default 2) between pieces; with CUT, it closes the
+connection after CUT body bytes instead (a backend dying mid-body). That is a body sockwayd has
 forwarded the head of before it arrives: what the kernel splice of a response body takes.
 Prints "ready" once listening, and the body's sha256 on the first line of stdout.
 """
@@ -20,6 +21,7 @@ import time
 port, size = int(sys.argv[1]), int(sys.argv[2])
 piece = int(sys.argv[3]) if len(sys.argv) > 3 else 262144
 pause = (int(sys.argv[4]) if len(sys.argv) > 4 else 2) / 1000.0
+cut = int(sys.argv[5]) if len(sys.argv) > 5 else None
 body = random.Random(42).randbytes(size)
 head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nContent-Type: application/octet-stream\r\n\r\n" % size
 
@@ -37,6 +39,9 @@ def serve(conn):
             conn.sendall(head)
             time.sleep(pause * 5)
             for off in range(0, size, piece):
+                if cut is not None and off + piece > cut:
+                    conn.sendall(body[off:cut])
+                    return
                 conn.sendall(body[off:off + piece])
                 time.sleep(pause)
 

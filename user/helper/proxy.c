@@ -47,6 +47,7 @@ struct client {
 	struct exchange *x;
 	struct sw_conn *kc;	/* its conns entry (kernel fast path), or NULL */
 	struct sw_sock_key key; /* its key in sock_hash, when kc */
+	__u64 accel_seen;	/* kc->accel_bytes already added to a cell */
 };
 
 struct upstream {
@@ -63,6 +64,7 @@ struct upstream {
 	struct exchange *x;
 	__u64 deadline_ms;
 	struct sw_conn *kc; /* its conns entry (kernel fast path), or NULL */
+	__u64 accel_seen;   /* kc->accel_bytes already added to a cell */
 };
 
 struct exchange {
@@ -171,7 +173,7 @@ static void upstream_close(struct upstream *u)
 	if (u->x)
 		u->x->u = NULL;
 	if (u->kc)
-		sw_conn_release(u->kc);
+		sw_conn_release(u->w->maps, u->kc);
 	reactor_del(w->r, &u->ev);
 	close(u->ev.fd);
 	if (u->prev)
@@ -207,8 +209,6 @@ static void pool_put(struct upstream *u)
 	struct worker *w = u->w;
 
 	u->x = NULL;
-	if (u->kc)
-		__atomic_store_n(&u->kc->cell, 0, __ATOMIC_RELAXED);
 	if (w->draining || w->nr_idle[u->backend_id][u->replica] >= swd_cfg.pool_size) {
 		upstream_close(u);
 		return;
@@ -235,6 +235,15 @@ static struct upstream *pool_get(struct worker *w, __u16 backend, __u8 replica,
 		upstream_close(u);
 	}
 	return NULL;
+}
+
+/* Bytes the kernel moved on a connection since *seen, which moves on. */
+static __u64 accel_delta(struct sw_conn *kc, __u64 *seen)
+{
+	__u64 now = __atomic_load_n(&kc->accel_bytes, __ATOMIC_RELAXED), d = now - *seen;
+
+	*seen = now;
+	return d;
 }
 
 static void exchange_free(struct exchange *x)
@@ -264,7 +273,7 @@ static void client_close(struct client *c)
 		exchange_free(x);
 	}
 	if (c->kc)
-		sw_conn_release(c->kc);
+		sw_conn_release(c->w->maps, c->kc);
 	reactor_del(w->r, &c->ev);
 	close(c->ev.fd);
 	if (c->prev)
@@ -409,6 +418,11 @@ static int exchange_finish(struct exchange *x)
 	if (ctr) {
 		counters_add(&ctr->bytes_from_client, x->bytes_in);
 		counters_add(&ctr->bytes_to_client, x->bytes_out);
+		/* What the kernel moved on both connections since the last exchange ended. */
+		if (c->kc)
+			counters_add(&ctr->accel_bytes, accel_delta(c->kc, &c->accel_seen));
+		if (u && u->kc)
+			counters_add(&ctr->accel_bytes, accel_delta(u->kc, &u->accel_seen));
 		counters_latency(ctr, now_us() - x->t_start_us);
 	}
 	if (x->req_done)
@@ -603,11 +617,6 @@ static int upstream_begin(struct exchange *x)
 	struct upstream *u = x->u;
 	int err;
 
-	/* From here on the kernel counts the bytes it moves for this exchange in its cell. */
-	if (u->kc)
-		__atomic_store_n(&u->kc->cell, x->cell + 1u, __ATOMIC_RELAXED);
-	if (x->c->kc)
-		__atomic_store_n(&x->c->kc->cell, x->cell + 1u, __ATOMIC_RELAXED);
 	err = upstream_send(u, buf_head(&x->head), x->head.len);
 	if (!err && x->body_sent)
 		err = upstream_send(u, buf_head(&x->body_copy), x->body_copy.len);
@@ -1063,7 +1072,9 @@ void client_accept(struct reactor *r, struct reactor_ev *ev, __u32 events)
 			continue;
 		}
 		if (w->netns && !sw_conn_key(&c->key, w->netns, fd))
-			c->kc = sw_conn_claim(w->maps->conns, &c->key);
+			c->kc = sw_conn_claim(w->maps, &c->key);
+		if (c->kc)
+			c->accel_seen = __atomic_load_n(&c->kc->accel_bytes, __ATOMIC_RELAXED);
 		c->next = w->clients;
 		if (c->next)
 			c->next->prev = c;
@@ -1193,7 +1204,9 @@ static void upstream_track(struct upstream *u)
 	struct sw_sock_key key;
 
 	if (u->w->netns && !u->kc && !sw_conn_key(&key, u->w->netns, u->ev.fd))
-		u->kc = sw_conn_claim(u->w->maps->conns, &key);
+		u->kc = sw_conn_claim(u->w->maps, &key);
+	if (u->kc)
+		u->accel_seen = __atomic_load_n(&u->kc->accel_bytes, __ATOMIC_RELAXED);
 }
 
 /*

@@ -70,31 +70,34 @@ void sw_conn_key_reverse(struct sw_sock_key *out, const struct sw_sock_key *k)
 	out->remote_port = k->local_port;
 }
 
-struct sw_conn *sw_conn_claim(struct sw_conn *table, const struct sw_sock_key *k)
+struct sw_conn *sw_conn_claim(struct sw_maps *m, const struct sw_sock_key *k)
 {
 	__u64 tag = sw_sock_key_hash(k);
-	struct sw_conn *e = &table[(tag % SW_CONN_BUCKETS) * SW_CONN_WAYS];
+	__u32 bucket = tag % SW_CONN_BUCKETS;
+	struct sw_conn_bucket *b = &m->conn_tags[bucket];
 	unsigned i;
 
-	for (i = 0; i < SW_CONN_WAYS; i++, e++) {
+	for (i = 0; i < SW_CONN_WAYS; i++) {
+		struct sw_conn *e = &m->conns[bucket * SW_CONN_WAYS + i];
 		__u64 free_tag = 0;
 
-		if (__atomic_load_n(&e->tag, __ATOMIC_RELAXED))
+		if (__atomic_load_n(&b->tag[i], __ATOMIC_RELAXED))
 			continue;
-		e->cell = 0;
-		__atomic_store_n(&e->splice, SW_SPLICE_IDLE, __ATOMIC_RELAXED);
-		if (__atomic_compare_exchange_n(&e->tag, &free_tag, tag, false, __ATOMIC_ACQ_REL,
+		/* A free way's entry is idle already (sw_conn_release); the tag publishes it. */
+		if (__atomic_compare_exchange_n(&b->tag[i], &free_tag, tag, false, __ATOMIC_ACQ_REL,
 						__ATOMIC_RELAXED))
 			return e;
 	}
 	return NULL;
 }
 
-void sw_conn_release(struct sw_conn *e)
+void sw_conn_release(struct sw_maps *m, struct sw_conn *e)
 {
-	__atomic_store_n(&e->cell, 0, __ATOMIC_RELAXED);
+	size_t idx = (size_t)(e - m->conns);
+
 	__atomic_store_n(&e->splice, SW_SPLICE_IDLE, __ATOMIC_RELAXED);
-	__atomic_store_n(&e->tag, 0, __ATOMIC_RELEASE);
+	__atomic_store_n(&m->conn_tags[idx / SW_CONN_WAYS].tag[idx % SW_CONN_WAYS], 0,
+			 __ATOMIC_RELEASE);
 }
 
 void sw_conn_splice_arm(struct sw_conn *e, const struct sw_sock_key *client, __u64 left)

@@ -9,6 +9,7 @@
 #include <stdbool.h>
 #include <sys/socket.h>
 
+#include "maps.h"
 #include "sockway/abi.h"
 
 /* The network namespace cookie of a socket (SO_NETNS_COOKIE); 0 when the kernel has none. */
@@ -17,10 +18,10 @@ __u64 sw_netns_cookie(int fd);
 int sw_conn_key(struct sw_sock_key *k, __u64 netns, int fd);
 /* The same connection seen from its other end. */
 void sw_conn_key_reverse(struct sw_sock_key *out, const struct sw_sock_key *k);
-/* Claims a free entry of the key's bucket in table (SW_CONNS entries): NULL if all are taken. */
-struct sw_conn *sw_conn_claim(struct sw_conn *table, const struct sw_sock_key *k);
+/* Claims a free way of the key's bucket (m->conn_tags, m->conns): NULL if all are taken. */
+struct sw_conn *sw_conn_claim(struct sw_maps *m, const struct sw_sock_key *k);
 /* Frees an entry: no cell, no splice, tag 0. */
-void sw_conn_release(struct sw_conn *e);
+void sw_conn_release(struct sw_maps *m, struct sw_conn *e);
 
 /*
  * The splice of an upstream connection (e), towards the client's socket: arms it for the

@@ -250,7 +250,9 @@ int sw_maps_open(struct sw_maps *m, struct sw_err *e)
 	m->ctl = map_mmap(m->skel->maps.ctl, sizeof(struct sw_ctl), e);
 	m->cells = map_mmap(m->skel->maps.counters, sizeof(struct sw_cell) * SW_MAX_CELLS, e);
 	m->conns = map_mmap(m->skel->maps.conns, sizeof(struct sw_conn) * SW_CONNS, e);
-	if (!m->ctl || !m->cells || !m->conns) {
+	m->conn_tags = map_mmap(m->skel->maps.conn_tags,
+				sizeof(struct sw_conn_bucket) * SW_CONN_BUCKETS, e);
+	if (!m->ctl || !m->cells || !m->conns || !m->conn_tags) {
 		err = -ENOMEM;
 		goto fail;
 	}
@@ -266,6 +268,8 @@ void sw_maps_close(struct sw_maps *m)
 		munmap(m->cells, sizeof(struct sw_cell) * SW_MAX_CELLS);
 	if (m->conns)
 		munmap(m->conns, sizeof(struct sw_conn) * SW_CONNS);
+	if (m->conn_tags)
+		munmap(m->conn_tags, sizeof(struct sw_conn_bucket) * SW_CONN_BUCKETS);
 	if (m->ctl)
 		munmap(m->ctl, sizeof(struct sw_ctl));
 	sockway__destroy(m->skel);

@@ -31,6 +31,7 @@ struct sw_maps {
 	struct sw_ctl *ctl;    /* mmap of the ctl map */
 	struct sw_cell *cells; /* mmap of the counters map */
 	struct sw_conn *conns; /* mmap of the conns map (sockwayd's connections) */
+	struct sw_conn_bucket *conn_tags; /* mmap of conn_tags, their tags */
 	int dir_fd;	       /* the pin directory, flock()ed by writers */
 	bool locked;
 };

@@ -1,0 +1,176 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
+#
+# sockwayd's kernel splice of response bodies, and the per-cell accel_bytes counter: a
+# Content-Length body that arrives after sockwayd forwarded its head goes from the backend's
+# socket straight into the client's (sk_msg), all but its last byte (abi.h, struct sw_conn).
+# Each check is byte-exact against the backend's own sha256, and the accel_stats counters
+# (spliced_bytes) prove which path the bytes took. The hazards: a client that reads slowly
+# (the splice stops and sockwayd forwards the rest), the kill switch mid-body, a client that
+# goes away mid-body, a backend that dies mid-body, keep-alive reuse after a splice, and
+# --no-splice.
+cd "$(dirname "$0")/../.." || exit 1
+. tests/integration/lib.sh
+
+P_DRIP=$(port 10)
+P_CUT=$(port 11)
+P_SWD=$(port 12)
+P_SWD_ADMIN=$(port 13)
+P_SWD2=$(port 14)
+P_SWD2_ADMIN=$(port 15)
+P_SMALL=$(port 16)
+P_SLOWB=$(port 17)
+P_SWD3=$(port 18)
+P_SWD3_ADMIN=$(port 19)
+MIB8=8388608
+
+stat_of() {
+	"$SOCKWAY" -j accel list | jq -r ".stats.$1"
+}
+
+kernel_warnings() {
+	dmesg | grep -cE 'WARNING|BUG|Oops|refcount'
+}
+
+# get NAME URL [CURL ARGS...]: curl in the accelerated cgroup, body in $TMP/NAME; prints
+# "CODE SIZE".
+get() {
+	local name=$1 url=$2
+	shift 2
+	(SPAWN_CGROUP=$CG lib_exec curl -s --max-time 30 -o "$TMP/$name" -w '%{http_code} %{size_download}' "$@" "$url")
+}
+
+sha_of() {
+	sha256sum <"$1" | awk '{ print $1 }'
+}
+
+check "load" "$SOCKWAY" load
+cgroup_new clients
+CG=$CGROUP
+check "accel add the test's cgroup" "$SOCKWAY" accel add "$CG"
+warn0=$(kernel_warnings)
+
+# A backend that sends the head, then 8 MiB in 256 KiB pieces 2 ms apart; another that
+# dies after 3 MiB of an 8 MiB body; and a plain one.
+SPAWN_CGROUP=$CG spawn drip python3 tests/integration/drip_backend.py "$P_DRIP" $MIB8
+SPAWN_CGROUP=$CG spawn cut python3 tests/integration/drip_backend.py "$P_CUT" $MIB8 262144 2 3145728
+SPAWN_CGROUP=$CG start_backend small "$P_SMALL"
+wait_until 5 grep -q ready "$TMP/drip.log" || fail "drip backend did not start" "$(cat "$TMP/drip.log")"
+wait_until 5 grep -q ready "$TMP/cut.log" || fail "cut backend did not start" "$(cat "$TMP/cut.log")"
+SHA=$(head -1 "$TMP/drip.log")
+check "backend drip" "$SOCKWAY" backend create drip "127.0.0.1:$P_DRIP"
+check "backend cut" "$SOCKWAY" backend create cut "127.0.0.1:$P_CUT"
+check "backend small" "$SOCKWAY" backend create small "127.0.0.1:$P_SMALL"
+check "endpoint /drip" "$SOCKWAY" endpoint create drip --route /drip --backend drip
+check "endpoint /cut" "$SOCKWAY" endpoint create cut --route /cut --backend cut
+check "endpoint /small" "$SOCKWAY" endpoint create small --route /small --backend small
+# sockwayd accelerates itself (it joins <cgroup2>/<pin dir name>).
+start_sockwayd "$P_SWD" "$P_SWD_ADMIN" --workers 2
+SWD=$SWD_PID
+
+# --- 1. bodies spliced, byte-exact ------------------------------------------------------------
+sb0=$(stat_of spliced_bytes)
+for i in 1 2 3; do
+	eq "1: 8 MiB through sockwayd, download $i: status and size" \
+		"$(get "d$i" "http://127.0.0.1:$P_SWD/drip/x")" "200 $MIB8"
+	eq "1: download $i is byte-exact" "$(sha_of "$TMP/d$i")" "$SHA"
+done
+sb=$(($(stat_of spliced_bytes) - sb0))
+echo "# 1: $sb of $((3 * MIB8)) body bytes spliced backend -> client"
+ge "1: at least 90% of the body bytes went backend -> client in the kernel" "$sb" $((3 * MIB8 * 9 / 10))
+le "1: but never the last byte of a body (sockwayd ends each exchange)" "$sb" $((3 * (MIB8 - 1)))
+# Three bodies and three heads of ~100 bytes (sockwayd writes its own head).
+btc=$("$SOCKWAY" -j stats drip | jq -r '.[0].counters.bytes_to_client')
+ge "1: sockwayd counted every body byte, spliced or not (bytes_to_client)" "$btc" $((3 * MIB8 + 3 * 50))
+le "1: and the heads, and nothing more" "$btc" $((3 * MIB8 + 3 * 300))
+ab=$("$SOCKWAY" -j stats drip | jq -r '.[0].counters.accel_bytes')
+ge "1: the cell's accel_bytes count the spliced bytes" "$ab" "$sb"
+m=$(curl -s "http://127.0.0.1:$P_SWD_ADMIN/metrics" | awk '/^sockway_accel_bytes_total\{endpoint="drip"/ { print $2 }')
+eq "1: /metrics sockway_accel_bytes_total agrees with sockway stats" "$m" "$ab"
+
+# --- 2. two bodies on one keep-alive connection ----------------------------------------------
+eq "2: two 8 MiB bodies on one connection (curl reuses it)" \
+	"$(get ka "http://127.0.0.1:$P_SWD/drip/a" -o "$TMP/ka2" "http://127.0.0.1:$P_SWD/drip/b")" \
+	"200 ${MIB8}200 ${MIB8}"
+eq "2: the first is byte-exact" "$(sha_of "$TMP/ka")" "$SHA"
+eq "2: the second is byte-exact" "$(sha_of "$TMP/ka2")" "$SHA"
+eq "2: then a small request, a 200" "$(get s "http://127.0.0.1:$P_SWD/small/x" | cut -d' ' -f1)" 200
+
+# --- 3. a client that reads slowly --------------------------------------------------------------
+# The splice stops when the client's socket holds its limit (4 MiB): sockwayd forwards the
+# rest, over TCP once the client's queue is full, which blocks it in turn.
+sb0=$(stat_of spliced_bytes)
+hb0=$(stat_of held_bytes)
+eq "3: 8 MiB to a client reading at 2 MB/s" \
+	"$(get slow "http://127.0.0.1:$P_SWD/drip/x" --limit-rate 2M)" "200 $MIB8"
+eq "3: byte-exact" "$(sha_of "$TMP/slow")" "$SHA"
+echo "# 3: spliced $(($(stat_of spliced_bytes) - sb0)), held back on TCP $(($(stat_of held_bytes) - hb0))"
+ge "3: part of it took TCP, held back from the full client (held_bytes grew)" \
+	$(($(stat_of held_bytes) - hb0)) 1
+
+# --- 4. the kill switch mid-body ----------------------------------------------------------------
+SPAWN_CGROUP=$CG spawn ks curl -s --max-time 30 --limit-rate 4M -o "$TMP/ks" -w '%{http_code} %{size_download}' "http://127.0.0.1:$P_SWD/drip/x"
+ks=$SPAWNED
+sleep 0.6
+check "4: accel off while the body flows" "$SOCKWAY" accel off
+wait "$ks"
+eq "4: the download finished" "$(cat "$TMP/ks.log")" "200 $MIB8"
+eq "4: byte-exact" "$(sha_of "$TMP/ks")" "$SHA"
+sb0=$(stat_of spliced_bytes)
+eq "4: with accel off, a download" "$(get off "http://127.0.0.1:$P_SWD/drip/x")" "200 $MIB8"
+eq "4: byte-exact" "$(sha_of "$TMP/off")" "$SHA"
+eq "4: and nothing spliced" "$(stat_of spliced_bytes)" "$sb0"
+check "4: accel on" "$SOCKWAY" accel on
+
+# --- 5. the client goes away mid-body --------------------------------------------------------
+for i in 1 2 3 4 5; do
+	SPAWN_CGROUP=$CG spawn gone curl -s --max-time 30 -o /dev/null "http://127.0.0.1:$P_SWD/drip/x"
+	sleep 0.0$((i * 2))
+	stop_pid "$SPAWNED" KILL
+done
+eq "5: sockwayd is alive after five clients killed mid-body" "$(kill -0 "$SWD" 2>/dev/null && echo yes)" yes
+eq "5: and splices the next download" "$(get after "http://127.0.0.1:$P_SWD/drip/x")" "200 $MIB8"
+eq "5: byte-exact" "$(sha_of "$TMP/after")" "$SHA"
+
+# --- 6. the backend dies mid-body ----------------------------------------------------------------
+out=$(get cut "http://127.0.0.1:$P_SWD/cut/x")
+eq "6: the client gets the 3 MiB sent, then the connection closes (no more, no other bytes)" \
+	"$out" "200 3145728"
+eq "6: those bytes are the body's first 3 MiB" "$(sha_of "$TMP/cut")" \
+	"$(head -c 3145728 "$TMP/d1" | sha256sum | awk '{ print $1 }')"
+ge "6: sockwayd counted an upstream error" \
+	"$("$SOCKWAY" -j stats cut | jq -r '[.[0].counters.errors[]] | add')" 1
+eq "6: and serves the next request" "$(get after2 "http://127.0.0.1:$P_SWD/drip/x")" "200 $MIB8"
+eq "6: byte-exact" "$(sha_of "$TMP/after2")" "$SHA"
+
+# --- 7. --no-splice -----------------------------------------------------------------------------
+start_sockwayd "$P_SWD2" "$P_SWD2_ADMIN" --workers 1 --no-splice
+sb0=$(stat_of spliced_bytes)
+rb0=$(stat_of redirected_bytes)
+eq "7: --no-splice: a download" "$(get ns "http://127.0.0.1:$P_SWD2/drip/x")" "200 $MIB8"
+eq "7: byte-exact" "$(sha_of "$TMP/ns")" "$SHA"
+eq "7: nothing spliced" "$(stat_of spliced_bytes)" "$sb0"
+ge "7: the body still crossed sockwayd's sockets through sk_msg (2 hops)" \
+	$(($(stat_of redirected_bytes) - rb0)) $((2 * MIB8))
+stop_pid "$SWD_PID"
+
+# --- 8. a body that takes longer than the response timeout, flowing all along ----------------
+# The timeout is on silence: sockwayd sees no byte of a spliced body, so its timer asks the
+# conns entry whether the kernel moved some since. 2 MiB in 64 KiB pieces 100 ms apart
+# (3.2 s) against a 500 ms timeout.
+SPAWN_CGROUP=$CG spawn slowb python3 tests/integration/drip_backend.py "$P_SLOWB" 2097152 65536 100
+wait_until 5 grep -q ready "$TMP/slowb.log" || fail "slow backend did not start" "$(cat "$TMP/slowb.log")"
+check "backend slowb" "$SOCKWAY" backend create slowb "127.0.0.1:$P_SLOWB"
+check "endpoint /slowb" "$SOCKWAY" endpoint create slowb --route /slowb --backend slowb
+start_sockwayd "$P_SWD3" "$P_SWD3_ADMIN" --workers 1 --response-timeout 500
+sb0=$(stat_of spliced_bytes)
+eq "8: 3.2 s of body through a 500 ms response timeout" \
+	"$(get slowb "http://127.0.0.1:$P_SWD3/slowb/x")" "200 2097152"
+eq "8: byte-exact" "$(sha_of "$TMP/slowb")" "$(head -1 "$TMP/slowb.log")"
+ge "8: spliced" $(($(stat_of spliced_bytes) - sb0)) 1048576
+stop_pid "$SWD_PID"
+
+stop_pid "$SWD"
+eq "sockwayd exited cleanly" "$STOP_RC" 0
+eq "no new kernel warnings in dmesg" "$(kernel_warnings)" "$warn0"
+finish
