@@ -114,7 +114,11 @@ static __always_inline int tcp_read_all(struct tcp_sock *tp)
 	return tp->rcv_nxt == tp->copied_seq;
 }
 
-/* Bytes redirected into the socket and not yet read (its sk_msg queue); -1 if unknown. */
+/*
+ * Bytes redirected into the socket and not yet read (its sk_msg queue); -1 if it has no
+ * psock. Kernels without psock->msg_tot_len (the FIONREAD count of that queue) report 0:
+ * the bypass then works without its bound, as before it existed.
+ */
 static __always_inline long msg_queued(struct tcp_sock *tp)
 {
 	unsigned long p = (unsigned long)tp->inet_conn.icsk_inet.sk.sk_user_data & ~7UL;
@@ -123,6 +127,8 @@ static __always_inline long msg_queued(struct tcp_sock *tp)
 	if (!p)
 		return -1;
 	psock = bpf_rdonly_cast((void *)p, bpf_core_type_id_kernel(struct sk_psock));
+	if (!bpf_core_field_exists(psock->msg_tot_len))
+		return 0;
 	return psock->msg_tot_len;
 }
 

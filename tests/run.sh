@@ -5,13 +5,16 @@
 #   tests/run.sh [unit|fuzz|integration]...     (default: all of them)
 # Unit tests are cmocka binaries; integration tests are cmocka binaries and bash scripts
 # (tests/integration/*.sh, which print their own "N passed, M failed"). Integration tests
-# need root and real BPF: without root they fail, loudly, rather than skip.
+# need root and real BPF: without root they fail, loudly, rather than skip. A script that
+# calls accel_mode_enter (lib.sh) runs twice, with the kernel fast path on and off
+# ("[accel on]", "[accel off]"); SOCKWAY_TEST_ACCEL=on or off runs only that mode.
 set -u
 cd "$(dirname "$0")/.."
 OUTPUT=${OUTPUT:-.output}
 export OUTPUT SOCKWAY=${SOCKWAY:-$OUTPUT/sockway}
 suites=${*:-unit fuzz integration}
 FUZZ_SECONDS=${FUZZ_SECONDS:-10}
+ACCEL_MODES=${SOCKWAY_TEST_ACCEL:-on off}
 passed=0
 failed=0
 failures=()
@@ -19,7 +22,7 @@ failures=()
 # Adds the counts that one test program printed; a crash or a non-zero exit with no
 # failure counted is one failure.
 count() {
-	local name=$1 log=$2 rc=$3 p f
+	local name=$1 log=$2 rc=$3 secs=$4 p f
 	p=$(sed -n 's/^\[  PASSED  \] \([0-9]*\) test(s)\./\1/p' "$log" | awk '{s+=$1} END {print s+0}')
 	f=$(sed -n 's/^\[  FAILED  \] \([0-9]*\) test(s), listed below:/\1/p' "$log" | awk '{s+=$1} END {print s+0}')
 	if grep -qE '^[0-9]+ passed, [0-9]+ failed' "$log"; then
@@ -37,20 +40,20 @@ count() {
 	failed=$((failed + f))
 	if [ "$f" -ne 0 ]; then
 		failures+=("$name")
-		echo "FAILED: $name (exit $rc); its output:"
+		echo "FAILED: $name (exit $rc, ${secs}s); its output:"
 		sed 's/^/    /' "$log"
 	else
-		echo "ok: $name ($p passed)"
+		echo "ok: $name ($p passed, ${secs}s)"
 	fi
 }
 
 run_one() {
-	local name=$1 log rc
+	local name=$1 log rc start=$SECONDS
 	shift
 	log=$(mktemp)
 	"$@" >"$log" 2>&1
 	rc=$?
-	count "$name" "$log" "$rc"
+	count "$name" "$log" "$rc" $((SECONDS - start))
 	rm -f "$log"
 }
 
@@ -83,7 +86,15 @@ for suite in $suites; do
 			[ -x "$t" ] && run_one "integration/$(basename "$t")" "$t"
 		done
 		for t in tests/integration/test_*.sh; do
-			[ -f "$t" ] && run_one "integration/$(basename "$t")" bash "$t"
+			[ -f "$t" ] || continue
+			if grep -q '^accel_mode_enter' "$t"; then
+				for mode in $ACCEL_MODES; do
+					run_one "integration/$(basename "$t") [accel $mode]" \
+						env SOCKWAY_TEST_ACCEL="$mode" bash "$t"
+				done
+			else
+				run_one "integration/$(basename "$t")" bash "$t"
+			fi
 		done
 		;;
 	*)

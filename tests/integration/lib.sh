@@ -22,6 +22,9 @@ LIB_PIDS=()
 # cgroup v2 directories a test created (cgroup_new), removed at exit once their processes
 # are gone, children first.
 LIB_CGROUPS=()
+# The cgroup v2 directory the test's shell came from, when accel_mode_enter moved it out;
+# it goes back there at exit, since a cgroup with a process in it cannot be removed.
+LIB_HOME_CGROUP=
 
 lib_cleanup() {
 	local pid i _
@@ -41,6 +44,7 @@ lib_cleanup() {
 	if [ -n "${CGROUP2:-}" ]; then
 		LIB_CGROUPS=("$CGROUP2/$(basename "$SOCKWAY_PIN_ROOT")" "${LIB_CGROUPS[@]}")
 	fi
+	[ -n "$LIB_HOME_CGROUP" ] && echo $$ >"$LIB_HOME_CGROUP/cgroup.procs" 2>/dev/null
 	for ((i = ${#LIB_CGROUPS[@]} - 1; i >= 0; i--)); do
 		for _ in $(seq 1 20); do
 			if rmdir "${LIB_CGROUPS[i]}" 2>/dev/null || [ ! -d "${LIB_CGROUPS[i]}" ]; then
@@ -227,16 +231,23 @@ start_backend() {
 }
 
 # start_sockwayd LISTEN_PORT ADMIN_PORT [ARGS...]: sockwayd on 127.0.0.1, waits for "ready" on
-# its stderr. Its PID is in $SWD_PID, its log in $SWD_LOG.
+# its stderr. Its PID is in $SWD_PID, its log in $SWD_LOG. After accel_mode_enter, it runs
+# with --no-accel in mode off, and must have joined its accelerated cgroup in mode on.
 start_sockwayd() {
 	local p=$1 a=$2
 	shift 2
+	[ "$ACCEL_MODE" = off ] && set -- "$@" --no-accel
 	SWD_LOG=$TMP/sockwayd-$p-$SECONDS-$RANDOM.log
 	lib_exec "$SOCKWAYD" --listen "127.0.0.1:$p" --admin "127.0.0.1:$a" "$@" >"$SWD_LOG" 2>&1 &
 	SWD_PID=$!
 	LIB_PIDS+=("$SWD_PID")
 	if ! wait_until 5 grep -q '; ready' "$SWD_LOG"; then
 		fail "sockwayd on port $p did not print ready" "$(head -c 400 "$SWD_LOG")"
+		return 1
+	fi
+	if [ "$ACCEL_MODE" = on ] && ! sockwayd_accelerated "$SWD_PID"; then
+		fail "sockwayd on port $p joined its accelerated cgroup $(swd_cgroup)" \
+			"it is in $(sed -n 's/^0:://p' "/proc/$SWD_PID/cgroup"); accel list: $("$SOCKWAY" -j accel list 2>&1 | head -c 300); log: $(head -c 300 "$SWD_LOG")"
 		return 1
 	fi
 }
@@ -307,4 +318,79 @@ settle() {
 		prev=$cur
 		sleep 0.2
 	done
+}
+
+# --- acceleration mode: the same script with the kernel fast path on and off ----------------------
+# A script that calls accel_mode_enter (after "sockway load") runs in the mode named by
+# SOCKWAY_TEST_ACCEL; tests/run.sh runs it once in each.
+#   on (the default): the test's shell moves into an accelerated cgroup, so every backend,
+#     client and curl it starts from then on is in it, and sockwayd joins its own accelerated
+#     cgroup (swd_cgroup) as it does by default;
+#   off: no cgroup is accelerated and sockwayd runs with --no-accel.
+# accel_mode_verify, at the end of the script, proves the mode from the accel_stats counters
+# of the test's own pin directory, rather than assuming it.
+ACCEL_MODE=
+# accel_stats when accel_mode_enter ran, to compare with at the end.
+ACCEL_STATS0=
+
+# swd_cgroup: where sockwayd puts itself unless --no-accel (named after the pin directory).
+swd_cgroup() {
+	echo "$CGROUP2/$(basename "$SOCKWAY_PIN_ROOT")"
+}
+
+# sockwayd_accelerated PID: sockwayd PID is in swd_cgroup, and that cgroup is accelerated.
+sockwayd_accelerated() {
+	local cg
+	cg=$(swd_cgroup)
+	[ "$(sed -n 's/^0:://p' "/proc/$1/cgroup")" = "${cg#"$CGROUP2"}" ] &&
+		"$SOCKWAY" -j accel list | jq -e --arg p "$cg" 'any(.cgroups[]; .path == $p)' >/dev/null
+}
+
+accel_mode_enter() {
+	ACCEL_MODE=${SOCKWAY_TEST_ACCEL:-on}
+	ACCEL_STATS0=$("$SOCKWAY" -j accel list | jq -c .stats)
+	case $ACCEL_MODE in
+	off)
+		echo "# acceleration off: sockwayd --no-accel, no accelerated cgroup"
+		;;
+	on)
+		if [ -z "$CGROUP2" ]; then
+			fail "accel on: a cgroup v2 hierarchy is mounted (see /proc/mounts)"
+			finish
+			exit 1
+		fi
+		cgroup_new accel || { fail "accel on: cannot create a cgroup under $CGROUP2"; finish; exit 1; }
+		check "accel on: sockway accel add $CGROUP" "$SOCKWAY" accel add "$CGROUP"
+		LIB_HOME_CGROUP=$CGROUP2$(sed -n 's/^0:://p' /proc/$$/cgroup)
+		LIB_HOME_CGROUP=${LIB_HOME_CGROUP%/}
+		echo $$ >"$CGROUP/cgroup.procs"
+		eq "accel on: the test's shell (and all it starts) is in $CGROUP" \
+			"$CGROUP2$(sed -n 's/^0:://p' /proc/$$/cgroup)" "$CGROUP"
+		;;
+	*)
+		fail "SOCKWAY_TEST_ACCEL is on or off, not '$ACCEL_MODE'"
+		finish
+		exit 2
+		;;
+	esac
+}
+
+# accel_mode_verify MIN_SENDS: in mode on, at least MIN_SENDS sends (and their bytes) took
+# the sk_msg path since accel_mode_enter; in mode off, no socket entered sock_hash and nothing
+# was redirected since then. The counters are this test's own (its pin directory).
+accel_mode_verify() {
+	local st grew
+	st=$("$SOCKWAY" -j accel list | jq -c .stats)
+	grew=$(jq -nc --argjson a "$ACCEL_STATS0" --argjson b "$st" '$b | with_entries(.value -= $a[.key])')
+	echo "# accel $ACCEL_MODE: accel_stats grew by $grew"
+	if [ "$ACCEL_MODE" = on ]; then
+		ge "accel on: sends redirected through sk_msg (>= $1)" "$(jq .redirected <<<"$grew")" "$1"
+		# The shortest HTTP message here (a status line, or a GET with its Host) is longer.
+		ge "accel on: bytes redirected through sk_msg (>= 16 per send)" \
+			"$(jq .redirected_bytes <<<"$grew")" $(($1 * 16))
+	else
+		eq "accel off: no socket entered sock_hash, no send was redirected" \
+			"$(jq -c '[.sockets, .redirected, .redirected_bytes]' <<<"$grew")" "[0,0,0]"
+		eq "accel off: no cgroup is accelerated" "$("$SOCKWAY" -j accel list | jq -c .cgroups)" "[]"
+	fi
 }

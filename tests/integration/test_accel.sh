@@ -6,8 +6,9 @@
 # sk_msg (the accel_stats counters) and not when one end is outside; 16 MiB bodies
 # byte-exact both ways; FIN and half-close propagation without leaked sockets; the kill
 # switch flipped under load and with bytes queued; sockwayd on the fast path; a slow reader
-# beside a normal client; and processes killed with sockets in the map. DESIGN.md ("Known
-# hazards of sockmap") says why each is here.
+# beside a normal client (its memory bounded); connections opened and closed at a high rate
+# while traffic flows (section 9: close races, dmesg clean); and processes killed with
+# sockets in the map. DESIGN.md ("Known hazards of sockmap") says why each is here.
 cd "$(dirname "$0")/../.." || exit 1
 . tests/integration/lib.sh
 
@@ -257,23 +258,97 @@ swc "$CG" --url "http://127.0.0.1:$P_UP/up" --method POST --body-size $MIB16 --c
 all_ok "3: two 16 MiB chunked POSTs from the cgroup" 2
 eq "3: the backend received exactly 2 x 16 MiB of chunked body" $(($(backend_count "$P_UP" body_bytes) - bb0)) $((2 * MIB16))
 
-# --- 4. FIN propagation, half-close, no leaks -------------------------------------------------
+# --- 4. FIN propagation at scale, half-close, no leaks --------------------------------------------
+# 10,000 connections of one request each between accelerated sockets, straight from a client
+# to a backend, then 10,000 more through sockwayd to a backend that closes after every
+# response (so both of sockwayd's sides see FINs). Each must end cleanly: afterwards no socket
+# on their ports may be CLOSE-WAIT (a FIN that never reached the application: the sockmap
+# hazard), FIN-WAIT, LAST-ACK, CLOSING or ESTABLISHED, and sock_hash is back to its size
+# before. TIME-WAIT is no leak: it is where the side that closed first waits out 60 s, with
+# its socket already freed and out of sock_hash; it is counted, not refused.
+P_FIN_UP=$(port 21)
+P_FIN_SWD=$(port 22)
+P_FIN_ADMIN=$(port 23)
+
+# port_states PORT: "STATE:COUNT ..." of the sockets on either side of PORT.
+port_states() {
+	ss -Htan "( sport = :$1 or dport = :$1 )" | awk '{ n[$1]++ } END { for (s in n) printf "%s:%d ", s, n[s] }'
+}
+
+# only_closed PORT...: every socket on those ports is LISTEN or TIME-WAIT.
+only_closed() {
+	local p
+	for p in "$@"; do
+		[ "$(ss -Htan "( sport = :$p or dport = :$p )" | awk '$1 != "LISTEN" && $1 != "TIME-WAIT"' | wc -l)" -eq 0 ] || return 1
+	done
+}
+
+sock_entries_are() {
+	[ "$(sock_entries)" = "$1" ]
+}
+
+# fin_clean DESC ENTRIES PORT...: within 2 s no CLOSE-WAIT or FIN-WAIT-2 on the ports, then
+# nothing but LISTEN and TIME-WAIT, and sock_hash holds ENTRIES sockets again.
+fin_clean() {
+	local desc=$1 entries=$2 p
+	shift 2
+	for p in "$@"; do
+		if wait_until 2 no_fin_states "$p"; then
+			pass "$desc: within 2 s no CLOSE-WAIT or FIN-WAIT-2 socket on port $p"
+		else
+			fail "$desc: within 2 s no CLOSE-WAIT or FIN-WAIT-2 socket on port $p" "$(port_states "$p")"
+		fi
+	done
+	if wait_until 2 only_closed "$@"; then
+		pass "$desc: nothing but LISTEN and TIME-WAIT on ports $*"
+	else
+		fail "$desc: nothing but LISTEN and TIME-WAIT on ports $*" \
+			"$(for p in "$@"; do echo -n "$p: $(port_states "$p") "; done)"
+	fi
+	if wait_until 2 sock_entries_are "$entries"; then
+		pass "$desc: sock_hash is back to $entries entries (closed sockets left it)"
+	else
+		fail "$desc: sock_hash is back to $entries entries" "$(sock_entries) entries"
+	fi
+	for p in "$@"; do
+		echo "# $desc: port $p: $(port_states "$p")(TIME-WAIT: closed, outside sock_hash)"
+	done
+}
+
 SPAWN_CGROUP=$CG start_backend fin "$P_FIN"
+n0=$(sock_entries)
+s0=$(stat_of sockets)
 r0=$(stat_of redirected)
-swc "$CG" --url "http://127.0.0.1:$P_FIN/x" --no-keepalive --requests 2000 --connections 8
-all_ok "4: 2000 requests without keep-alive" 2000
-ge "4: they went through sk_msg" $(($(stat_of redirected) - r0)) 4000
-if wait_until 2 no_fin_states "$P_FIN"; then
-	pass "4: within 2 s no CLOSE-WAIT or FIN-WAIT-2 socket on port $P_FIN"
-else
-	fail "4: within 2 s no CLOSE-WAIT or FIN-WAIT-2 socket on port $P_FIN" \
-		"$(fin_states "$P_FIN") left: $(ss -Htan "( sport = :$P_FIN or dport = :$P_FIN )" | awk '{print $1}' | sort | uniq -c | tr '\n' ' ')"
-fi
-if wait_until 2 sock_hash_empty; then
-	pass "4: sock_hash is empty again (closed sockets left the map)"
-else
-	fail "4: sock_hash is empty again" "$(sock_entries) entries left"
-fi
+t0=${EPOCHREALTIME/./}
+swc "$CG" --url "http://127.0.0.1:$P_FIN/x" --no-keepalive --requests 10000 --connections 32
+t1=${EPOCHREALTIME/./}
+all_ok "4: 10,000 connections without keep-alive, client to backend" 10000
+echo "# 4: 10,000 direct connections in $(((t1 - t0) / 1000)) ms"
+eq "4: both ends of all 10,000 entered sock_hash (stats.sockets)" $(($(stat_of sockets) - s0)) 20000
+ge "4: every request and response went through sk_msg" $(($(stat_of redirected) - r0)) 20000
+fin_clean "4: direct" "$n0" "$P_FIN"
+
+SPAWN_CGROUP=$CG start_backend fin-up "$P_FIN_UP" --close
+check "4: backend fin-up" "$SOCKWAY" backend create fin-up "127.0.0.1:$P_FIN_UP"
+check "4: endpoint /fin -> fin-up" "$SOCKWAY" endpoint create fin --route /fin --backend fin-up
+# sockwayd runs in $CG with --no-accel, as in section 7: started the default way it would
+# remove its own cgroup at exit yet leave it listed in accel_cgroups, and section 5's
+# "accel on" fails on a listed cgroup that is gone.
+SPAWN_CGROUP=$CG start_sockwayd "$P_FIN_SWD" "$P_FIN_ADMIN" --workers 2 --no-accel
+n0=$(sock_entries)
+s0=$(stat_of sockets)
+r0=$(stat_of redirected)
+t0=${EPOCHREALTIME/./}
+swc "$CG" --url "http://127.0.0.1:$P_FIN_SWD/fin/x" --no-keepalive --requests 10000 --connections 32
+t1=${EPOCHREALTIME/./}
+all_ok "4: 10,000 connections without keep-alive through sockwayd" 10000
+echo "# 4: 10,000 connections through sockwayd in $(((t1 - t0) / 1000)) ms"
+# A retry on a fresh upstream (a pooled one closed under sockwayd's feet) adds sockets.
+ge "4: client and upstream connections, both ends, entered sock_hash" $(($(stat_of sockets) - s0)) 40000
+ge "4: every send on both legs went through sk_msg" $(($(stat_of redirected) - r0)) 40000
+fin_clean "4: through sockwayd" "$n0" "$P_FIN_SWD" "$P_FIN_UP"
+stop_pid "$SWD_PID"
+eq "4: sockwayd exits 0 on SIGTERM afterwards" "$STOP_RC" 0
 r0=$(stat_of redirected)
 in_cg "$CG" timeout 10 python3 "$TMP/pair.py" halfclose >"$TMP/halfclose.json" 2>"$TMP/halfclose.err"
 eq "4: half-close: 1 MiB then SHUT_WR arrives whole, then EOF" \
@@ -369,6 +444,243 @@ if wait_until 2 tcp_mem_at_most $((mem0 + 4096)); then
 else
 	fail "8: the slow reader's queued bytes are freed after it is killed" "$(grep TCP: /proc/net/sockstat), $mem0 before"
 fi
+
+# --- 9. close races: connections opened and closed at a high rate while traffic flows -----------
+# Four churners open connections as fast as they can for 6 s, two straight to backends and two
+# through sockwayd, and leave in every way a client can: FIN or RST right after the request
+# (the response racing the close), FIN after the response, half-close, RST or FIN in the middle
+# of a 1 MiB response (bytes still queued for the dying socket; through sockwayd, a body the
+# kernel splices backend to client), RST in the middle of a request body, and
+# connect-then-close. Meanwhile steady keep-alive clients run, straight and through sockwayd,
+# one of them downloading 1 MiB bodies that the kernel splices, all on accelerated sockets.
+# The steady clients must see no error and every byte right, sockwayd must still serve and
+# exit cleanly, sock_hash must drain to where it was, no socket may be left half-closed, and
+# the kernel must not complain (DESIGN.md: sockmap has panicked and leaked on these paths).
+P_RACE=$(port 24)
+P_RACE_BIG=$(port 25)
+P_RACE_SWD=$(port 26)
+P_RACE_ADMIN=$(port 27)
+P_DRIP=$(port 28)
+RACE_MS=6000
+
+# race.py churn SMALL_PORT SMALL_PATH BIG_PORT BIG_PATH SECONDS: opens and closes connections
+#   as fast as it can, cycling through MODES; only "read_close" expects an answer (a whole
+#   200), the others count resets and timeouts.
+# race.py fetch PORT PATH SECONDS SHA256: one keep-alive connection downloading PATH again and
+#   again; every body must have that sha256.
+# Both print their counts as JSON.
+cat >"$TMP/race.py" <<'PY'
+import hashlib, json, socket, struct, sys, time
+LINGER_RST = struct.pack("ii", 1, 0)
+MODES = ["fin_unread", "rst_unread", "read_close", "halfclose", "big_fin", "big_rst",
+         "post_rst", "connect_close"]
+
+def get(path):
+    return ("GET %s HTTP/1.1\r\nHost: t\r\n\r\n" % path).encode()
+
+def read_response(s, buf=b""):
+    """Reads one response with a Content-Length body: (status line, body, bytes after it)."""
+    while b"\r\n\r\n" not in buf:
+        d = s.recv(65536)
+        if not d:
+            return "EOF after %d bytes" % len(buf), b"", b""
+        buf += d
+    head, body = buf.split(b"\r\n\r\n", 1)
+    length = 0
+    for line in head.split(b"\r\n")[1:]:
+        name, _, value = line.partition(b":")
+        if name.strip().lower() == b"content-length":
+            length = int(value)
+    while len(body) < length:
+        d = s.recv(1 << 20)
+        if not d:
+            return "EOF in the body", body, b""
+        body += d
+    return head.split(b"\r\n", 1)[0].decode(errors="replace"), body[:length], body[length:]
+
+def churn(small_port, small_path, big_port, big_path, seconds):
+    out = {"modes": {m: 0 for m in MODES}, "resets": 0, "timeouts": 0, "read_close_ok": 0,
+           "read_close_bad": 0, "bad": []}
+
+    def one(mode):
+        port = big_port if mode.startswith("big") else small_port
+        s = socket.create_connection(("127.0.0.1", port), timeout=2)
+        try:
+            if mode in ("fin_unread", "rst_unread"):
+                s.sendall(get(small_path))
+            elif mode == "read_close":
+                s.sendall(get(small_path))
+                status = read_response(s)[0]
+                if status.startswith("HTTP/1.1 200 "):
+                    out["read_close_ok"] += 1
+                else:
+                    out["read_close_bad"] += 1
+                    out["bad"] = (out["bad"] + [status])[:5]
+            elif mode == "halfclose":
+                s.sendall(get(small_path))
+                s.shutdown(socket.SHUT_WR)
+                s.recv(65536)
+            elif mode in ("big_fin", "big_rst"):
+                s.sendall(get(big_path))
+                s.recv(4096)
+            elif mode == "post_rst":
+                s.sendall(("POST %s HTTP/1.1\r\nHost: t\r\nContent-Length: 262144\r\n\r\n"
+                           % small_path).encode() + b"x" * 65536)
+            if mode.endswith("rst"):
+                s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, LINGER_RST)
+        finally:
+            s.close()
+
+    end = time.monotonic() + seconds
+    i = 0
+    while time.monotonic() < end:
+        mode = MODES[i % len(MODES)]
+        i += 1
+        out["modes"][mode] += 1
+        try:
+            one(mode)
+        except (ConnectionResetError, BrokenPipeError):
+            out["resets"] += 1
+        except socket.timeout:
+            out["timeouts"] += 1
+            if mode == "read_close":
+                out["read_close_bad"] += 1
+                out["bad"] = (out["bad"] + ["timeout"])[:5]
+    out["connections"] = i
+    return out
+
+def fetch(port, path, seconds, sha):
+    out = {"responses": 0, "intact": 0, "errors": 0, "bad": []}
+    end = time.monotonic() + seconds
+    s, rest = None, b""
+    while time.monotonic() < end:
+        try:
+            if s is None:
+                s, rest = socket.create_connection(("127.0.0.1", port), timeout=5), b""
+            s.sendall(get(path))
+            status, body, rest = read_response(s, rest)
+        except OSError as e:
+            status, body = "%s: %s" % (type(e).__name__, e), b""
+        if not status.startswith("HTTP/1.1 "):
+            out["errors"] += 1
+            out["bad"] = (out["bad"] + [status])[:5]
+            if s is not None:
+                s.close()
+            s = None
+            continue
+        out["responses"] += 1
+        if status.startswith("HTTP/1.1 200 ") and hashlib.sha256(body).hexdigest() == sha:
+            out["intact"] += 1
+        else:
+            out["bad"] = (out["bad"] + ["%s, %d bytes" % (status, len(body))])[:5]
+    return out
+
+if sys.argv[1] == "churn":
+    print(json.dumps(churn(int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5],
+                           float(sys.argv[6]))))
+else:
+    print(json.dumps(fetch(int(sys.argv[2]), sys.argv[3], float(sys.argv[4]), sys.argv[5])))
+PY
+
+# kernel_complaints: dmesg lines that sockmap trouble leaves (those of kernel_warnings, and
+# any naming sk_msg, psock or sockmap).
+kernel_complaints() {
+	dmesg | grep -cE 'WARNING|BUG|Oops|refcount|sk_msg|psock|sockmap'
+}
+
+# steady_ok DESC LOG: the keep-alive client whose JSON is in LOG answered every request with a
+# 200, had no error, and really ran (>= 1000 responses).
+steady_ok() {
+	cp "$2" "$TMP/client.json"
+	eq "$1: no error, every request answered with a 200" \
+		"$(cj '[.errors, .requests == .responses, (.status["200"] // 0) == .responses] | @tsv' 2>/dev/null)" \
+		"$(printf '0\ttrue\ttrue')"
+	ge "$1: >= 1000 responses ($(cj '.responses // 0'))" "$(cj '.responses // 0')" 1000
+}
+
+# churn_sum VIA: the counts of the churners that went VIA (direct, swd), added up.
+churn_sum() {
+	jq -s '{connections: (map(.connections) | add), resets: (map(.resets) | add),
+		timeouts: (map(.timeouts) | add), read_close_ok: (map(.read_close_ok) | add),
+		read_close_bad: (map(.read_close_bad) | add), bad: (map(.bad) | add)}' \
+		"$TMP"/churn-"$1"-*.log
+}
+
+warn0=$(kernel_complaints)
+SPAWN_CGROUP=$CG start_backend race "$P_RACE"
+SPAWN_CGROUP=$CG start_backend race-big "$P_RACE_BIG" --body-size 1048576
+# The head, then 1 MiB in 64 KiB pieces 2 ms apart: sockwayd has the head before the body
+# comes, so the kernel splices the body (the first line of its log is the body's sha256).
+SPAWN_CGROUP=$CG spawn drip python3 tests/integration/drip_backend.py "$P_DRIP" 1048576 65536 2
+wait_until 5 grep -q '^ready' "$TMP/drip.log" || fail "9: drip_backend.py did not start" "$(head -c 400 "$TMP/drip.log")"
+drip_sha=$(grep -m 1 -E '^[0-9a-f]{64}$' "$TMP/drip.log")
+check "9: backend race" "$SOCKWAY" backend create race "127.0.0.1:$P_RACE"
+check "9: backend drip" "$SOCKWAY" backend create drip "127.0.0.1:$P_DRIP"
+check "9: endpoint /race -> race" "$SOCKWAY" endpoint create race --route /race --backend race
+check "9: endpoint /drip -> drip" "$SOCKWAY" endpoint create drip --route /drip --backend drip
+n0=$(sock_entries)
+# sockwayd as it runs by default: in its own accelerated cgroup, filing its connections in
+# the conns map and splicing response bodies. Its cgroup goes away when it exits but stays
+# listed, which "accel on" would trip over (section 4): nothing after this turns it on.
+start_sockwayd "$P_RACE_SWD" "$P_RACE_ADMIN" --workers 2
+race_swd=$SWD_PID
+check "9: sockwayd joined its own accelerated cgroup" sockwayd_accelerated "$race_swd"
+r0=$(stat_of redirected)
+sp0=$(stat_of spliced_bytes)
+s0=$(stat_of sockets)
+SPAWN_CGROUP=$CG spawn steady-direct "$SWCLIENT" --url "http://127.0.0.1:$P_RACE/steady" \
+	--connections 4 --duration-ms $((RACE_MS + 1000))
+steady_direct=$SPAWNED
+SPAWN_CGROUP=$CG spawn steady-swd "$SWCLIENT" --url "http://127.0.0.1:$P_RACE_SWD/race/steady" \
+	--connections 4 --duration-ms $((RACE_MS + 1000))
+steady_swd=$SPAWNED
+SPAWN_CGROUP=$CG spawn steady-fetch python3 "$TMP/race.py" fetch "$P_RACE_SWD" /drip/steady \
+	$((RACE_MS / 1000 + 1)) "$drip_sha"
+steady_fetch=$SPAWNED
+sleep 0.5
+ge "9: the steady clients were on the sk_msg path before the churn began" $(($(stat_of redirected) - r0)) 100
+churners=()
+for i in 1 2; do
+	SPAWN_CGROUP=$CG spawn "churn-direct-$i" python3 "$TMP/race.py" churn \
+		"$P_RACE" /x "$P_RACE_BIG" /x $((RACE_MS / 1000))
+	churners+=("$SPAWNED")
+	SPAWN_CGROUP=$CG spawn "churn-swd-$i" python3 "$TMP/race.py" churn \
+		"$P_RACE_SWD" /race/x "$P_RACE_SWD" /drip/x $((RACE_MS / 1000))
+	churners+=("$SPAWNED")
+done
+for pid in "${churners[@]}" "$steady_direct" "$steady_swd" "$steady_fetch"; do
+	wait "$pid"
+done
+connections=0
+for via in direct swd; do
+	churn_sum $via >"$TMP/churn-$via.json"
+	echo "# 9: churn $via: $(jq -c . "$TMP/churn-$via.json")"
+	ge "9: the $via churners opened and closed >= 3000 connections in $((RACE_MS / 1000)) s" \
+		"$(jq '.connections // 0' "$TMP/churn-$via.json")" 3000
+	eq "9: churn $via: every request read to the end before closing got its whole 200" \
+		"$(jq -c '[.read_close_bad, .bad]' "$TMP/churn-$via.json")" '[0,[]]'
+	connections=$((connections + $(jq '.connections // 0' "$TMP/churn-$via.json")))
+done
+ge "9: both ends of every churned connection entered sock_hash" $(($(stat_of sockets) - s0)) $((2 * connections))
+steady_ok "9: steady keep-alive client beside the churn, straight to the backend" "$TMP/steady-direct.log"
+steady_ok "9: steady keep-alive client beside the churn, through sockwayd" "$TMP/steady-swd.log"
+echo "# 9: steady 1 MiB downloads: $(jq -c . "$TMP/steady-fetch.log" 2>/dev/null)"
+eq "9: steady 1 MiB downloads through sockwayd: no error, every body intact" \
+	"$(jq -c '[.errors, .responses == .intact, .bad]' "$TMP/steady-fetch.log" 2>/dev/null)" '[0,true,[]]'
+ge "9: steady 1 MiB downloads: >= 20 of them" "$(jq '.responses // 0' "$TMP/steady-fetch.log" 2>/dev/null)" 20
+sp=$(($(stat_of spliced_bytes) - sp0))
+echo "# 9: the kernel spliced $sp body bytes backend -> client during the churn"
+ge "9: response bodies were spliced in the kernel during the churn (>= 1 MiB)" "$sp" 1048576
+check "9: sockwayd is still running" kill -0 "$race_swd"
+eq "9: sockwayd still answers /healthz" \
+	"$(curl -s --max-time 2 "http://127.0.0.1:$P_RACE_ADMIN/healthz")" ok
+swc "$CG" --url "http://127.0.0.1:$P_RACE_SWD/race/after" --requests 200 --connections 4
+all_ok "9: sockwayd still routes after the churn" 200
+stop_pid "$race_swd"
+eq "9: sockwayd exits 0 on SIGTERM after the churn" "$STOP_RC" 0
+fin_clean "9: after the churn" "$n0" "$P_RACE" "$P_RACE_BIG" "$P_DRIP" "$P_RACE_SWD"
+eq "9: no new kernel WARNING/BUG/Oops/refcount/sk_msg/psock/sockmap line in dmesg" \
+	"$(kernel_complaints)" "$warn0"
 
 # --- 6. processes killed with sockets in the map, then off and unload -----------------------------
 # Last, as it unloads everything.

@@ -6,7 +6,8 @@
 # 1 MiB response, 404, a custom shard header), malformed and oversized requests, backends
 # killed mid-run, the admin listener, SIGTERM draining and a restart that keeps the policy.
 # Backends are swbackend (which echoes what it received in X-Seen-* headers) and, to see
-# the exact bytes forwarded, a small capture server in python3.
+# the exact bytes forwarded, a small capture server in python3. It runs with the kernel fast
+# path on (every socket here accelerated) and off: SOCKWAY_TEST_ACCEL, see lib.sh.
 cd "$(dirname "$0")/../.." || exit 1
 . tests/integration/lib.sh
 
@@ -59,6 +60,7 @@ check "and says to run sockway load" grep -qE 'run "?sockway load' "$TMP/noload.
 
 # --- policy, backends, sockwayd -----------------------------------------------------------------
 check "load" "$SOCKWAY" load
+accel_mode_enter
 start_backend b1 "$P_B1"
 start_backend b2 "$P_B2"
 start_backend big "$P_BIG" --body-size 1048576
@@ -363,4 +365,6 @@ eq "restart: /e still routes to b1" "$(cj '[.status["200"], .backends.b1] | @tsv
 stop_pid "$SWD_PID" TERM
 eq "restart: the second sockwayd exits 0 on SIGTERM" "$STOP_RC" 0
 
+# Thousands of requests went client -> sockwayd -> backend and back, four sends each at least.
+accel_mode_verify 10000
 finish

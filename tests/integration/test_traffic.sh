@@ -6,7 +6,8 @@
 # affinity as `sockway explain` predicts it, per-request choice on one keep-alive
 # connection, shadows that hang or are down, the counters against what the backends and the
 # client counted, changes that must reach every worker while other commits run, and weight
-# changes 50 times a second under load.
+# changes 50 times a second under load. It runs with the kernel fast path on (every socket
+# here accelerated) and off: SOCKWAY_TEST_ACCEL, see lib.sh.
 #
 # Every fraction is bounded from the live slot shares (`sockway -j traffic show`): an
 # observed count of n draws with probability p must lie within n*p +- (5.5*sqrt(n*p*(1-p)) + 1),
@@ -63,6 +64,7 @@ split() {
 }
 
 check "load" "$SOCKWAY" load
+accel_mode_enter
 for b in "${!BPORT[@]}"; do
 	[ "$b" = down ] && continue
 	if [ "$b" = hang ]; then
@@ -307,4 +309,6 @@ eq "the hanging shadow failed by timeout" "$(cell slowshadow hang shadow '(.erro
 eq "the down shadow failed by refused connects (or drops)" "$(cell slowshadow down shadow '(.errors.connect_refused + .shadow_drops) > 0')" true
 stop_pid "$SWD2_PID"
 
+# Over 90,000 requests went client -> sockwayd -> backend and back, four sends each at least.
+accel_mode_verify 100000
 finish
