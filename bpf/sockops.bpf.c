@@ -15,6 +15,32 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 #define AF_INET6 10
 
 
+/*
+ * A new connection with the tuple of a stale conns entry (its sockwayd was killed): frees
+ * the entry. This runs before sockwayd can claim the socket (it accepts or sees the connect
+ * complete after ESTABLISHED), so sk_msg never applies an old splice to a new connection.
+ */
+static __always_inline void conn_forget(__u64 tag)
+{
+	__u32 bucket = (__u32)(tag % SW_CONN_BUCKETS), idx, i;
+	struct sw_conn_bucket *b;
+	struct sw_conn *e;
+
+	b = bpf_map_lookup_elem(&conn_tags, &bucket);
+	if (!b)
+		return;
+#pragma unroll
+	for (i = 0; i < SW_CONN_WAYS; i++) {
+		if (b->tag[i] != tag)
+			continue;
+		idx = bucket * SW_CONN_WAYS + i;
+		e = bpf_map_lookup_elem(&conns, &idx);
+		if (e)
+			__sync_lock_test_and_set(&e->splice, SW_SPLICE_IDLE);
+		__sync_val_compare_and_swap(&b->tag[i], tag, 0);
+	}
+}
+
 SEC("sockops")
 int sock_track(struct bpf_sock_ops *ops)
 {
@@ -52,6 +78,7 @@ int sock_track(struct bpf_sock_ops *ops)
 		return 1;
 	addr = (__u64)(unsigned long)sk;
 	h = sw_sock_key_hash(&key);
+	conn_forget(h);
 	if (bpf_map_update_elem(&sock_addr, &h, &addr, BPF_ANY))
 		return 1;
 	if (bpf_sock_hash_update(ops, &sock_hash, &key, BPF_ANY))

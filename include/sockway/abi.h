@@ -264,6 +264,10 @@ struct sw_accel_stats {
  *     left reaches 0 or the client cannot take them. sockwayd disarms (ARMED -> IDLE, a
  *     compare-and-swap) before it reads an armed socket, so the kernel never overtakes
  *     bytes that sockwayd holds. sk_msg.bpf.c and user/helper/proxy.c hold the rest.
+ * A sockwayd killed leaves its entries behind: sockops frees the entry of a tuple that
+ * connects again (before any sockwayd can claim it, so no new connection ever finds an
+ * old splice), and sockwayd frees the entries of dead owners when it starts and when a
+ * bucket is full.
  */
 #define SW_CONN_BUCKETS 4096
 #define SW_CONN_WAYS	4
@@ -284,7 +288,7 @@ struct sw_conn_bucket {
 struct sw_conn {
 	__u64 accel_bytes;	   /* bytes sk_msg moved on the connection, both ways */
 	__u32 splice;		   /* enum sw_splice_state; written with compare-and-swap */
-	__u32 pad0;
+	__u32 owner;		   /* pid of the sockwayd that claimed it */
 	__u64 left;		   /* bytes the kernel is still to move to the client */
 	__u64 done;		   /* bytes it moved since sockwayd armed the splice */
 	struct sw_sock_key client; /* the client's own socket, where the body goes */

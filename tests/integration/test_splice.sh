@@ -7,8 +7,8 @@
 # Each check is byte-exact against the backend's own sha256, and the accel_stats counters
 # (spliced_bytes) prove which path the bytes took. The hazards: a client that reads slowly
 # (the splice stops and sockwayd forwards the rest), the kill switch mid-body, a client that
-# goes away mid-body, a backend that dies mid-body, keep-alive reuse after a splice, and
-# --no-splice.
+# goes away mid-body, a backend that dies mid-body, keep-alive reuse after a splice,
+# --no-splice, and what sockwayd leaves behind when it exits, is killed or cannot start.
 cd "$(dirname "$0")/../.." || exit 1
 . tests/integration/lib.sh
 
@@ -172,5 +172,68 @@ stop_pid "$SWD_PID"
 
 stop_pid "$SWD"
 eq "sockwayd exited cleanly" "$STOP_RC" 0
+
+# --- 9. what sockwayd leaves behind -----------------------------------------------------------
+# Its cgroup is <cgroup2>/<pin dir name>; its conns entries have its pid as owner.
+SWD_CG=$CGROUP2/$(basename "$SOCKWAY_PIN_ROOT")
+listed() {
+	"$SOCKWAY" -j accel list | jq -r --arg p "$1" '[.cgroups[] | select(.path == $p)] | length'
+}
+tags() {
+	bpftool -j map dump pinned "$SOCKWAY_PIN_ROOT/conn_tags" |
+		jq '[.[].formatted.value.tag[] | select(. != 0)] | length'
+}
+eq "9: after sockwayd exited, its cgroup is gone" "$([ -d "$SWD_CG" ] && echo present || echo gone)" gone
+eq "9: and off the accelerated list" "$(listed "$SWD_CG")" 0
+eq "9: and every conns entry is free" "$(tags)" 0
+start_sockwayd "$P_SWD" "$P_SWD_ADMIN" --workers 2
+SPAWN_CGROUP=$CG spawn held "$SWCLIENT" --url "http://127.0.0.1:$P_SWD/small/x" --connections 50 --duration-ms 2000
+held=$SPAWNED
+tags_at_least() {
+	[ "$(tags)" -ge "$1" ]
+}
+# One per client connection, and one per upstream connection (as many as requests were in
+# flight at once).
+wait_until 3 tags_at_least 51
+ge "9: 50 keep-alive clients: sockwayd holds > 50 conns entries (clients and upstreams)" "$(tags)" 51
+stop_pid "$SWD_PID" KILL
+wait "$held"
+ge "9: killed, sockwayd leaves them" "$(tags)" 51
+eq "9: and its cgroup stays listed (nobody took it off)" "$(listed "$SWD_CG")" 1
+start_sockwayd "$P_SWD" "$P_SWD_ADMIN" --workers 2
+le "9: the next sockwayd frees the dead one's entries at start" "$(tags)" 4
+eq "9: and serves" "$(get n "http://127.0.0.1:$P_SWD/small/x" | cut -d' ' -f1)" 200
+stop_pid "$SWD_PID"
+eq "9: then exits, and its cgroup is off the list" "$(listed "$SWD_CG")" 0
+# A sockwayd that cannot start (its port is taken) leaves no cgroup behind either.
+SPAWN_CGROUP=$CG spawn squat python3 -c "import socket, time
+s = socket.socket(); s.bind(('127.0.0.1', $P_SWD)); s.listen(); time.sleep(30)"
+squat=$SPAWNED
+listening() {
+	ss -Hltn "sport = :$1" | grep -q LISTEN
+}
+wait_until 3 listening "$P_SWD"
+(lib_exec timeout 10 "$SOCKWAYD" --listen "127.0.0.1:$P_SWD" --admin "127.0.0.1:$P_SWD_ADMIN" --workers 1 \
+	>"$TMP/busy.log" 2>&1)
+eq "9: sockwayd on a taken port exits 1" "$?" 1
+eq "9: and leaves no cgroup" "$([ -d "$SWD_CG" ] && echo present || echo gone)" gone
+eq "9: nor a list entry" "$(listed "$SWD_CG")" 0
+stop_pid "$squat" KILL
+# A listed cgroup removed by somebody else: "accel on" still attaches the others and drops
+# it; "accel del" finds it by the path it was added under.
+cgroup_new gone1
+G1=$CGROUP
+cgroup_new gone2
+G2=$CGROUP
+check "9: accel add two more cgroups" "$SOCKWAY" accel add "$G1"
+check "9: (the second)" "$SOCKWAY" accel add "$G2"
+rmdir "$G1" "$G2"
+check "9: accel del of a removed cgroup" "$SOCKWAY" accel del "$G1"
+check "9: accel off" "$SOCKWAY" accel off
+check "9: accel on with a removed cgroup listed" "$SOCKWAY" accel on
+eq "9: which left the list" "$(listed "$G2")" 0
+eq "9: while the test's cgroup is attached again" \
+	"$(bpftool -j cgroup show "$CG" | jq '[.[] | select(.name == "sock_track")] | length')" 1
+
 eq "no new kernel warnings in dmesg" "$(kernel_warnings)" "$warn0"
 finish

@@ -120,12 +120,44 @@ static int cgroup_enter(const char *dir)
 	return err;
 }
 
-/* Leaves the sockway cgroup for the one we came from, and removes it if nobody is left. */
+static struct sw_maps *accel_maps;
+
+/* Nobody is in the cgroup (cgroup.events says "populated 0"). */
+static bool cgroup_empty(const char *dir)
+{
+	char path[2 * PATH_MAX + 16], line[64];
+	bool empty = false;
+	FILE *f;
+
+	snprintf(path, sizeof(path), "%s/cgroup.events", dir);
+	f = fopen(path, "r");
+	while (f && fgets(line, sizeof(line), f))
+		if (!strcmp(line, "populated 0\n"))
+			empty = true;
+	if (f)
+		fclose(f);
+	return empty;
+}
+
+/*
+ * Leaves the sockway cgroup for the one we came from. The last one out (another sockwayd
+ * on the same pins may still be in it) takes it off the accelerated list and removes it.
+ * Runs at every exit after accel_join (atexit), once.
+ */
 static void accel_leave(void)
 {
+	struct sw_err e = {};
+
 	if (!accel_dir[0] || !accel_home[0] || cgroup_enter(accel_home))
 		return;
-	rmdir(accel_dir);
+	if (cgroup_empty(accel_dir)) {
+		if (accel_maps && !sw_maps_lock(accel_maps, &e)) {
+			sw_accel_del(accel_maps, accel_dir, &e);
+			sw_maps_unlock(accel_maps);
+		}
+		rmdir(accel_dir);
+	}
+	accel_dir[0] = '\0';
 }
 
 static void accel_join(struct sw_maps *maps)
@@ -162,6 +194,8 @@ static void accel_join(struct sw_maps *maps)
 		return;
 	}
 	snprintf(accel_dir, sizeof(accel_dir), "%s", path);
+	accel_maps = maps;
+	atexit(accel_leave);
 	err = sw_maps_lock(maps, &e);
 	if (!err)
 		err = sw_accel_add(maps, path, &e);
@@ -304,7 +338,8 @@ int main(int argc, char **argv)
 	};
 	static struct worker workers[SWD_MAX_WORKERS];
 	unsigned long long v;
-	struct sw_maps maps;
+	/* static: accel_leave reads it at exit, after main has returned. */
+	static struct sw_maps maps;
 	struct sw_err e = {};
 	sigset_t sigs;
 	unsigned i;
@@ -451,8 +486,13 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
-	if (!swd_cfg.no_accel)
+	if (!swd_cfg.no_accel) {
+		unsigned n = sw_conns_sweep(&maps);
+
+		if (n)
+			pr_info("freed %u conns entries of sockwayd processes gone", n);
 		accel_join(&maps);
+	}
 
 	/* Workers inherit this mask: only the main thread takes SIGTERM and SIGINT. */
 	sigemptyset(&sigs);

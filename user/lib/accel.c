@@ -145,15 +145,36 @@ int sw_accel_add(struct sw_maps *m, const char *path, struct sw_err *e)
 	return err ? err : cgroup_attach(m, real, id, e);
 }
 
+/* The id of the accelerated cgroup recorded under path: 0 if there is none. */
+static __u64 recorded_id(struct sw_maps *m, const char *path)
+{
+	int fd = bpf_map__fd(m->skel->maps.accel_cgroups);
+	struct sw_accel_cgroup val;
+	__u64 key, *prev = NULL;
+
+	while (!bpf_map_get_next_key(fd, prev, &key)) {
+		prev = &key;
+		if (!bpf_map_lookup_elem(fd, &key, &val) && !strcmp(val.path, path))
+			return key;
+	}
+	return 0;
+}
+
 int sw_accel_del(struct sw_maps *m, const char *path, struct sw_err *e)
 {
 	char real[PATH_MAX], lpath[PATH_MAX];
 	__u64 id;
 	int err;
 
-	err = cgroup_resolve(path, real, &id, e);
-	if (err)
-		return err;
+	/* A cgroup removed since it was added is found by the path it was recorded under. */
+	id = recorded_id(m, path);
+	if (id) {
+		snprintf(real, sizeof(real), "%s", path);
+	} else {
+		err = cgroup_resolve(path, real, &id, e);
+		if (err)
+			return err;
+	}
 	if (bpf_map__delete_elem(m->skel->maps.accel_cgroups, &id, sizeof(id), 0))
 		return sw_errorf(e, -ENOENT, "cgroup %s is not accelerated; see \"sockway accel "
 					     "list\"", real);
@@ -168,24 +189,42 @@ int sw_accel_set(struct sw_maps *m, bool on, struct sw_err *e)
 {
 	struct sw_accel_cgroup val;
 	char lpath[PATH_MAX];
-	__u64 key, *prev = NULL;
-	int err = 0;
+	__u64 key, *prev = NULL, gone[64];
+	unsigned nr_gone = 0, i;
+	struct sw_err one;
+	int err = 0, r, fd = bpf_map__fd(m->skel->maps.accel_cgroups);
 
 	/* First the switch sk_msg reads: from here on every send takes TCP (off), or may be
 	 * redirected again (on). */
 	__atomic_store_n(&m->ctl->accel_off, !on, __ATOMIC_RELEASE);
 	if (on)
 		err = verdict_attach(m, e);
-	/* Then the cgroup links: off, no new socket joins sock_hash; on, new ones do. */
-	while (!bpf_map_get_next_key(bpf_map__fd(m->skel->maps.accel_cgroups), prev, &key)) {
+	/* Then the cgroup links: off, no new socket joins sock_hash; on, new ones do. Every
+	 * cgroup is tried: one that fails does not keep the others off; the first error is
+	 * the answer. A cgroup removed since it was added has no sockets left to accelerate
+	 * (its id is never reused): it leaves the list. */
+	while (!bpf_map_get_next_key(fd, prev, &key)) {
 		prev = &key;
 		if (!on) {
 			link_path(lpath, sizeof(lpath), key);
 			unlink(lpath);
-		} else if (!err && !bpf_map_lookup_elem(bpf_map__fd(m->skel->maps.accel_cgroups),
-							&key, &val)) {
-			err = cgroup_attach(m, val.path, key, e);
+			continue;
 		}
+		if (bpf_map_lookup_elem(fd, &key, &val))
+			continue;
+		if (access(val.path, F_OK) && errno == ENOENT) {
+			if (nr_gone < sizeof(gone) / sizeof(gone[0]))
+				gone[nr_gone++] = key;
+			continue;
+		}
+		r = cgroup_attach(m, val.path, key, err ? &one : e);
+		if (r && !err)
+			err = r;
+	}
+	for (i = 0; i < nr_gone; i++) {
+		link_path(lpath, sizeof(lpath), gone[i]);
+		unlink(lpath);
+		bpf_map_delete_elem(fd, &gone[i]);
 	}
 	/*
 	 * Sockets already in sock_hash stay until they close: deleting one from a sockmap

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
 #include <errno.h>
 #include <netinet/in.h>
+#include <signal.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "conns.h"
 #include "sockway/hash.h"
@@ -70,10 +72,22 @@ void sw_conn_key_reverse(struct sw_sock_key *out, const struct sw_sock_key *k)
 	out->remote_port = k->local_port;
 }
 
-struct sw_conn *sw_conn_claim(struct sw_maps *m, const struct sw_sock_key *k)
+/* Frees way i of bucket if its owner is gone; true if it did. */
+static bool reclaim(struct sw_maps *m, __u32 bucket, unsigned i)
 {
-	__u64 tag = sw_sock_key_hash(k);
-	__u32 bucket = tag % SW_CONN_BUCKETS;
+	struct sw_conn *e = &m->conns[bucket * SW_CONN_WAYS + i];
+	__u64 tag = __atomic_load_n(&m->conn_tags[bucket].tag[i], __ATOMIC_ACQUIRE);
+	pid_t owner = (pid_t)__atomic_load_n(&e->owner, __ATOMIC_RELAXED);
+
+	if (!tag || !owner || owner == getpid() || kill(owner, 0) == 0 || errno != ESRCH)
+		return false;
+	__atomic_store_n(&e->splice, SW_SPLICE_IDLE, __ATOMIC_RELAXED);
+	return __atomic_compare_exchange_n(&m->conn_tags[bucket].tag[i], &tag, 0, false,
+					   __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
+}
+
+static struct sw_conn *claim_free(struct sw_maps *m, __u32 bucket, __u64 tag)
+{
 	struct sw_conn_bucket *b = &m->conn_tags[bucket];
 	unsigned i;
 
@@ -85,10 +99,38 @@ struct sw_conn *sw_conn_claim(struct sw_maps *m, const struct sw_sock_key *k)
 			continue;
 		/* A free way's entry is idle already (sw_conn_release); the tag publishes it. */
 		if (__atomic_compare_exchange_n(&b->tag[i], &free_tag, tag, false, __ATOMIC_ACQ_REL,
-						__ATOMIC_RELAXED))
+						__ATOMIC_RELAXED)) {
+			__atomic_store_n(&e->owner, (__u32)getpid(), __ATOMIC_RELAXED);
 			return e;
+		}
 	}
 	return NULL;
+}
+
+struct sw_conn *sw_conn_claim(struct sw_maps *m, const struct sw_sock_key *k)
+{
+	__u64 tag = sw_sock_key_hash(k);
+	__u32 bucket = tag % SW_CONN_BUCKETS;
+	struct sw_conn *e = claim_free(m, bucket, tag);
+	unsigned i;
+	bool freed = false;
+
+	if (e)
+		return e;
+	/* A full bucket: entries of a killed sockwayd may be taking it. */
+	for (i = 0; i < SW_CONN_WAYS; i++)
+		freed |= reclaim(m, bucket, i);
+	return freed ? claim_free(m, bucket, tag) : NULL;
+}
+
+unsigned sw_conns_sweep(struct sw_maps *m)
+{
+	unsigned bucket, i, n = 0;
+
+	for (bucket = 0; bucket < SW_CONN_BUCKETS; bucket++)
+		for (i = 0; i < SW_CONN_WAYS; i++)
+			n += reclaim(m, bucket, i);
+	return n;
 }
 
 void sw_conn_release(struct sw_maps *m, struct sw_conn *e)
@@ -96,6 +138,7 @@ void sw_conn_release(struct sw_maps *m, struct sw_conn *e)
 	size_t idx = (size_t)(e - m->conns);
 
 	__atomic_store_n(&e->splice, SW_SPLICE_IDLE, __ATOMIC_RELAXED);
+	__atomic_store_n(&e->owner, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&m->conn_tags[idx / SW_CONN_WAYS].tag[idx % SW_CONN_WAYS], 0,
 			 __ATOMIC_RELEASE);
 }

@@ -20,8 +20,10 @@ int sw_conn_key(struct sw_sock_key *k, __u64 netns, int fd);
 void sw_conn_key_reverse(struct sw_sock_key *out, const struct sw_sock_key *k);
 /* Claims a free way of the key's bucket (m->conn_tags, m->conns): NULL if all are taken. */
 struct sw_conn *sw_conn_claim(struct sw_maps *m, const struct sw_sock_key *k);
-/* Frees an entry: no cell, no splice, tag 0. */
+/* Frees an entry: no splice, tag 0. */
 void sw_conn_release(struct sw_maps *m, struct sw_conn *e);
+/* Frees the entries whose owner process is gone (a sockwayd killed): how many. */
+unsigned sw_conns_sweep(struct sw_maps *m);
 
 /*
  * The splice of an upstream connection (e), towards the client's socket: arms it for the
