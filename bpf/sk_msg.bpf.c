@@ -145,6 +145,9 @@ static __always_inline int has_room(struct tcp_sock *tp)
 
 	if (queued < 0)
 		return 0;
+	/* The common case, without reading more of a socket that another CPU is using. */
+	if (queued < SW_ACCEL_QUEUE_FLOOR)
+		return 1;
 	limit = tp->inet_conn.icsk_inet.sk.__sk_common.skc_net.net->ipv4.sysctl_tcp_rmem[2];
 	if (limit > SW_ACCEL_QUEUE)
 		limit = SW_ACCEL_QUEUE;
@@ -183,7 +186,11 @@ static __always_inline enum peer_state peer_ready(struct sk_msg_md *msg, __u64 p
 	self = bpf_skc_to_tcp_sock(sk);
 	if (!self)
 		return NO_PEER;
-	if (self->snd_una != self->write_seq || !tcp_read_all(tp))
+	if (self->snd_una != self->write_seq)
+		return BEHIND;
+	/* Only a sender that ever sent data on TCP can have bytes in the peer's TCP queue;
+	 * most never do, and then the peer's TCP state need not be read. */
+	if (self->bytes_sent && !tcp_read_all(tp))
 		return BEHIND;
 	return has_room(tp) ? READY : BEHIND;
 }

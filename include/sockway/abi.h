@@ -231,6 +231,9 @@ struct sw_sock_key {
  * least this much (capped by tcp_rmem[2]), more if its SO_RCVBUF is larger.
  */
 #define SW_ACCEL_QUEUE (4u << 20)
+/* Below this many unread bytes the peer has room whatever its limit (tcp_rmem[2] below it
+ * is not a setting anyone runs). */
+#define SW_ACCEL_QUEUE_FLOOR (128u << 10)
 
 /* accel_stats map value (per CPU): what the kernel path did. */
 struct sw_accel_stats {
