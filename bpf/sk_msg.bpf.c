@@ -293,12 +293,16 @@ int msg_redirect(struct sk_msg_md *msg)
 	 * offsets to share a load between branches. */
 	__u64 size = msg->size;
 	__u32 zero = 0;
-	__u64 peer_hash;
+	__u64 peer_hash, swd_cg;
+	int from_swd;
 	int off;
 	long ret;
 
 	c = bpf_map_lookup_elem(&ctl, &zero);
 	off = !c || c->accel_off;
+	swd_cg = c ? c->swd_cgroup : 0;
+	/* sk_msg runs in the sender's sendmsg: its cgroup says whether sockwayd sends. */
+	from_swd = swd_cg && bpf_get_current_cgroup_id() == swd_cg;
 
 	/* The peer's tuple is ours reversed, in our network namespace. */
 	peer.netns = bpf_get_netns_cookie(msg);
@@ -320,9 +324,11 @@ int msg_redirect(struct sk_msg_md *msg)
 	peer.remote_port = msg->local_port;
 
 	/* A backend's send to sockwayd, with a response-body splice armed or on. The kill
-	 * switch stops an active one: the rest reaches the client through sockwayd. */
+	 * switch stops an active one: the rest reaches the client through sockwayd. Only a
+	 * send from outside sockwayd can have sockwayd's socket as its peer (two sockwayds of
+	 * one pin directory talking to each other skip this: no splice, no count). */
 	peer_hash = sw_sock_key_hash(&peer);
-	pe = conn_find(peer_hash);
+	pe = swd_cg && !from_swd ? conn_find(peer_hash) : 0;
 	if (pe && splice(msg, pe, peer_hash, size, off) == SPLICED_SENT)
 		return SK_PASS;
 
@@ -351,7 +357,7 @@ int msg_redirect(struct sk_msg_md *msg)
 	}
 	count(REDIRECTED, size);
 	/* On sockwayd's connection: its socket is the peer or the sender. */
-	if (!pe) {
+	if (from_swd) {
 		key_reverse(&self, &peer);
 		pe = conn_find(sw_sock_key_hash(&self));
 	}

@@ -152,6 +152,7 @@ static void accel_leave(void)
 		return;
 	if (cgroup_empty(accel_dir)) {
 		if (accel_maps && !sw_maps_lock(accel_maps, &e)) {
+			__atomic_store_n(&accel_maps->ctl->swd_cgroup, 0, __ATOMIC_RELAXED);
 			sw_accel_del(accel_maps, accel_dir, &e);
 			sw_maps_unlock(accel_maps);
 		}
@@ -164,6 +165,7 @@ static void accel_join(struct sw_maps *maps)
 {
 	char root[PATH_MAX], path[PATH_MAX + 16], line[PATH_MAX];
 	struct sw_err e = {};
+	__u64 id;
 	FILE *f;
 	int err;
 
@@ -199,6 +201,8 @@ static void accel_join(struct sw_maps *maps)
 	err = sw_maps_lock(maps, &e);
 	if (!err)
 		err = sw_accel_add(maps, path, &e);
+	if (!err && !sw_cgroup_id(path, &id, &e))
+		__atomic_store_n(&maps->ctl->swd_cgroup, id, __ATOMIC_RELAXED);
 	sw_maps_unlock(maps);
 	if (err)
 		pr_warn("kernel fast path unused: %s", e.msg);

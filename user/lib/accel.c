@@ -57,6 +57,13 @@ static int cgroup_resolve(const char *path, char *real, __u64 *id, struct sw_err
 	return 0;
 }
 
+int sw_cgroup_id(const char *path, __u64 *id, struct sw_err *e)
+{
+	char real[PATH_MAX];
+
+	return cgroup_resolve(path, real, id, e);
+}
+
 static void link_path(char *buf, size_t len, __u64 id)
 {
 	snprintf(buf, len, "%s/accel_%llu", sw_pin_root(), (unsigned long long)id);

@@ -16,6 +16,8 @@
 
 /* The cgroup v2 mount point from /proc/mounts. -ENOENT when there is none. */
 int sw_cgroup2_mount(char *buf, size_t len, struct sw_err *e);
+/* The id of a cgroup v2 directory (what bpf_get_current_cgroup_id() returns in it). */
+int sw_cgroup_id(const char *path, __u64 *id, struct sw_err *e);
 
 /* Adds a cgroup (a directory under the cgroup v2 mount); attaches it unless accel is off. */
 int sw_accel_add(struct sw_maps *m, const char *path, struct sw_err *e);
