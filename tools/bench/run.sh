@@ -1037,7 +1037,7 @@ REPORT=$TMP/report.md
 		echo
 		echo "Kernel fast path (sk_msg), counters of the accel pin dir over each measured run:" \
 			"sends on accelerated sockets that went straight to the peer's socket, and those" \
-			"that went to TCP because the peer was not accelerated."
+			"that went to TCP (the peer was not accelerated, or was behind: accel_stats.held)."
 		echo
 		echo "| workload | target | sends redirected | per request | bytes redirected | per request | sends passed to TCP | bytes passed |"
 		echo "|---|---|---:|---:|---:|---:|---:|---:|"
