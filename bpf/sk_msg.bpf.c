@@ -236,49 +236,57 @@ enum splice_result { NOT_SPLICED, SPLICED_SENT };
 static __always_inline enum splice_result splice(struct sk_msg_md *msg, struct sw_conn *e,
 						 __u64 up_hash, __u64 size, int accel_off)
 {
-	struct sw_sock_key client;
+	struct sw_sock_key client, again;
 	struct tcp_sock *cl;
 	__u32 state = e->splice;
-	__u64 left, n;
+	__u64 left;
 	long ret;
 
 	if (state != SW_SPLICE_ARMED && state != SW_SPLICE_ACTIVE)
 		return NOT_SPLICED;
 	__builtin_memcpy(&client, &e->client, sizeof(client));
 	if (state == SW_SPLICE_ARMED) {
-		if (accel_off || !splice_can_start(msg, up_hash, &client))
-			return NOT_SPLICED; /* stays armed: sockwayd disarms before it reads */
+		/* Not started for a message that holds the body's last byte: all of it goes to
+		 * sockwayd, which disarms before it reads. */
+		if (accel_off || size > e->left || !splice_can_start(msg, up_hash, &client))
+			return NOT_SPLICED;
 		if (__sync_val_compare_and_swap(&e->splice, SW_SPLICE_ARMED, SW_SPLICE_ACTIVE) !=
 		    SW_SPLICE_ARMED)
 			return NOT_SPLICED; /* sockwayd disarmed it just now */
+		/* sockwayd may have disarmed and armed again, for another client, between the
+		 * copy above and the swap: then give this arming back untouched. */
+		__builtin_memcpy(&again, &e->client, sizeof(again));
+		if (__builtin_memcmp(&again, &client, sizeof(client))) {
+			__sync_val_compare_and_swap(&e->splice, SW_SPLICE_ACTIVE, SW_SPLICE_ARMED);
+			return NOT_SPLICED;
+		}
 	} else {
 		cl = sock_of(sw_sock_key_hash(&client));
 		if (accel_off || !cl || !has_room(cl))
 			goto stop;
 	}
+	/*
+	 * Whole messages only: bpf_msg_apply_bytes would split one, but the kernel keeps the
+	 * redirect and the byte count of the first part for the next run of the program, so
+	 * the rest could follow to the client. The message with the body's last byte goes to
+	 * sockwayd whole, which wakes it to end the exchange.
+	 */
 	left = e->left;
-	if (!left)
+	if (size > left)
 		goto stop;
-	n = size;
-	if (n > left) {
-		/* This verdict covers the first `left` bytes; the program runs again for the
-		 * rest, which finds the splice stopped. */
-		bpf_msg_apply_bytes(msg, left);
-		n = left;
-	}
 	ret = bpf_msg_redirect_hash(msg, &sock_hash, &client, BPF_F_INGRESS);
 	if (ret != SK_PASS)
 		goto stop; /* the client's socket is gone */
-	e->done += n;
-	e->left = left - n;
-	count(SPLICED, n);
-	__sync_fetch_and_add(&e->accel_bytes, n);
-	if (left == n)
+	e->done += size;
+	e->left = left - size;
+	count(SPLICED, size);
+	__sync_fetch_and_add(&e->accel_bytes, size);
+	if (left == size)
 		__sync_lock_test_and_set(&e->splice, SW_SPLICE_STOPPED);
 	return SPLICED_SENT;
 stop:
-	/* Only this program moves an active splice on, so a plain store is enough; the
-	 * exchange makes it visible to sockwayd after the done count. */
+	/* Only this program moves an active splice on; the exchange makes the state visible
+	 * to sockwayd after the done count. */
 	__sync_lock_test_and_set(&e->splice, SW_SPLICE_STOPPED);
 	return NOT_SPLICED;
 }

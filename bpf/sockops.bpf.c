@@ -35,10 +35,39 @@ static __always_inline void conn_forget(__u64 tag)
 			continue;
 		idx = bucket * SW_CONN_WAYS + i;
 		e = bpf_map_lookup_elem(&conns, &idx);
-		if (e)
+		if (e) {
+			/* Owner first, as every free path does (user/lib/conns.c). */
+			__sync_lock_test_and_set(&e->owner, 0);
 			__sync_lock_test_and_set(&e->splice, SW_SPLICE_IDLE);
+		}
 		__sync_val_compare_and_swap(&b->tag[i], tag, 0);
 	}
+}
+
+/* The socket's key as its own side sees it: 0 if not TCP over IPv4 or IPv6. */
+static __always_inline int key_of(struct bpf_sock_ops *ops, struct sw_sock_key *key)
+{
+	if (ops->family != AF_INET && ops->family != AF_INET6)
+		return 0;
+	key->netns = bpf_get_netns_cookie(ops);
+	key->family = ops->family;
+	if (ops->family == AF_INET) {
+		key->local_ip[0] = ops->local_ip4;
+		key->remote_ip[0] = ops->remote_ip4;
+	} else {
+		key->local_ip[0] = ops->local_ip6[0];
+		key->local_ip[1] = ops->local_ip6[1];
+		key->local_ip[2] = ops->local_ip6[2];
+		key->local_ip[3] = ops->local_ip6[3];
+		key->remote_ip[0] = ops->remote_ip6[0];
+		key->remote_ip[1] = ops->remote_ip6[1];
+		key->remote_ip[2] = ops->remote_ip6[2];
+		key->remote_ip[3] = ops->remote_ip6[3];
+	}
+	key->local_port = ops->local_port;
+	/* remote_port holds the network-order port in its upper half on little endian. */
+	key->remote_port = bpf_ntohl(ops->remote_port);
+	return 1;
 }
 
 SEC("sockops")
@@ -47,32 +76,13 @@ int sock_track(struct bpf_sock_ops *ops)
 	struct sw_sock_key key = {};
 	struct sw_accel_stats *st;
 	struct bpf_sock *sk;
-	__u32 zero = 0;
+	__u32 zero = 0, op = ops->op;
 	__u64 addr, h;
 
-	if (ops->op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB &&
-	    ops->op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB)
+	if (op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB && op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB)
 		return 1;
-	if (ops->family != AF_INET && ops->family != AF_INET6)
+	if (!key_of(ops, &key))
 		return 1;
-	key.netns = bpf_get_netns_cookie(ops);
-	key.family = ops->family;
-	if (ops->family == AF_INET) {
-		key.local_ip[0] = ops->local_ip4;
-		key.remote_ip[0] = ops->remote_ip4;
-	} else {
-		key.local_ip[0] = ops->local_ip6[0];
-		key.local_ip[1] = ops->local_ip6[1];
-		key.local_ip[2] = ops->local_ip6[2];
-		key.local_ip[3] = ops->local_ip6[3];
-		key.remote_ip[0] = ops->remote_ip6[0];
-		key.remote_ip[1] = ops->remote_ip6[1];
-		key.remote_ip[2] = ops->remote_ip6[2];
-		key.remote_ip[3] = ops->remote_ip6[3];
-	}
-	key.local_port = ops->local_port;
-	/* remote_port holds the network-order port in its upper half on little endian. */
-	key.remote_port = bpf_ntohl(ops->remote_port);
 	sk = ops->sk;
 	if (!sk)
 		return 1;

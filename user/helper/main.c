@@ -150,13 +150,15 @@ static void accel_leave(void)
 
 	if (!accel_dir[0] || !accel_home[0] || cgroup_enter(accel_home))
 		return;
-	if (cgroup_empty(accel_dir)) {
-		if (accel_maps && !sw_maps_lock(accel_maps, &e)) {
+	/* Under the writers' lock, which a joining sockwayd holds from mkdir to accel add:
+	 * nobody joins between the check and the removal. */
+	if (accel_maps && !sw_maps_lock(accel_maps, &e)) {
+		if (cgroup_empty(accel_dir)) {
 			__atomic_store_n(&accel_maps->ctl->swd_cgroup, 0, __ATOMIC_RELAXED);
 			sw_accel_del(accel_maps, accel_dir, &e);
-			sw_maps_unlock(accel_maps);
+			rmdir(accel_dir);
 		}
-		rmdir(accel_dir);
+		sw_maps_unlock(accel_maps);
 	}
 	accel_dir[0] = '\0';
 }
@@ -186,21 +188,28 @@ static void accel_join(struct sw_maps *maps)
 	 * own pins must not share a cgroup, whose sockets can live in one sock_hash only. */
 	snprintf(path, sizeof(path), "%s/%s", root,
 		 strrchr(sw_pin_root(), '/') ? strrchr(sw_pin_root(), '/') + 1 : sw_pin_root());
+	/* From mkdir to accel add under the writers' lock: a sockwayd leaving at the same
+	 * time (accel_leave) cannot remove the cgroup in between. */
+	err = sw_maps_lock(maps, &e);
+	if (err) {
+		pr_warn("kernel fast path unused: %s", e.msg);
+		return;
+	}
 	if (mkdir(path, 0755) && errno != EEXIST) {
 		pr_warn("kernel fast path unused: cannot create %s: %s", path, strerror(errno));
+		sw_maps_unlock(maps);
 		return;
 	}
 	err = cgroup_enter(path);
 	if (err) {
 		pr_warn("kernel fast path unused: cannot join %s: %s", path, strerror(-err));
+		sw_maps_unlock(maps);
 		return;
 	}
 	snprintf(accel_dir, sizeof(accel_dir), "%s", path);
 	accel_maps = maps;
 	atexit(accel_leave);
-	err = sw_maps_lock(maps, &e);
-	if (!err)
-		err = sw_accel_add(maps, path, &e);
+	err = sw_accel_add(maps, path, &e);
 	if (!err && !sw_cgroup_id(path, &id, &e))
 		__atomic_store_n(&maps->ctl->swd_cgroup, id, __ATOMIC_RELAXED);
 	sw_maps_unlock(maps);
@@ -530,6 +539,8 @@ int main(int argc, char **argv)
 	for (i = 0; i < swd_cfg.workers; i++)
 		pthread_join(workers[i].thread, NULL);
 	admin_stop();
+	/* The workers are gone: no connection of ours is left for the kernel to find. */
+	sw_conns_release_mine(&maps);
 	accel_leave();
 	sw_maps_close(&maps);
 	fprintf(stderr, "sockwayd: stopped\n");

@@ -98,6 +98,7 @@ struct exchange {
 	__u64 resp_left;
 	struct http_chunked resp_chunk;
 	bool splice_armed;    /* the response body may go backend -> client in the kernel */
+	bool spliced;	      /* some of it did */
 	__u64 splice_seen;    /* bytes the kernel had moved at the last timer check */
 	__u64 t_start_us;
 	__u64 bytes_in, bytes_out;
@@ -427,6 +428,13 @@ static int exchange_finish(struct exchange *x)
 	}
 	if (x->req_done)
 		exchange_launch_shadows(x);
+	/*
+	 * Bytes past the body after a splice: the kernel counted bytes it then failed to
+	 * deliver (memory pressure; the backend sent them again), so the client is short of
+	 * some. Its connection cannot be trusted to frame the next response: close it.
+	 */
+	if (x->spliced && u && u->in.len)
+		x->client_keep = false;
 	if (u) {
 		u->x = NULL;
 		x->u = NULL;
@@ -1249,9 +1257,11 @@ static void splice_arm(struct exchange *x)
 	struct client *c = x->c;
 	struct sw_sock_key client;
 
-	if (swd_cfg.no_splice || x->splice_armed || !u || !u->kc || !c->kc || !x->resp_started ||
-	    x->resp_done || x->resp_body != HTTP_BODY_LENGTH || x->resp_left < SPLICE_MIN ||
-	    u->in.len || c->out.len)
+	/* Not before the request is done: until then sockwayd may still answer the client
+	 * itself (a request body timeout), which must not meet kernel-moved bytes. */
+	if (swd_cfg.no_splice || x->splice_armed || !u || !u->kc || !c->kc || !x->req_done ||
+	    !x->resp_started || x->resp_done || x->resp_body != HTTP_BODY_LENGTH ||
+	    x->resp_left < SPLICE_MIN || u->in.len || c->out.len)
 		return;
 	sw_conn_key_reverse(&client, &c->key);
 	sw_conn_splice_arm(u->kc, &client, x->resp_left - 1);
@@ -1286,6 +1296,7 @@ static int splice_settle(struct exchange *x)
 		__atomic_store_n(&u->kc->splice, SW_SPLICE_IDLE, __ATOMIC_RELAXED);
 	}
 	x->splice_armed = false;
+	x->spliced |= done > 0;
 	if ((__u64)done > x->resp_left)
 		return exchange_upstream_failed(x, SW_ERR_BAD_RESPONSE);
 	x->resp_left -= done;

@@ -72,14 +72,25 @@ void sw_conn_key_reverse(struct sw_sock_key *out, const struct sw_sock_key *k)
 	out->remote_port = k->local_port;
 }
 
-/* Frees way i of bucket if its owner is gone; true if it did. */
+/*
+ * Frees way i of bucket if its owner is gone; true if it did. An entry's owner is 0
+ * whenever its tag is 0 or just claimed (every free path zeroes the owner before the tag,
+ * and a claim writes its pid after taking the tag), so only the dead owner's claim can
+ * match here; taking the owner from it first (compare-and-swap) makes the reclaim
+ * exclusive. (Liveness is by pid: sockwayds sharing pins across pid namespaces would
+ * take each other's entries; do not do that.)
+ */
 static bool reclaim(struct sw_maps *m, __u32 bucket, unsigned i)
 {
 	struct sw_conn *e = &m->conns[bucket * SW_CONN_WAYS + i];
 	__u64 tag = __atomic_load_n(&m->conn_tags[bucket].tag[i], __ATOMIC_ACQUIRE);
-	pid_t owner = (pid_t)__atomic_load_n(&e->owner, __ATOMIC_RELAXED);
+	__u32 owner = __atomic_load_n(&e->owner, __ATOMIC_ACQUIRE);
 
-	if (!tag || !owner || owner == getpid() || kill(owner, 0) == 0 || errno != ESRCH)
+	if (!tag || !owner || (pid_t)owner == getpid() || kill((pid_t)owner, 0) == 0 ||
+	    errno != ESRCH)
+		return false;
+	if (!__atomic_compare_exchange_n(&e->owner, &owner, 0, false, __ATOMIC_ACQ_REL,
+					 __ATOMIC_RELAXED))
 		return false;
 	__atomic_store_n(&e->splice, SW_SPLICE_IDLE, __ATOMIC_RELAXED);
 	return __atomic_compare_exchange_n(&m->conn_tags[bucket].tag[i], &tag, 0, false,
@@ -121,6 +132,18 @@ struct sw_conn *sw_conn_claim(struct sw_maps *m, const struct sw_sock_key *k)
 	for (i = 0; i < SW_CONN_WAYS; i++)
 		freed |= reclaim(m, bucket, i);
 	return freed ? claim_free(m, bucket, tag) : NULL;
+}
+
+void sw_conns_release_mine(struct sw_maps *m)
+{
+	__u32 me = (__u32)getpid();
+	unsigned idx;
+
+	for (idx = 0; idx < SW_CONNS; idx++)
+		if (__atomic_load_n(&m->conns[idx].owner, __ATOMIC_ACQUIRE) == me &&
+		    __atomic_load_n(&m->conn_tags[idx / SW_CONN_WAYS].tag[idx % SW_CONN_WAYS],
+				    __ATOMIC_ACQUIRE))
+			sw_conn_release(m, &m->conns[idx]);
 }
 
 unsigned sw_conns_sweep(struct sw_maps *m)

@@ -22,6 +22,8 @@ void sw_conn_key_reverse(struct sw_sock_key *out, const struct sw_sock_key *k);
 struct sw_conn *sw_conn_claim(struct sw_maps *m, const struct sw_sock_key *k);
 /* Frees an entry: no splice, tag 0. */
 void sw_conn_release(struct sw_maps *m, struct sw_conn *e);
+/* Frees every entry this process holds (at exit, once its workers stopped). */
+void sw_conns_release_mine(struct sw_maps *m);
 /* Frees the entries whose owner process is gone (a sockwayd killed): how many. */
 unsigned sw_conns_sweep(struct sw_maps *m);
 
