@@ -6,7 +6,8 @@
 
 Answers every request on 127.0.0.1:PORT (keep-alive) with 200 and a Content-Length body of
 SIZE pseudo-random bytes (the same for every request, seeded), written PIECE bytes at a time
-(default 262144) with PAUSE_MS (default 2) between pieces; with CUT, it closes the
+(default 262144) with PAUSE_MS (default 2) between pieces and 5 x PAUSE_MS between the
+head and the first piece; with CUT, it closes the
 connection after CUT body bytes instead (a backend dying mid-body). That is a body sockwayd has
 forwarded the head of before it arrives: what the kernel splice of a response body takes.
 Prints "ready" once listening, and the body's sha256 on the first line of stdout.

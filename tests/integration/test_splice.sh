@@ -157,14 +157,14 @@ stop_pid "$SWD_PID"
 # --- 8. a body that takes longer than the response timeout, flowing all along ----------------
 # The timeout is on silence: sockwayd sees no byte of a spliced body, so its timer asks the
 # conns entry whether the kernel moved some since. 2 MiB in 64 KiB pieces 100 ms apart
-# (3.2 s) against a 500 ms timeout.
+# (3.2 s; the backend waits 500 ms after the head) against an 800 ms timeout.
 SPAWN_CGROUP=$CG spawn slowb python3 tests/integration/drip_backend.py "$P_SLOWB" 2097152 65536 100
 wait_until 5 grep -q ready "$TMP/slowb.log" || fail "slow backend did not start" "$(cat "$TMP/slowb.log")"
 check "backend slowb" "$SOCKWAY" backend create slowb "127.0.0.1:$P_SLOWB"
 check "endpoint /slowb" "$SOCKWAY" endpoint create slowb --route /slowb --backend slowb
-start_sockwayd "$P_SWD3" "$P_SWD3_ADMIN" --workers 1 --response-timeout 500
+start_sockwayd "$P_SWD3" "$P_SWD3_ADMIN" --workers 1 --response-timeout 800
 sb0=$(stat_of spliced_bytes)
-eq "8: 3.2 s of body through a 500 ms response timeout" \
+eq "8: 3.2 s of body through an 800 ms response timeout" \
 	"$(get slowb "http://127.0.0.1:$P_SWD3/slowb/x")" "200 2097152"
 eq "8: byte-exact" "$(sha_of "$TMP/slowb")" "$(head -1 "$TMP/slowb.log")"
 ge "8: spliced" $(($(stat_of spliced_bytes) - sb0)) 1048576
