@@ -122,8 +122,8 @@ struct {
  * TCP and sk_msg queue state through it (bpf_probe_read_kernel) to keep redirects in order
  * and bounded. sk_msg programs cannot hold a reference on a socket (no bpf_sk_release), so
  * this is a plain number: an entry may outlive its socket, which is harmless since
- * sock_hash, checked by the redirect itself, no longer has that socket then. LRU: entries
- * of closed sockets are evicted, never deleted.
+ * sock_hash, checked by the redirect itself, no longer has that socket then. sockops
+ * deletes the entry when the socket reaches TCP_CLOSE; LRU in case one is missed.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);

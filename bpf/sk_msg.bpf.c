@@ -92,6 +92,16 @@ static __always_inline void key_reverse(struct sw_sock_key *out, const struct sw
 	out->pad = 0;
 }
 
+static __always_inline int key_equal(const struct sw_sock_key *a, const struct sw_sock_key *b)
+{
+	return a->netns == b->netns && a->family == b->family &&
+	       a->local_ip[0] == b->local_ip[0] && a->local_ip[1] == b->local_ip[1] &&
+	       a->local_ip[2] == b->local_ip[2] && a->local_ip[3] == b->local_ip[3] &&
+	       a->remote_ip[0] == b->remote_ip[0] && a->remote_ip[1] == b->remote_ip[1] &&
+	       a->remote_ip[2] == b->remote_ip[2] && a->remote_ip[3] == b->remote_ip[3] &&
+	       a->local_port == b->local_port && a->remote_port == b->remote_port;
+}
+
 /* The kernel's tcp_sock of a socket in sock_hash, by its key's hash (see sock_addr). */
 static __always_inline struct tcp_sock *sock_of(__u64 h)
 {
@@ -256,7 +266,7 @@ static __always_inline enum splice_result splice(struct sk_msg_md *msg, struct s
 		/* sockwayd may have disarmed and armed again, for another client, between the
 		 * copy above and the swap: then give this arming back untouched. */
 		__builtin_memcpy(&again, &e->client, sizeof(again));
-		if (__builtin_memcmp(&again, &client, sizeof(client))) {
+		if (!key_equal(&again, &client)) {
 			__sync_val_compare_and_swap(&e->splice, SW_SPLICE_ACTIVE, SW_SPLICE_ARMED);
 			return NOT_SPLICED;
 		}

@@ -79,6 +79,15 @@ int sock_track(struct bpf_sock_ops *ops)
 	__u32 zero = 0, op = ops->op;
 	__u64 addr, h;
 
+	/* A tracked socket closing: its address leaves sock_addr (sock_hash drops the
+	 * socket itself), so that the LRU never has to evict a live one. */
+	if (op == BPF_SOCK_OPS_STATE_CB) {
+		if (ops->args[1] == BPF_TCP_CLOSE && key_of(ops, &key)) {
+			h = sw_sock_key_hash(&key);
+			bpf_map_delete_elem(&sock_addr, &h);
+		}
+		return 1;
+	}
 	if (op != BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB && op != BPF_SOCK_OPS_PASSIVE_ESTABLISHED_CB)
 		return 1;
 	if (!key_of(ops, &key))
@@ -93,6 +102,7 @@ int sock_track(struct bpf_sock_ops *ops)
 		return 1;
 	if (bpf_sock_hash_update(ops, &sock_hash, &key, BPF_ANY))
 		return 1;
+	bpf_sock_ops_cb_flags_set(ops, BPF_SOCK_OPS_STATE_CB_FLAG);
 	st = bpf_map_lookup_elem(&accel_stats, &zero);
 	if (st)
 		st->sockets++;

@@ -235,5 +235,16 @@ eq "9: which left the list" "$(listed "$G2")" 0
 eq "9: while the test's cgroup is attached again" \
 	"$(bpftool -j cgroup show "$CG" | jq '[.[] | select(.name == "sock_track")] | length')" 1
 
+# Every connection of this test has closed: sockops took each socket's address out of
+# sock_addr at TCP_CLOSE (an LRU that filled up would evict live sockets instead).
+entries() {
+	bpftool -j map dump pinned "$SOCKWAY_PIN_ROOT/$1" | jq length
+}
+sock_addr_drained() {
+	[ "$(entries sock_addr)" -le 4 ]
+}
+wait_until 3 sock_addr_drained
+le "sock_addr is empty again once the connections closed (entries)" "$(entries sock_addr)" 4
+
 eq "no new kernel warnings in dmesg" "$(kernel_warnings)" "$warn0"
 finish
