@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
 #
 # tools/bench/splice.sh: what the kernel splice of response bodies saves sockwayd. A
-# backend sends each response head, then an 8 MiB body in 256 KiB pieces 1 ms apart (the
+# backend sends each response head, then an 8 MiB body in 256 KiB pieces 2 ms apart (the
 # body arrives after sockwayd forwarded the head: what the splice takes); curl downloads it
 # N times through sockwayd with the fast path, once with the splice (default) and once with
 # --no-splice (the body crosses sockwayd: read, then write). Prints sockwayd's CPU time and
@@ -24,8 +24,10 @@ BODY=8388608
 PORT=$((30000 + ($$ % 500) * 10))
 export SOCKWAY_PIN_ROOT=/sys/fs/bpf/sockway-splice-$$
 CGROUP2=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
-CG=$CGROUP2/sockway-splice-$$
+# The clients' cgroup: not the pin directory's name, which is sockwayd's own cgroup.
+CG=$CGROUP2/sockway-splice-clients-$$
 PIDS=()
+LOG=$(mktemp)
 
 cleanup() {
 	local p
@@ -46,6 +48,7 @@ cleanup() {
 	"$SOCKWAY" accel off >/dev/null 2>&1
 	"$SOCKWAY" unload >/dev/null 2>&1
 	[ -d "$CG" ] && rmdir "$CG"
+	rm -f "$LOG"
 	[ -d "$CGROUP2/$(basename "$SOCKWAY_PIN_ROOT")" ] && rmdir "$CGROUP2/$(basename "$SOCKWAY_PIN_ROOT")"
 }
 trap cleanup EXIT
@@ -68,7 +71,7 @@ cpu_ticks() {
 "$SOCKWAY" load >/dev/null || exit 1
 mkdir "$CG" || exit 1
 "$SOCKWAY" accel add "$CG" >/dev/null || exit 1
-in_cg python3 tests/integration/drip_backend.py "$PORT" "$BODY" 262144 1 >/dev/null 2>&1 &
+in_cg python3 tests/integration/drip_backend.py "$PORT" "$BODY" 262144 2 >/dev/null 2>&1 &
 PIDS+=($!)
 "$SOCKWAY" backend create drip "127.0.0.1:$PORT" >/dev/null || exit 1
 "$SOCKWAY" endpoint create drip --route /drip --backend drip >/dev/null || exit 1
@@ -80,10 +83,14 @@ for mode in splice no-splice; do
 	args=()
 	[ "$mode" = no-splice ] && args=(--no-splice)
 	"$SOCKWAYD" --listen "127.0.0.1:$((PORT + 1))" --admin "127.0.0.1:$((PORT + 2))" \
-		--workers 1 "${args[@]}" 2>/dev/null &
+		--workers 1 "${args[@]}" 2>"$LOG" &
 	swd=$!
 	PIDS+=("$swd")
-	sleep 0.5
+	for _ in $(seq 50); do
+		grep -q '; ready' "$LOG" && break
+		sleep 0.1
+	done
+	grep -q '; ready' "$LOG" || { echo "splice.sh: sockwayd did not start:" >&2; cat "$LOG" >&2; exit 1; }
 	sb0=$("$SOCKWAY" -j accel list | jq .stats.spliced_bytes)
 	t0=$(cpu_ticks "$swd")
 	w0=${EPOCHREALTIME/./}
