@@ -158,6 +158,16 @@ port() {
 # The cgroup v2 mount (empty if there is none).
 CGROUP2=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
 
+# stat_of FIELD: a counter of the kernel fast path, "sockway -j accel list" .stats.FIELD.
+stat_of() {
+	"$SOCKWAY" -j accel list | jq -r ".stats.$1"
+}
+
+# kernel_warnings: kernel log lines that say something went wrong (compare before/after).
+kernel_warnings() {
+	dmesg | grep -cE 'WARNING|BUG|Oops|refcount'
+}
+
 # cgroup_new NAME [PARENT]: creates the cgroup v2 directory sockway-test-$$-NAME under PARENT
 # (default: the cgroup2 mount), removed at exit; its path is in $CGROUP.
 cgroup_new() {

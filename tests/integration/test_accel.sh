@@ -25,11 +25,6 @@ P_FAST=$(port 19)
 P_B6=$(port 20)
 MIB16=16777216
 
-# stat_of FIELD: a counter of "sockway -j accel list" .stats.
-stat_of() {
-	"$SOCKWAY" -j accel list | jq -r ".stats.$1"
-}
-
 # sockops_on CG: how many sock_track programs are attached to cgroup CG (bpftool prints
 # nothing at all for a cgroup without programs); "error" if bpftool failed.
 sockops_on() {
@@ -73,10 +68,6 @@ tcp_mem() {
 
 tcp_mem_at_most() {
 	[ "$(tcp_mem)" -le "$1" ]
-}
-
-kernel_warnings() {
-	dmesg | grep -cE 'WARNING|BUG|Oops|refcount'
 }
 
 # in_cg CG CMD...: runs CMD in the foreground inside cgroup CG ("" for the test's own).

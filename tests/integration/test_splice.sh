@@ -24,14 +24,6 @@ P_SWD3=$(port 18)
 P_SWD3_ADMIN=$(port 19)
 MIB8=8388608
 
-stat_of() {
-	"$SOCKWAY" -j accel list | jq -r ".stats.$1"
-}
-
-kernel_warnings() {
-	dmesg | grep -cE 'WARNING|BUG|Oops|refcount'
-}
-
 # get NAME URL [CURL ARGS...]: curl in the accelerated cgroup, body in $TMP/NAME; prints
 # "CODE SIZE".
 get() {
