@@ -265,8 +265,9 @@ struct sw_accel_stats {
  *   splice: the response-body splice of an upstream connection. sockwayd arms it (ARMED,
  *     with left and client) once it has forwarded every byte it read; sk_msg starts it
  *     (ACTIVE) on the backend's next send if sockwayd's socket is still empty then, moves
- *     the next `left` bytes straight into the client's socket, and ends it (STOPPED) when
- *     left reaches 0 or the client cannot take them. sockwayd disarms (ARMED -> IDLE, a
+ *     whole messages, at most `left` bytes, straight into the client's socket, and ends
+ *     it (STOPPED) at the message that holds the body's last byte (which goes to
+ *     sockwayd), or when the client cannot take them. sockwayd disarms (ARMED -> IDLE, a
  *     compare-and-swap) before it reads an armed socket, so the kernel never overtakes
  *     bytes that sockwayd holds. sk_msg.bpf.c and user/helper/proxy.c hold the rest.
  * A sockwayd killed leaves its entries behind: sockops frees the entry of a tuple that

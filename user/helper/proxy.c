@@ -1247,8 +1247,8 @@ static void upstream_track(struct upstream *u)
 /*
  * Offers the rest of a Content-Length body to the kernel: if the backend's next send finds
  * sockwayd's socket empty, sk_msg moves it, and what follows, straight into the client's
- * socket, up to the body's last byte, which it leaves to sockwayd so that sockwayd wakes
- * up and ends the exchange. Only when sockwayd holds nothing of the response: every byte
+ * socket, up to the message that holds the body's last byte, which it leaves to sockwayd
+ * so that sockwayd wakes up and ends the exchange. Only when sockwayd holds nothing of the response: every byte
  * it read went to the client already.
  */
 static void splice_arm(struct exchange *x)
