@@ -322,9 +322,8 @@ fin_clean "4: direct" "$n0" "$P_FIN"
 SPAWN_CGROUP=$CG start_backend fin-up "$P_FIN_UP" --close
 check "4: backend fin-up" "$SOCKWAY" backend create fin-up "127.0.0.1:$P_FIN_UP"
 check "4: endpoint /fin -> fin-up" "$SOCKWAY" endpoint create fin --route /fin --backend fin-up
-# sockwayd runs in $CG with --no-accel, as in section 7: started the default way it would
-# remove its own cgroup at exit yet leave it listed in accel_cgroups, and section 5's
-# "accel on" fails on a listed cgroup that is gone.
+# sockwayd runs in $CG with --no-accel, as in section 7: this section is about the
+# sockets, not about sockwayd's own cgroup (test_splice.sh section 9 covers that).
 SPAWN_CGROUP=$CG start_sockwayd "$P_FIN_SWD" "$P_FIN_ADMIN" --workers 2 --no-accel
 n0=$(sock_entries)
 s0=$(stat_of sockets)
