@@ -142,11 +142,13 @@ $(OUTPUT)/tools/%: $(OUTPUT)/tools/%.o $(LIBSOCKWAY)
 	$(Q)$(CC) $(SW_CFLAGS) $^ $(LDLIBS_PKG) -lm -pthread -o $@
 
 # libFuzzer harnesses: clang with ASan and UBSan; make test runs each for a few seconds.
-$(OUTPUT)/tests/fuzz/fuzz_http: tests/fuzz/fuzz_http.c user/helper/http.c user/helper/http.h | $(DEPS_STAMP)
+# Each links the HTTP parser alone (no sockwayd around it).
+$(OUTPUT)/tests/fuzz/fuzz_%: tests/fuzz/fuzz_%.c user/helper/http.c user/helper/http.h \
+		$(wildcard include/sockway/*.h) | $(DEPS_STAMP)
 	$(call msg,FUZZ,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -Iinclude -Iuser/helper \
-		tests/fuzz/fuzz_http.c user/helper/http.c -o $@
+		$< user/helper/http.c -o $@
 
 # The test runner prints one summary line, "N passed, M failed", and fails if M > 0.
 test: $(SOCKWAY) $(SOCKWAYD) $(UNIT_BINS) $(INTEG_BINS) $(FUZZ_BINS) tools

@@ -7,14 +7,16 @@
  *
  * Two things ride on it for sockwayd's connections (the conns map, abi.h): the bytes are
  * counted per connection (sockwayd adds them to the exchange's counter cell), and a
- * response body can skip sockwayd altogether, from the backend's socket straight into the
- * client's (the splice).
+ * response can skip sockwayd altogether, from the backend's socket straight into the
+ * client's (the splice): its body, or all of it when its head is one that sockwayd would
+ * pass on unchanged (resphead.h), which this program scans.
  */
 #include "maps.h"
 #include <bpf/bpf_core_read.h>
 #include <bpf/bpf_endian.h>
 
 #include "sockway/hash.h"
+#include "sockway/resphead.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -206,10 +208,11 @@ static __always_inline enum peer_state peer_ready(struct sk_msg_md *msg, __u64 p
 }
 
 /*
- * May the splice armed on sockwayd's upstream socket (its key hash up_hash) start with this send of the
- * backend? Only if nothing the backend sent before is anywhere but read by sockwayd (so
- * sockwayd, which armed after forwarding all it read, holds nothing), nothing sockwayd
- * sent the client is still on TCP, and the client's socket is here with room.
+ * May the splice armed on sockwayd's upstream socket (key hash up_hash) start with this
+ * send of the backend? Only if nothing the backend sent before is anywhere but read by
+ * sockwayd (so sockwayd, which armed after forwarding all it read, or before the response
+ * came, holds nothing of it), nothing sockwayd sent the client is still on TCP, and the
+ * client's socket is here with room.
  */
 static __always_inline int splice_can_start(struct sk_msg_md *msg, __u64 up_hash,
 					    const struct sw_sock_key *client)
@@ -235,16 +238,72 @@ static __always_inline int splice_can_start(struct sk_msg_md *msg, __u64 up_hash
 	return has_room(cl);
 }
 
-enum splice_result { NOT_SPLICED, SPLICED_SENT };
+/* A response head being scanned (bpf_loop context): the message's first bytes, and the
+ * scan state in the connection's conns entry (abi.h, struct sw_resphead). */
+struct head_scan {
+	void *data, *data_end;
+	struct sw_conn *e;
+	int result;
+};
+
+static long head_scan_byte(__u64 index, void *ctx)
+{
+	struct head_scan *s = ctx;
+	__u32 i = (__u32)index + SW_RESPHEAD_START;
+	__u8 *b = s->data;
+
+	/* Bounds for the verifier: i stays in the head limit and inside the packet. */
+	if (i >= SW_RESPHEAD_MAX || (void *)(b + i + 1) > s->data_end) {
+		s->result = -1;
+		return 1;
+	}
+	s->result = sw_resphead_step(&s->e->head, b[i], i);
+	return s->result != 0;
+}
 
 /*
- * A send of a backend to sockwayd's upstream socket (key hash up_hash, conns entry e) while a splice
- * is armed or active there: moves up to e->left bytes into the client's socket. The rest
- * of the message, and every send after the splice stopped, goes the normal way, to
+ * Is the message's start a response head that sockwayd would pass on unchanged
+ * (resphead.h), with a body worth a splice? Leaves the scan in e->head. The head must be
+ * in the message's first SW_RESPHEAD_MAX bytes, which bpf_msg_pull_data makes contiguous
+ * (it copies only when they span pages).
+ */
+static __always_inline int head_scan(struct sk_msg_md *msg, __u64 size, struct sw_conn *e)
+{
+	__u32 n = size < SW_RESPHEAD_MAX ? (__u32)size : SW_RESPHEAD_MAX;
+	struct head_scan s;
+	__u8 *b;
+
+	if (bpf_msg_pull_data(msg, 0, n, 0))
+		return -1;
+	b = (void *)(long)msg->data;
+	s.data_end = (void *)(long)msg->data_end;
+	if ((void *)(b + SW_RESPHEAD_START) > s.data_end || sw_resphead_begin(&e->head, b))
+		return -1;
+	s.data = b;
+	s.e = e;
+	s.result = -1;
+	bpf_loop(n - SW_RESPHEAD_START, head_scan_byte, &s, 0);
+	if (s.result != 1 || e->head.body_len < SW_SPLICE_MIN)
+		return -1;
+	return 0;
+}
+
+enum splice_result {
+	NOT_SPLICED,  /* the normal path decides */
+	SPLICED_SENT, /* (some of) the message went to the client */
+	REST_SENT,    /* the rest of a split message went to sockwayd */
+	REST_DROPPED, /* ... and sockwayd's socket is gone */
+};
+
+/*
+ * A send of a backend to sockwayd's upstream socket (key `up`, hash up_hash, conns entry
+ * e) while a splice is armed or on (abi.h, struct sw_conn): moves up to e->left bytes
+ * into the client's socket. Every send after the splice stopped goes the normal way, to
  * sockwayd, which learns from e->done how much the kernel moved.
  */
 static __always_inline enum splice_result splice(struct sk_msg_md *msg, struct sw_conn *e,
-						 __u64 up_hash, __u64 size, int accel_off)
+						 struct sw_sock_key *up, __u64 up_hash,
+						 __u64 size, int accel_off)
 {
 	struct sw_sock_key client, again;
 	struct tcp_sock *cl;
@@ -252,38 +311,76 @@ static __always_inline enum splice_result splice(struct sk_msg_md *msg, struct s
 	__u64 left;
 	long ret;
 
-	if (state != SW_SPLICE_ARMED && state != SW_SPLICE_ACTIVE)
+	if (state == SW_SPLICE_SPLIT) {
+		/*
+		 * The rest of the message split by the previous run (or, if that redirect
+		 * failed, the backend's next send). The kernel kept that run's redirect and
+		 * byte count in the message: both are set again here, so the rest goes to
+		 * sockwayd, whose socket is empty since the splice started, and nothing
+		 * after it is steered unchecked.
+		 */
+		bpf_msg_apply_bytes(msg, 0);
+		__sync_lock_test_and_set(&e->splice, SW_SPLICE_STOPPED);
+		ret = bpf_msg_redirect_hash(msg, &sock_hash, up, BPF_F_INGRESS);
+		return ret == SK_PASS ? REST_SENT : REST_DROPPED;
+	}
+	if (state != SW_SPLICE_ARMED && state != SW_SPLICE_ACTIVE && state != SW_SPLICE_PREARMED)
+		return NOT_SPLICED;
+	/* The response's first send, small: most likely all of a small response (most
+	 * are), left to sockwayd, armed still (its socket is not empty now, so no later
+	 * send is taken for a head). This is the cost the arming adds to small requests. */
+	if (state == SW_SPLICE_PREARMED && (accel_off || size < SW_SPLICE_MIN))
 		return NOT_SPLICED;
 	__builtin_memcpy(&client, &e->client, sizeof(client));
-	if (state == SW_SPLICE_ARMED) {
-		/* Not started for a message that holds the body's last byte: all of it goes to
-		 * sockwayd, which disarms before it reads. */
-		if (accel_off || size > e->left || !splice_can_start(msg, up_hash, &client))
+	if (state == SW_SPLICE_PREARMED) {
+		if (!splice_can_start(msg, up_hash, &client))
 			return NOT_SPLICED;
-		if (__sync_val_compare_and_swap(&e->splice, SW_SPLICE_ARMED, SW_SPLICE_ACTIVE) !=
-		    SW_SPLICE_ARMED)
+		if (head_scan(msg, size, e)) {
+			__sync_val_compare_and_swap(&e->splice, SW_SPLICE_PREARMED, SW_SPLICE_IDLE);
+			return NOT_SPLICED;
+		}
+	} else if (state == SW_SPLICE_ARMED) {
+		if (accel_off || !splice_can_start(msg, up_hash, &client))
+			return NOT_SPLICED;
+	}
+	if (state != SW_SPLICE_ACTIVE) {
+		if (__sync_val_compare_and_swap(&e->splice, state, SW_SPLICE_ACTIVE) != state)
 			return NOT_SPLICED; /* sockwayd disarmed it just now */
 		/* sockwayd may have disarmed and armed again, for another client, between the
 		 * copy above and the swap: then give this arming back untouched. */
 		__builtin_memcpy(&again, &e->client, sizeof(again));
 		if (!key_equal(&again, &client)) {
-			__sync_val_compare_and_swap(&e->splice, SW_SPLICE_ACTIVE, SW_SPLICE_ARMED);
+			__sync_val_compare_and_swap(&e->splice, SW_SPLICE_ACTIVE, state);
 			return NOT_SPLICED;
 		}
+		/* All of the response but its last byte; sockwayd reads the head's status
+		 * and lengths from e->head once it sees STOPPED. */
+		if (state == SW_SPLICE_PREARMED)
+			e->left = e->head.head_len + e->head.body_len - 1;
 	} else {
 		cl = sock_of(sw_sock_key_hash(&client));
 		if (accel_off || !cl || !has_room(cl))
 			goto stop;
 	}
-	/*
-	 * Whole messages only: bpf_msg_apply_bytes would split one, but the kernel keeps the
-	 * redirect and the byte count of the first part for the next run of the program, so
-	 * the rest could follow to the client. The message with the body's last byte goes to
-	 * sockwayd whole, which wakes it to end the exchange.
-	 */
 	left = e->left;
-	if (size > left)
+	if (!left)
 		goto stop;
+	if (size > left) {
+		/* The message holds the response's last byte: the first `left` bytes go to
+		 * the client, the program runs again on the rest (SPLIT, above). */
+		bpf_msg_apply_bytes(msg, left);
+		ret = bpf_msg_redirect_hash(msg, &sock_hash, &client, BPF_F_INGRESS);
+		if (ret != SK_PASS) {
+			bpf_msg_apply_bytes(msg, 0);
+			goto stop; /* the client's socket is gone */
+		}
+		e->done += left;
+		e->left = 0;
+		count(SPLICED, left);
+		__sync_fetch_and_add(&e->accel_bytes, left);
+		__sync_lock_test_and_set(&e->splice, SW_SPLICE_SPLIT);
+		return SPLICED_SENT;
+	}
 	ret = bpf_msg_redirect_hash(msg, &sock_hash, &client, BPF_F_INGRESS);
 	if (ret != SK_PASS)
 		goto stop; /* the client's socket is gone */
@@ -347,8 +444,22 @@ int msg_redirect(struct sk_msg_md *msg)
 	 * one pin directory talking to each other skip this: no splice, no count). */
 	peer_hash = sw_sock_key_hash(&peer);
 	pe = swd_cg && !from_swd ? conn_find(peer_hash) : 0;
-	if (pe && splice(msg, pe, peer_hash, size, off) == SPLICED_SENT)
-		return SK_PASS;
+	if (pe) {
+		switch (splice(msg, pe, &peer, peer_hash, size, off)) {
+		case NOT_SPLICED:
+			break;
+		case SPLICED_SENT:
+			return SK_PASS;
+		case REST_SENT:
+			count(REDIRECTED, size);
+			__sync_fetch_and_add(&pe->accel_bytes, size);
+			return SK_PASS;
+		case REST_DROPPED:
+			/* Nobody reads this connection any more. */
+			count(PASSED, size);
+			return SK_DROP;
+		}
+	}
 
 	/* The kill switch: pass everything to TCP. Sockets stay in the map until they
 	 * close, so what was redirected before is still read first, in order. */

@@ -262,14 +262,23 @@ struct sw_accel_stats {
  *     adds what is new to the counter cell of the exchange when the exchange ends. (Per
  *     connection, not per cell: a cell's counters would be one cache line that every
  *     send of the cell, on every CPU, writes.)
- *   splice: the response-body splice of an upstream connection. sockwayd arms it (ARMED,
- *     with left and client) once it has forwarded every byte it read; sk_msg starts it
- *     (ACTIVE) on the backend's next send if sockwayd's socket is still empty then, moves
- *     whole messages, at most `left` bytes, straight into the client's socket, and ends
- *     it (STOPPED) at the message that holds the body's last byte (which goes to
- *     sockwayd), or when the client cannot take them. sockwayd disarms (ARMED -> IDLE, a
- *     compare-and-swap) before it reads an armed socket, so the kernel never overtakes
- *     bytes that sockwayd holds. sk_msg.bpf.c and user/helper/proxy.c hold the rest.
+ *   splice: the response splice of an upstream connection, two ways in:
+ *     - PREARMED: sockwayd sends a request whose response head it would pass on unchanged
+ *       (resphead.h) and arms before the response comes. sk_msg scans the head of the
+ *       backend's first send; if it is such a head, with a body of SW_SPLICE_MIN or more,
+ *       it writes status, head_len and body_len, and the whole response, head included,
+ *       goes backend -> client (ACTIVE). Else it declines (IDLE) and sockwayd reads the
+ *       head as always.
+ *     - ARMED: sockwayd read the head and forwarded every byte it read; the rest of a
+ *       Content-Length body (left) goes backend -> client from the backend's next send.
+ *     Either way sk_msg starts only if sockwayd's socket is empty then, moves at most
+ *     `left` bytes (all but the response's last one) into the client's socket, splitting
+ *     the message that holds more (SPLIT: the rest of it goes to sockwayd's socket on the
+ *     program's next run), and ends (STOPPED) once left is 0 or the client cannot take
+ *     more. The last byte, in sockwayd's socket, wakes sockwayd. sockwayd disarms
+ *     (ARMED/PREARMED -> IDLE, a compare-and-swap) before it reads an armed socket or
+ *     answers the client itself, so the kernel never overtakes bytes that sockwayd holds
+ *     or writes. sk_msg.bpf.c and user/helper/proxy.c hold the rest.
  * A sockwayd killed leaves its entries behind: sockops frees the entry of a tuple that
  * connects again (before any sockwayd can claim it, so no new connection ever finds an
  * old splice), and sockwayd frees the entries of dead owners when it starts and when a
@@ -284,6 +293,51 @@ enum sw_splice_state {
 	SW_SPLICE_ARMED = 1,
 	SW_SPLICE_ACTIVE = 2,
 	SW_SPLICE_STOPPED = 3,
+	SW_SPLICE_PREARMED = 4,
+	SW_SPLICE_SPLIT = 5,
+};
+
+/* Bodies shorter than this are not spliced: they usually come in one send with the head,
+ * and the handshake costs more than the copy it saves. */
+#define SW_SPLICE_MIN (64 * 1024)
+
+/*
+ * The scan of a response head by sk_msg (include/sockway/resphead.h says which heads it
+ * takes). It lives in the upstream connection's conns entry: only the backend's sends,
+ * one at a time under its socket lock, scan there, and map memory keeps the verifier from
+ * following the scan's values through every byte.
+ */
+/* Longest head the kernel scans; fields at most. sockwayd arms only when its own limits
+ * take every head this accepts (max_header_bytes, max_request_line, max_headers). */
+#define SW_RESPHEAD_MAX	   4096
+#define SW_RESPHEAD_FIELDS 100
+/* "HTTP/1.1 200 ": the fixed part that sw_resphead_begin checks. */
+#define SW_RESPHEAD_START 13
+/* Content-Length digits at most: 10^15 bytes is plenty, and the value cannot overflow. */
+#define SW_RESPHEAD_CL_DIGITS 15
+
+enum sw_resphead_state {
+	SW_RH_REASON,	   /* the reason phrase, up to its CR */
+	SW_RH_LINE_LF,	   /* the LF that ends a line */
+	SW_RH_LINE_START,  /* a field name's first byte, or the CR of the empty line */
+	SW_RH_NAME,	   /* more of a name, or its ':' */
+	SW_RH_COLON_SP,	   /* the one space after ':' */
+	SW_RH_VALUE_FIRST, /* a value's first byte, or the CR of an empty value */
+	SW_RH_VALUE,	   /* more of a value, or its CR */
+	SW_RH_END_LF,	   /* the LF of the empty line */
+};
+
+struct sw_resphead {
+	__u32 state;	   /* enum sw_resphead_state */
+	__u32 name_start;  /* offset of the current field name */
+	__u64 name[3];	   /* its first 24 bytes, lower case, 8 per word, low byte first */
+	__u32 fields;	   /* field lines so far */
+	__u32 cl_digits;   /* digits of Content-Length so far; 0 before it */
+	__u32 in_cl;	   /* the current value is Content-Length's */
+	__u32 last_ws;	   /* the value's last byte so far was SP or HTAB */
+	__u64 body_len;	   /* Content-Length */
+	__u32 status;	   /* 200-599 */
+	__u32 head_len;	   /* when done: bytes of the head, its empty line included */
 };
 
 /* conn_tags map value: sw_sock_key_hash() of each way's socket; 0 for a free way. */
@@ -298,6 +352,9 @@ struct sw_conn {
 	__u64 left;		   /* bytes the kernel is still to move to the client */
 	__u64 done;		   /* bytes it moved since sockwayd armed the splice */
 	struct sw_sock_key client; /* the client's own socket, where the body goes */
+	/* sk_msg's scan of a PREARMED response's head; when it took the response, sockwayd
+	 * reads status, head_len and body_len from here (written before done and STOPPED). */
+	struct sw_resphead head;
 	__u64 pad[5];
 };
 

@@ -10,9 +10,13 @@ SIZE pseudo-random bytes (the same for every request, seeded), written PIECE byt
 head and the first piece; with CUT, it closes the
 connection after CUT body bytes instead (a backend dying mid-body). That is a body sockwayd has
 forwarded the head of before it arrives: what the kernel splice of a response body takes.
+PIECE 0 sends the head and the whole body (or CUT bytes of it) in one send instead, as most
+servers do: what the kernel splice of a whole response takes. DRIP_HEAD_EXTRA, if set, is
+added to the head as it is (field lines, each ending in CRLF; "\r\n" in it stands for CRLF).
 Prints "ready" once listening, and the body's sha256 on the first line of stdout.
 """
 import hashlib
+import os
 import random
 import socket
 import sys
@@ -24,7 +28,9 @@ piece = int(sys.argv[3]) if len(sys.argv) > 3 else 262144
 pause = (int(sys.argv[4]) if len(sys.argv) > 4 else 2) / 1000.0
 cut = int(sys.argv[5]) if len(sys.argv) > 5 else None
 body = random.Random(42).randbytes(size)
-head = b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nContent-Type: application/octet-stream\r\n\r\n" % size
+extra = os.environ.get("DRIP_HEAD_EXTRA", "").replace("\\r\\n", "\r\n").encode("latin-1")
+head = (b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nContent-Type: application/octet-stream\r\n" % size
+        + extra + b"\r\n")
 
 
 def serve(conn):
@@ -37,6 +43,11 @@ def serve(conn):
                     return
                 buf += d
             _, buf = buf.split(b"\r\n\r\n", 1)
+            if piece == 0:
+                conn.sendall(head + body[:cut])
+                if cut is not None:
+                    return
+                continue
             conn.sendall(head)
             time.sleep(pause * 5)
             for off in range(0, size, piece):

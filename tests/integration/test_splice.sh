@@ -1,9 +1,12 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
 #
-# sockwayd's kernel splice of response bodies, and the per-cell accel_bytes counter: a
+# sockwayd's kernel splice of responses, and the per-cell accel_bytes counter: a
 # Content-Length body that arrives after sockwayd forwarded its head goes from the backend's
-# socket straight into the client's (sk_msg), all but its last byte (abi.h, struct sw_conn).
+# socket straight into the client's (sk_msg), all but its last byte (abi.h, struct sw_conn);
+# so does a whole response, head included, when its head is one sockwayd would pass on
+# unchanged (section 10: heads it must rewrite, a slow client, a backend dying mid-body,
+# clients killed, the kill switch).
 # Each check is byte-exact against the backend's own sha256, and the accel_stats counters
 # (spliced_bytes) prove which path the bytes took. The hazards: a client that reads slowly
 # (the splice stops and sockwayd forwards the rest), the kill switch mid-body, a client that
@@ -22,6 +25,12 @@ P_SMALL=$(port 16)
 P_SLOWB=$(port 17)
 P_SWD3=$(port 18)
 P_SWD3_ADMIN=$(port 19)
+P_WHOLE=$(port 20)
+P_WCUT=$(port 21)
+P_WKA=$(port 22)
+P_WTRAIL=$(port 23)
+P_WBIG=$(port 24)
+MIB1=1048576
 MIB8=8388608
 
 # get NAME URL [CURL ARGS...]: curl in the accelerated cgroup, body in $TMP/NAME; prints
@@ -134,6 +143,119 @@ ge "6: sockwayd counted an upstream error" \
 	"$("$SOCKWAY" -j stats cut | jq -r '[.[0].counters.errors[]] | add')" 1
 eq "6: and serves the next request" "$(get after2 "http://127.0.0.1:$P_SWD/drip/x")" "200 $MIB8"
 eq "6: byte-exact" "$(sha_of "$TMP/after2")" "$SHA"
+
+# --- 10. whole responses: the head passed on unchanged -----------------------------------------
+# Most servers send the head and the body in one send: by the time sockwayd reads the head,
+# the body is in its socket. So sockwayd arms before the response comes, and sk_msg scans
+# the head of the backend's first send: one that sockwayd would pass on unchanged
+# (include/sockway/resphead.h) goes to the client as it came, with the body.
+SPAWN_CGROUP=$CG spawn whole python3 tests/integration/drip_backend.py "$P_WHOLE" $MIB1 0
+SPAWN_CGROUP=$CG spawn wcut python3 tests/integration/drip_backend.py "$P_WCUT" $MIB8 0 0 3145728
+SPAWN_CGROUP=$CG spawn wbig python3 tests/integration/drip_backend.py "$P_WBIG" $MIB8 0
+# Heads sockwayd rewrites: a Keep-Alive field (hop-by-hop: dropped), a value with trailing
+# whitespace (trimmed).
+DRIP_HEAD_EXTRA='Keep-Alive: timeout=5\r\n' SPAWN_CGROUP=$CG \
+	spawn wka python3 tests/integration/drip_backend.py "$P_WKA" $MIB1 0
+DRIP_HEAD_EXTRA='X-Trail: a \r\n' SPAWN_CGROUP=$CG \
+	spawn wtrail python3 tests/integration/drip_backend.py "$P_WTRAIL" $MIB1 0
+for b in whole wcut wbig wka wtrail; do
+	wait_until 5 grep -q ready "$TMP/$b.log" || fail "$b backend did not start" "$(cat "$TMP/$b.log")"
+done
+SHA1=$(head -1 "$TMP/whole.log")
+check "backend whole" "$SOCKWAY" backend create whole "127.0.0.1:$P_WHOLE"
+check "backend wcut" "$SOCKWAY" backend create wcut "127.0.0.1:$P_WCUT"
+check "backend wbig" "$SOCKWAY" backend create wbig "127.0.0.1:$P_WBIG"
+check "backend wka" "$SOCKWAY" backend create wka "127.0.0.1:$P_WKA"
+check "backend wtrail" "$SOCKWAY" backend create wtrail "127.0.0.1:$P_WTRAIL"
+check "endpoint /whole" "$SOCKWAY" endpoint create whole --route /whole --backend whole
+check "endpoint /wcut" "$SOCKWAY" endpoint create wcut --route /wcut --backend wcut
+check "endpoint /wbig" "$SOCKWAY" endpoint create wbig --route /wbig --backend wbig
+check "endpoint /wka" "$SOCKWAY" endpoint create wka --route /wka --backend wka
+check "endpoint /wtrail" "$SOCKWAY" endpoint create wtrail --route /wtrail --backend wtrail
+# The backend's head, as it sends it.
+printf 'HTTP/1.1 200 OK\r\nContent-Length: 1048576\r\nContent-Type: application/octet-stream\r\n\r\n' >"$TMP/whead"
+WHEAD_LEN=$(stat -c %s "$TMP/whead")
+
+sb0=$(stat_of spliced_bytes)
+for i in 1 2 3; do
+	eq "10: 1 MiB sent with its head in one send, download $i: status and size" \
+		"$(get "w$i" "http://127.0.0.1:$P_SWD/whole/x" -D "$TMP/w$i.head")" "200 $MIB1"
+	eq "10: download $i is byte-exact" "$(sha_of "$TMP/w$i")" "$SHA1"
+	check "10: download $i: the head as the backend sent it" cmp "$TMP/w$i.head" "$TMP/whead"
+done
+sb=$(($(stat_of spliced_bytes) - sb0))
+echo "# 10: $sb of $((3 * (MIB1 + WHEAD_LEN))) response bytes spliced backend -> client"
+eq "10: all of each response but its last byte went backend -> client in the kernel" \
+	"$sb" $((3 * (MIB1 + WHEAD_LEN - 1)))
+c=$("$SOCKWAY" -j stats whole | jq -c '.[0].counters | [.requests, .status."2xx", .bytes_to_client]')
+eq "10: sockwayd counted three requests, three 2xx, every byte (head included)" \
+	"$c" "[3,3,$((3 * (MIB1 + WHEAD_LEN)))]"
+ab=$("$SOCKWAY" -j stats whole | jq -r '.[0].counters.accel_bytes')
+ge "10: the cell's accel_bytes count the spliced bytes" "$ab" "$sb"
+
+# curl pairs its -o options with the URLs in order: get's own -o goes with the small one.
+eq "10: a small response and two whole ones on one connection" \
+	"$(get wka1 "http://127.0.0.1:$P_SWD/whole/b" -o "$TMP/wka2" "http://127.0.0.1:$P_SWD/small/s" \
+		-o "$TMP/wka3" "http://127.0.0.1:$P_SWD/whole/a")" "200 $(stat -c %s "$TMP/s")200 ${MIB1}200 ${MIB1}"
+eq "10: the first whole one is byte-exact" "$(sha_of "$TMP/wka2")" "$SHA1"
+eq "10: the second is byte-exact" "$(sha_of "$TMP/wka3")" "$SHA1"
+
+# What sockwayd must write itself: the kernel leaves those heads alone.
+sb0=$(stat_of spliced_bytes)
+get wc "http://127.0.0.1:$P_SWD/whole/x" -H 'Connection: close' -D "$TMP/wc.head" >/dev/null
+eq "10: a client that closes gets Connection: close (sockwayd's head)" \
+	"$(grep -ci '^Connection: close' "$TMP/wc.head")" 1
+eq "10: byte-exact" "$(sha_of "$TMP/wc")" "$SHA1"
+get w10 "http://127.0.0.1:$P_SWD/whole/x" -0 -D "$TMP/w10.head" >/dev/null
+eq "10: an HTTP/1.0 client gets a Connection field (sockwayd's head)" \
+	"$(grep -ci '^Connection: ' "$TMP/w10.head")" 1
+eq "10: byte-exact" "$(sha_of "$TMP/w10")" "$SHA1"
+eq "10: HEAD: a 200 with no body" "$(get wh "http://127.0.0.1:$P_SWD/whole/x" -I)" "200 0"
+get wk "http://127.0.0.1:$P_SWD/wka/x" -D "$TMP/wk.head" >/dev/null
+eq "10: a Keep-Alive field from the backend is dropped (sockwayd's head)" \
+	"$(grep -ci '^Keep-Alive' "$TMP/wk.head")" 0
+eq "10: byte-exact" "$(sha_of "$TMP/wk")" "$SHA1"
+get wt "http://127.0.0.1:$P_SWD/wtrail/x" -D "$TMP/wt.head" >/dev/null
+eq "10: a value's trailing space is trimmed (sockwayd's head)" \
+	"$(grep -c $'^X-Trail: a\r$' "$TMP/wt.head")" 1
+eq "10: byte-exact" "$(sha_of "$TMP/wt")" "$SHA1"
+eq "10: none of those five was spliced" "$(stat_of spliced_bytes)" "$sb0"
+
+# A slow client: the kernel stops at the client's limit, sockwayd forwards the rest.
+sb0=$(stat_of spliced_bytes)
+hb0=$(stat_of held_bytes)
+eq "10: 8 MiB sent in one send, to a client reading at 4 MB/s" \
+	"$(get wslow "http://127.0.0.1:$P_SWD/wbig/x" --limit-rate 4M)" "200 $MIB8"
+eq "10: byte-exact" "$(sha_of "$TMP/wslow")" "$SHA"
+sb=$(($(stat_of spliced_bytes) - sb0))
+echo "# 10: slow client: spliced $sb, held back on TCP $(($(stat_of held_bytes) - hb0))"
+ge "10: the kernel passed part of it on" "$sb" $MIB1
+le "10: not all of it: it stopped at the client's limit" "$sb" $((MIB8 - MIB1))
+
+# A backend that dies after 3 MiB of the 8 MiB it announced.
+sb0=$(stat_of spliced_bytes)
+eq "10: a backend that dies after 3 MiB: the client gets them, then a close" \
+	"$(get wcut "http://127.0.0.1:$P_SWD/wcut/x")" "200 3145728"
+eq "10: those bytes are the body's first 3 MiB" "$(sha_of "$TMP/wcut")" \
+	"$(head -c 3145728 "$TMP/d1" | sha256sum | awk '{ print $1 }')"
+ge "10: the kernel had passed the head and part of it on" $(($(stat_of spliced_bytes) - sb0)) 1
+ge "10: sockwayd counted an upstream error" \
+	"$("$SOCKWAY" -j stats wcut | jq -r '[.[0].counters.errors[]] | add')" 1
+eq "10: and serves the next request" "$(get w4 "http://127.0.0.1:$P_SWD/whole/x")" "200 $MIB1"
+eq "10: byte-exact" "$(sha_of "$TMP/w4")" "$SHA1"
+
+for i in 1 2 3 4 5; do
+	SPAWN_CGROUP=$CG spawn wgone curl -s --max-time 30 --limit-rate 1M -o /dev/null "http://127.0.0.1:$P_SWD/whole/x"
+	sleep 0.0$((i * 2))
+	stop_pid "$SPAWNED" KILL
+done
+eq "10: sockwayd is alive after five clients killed mid-response" "$(kill -0 "$SWD" 2>/dev/null && echo yes)" yes
+check "10: accel off" "$SOCKWAY" accel off
+sb0=$(stat_of spliced_bytes)
+eq "10: with accel off, a download" "$(get woff "http://127.0.0.1:$P_SWD/whole/x")" "200 $MIB1"
+eq "10: byte-exact" "$(sha_of "$TMP/woff")" "$SHA1"
+eq "10: and nothing spliced" "$(stat_of spliced_bytes)" "$sb0"
+check "10: accel on" "$SOCKWAY" accel on
 
 # --- 7. --no-splice -----------------------------------------------------------------------------
 start_sockwayd "$P_SWD2" "$P_SWD2_ADMIN" --workers 1 --no-splice

@@ -98,6 +98,7 @@ struct exchange {
 	__u64 resp_left;
 	struct http_chunked resp_chunk;
 	bool splice_armed;    /* the response body may go backend -> client in the kernel */
+	bool splice_whole;    /* ... and its head too: armed before it came (PREARMED) */
 	bool spliced;	      /* some of it did */
 	__u64 splice_seen;    /* bytes the kernel had moved at the last timer check */
 	__u64 t_start_us;
@@ -117,6 +118,8 @@ static void upstream_event(struct reactor *r, struct reactor_ev *ev, __u32 event
 static int client_process(struct client *c);
 static int exchange_upstream_failed(struct exchange *x, enum sw_upstream_error kind);
 static int upstream_start(struct exchange *x);
+static void splice_arm(struct exchange *x);
+static void splice_abandon(struct exchange *x);
 
 static const char *reason_phrase(int status)
 {
@@ -465,6 +468,7 @@ static int exchange_fail(struct exchange *x, int status, const char *fmt, const 
 {
 	struct client *c = x->c;
 
+	splice_abandon(x);
 	if (x->resp_sent) {
 		/* Part of the upstream's response is out: the client can only see a close. */
 		x->client_keep = false;
@@ -625,6 +629,10 @@ static int upstream_begin(struct exchange *x)
 	struct upstream *u = x->u;
 	int err;
 
+	/* A request that is all here: its response may be the kernel's to pass on. Armed
+	 * before it goes out, so that the first send of a quick backend finds it armed. */
+	if (x->req_done && !x->body_sent)
+		splice_arm(x);
 	err = upstream_send(u, buf_head(&x->head), x->head.len);
 	if (!err && x->body_sent)
 		err = upstream_send(u, buf_head(&x->body_copy), x->body_copy.len);
@@ -680,6 +688,8 @@ static int exchange_upstream_failed(struct exchange *x, enum sw_upstream_error k
 	struct upstream *u = x->u;
 	bool replayable = !x->body_sent || !x->body_copy_short;
 
+	/* First, so that a response the kernel started is not retried nor answered. */
+	splice_abandon(x);
 	exchange_count_error(x, kind);
 	if (u) {
 		u->x = NULL;
@@ -1113,8 +1123,8 @@ void client_accept(struct reactor *r, struct reactor_ev *ev, __u32 events)
 
 /* ---- upstream connection -------------------------------------------------------------- */
 
-/* Builds the client's response head from the upstream's. */
-static int response_head(struct exchange *x, const struct http_response *resp, struct buf *b)
+int proxy_response_head(struct buf *b, const struct http_response *resp, bool client_keep,
+			int version_minor)
 {
 	/* The parser took exactly three digits. */
 	char status[4] = { '0' + resp->status / 100 % 10, '0' + resp->status / 10 % 10,
@@ -1122,8 +1132,6 @@ static int response_head(struct exchange *x, const struct http_response *resp, s
 	unsigned i;
 	int err;
 
-	x->client_keep = x->keep_alive && resp->body != HTTP_BODY_CLOSE && !x->c->eof &&
-			 !x->c->w->draining && x->req_done;
 	err = buf_lit(b, "HTTP/1.1 ");
 	if (!err)
 		err = buf_append(b, status, sizeof(status));
@@ -1140,13 +1148,26 @@ static int response_head(struct exchange *x, const struct http_response *resp, s
 	}
 	if (!err && resp->body == HTTP_BODY_CHUNKED)
 		err = buf_lit(b, "Transfer-Encoding: chunked\r\n");
-	if (!err && !x->client_keep)
+	if (!err && !client_keep)
 		err = buf_lit(b, "Connection: close\r\n");
-	else if (!err && x->version_minor == 0)
+	else if (!err && version_minor == 0)
 		err = buf_lit(b, "Connection: keep-alive\r\n");
 	if (!err)
 		err = buf_lit(b, "\r\n");
 	return err;
+}
+
+/* Does the client connection stay open after this exchange, as far as is known now? */
+static bool exchange_client_keep(const struct exchange *x)
+{
+	return x->keep_alive && !x->c->eof && !x->c->w->draining && x->req_done;
+}
+
+/* Builds the client's response head from the upstream's. */
+static int response_head(struct exchange *x, const struct http_response *resp, struct buf *b)
+{
+	x->client_keep = resp->body != HTTP_BODY_CLOSE && exchange_client_keep(x);
+	return proxy_response_head(b, resp, x->client_keep, x->version_minor);
 }
 
 static __thread struct http_response scratch_resp;
@@ -1230,9 +1251,6 @@ static int upstream_pump_response(struct upstream *u)
 
 /* ---- the response-body splice (abi.h, struct sw_conn) ------------------------------------ */
 
-/* Bodies shorter than this are not worth arming for: they usually arrive with the head. */
-#define SPLICE_MIN (64 * 1024)
-
 /* Files a connected upstream in the conns map, so that the kernel can find it. */
 static void upstream_track(struct upstream *u)
 {
@@ -1245,11 +1263,30 @@ static void upstream_track(struct upstream *u)
 }
 
 /*
- * Offers the rest of a Content-Length body to the kernel: if the backend's next send finds
- * sockwayd's socket empty, sk_msg moves it, and what follows, straight into the client's
- * socket, up to the message that holds the body's last byte, which it leaves to sockwayd
- * so that sockwayd wakes up and ends the exchange. Only when sockwayd holds nothing of the response: every byte
- * it read went to the client already.
+ * May the kernel pass the whole response on, head included, if the head is one that
+ * proxy_response_head gives back unchanged? Only when sockwayd has nothing to add to it
+ * (an HTTP/1.1 client that keeps its connection, no HEAD, no shadows to launch on the
+ * head) and would take every head the kernel takes (its limits are no lower).
+ */
+static bool splice_whole_ok(const struct exchange *x)
+{
+	const struct http_limits *lim = &swd_cfg.limits;
+
+	return !x->resp_started && !x->is_head && !x->nr_shadows && x->version_minor == 1 &&
+	       exchange_client_keep(x) && lim->max_header_bytes >= SW_RESPHEAD_MAX &&
+	       lim->max_request_line >= SW_RESPHEAD_MAX && lim->max_headers >= SW_RESPHEAD_FIELDS;
+}
+
+/*
+ * Offers the response to the kernel, when sockwayd holds nothing of it (every byte it read
+ * went to the client already, nothing is waiting for the client):
+ * - before it comes (splice_whole_ok): if the backend's first send is a head that passes
+ *   on unchanged, with a Content-Length body, sk_msg moves the response into the client's
+ *   socket as it came;
+ * - once the head is forwarded, the rest of a Content-Length body: sk_msg moves it from
+ *   the backend's next send on, if sockwayd's socket is still empty then.
+ * Either way the kernel leaves the response's last byte to sockwayd, which wakes it to end
+ * the exchange (abi.h, struct sw_conn).
  */
 static void splice_arm(struct exchange *x)
 {
@@ -1260,13 +1297,48 @@ static void splice_arm(struct exchange *x)
 	/* Not before the request is done: until then sockwayd may still answer the client
 	 * itself (a request body timeout), which must not meet kernel-moved bytes. */
 	if (swd_cfg.no_splice || x->splice_armed || !u || !u->kc || !c->kc || !x->req_done ||
-	    !x->resp_started || x->resp_done || x->resp_body != HTTP_BODY_LENGTH ||
-	    x->resp_left < SPLICE_MIN || u->in.len || c->out.len)
+	    x->resp_done || u->in.len || c->out.len)
 		return;
 	sw_conn_key_reverse(&client, &c->key);
-	sw_conn_splice_arm(u->kc, &client, x->resp_left - 1);
+	if (!x->resp_started) {
+		if (!splice_whole_ok(x) || u->out.len)
+			return;
+		sw_conn_splice_prearm(u->kc, &client);
+		x->splice_whole = true;
+	} else {
+		if (x->resp_body != HTTP_BODY_LENGTH || x->resp_left < SW_SPLICE_MIN)
+			return;
+		sw_conn_splice_arm(u->kc, &client, x->resp_left - 1);
+		x->splice_whole = false;
+	}
 	x->splice_armed = true;
 	x->splice_seen = 0;
+}
+
+/*
+ * The kernel passed the first `done` bytes of the response on, its head whole among them
+ * (sk_msg's scan is in kc->head): the exchange goes on from there, as if sockwayd had
+ * forwarded them.
+ */
+static int splice_took_response(struct exchange *x, __u64 done)
+{
+	const struct sw_resphead *h = &x->u->kc->head;
+	__u64 total = (__u64)h->head_len + h->body_len;
+
+	x->resp_started = true;
+	x->resp_sent = true;
+	x->spliced = true;
+	if (done < h->head_len || done >= total)
+		/* sk_msg never stops inside the head nor moves the last byte. */
+		return exchange_upstream_failed(x, SW_ERR_BAD_RESPONSE);
+	x->status = (int)h->status;
+	x->resp_body = HTTP_BODY_LENGTH;
+	x->resp_left = total - done;
+	x->resp_keepalive = true;
+	x->client_keep = exchange_client_keep(x);
+	x->bytes_out += done;
+	exchange_count_status(x, x->status);
+	return 0;
 }
 
 /*
@@ -1277,6 +1349,7 @@ static void splice_arm(struct exchange *x)
 static int splice_settle(struct exchange *x)
 {
 	struct upstream *u = x->u;
+	bool whole = x->splice_whole;
 	long long done;
 	char b;
 
@@ -1296,12 +1369,36 @@ static int splice_settle(struct exchange *x)
 		__atomic_store_n(&u->kc->splice, SW_SPLICE_IDLE, __ATOMIC_RELAXED);
 	}
 	x->splice_armed = false;
+	x->splice_whole = false;
+	if (whole)
+		return done > 0 ? splice_took_response(x, (__u64)done) : 0;
 	x->spliced |= done > 0;
 	if ((__u64)done > x->resp_left)
 		return exchange_upstream_failed(x, SW_ERR_BAD_RESPONSE);
 	x->resp_left -= done;
 	x->bytes_out += done;
 	return 0;
+}
+
+/*
+ * Before sockwayd answers the client itself (an error, a timeout): takes the splice back.
+ * If the kernel moved bytes, or is moving them, the client has part of a response: it can
+ * only be closed now (exchange_fail does that for resp_sent).
+ */
+static void splice_abandon(struct exchange *x)
+{
+	long long done;
+
+	if (!x->splice_armed || !x->u || !x->u->kc)
+		return;
+	done = sw_conn_splice_settle(x->u->kc);
+	x->splice_armed = false;
+	x->splice_whole = false;
+	if (done) {
+		x->resp_started = true;
+		x->resp_sent = true;
+		x->spliced = true;
+	}
 }
 
 /* For the response timer: did the kernel move body bytes since the last check? */

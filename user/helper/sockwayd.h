@@ -146,4 +146,13 @@ static inline char *buf_head(const struct buf *b)
 	return b->data + b->off;
 }
 
+/* proxy.c */
+/*
+ * Appends the head sockwayd sends the client for an upstream's response head: "HTTP/1.1",
+ * hop-by-hop fields dropped, Connection as the client connection needs. The kernel passes
+ * on unchanged only heads this gives back as they were (include/sockway/resphead.h).
+ */
+int proxy_response_head(struct buf *b, const struct http_response *resp, bool client_keep,
+			int version_minor);
+
 #endif /* SOCKWAY_SOCKWAYD_H */

@@ -175,21 +175,35 @@ void sw_conn_splice_arm(struct sw_conn *e, const struct sw_sock_key *client, __u
 	__atomic_store_n(&e->splice, SW_SPLICE_ARMED, __ATOMIC_RELEASE);
 }
 
+void sw_conn_splice_prearm(struct sw_conn *e, const struct sw_sock_key *client)
+{
+	e->client = *client;
+	e->left = 0;
+	e->done = 0;
+	/* Release: the kernel sees client and done before it sees PREARMED. */
+	__atomic_store_n(&e->splice, SW_SPLICE_PREARMED, __ATOMIC_RELEASE);
+}
+
 long long sw_conn_splice_settle(struct sw_conn *e)
 {
-	__u32 state = SW_SPLICE_ARMED;
+	__u32 state = __atomic_load_n(&e->splice, __ATOMIC_ACQUIRE);
 
-	if (__atomic_compare_exchange_n(&e->splice, &state, SW_SPLICE_IDLE, false,
+	/* Not started: take it back, unless the kernel starts it in between (then state
+	 * holds what it is now). */
+	if ((state == SW_SPLICE_ARMED || state == SW_SPLICE_PREARMED) &&
+	    __atomic_compare_exchange_n(&e->splice, &state, SW_SPLICE_IDLE, false,
 					__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
 		return 0;
-	if (state == SW_SPLICE_ACTIVE)
+	if (state == SW_SPLICE_ACTIVE || state == SW_SPLICE_SPLIT)
 		return -1;
 	if (state == SW_SPLICE_STOPPED) {
-		/* The kernel wrote done before STOPPED; nothing writes it after. */
+		/* The kernel wrote done (and e->head) before STOPPED; nothing writes them
+		 * after. */
 		long long done = (long long)__atomic_load_n(&e->done, __ATOMIC_RELAXED);
 
 		__atomic_store_n(&e->splice, SW_SPLICE_IDLE, __ATOMIC_RELAXED);
 		return done;
 	}
+	/* IDLE: the kernel declined a PREARMED response (not a head it passes on). */
 	return 0;
 }

@@ -33,10 +33,17 @@ unsigned sw_conns_sweep(struct sw_maps *m);
  */
 void sw_conn_splice_arm(struct sw_conn *e, const struct sw_sock_key *client, __u64 left);
 /*
- * Takes the splice back before reading the upstream socket: disarms it if the kernel has
- * not started it, or collects what the kernel moved if it has stopped. Returns the bytes
- * the kernel moved to the client (0 if it never started), or -1 while the kernel is still
- * moving bytes (the splice stays on; do not read).
+ * Arms the splice of a whole response, before it comes: the kernel takes it if its head
+ * passes on unchanged (include/sockway/resphead.h); its status and lengths are then in
+ * e->head. Call only with nothing of the response read yet.
+ */
+void sw_conn_splice_prearm(struct sw_conn *e, const struct sw_sock_key *client);
+/*
+ * Takes the splice back before reading the upstream socket or answering the client:
+ * disarms it if the kernel has not started it, or collects what the kernel moved if it
+ * has stopped. Returns the bytes the kernel moved to the client (0 if it never started or
+ * declined), or -1 while the kernel is still moving bytes (the splice stays on; do not
+ * read).
  */
 long long sw_conn_splice_settle(struct sw_conn *e);
 

@@ -1,0 +1,160 @@
+// SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
+/*
+ * libFuzzer harness for the response-head scanner that sk_msg runs (include/sockway/
+ * resphead.h). The input is a backend's first send. The scanner's verdict is checked
+ * against sockwayd's parser (user/helper/http.c), both ways:
+ *  - a head it takes, the parser takes with the same length, status and Content-Length,
+ *    keeping the connection, and its fields lie end to end as "name: value" CRLF with no
+ *    hop-by-hop name among them, which is what proxy_response_head writes back, so the
+ *    rewrite would give the same bytes (tests/unit/test_resphead.c runs the real rewrite);
+ *  - a head laid out like that, within SW_RESPHEAD_MAX bytes and SW_RESPHEAD_CL_DIGITS
+ *    digits, it takes;
+ *  - the verdict does not depend on the bytes after the head, and a prefix of the input is
+ *    incomplete or gets the same verdict.
+ * The harness links http.c alone, and proxy.c needs all of sockwayd, so the rewrite itself
+ * is not run here.
+ */
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "sockway/resphead.h"
+#include "http.h"
+
+#define CHECK(cond)                                                                                \
+	do {                                                                                       \
+		if (!(cond)) {                                                                     \
+			fprintf(stderr, "%s:%d: invariant broken: %s\n", __FILE__, __LINE__,       \
+				#cond);                                                            \
+			abort();                                                                   \
+		}                                                                                  \
+	} while (0)
+
+enum scan_verdict { SCAN_SHORT, SCAN_REFUSED, SCAN_ACCEPTED };
+
+struct scan {
+	enum scan_verdict verdict;
+	struct sw_resphead h;
+};
+
+/* An exact heap copy of buf[0..len), so that any read past len is caught. */
+static uint8_t *dup_exact(const uint8_t *buf, size_t len)
+{
+	uint8_t *copy = malloc(len ? len : 1);
+
+	CHECK(copy);
+	memcpy(copy, buf, len);
+	return copy;
+}
+
+/* The scan as sk_msg runs it: the fixed start at once, then byte by byte, never past
+ * SW_RESPHEAD_MAX. */
+static struct scan scan_head(const uint8_t *buf, size_t len)
+{
+	size_t end = len < SW_RESPHEAD_MAX ? len : SW_RESPHEAD_MAX;
+	struct scan s = {.verdict = SCAN_SHORT};
+	uint8_t *b;
+	size_t i;
+	int r = 0;
+
+	if (len < SW_RESPHEAD_START)
+		return s;
+	b = dup_exact(buf, len);
+	/* sk_msg scans into a map value that holds the last response's scan. */
+	memset(&s.h, 0xa5, sizeof(s.h));
+	if (sw_resphead_begin(&s.h, b)) {
+		s.verdict = SCAN_REFUSED;
+		goto out;
+	}
+	for (i = SW_RESPHEAD_START; i < end && !r; i++)
+		r = sw_resphead_step(&s.h, b[i], i);
+	if (r == 1)
+		s.verdict = SCAN_ACCEPTED;
+	else if (r < 0 || len >= SW_RESPHEAD_MAX)
+		s.verdict = SCAN_REFUSED;
+out:
+	free(b);
+	return s;
+}
+
+/*
+ * Are the first resp->head_len bytes exactly what proxy_response_head writes for resp to an
+ * HTTP/1.1 client that keeps its connection? It writes "HTTP/1.1 " status SP reason CRLF,
+ * then "name: value" CRLF for each field that is not hop-by-hop, then CRLF.
+ */
+static bool rewritten_the_same(const char *buf, const struct http_response *resp)
+{
+	size_t p = 13 + resp->reason_len;
+	unsigned int i;
+
+	if (resp->version_minor != 1 || buf[12] != ' ' || resp->reason != buf + 13 ||
+	    memcmp(buf + p, "\r\n", 2))
+		return false;
+	for (p += 2, i = 0; i < resp->nr_headers; i++) {
+		const struct http_header *h = &resp->headers[i];
+
+		if (http_is_hop_by_hop(&resp->conn, h->name, h->name_len) || h->name != buf + p)
+			return false;
+		p += h->name_len;
+		if (memcmp(buf + p, ": ", 2) || h->value != buf + p + 2)
+			return false;
+		p += 2 + h->value_len;
+		if (memcmp(buf + p, "\r\n", 2))
+			return false;
+		p += 2;
+	}
+	return p + 2 == resp->head_len;
+}
+
+/* Does sockwayd pass this head on unchanged, with a body the scanner can count? */
+static bool passes_unchanged(const char *buf, int ret, const struct http_response *resp)
+{
+	const struct http_header *cl;
+
+	if (ret <= 0 || ret > SW_RESPHEAD_MAX || resp->body != HTTP_BODY_LENGTH ||
+	    !resp->keep_alive || !rewritten_the_same(buf, resp))
+		return false;
+	cl = http_find_header(resp->headers, resp->nr_headers, "content-length");
+	return cl && cl->value_len <= SW_RESPHEAD_CL_DIGITS;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	static struct http_response resp;
+	struct http_limits lim;
+	struct scan s = scan_head(data, size), again;
+	char *copy = (char *)dup_exact(data, size);
+	int ret;
+
+	http_limits_default(&lim);
+	ret = http_parse_response(copy, size, &lim, false, &resp);
+	if (s.verdict == SCAN_ACCEPTED) {
+		CHECK(ret > 0 && (size_t)ret == s.h.head_len && resp.head_len == s.h.head_len);
+		CHECK(resp.status == (int)s.h.status && resp.body == HTTP_BODY_LENGTH);
+		CHECK(resp.content_length == s.h.body_len && resp.keep_alive);
+		CHECK(rewritten_the_same(copy, &resp));
+		/* The head alone is enough, and gives the same answer. */
+		again = scan_head(data, s.h.head_len);
+		CHECK(again.verdict == SCAN_ACCEPTED && again.h.head_len == s.h.head_len);
+		CHECK(again.h.status == s.h.status && again.h.body_len == s.h.body_len);
+	} else {
+		CHECK(!passes_unchanged(copy, ret, &resp));
+	}
+	/* Cut anywhere (the last byte picks where), the input is incomplete or gets the same
+	 * answer: the scanner decides on the bytes it has seen. */
+	if (size) {
+		size_t k = data[size - 1] * 257u % size;
+
+		again = scan_head(data, k);
+		if (s.verdict == SCAN_ACCEPTED && k >= s.h.head_len)
+			CHECK(again.verdict == SCAN_ACCEPTED && again.h.head_len == s.h.head_len);
+		else if (s.verdict == SCAN_ACCEPTED)
+			CHECK(again.verdict == SCAN_SHORT);
+		else
+			CHECK(again.verdict == SCAN_SHORT || again.verdict == s.verdict);
+	}
+	free(copy);
+	return 0;
+}
