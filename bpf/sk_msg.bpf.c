@@ -144,6 +144,21 @@ static __always_inline long msg_queued(struct tcp_sock *tp)
 	return psock->msg_tot_len;
 }
 
+/* Nothing redirected into the socket is waiting to be read. Unknown (no msg_tot_len in
+ * this kernel) counts as not empty: a splice must never start then. */
+static __always_inline int queue_known_empty(struct tcp_sock *tp)
+{
+	unsigned long p = (unsigned long)tp->inet_conn.icsk_inet.sk.sk_user_data & ~7UL;
+	struct sk_psock *psock;
+
+	if (!p)
+		return 0;
+	psock = bpf_rdonly_cast((void *)p, bpf_core_type_id_kernel(struct sk_psock));
+	if (!bpf_core_field_exists(psock->msg_tot_len))
+		return 0;
+	return psock->msg_tot_len == 0;
+}
+
 /*
  * What a socket may hold in its sk_msg queue before sends to it take TCP: its SO_RCVBUF,
  * but at least SW_ACCEL_QUEUE (or tcp_rmem[2] if smaller). No autotuning grows this queue
@@ -228,7 +243,7 @@ static __always_inline int splice_can_start(struct sk_msg_md *msg, __u64 up_hash
 	if (!self || self->snd_una != self->write_seq)
 		return 0;
 	u = sock_of(up_hash);
-	if (!u || !tcp_read_all(u) || msg_queued(u) != 0)
+	if (!u || !tcp_read_all(u) || !queue_known_empty(u))
 		return 0;
 	cl = sock_of(sw_sock_key_hash(client));
 	key_reverse(&swd_key, client);
@@ -236,6 +251,22 @@ static __always_inline int splice_can_start(struct sk_msg_md *msg, __u64 up_hash
 	if (!cl || !swd || !tcp_sent_all(swd) || !tcp_read_all(cl))
 		return 0;
 	return has_room(cl);
+}
+
+/*
+ * Is this run on the rest of a message whose first part the previous run redirected with
+ * bpf_msg_apply_bytes (a splice's split)? The kernel keeps that run's redirect target in
+ * the message (struct sk_msg's sk_redir, no reference held any more) and would follow it
+ * again on SK_PASS, so such a run must redirect explicitly or drop. Only the split sets a
+ * byte count, and a new message starts with sk_redir NULL, so a target at entry means
+ * exactly this. Read from the kernel's struct behind the context (bpf_rdonly_cast: the
+ * UAPI view has no such field), whatever state the conns entry is in by now.
+ */
+static __always_inline int msg_is_rest(struct sk_msg_md *msg)
+{
+	struct sk_msg *km = bpf_rdonly_cast(msg, bpf_core_type_id_kernel(struct sk_msg));
+
+	return km->sk_redir != 0;
 }
 
 /* A response head being scanned (bpf_loop context): the message's first bytes, and the
@@ -291,19 +322,16 @@ static __always_inline int head_scan(struct sk_msg_md *msg, __u64 size, struct s
 enum splice_result {
 	NOT_SPLICED,  /* the normal path decides */
 	SPLICED_SENT, /* (some of) the message went to the client */
-	REST_SENT,    /* the rest of a split message went to sockwayd */
-	REST_DROPPED, /* ... and sockwayd's socket is gone */
 };
 
 /*
- * A send of a backend to sockwayd's upstream socket (key `up`, hash up_hash, conns entry
- * e) while a splice is armed or on (abi.h, struct sw_conn): moves up to e->left bytes
- * into the client's socket. Every send after the splice stopped goes the normal way, to
+ * A send of a backend to sockwayd's upstream socket (key hash up_hash, conns entry e)
+ * while a splice is armed or on (abi.h, struct sw_conn): moves up to e->left bytes into
+ * the client's socket. Every send after the splice stopped goes the normal way, to
  * sockwayd, which learns from e->done how much the kernel moved.
  */
 static __always_inline enum splice_result splice(struct sk_msg_md *msg, struct sw_conn *e,
-						 struct sw_sock_key *up, __u64 up_hash,
-						 __u64 size, int accel_off)
+						 __u64 up_hash, __u64 size, int accel_off)
 {
 	struct sw_sock_key client, again;
 	struct tcp_sock *cl;
@@ -312,17 +340,12 @@ static __always_inline enum splice_result splice(struct sk_msg_md *msg, struct s
 	long ret;
 
 	if (state == SW_SPLICE_SPLIT) {
-		/*
-		 * The rest of the message split by the previous run (or, if that redirect
-		 * failed, the backend's next send). The kernel kept that run's redirect and
-		 * byte count in the message: both are set again here, so the rest goes to
-		 * sockwayd, whose socket is empty since the splice started, and nothing
-		 * after it is steered unchecked.
-		 */
-		bpf_msg_apply_bytes(msg, 0);
-		__sync_lock_test_and_set(&e->splice, SW_SPLICE_STOPPED);
-		ret = bpf_msg_redirect_hash(msg, &sock_hash, up, BPF_F_INGRESS);
-		return ret == SK_PASS ? REST_SENT : REST_DROPPED;
+		/* Split, but this is not the rest (msg_redirect handles that first): the
+		 * split's redirect failed and the backend sends again. The kernel counted
+		 * bytes it did not deliver; sockwayd finds bytes past the response and closes
+		 * the client (exchange_finish). */
+		__sync_val_compare_and_swap(&e->splice, SW_SPLICE_SPLIT, SW_SPLICE_STOPPED);
+		return NOT_SPLICED;
 	}
 	if (state != SW_SPLICE_ARMED && state != SW_SPLICE_ACTIVE && state != SW_SPLICE_PREARMED)
 		return NOT_SPLICED;
@@ -353,6 +376,13 @@ static __always_inline enum splice_result splice(struct sk_msg_md *msg, struct s
 			__sync_val_compare_and_swap(&e->splice, SW_SPLICE_ACTIVE, state);
 			return NOT_SPLICED;
 		}
+		/* Or disarmed, forwarded bytes to the same client and armed again (a 1xx, or
+		 * the head before a body): those bytes must not be on TCP still, where this
+		 * splice would overtake them. Checked again now that the arming is ours. */
+		if (!splice_can_start(msg, up_hash, &client)) {
+			__sync_val_compare_and_swap(&e->splice, SW_SPLICE_ACTIVE, state);
+			return NOT_SPLICED;
+		}
 		/* All of the response but its last byte; sockwayd reads the head's status
 		 * and lengths from e->head once it sees STOPPED. */
 		if (state == SW_SPLICE_PREARMED)
@@ -367,7 +397,8 @@ static __always_inline enum splice_result splice(struct sk_msg_md *msg, struct s
 		goto stop;
 	if (size > left) {
 		/* The message holds the response's last byte: the first `left` bytes go to
-		 * the client, the program runs again on the rest (SPLIT, above). */
+		 * the client; the kernel runs the program again on the rest, which goes to
+		 * sockwayd (msg_is_rest, in msg_redirect). */
 		bpf_msg_apply_bytes(msg, left);
 		ret = bpf_msg_redirect_hash(msg, &sock_hash, &client, BPF_F_INGRESS);
 		if (ret != SK_PASS) {
@@ -378,7 +409,7 @@ static __always_inline enum splice_result splice(struct sk_msg_md *msg, struct s
 		e->left = 0;
 		count(SPLICED, left);
 		__sync_fetch_and_add(&e->accel_bytes, left);
-		__sync_lock_test_and_set(&e->splice, SW_SPLICE_SPLIT);
+		__sync_val_compare_and_swap(&e->splice, SW_SPLICE_ACTIVE, SW_SPLICE_SPLIT);
 		return SPLICED_SENT;
 	}
 	ret = bpf_msg_redirect_hash(msg, &sock_hash, &client, BPF_F_INGRESS);
@@ -389,12 +420,13 @@ static __always_inline enum splice_result splice(struct sk_msg_md *msg, struct s
 	count(SPLICED, size);
 	__sync_fetch_and_add(&e->accel_bytes, size);
 	if (left == size)
-		__sync_lock_test_and_set(&e->splice, SW_SPLICE_STOPPED);
+		__sync_val_compare_and_swap(&e->splice, SW_SPLICE_ACTIVE, SW_SPLICE_STOPPED);
 	return SPLICED_SENT;
 stop:
-	/* Only this program moves an active splice on; the exchange makes the state visible
-	 * to sockwayd after the done count. */
-	__sync_lock_test_and_set(&e->splice, SW_SPLICE_STOPPED);
+	/* Only this program moves an active splice on; the swap (after the done count)
+	 * makes it visible to sockwayd. A swap, not a store: sockwayd may have freed the
+	 * entry meanwhile (IDLE), and another connection may hold it by now. */
+	__sync_val_compare_and_swap(&e->splice, SW_SPLICE_ACTIVE, SW_SPLICE_STOPPED);
 	return NOT_SPLICED;
 }
 
@@ -444,22 +476,31 @@ int msg_redirect(struct sk_msg_md *msg)
 	 * one pin directory talking to each other skip this: no splice, no count). */
 	peer_hash = sw_sock_key_hash(&peer);
 	pe = swd_cg && !from_swd ? conn_find(peer_hash) : 0;
-	if (pe) {
-		switch (splice(msg, pe, &peer, peer_hash, size, off)) {
-		case NOT_SPLICED:
-			break;
-		case SPLICED_SENT:
-			return SK_PASS;
-		case REST_SENT:
-			count(REDIRECTED, size);
-			__sync_fetch_and_add(&pe->accel_bytes, size);
-			return SK_PASS;
-		case REST_DROPPED:
-			/* Nobody reads this connection any more. */
+	if (msg_is_rest(msg)) {
+		/*
+		 * The rest of a message split by a splice: the response's last byte(s), for
+		 * sockwayd's socket, which is empty since the splice started. Whatever became
+		 * of the splice meanwhile (the kill switch, sockwayd freeing the entry), the
+		 * kernel's leftover target and byte count are replaced here, so these bytes
+		 * never follow the client's old target and nothing after them is steered
+		 * unchecked.
+		 */
+		bpf_msg_apply_bytes(msg, 0);
+		if (pe)
+			__sync_val_compare_and_swap(&pe->splice, SW_SPLICE_SPLIT, SW_SPLICE_STOPPED);
+		ret = bpf_msg_redirect_hash(msg, &sock_hash, &peer, BPF_F_INGRESS);
+		if (ret != SK_PASS) {
+			/* sockwayd's socket is gone: nobody reads this connection any more. */
 			count(PASSED, size);
 			return SK_DROP;
 		}
+		count(REDIRECTED, size);
+		if (pe)
+			__sync_fetch_and_add(&pe->accel_bytes, size);
+		return SK_PASS;
 	}
+	if (pe && splice(msg, pe, peer_hash, size, off) == SPLICED_SENT)
+		return SK_PASS;
 
 	/* The kill switch: pass everything to TCP. Sockets stay in the map until they
 	 * close, so what was redirected before is still read first, in order. */

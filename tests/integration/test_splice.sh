@@ -30,6 +30,8 @@ P_WCUT=$(port 21)
 P_WKA=$(port 22)
 P_WTRAIL=$(port 23)
 P_WBIG=$(port 24)
+P_W=$(port 25)
+P_W_ADMIN=$(port 26)
 MIB1=1048576
 MIB8=8388608
 
@@ -172,6 +174,15 @@ check "endpoint /wcut" "$SOCKWAY" endpoint create wcut --route /wcut --backend w
 check "endpoint /wbig" "$SOCKWAY" endpoint create wbig --route /wbig --backend wbig
 check "endpoint /wka" "$SOCKWAY" endpoint create wka --route /wka --backend wka
 check "endpoint /wtrail" "$SOCKWAY" endpoint create wtrail --route /wtrail --backend wtrail
+# One worker, so that one download warms what sockwayd learns per endpoint x backend: it
+# arms before the response only when the last one there was large (arming costs small
+# responses a little).
+start_sockwayd "$P_W" "$P_W_ADMIN" --workers 1
+WSWD=$SWD_PID
+for e in whole wbig wka wtrail; do
+	eq "10: a first download from /$e (sockwayd learns it is large)" \
+		"$(get "warm-$e" "http://127.0.0.1:$P_W/$e/x" -o /dev/null | cut -d' ' -f1)" 200
+done
 # The backend's head, as it sends it.
 printf 'HTTP/1.1 200 OK\r\nContent-Length: 1048576\r\nContent-Type: application/octet-stream\r\n\r\n' >"$TMP/whead"
 WHEAD_LEN=$(stat -c %s "$TMP/whead")
@@ -179,7 +190,7 @@ WHEAD_LEN=$(stat -c %s "$TMP/whead")
 sb0=$(stat_of spliced_bytes)
 for i in 1 2 3; do
 	eq "10: 1 MiB sent with its head in one send, download $i: status and size" \
-		"$(get "w$i" "http://127.0.0.1:$P_SWD/whole/x" -D "$TMP/w$i.head")" "200 $MIB1"
+		"$(get "w$i" "http://127.0.0.1:$P_W/whole/x" -D "$TMP/w$i.head")" "200 $MIB1"
 	eq "10: download $i is byte-exact" "$(sha_of "$TMP/w$i")" "$SHA1"
 	check "10: download $i: the head as the backend sent it" cmp "$TMP/w$i.head" "$TMP/whead"
 done
@@ -188,34 +199,34 @@ echo "# 10: $sb of $((3 * (MIB1 + WHEAD_LEN))) response bytes spliced backend ->
 eq "10: all of each response but its last byte went backend -> client in the kernel" \
 	"$sb" $((3 * (MIB1 + WHEAD_LEN - 1)))
 c=$("$SOCKWAY" -j stats whole | jq -c '.[0].counters | [.requests, .status."2xx", .bytes_to_client]')
-eq "10: sockwayd counted three requests, three 2xx, every byte (head included)" \
-	"$c" "[3,3,$((3 * (MIB1 + WHEAD_LEN)))]"
+eq "10: sockwayd counted four requests, four 2xx, every byte (head included)" \
+	"$c" "[4,4,$((4 * (MIB1 + WHEAD_LEN)))]"
 ab=$("$SOCKWAY" -j stats whole | jq -r '.[0].counters.accel_bytes')
 ge "10: the cell's accel_bytes count the spliced bytes" "$ab" "$sb"
 
 # curl pairs its -o options with the URLs in order: get's own -o goes with the small one.
 eq "10: a small response and two whole ones on one connection" \
-	"$(get wka1 "http://127.0.0.1:$P_SWD/whole/b" -o "$TMP/wka2" "http://127.0.0.1:$P_SWD/small/s" \
-		-o "$TMP/wka3" "http://127.0.0.1:$P_SWD/whole/a")" "200 $(stat -c %s "$TMP/s")200 ${MIB1}200 ${MIB1}"
+	"$(get wka1 "http://127.0.0.1:$P_W/whole/b" -o "$TMP/wka2" "http://127.0.0.1:$P_W/small/s" \
+		-o "$TMP/wka3" "http://127.0.0.1:$P_W/whole/a")" "200 $(stat -c %s "$TMP/s")200 ${MIB1}200 ${MIB1}"
 eq "10: the first whole one is byte-exact" "$(sha_of "$TMP/wka2")" "$SHA1"
 eq "10: the second is byte-exact" "$(sha_of "$TMP/wka3")" "$SHA1"
 
 # What sockwayd must write itself: the kernel leaves those heads alone.
 sb0=$(stat_of spliced_bytes)
-get wc "http://127.0.0.1:$P_SWD/whole/x" -H 'Connection: close' -D "$TMP/wc.head" >/dev/null
+get wc "http://127.0.0.1:$P_W/whole/x" -H 'Connection: close' -D "$TMP/wc.head" >/dev/null
 eq "10: a client that closes gets Connection: close (sockwayd's head)" \
 	"$(grep -ci '^Connection: close' "$TMP/wc.head")" 1
 eq "10: byte-exact" "$(sha_of "$TMP/wc")" "$SHA1"
-get w10 "http://127.0.0.1:$P_SWD/whole/x" -0 -D "$TMP/w10.head" >/dev/null
+get w10 "http://127.0.0.1:$P_W/whole/x" -0 -D "$TMP/w10.head" >/dev/null
 eq "10: an HTTP/1.0 client gets a Connection field (sockwayd's head)" \
 	"$(grep -ci '^Connection: ' "$TMP/w10.head")" 1
 eq "10: byte-exact" "$(sha_of "$TMP/w10")" "$SHA1"
-eq "10: HEAD: a 200 with no body" "$(get wh "http://127.0.0.1:$P_SWD/whole/x" -I)" "200 0"
-get wk "http://127.0.0.1:$P_SWD/wka/x" -D "$TMP/wk.head" >/dev/null
+eq "10: HEAD: a 200 with no body" "$(get wh "http://127.0.0.1:$P_W/whole/x" -I)" "200 0"
+get wk "http://127.0.0.1:$P_W/wka/x" -D "$TMP/wk.head" >/dev/null
 eq "10: a Keep-Alive field from the backend is dropped (sockwayd's head)" \
 	"$(grep -ci '^Keep-Alive' "$TMP/wk.head")" 0
 eq "10: byte-exact" "$(sha_of "$TMP/wk")" "$SHA1"
-get wt "http://127.0.0.1:$P_SWD/wtrail/x" -D "$TMP/wt.head" >/dev/null
+get wt "http://127.0.0.1:$P_W/wtrail/x" -D "$TMP/wt.head" >/dev/null
 eq "10: a value's trailing space is trimmed (sockwayd's head)" \
 	"$(grep -c $'^X-Trail: a\r$' "$TMP/wt.head")" 1
 eq "10: byte-exact" "$(sha_of "$TMP/wt")" "$SHA1"
@@ -225,37 +236,41 @@ eq "10: none of those five was spliced" "$(stat_of spliced_bytes)" "$sb0"
 sb0=$(stat_of spliced_bytes)
 hb0=$(stat_of held_bytes)
 eq "10: 8 MiB sent in one send, to a client reading at 4 MB/s" \
-	"$(get wslow "http://127.0.0.1:$P_SWD/wbig/x" --limit-rate 4M)" "200 $MIB8"
+	"$(get wslow "http://127.0.0.1:$P_W/wbig/x" --limit-rate 4M)" "200 $MIB8"
 eq "10: byte-exact" "$(sha_of "$TMP/wslow")" "$SHA"
 sb=$(($(stat_of spliced_bytes) - sb0))
 echo "# 10: slow client: spliced $sb, held back on TCP $(($(stat_of held_bytes) - hb0))"
 ge "10: the kernel passed part of it on" "$sb" $MIB1
 le "10: not all of it: it stopped at the client's limit" "$sb" $((MIB8 - MIB1))
 
-# A backend that dies after 3 MiB of the 8 MiB it announced.
+# A backend that dies after 3 MiB of the 8 MiB it announced (twice: the first one teaches
+# sockwayd that /wcut's responses are large).
+get wcut0 "http://127.0.0.1:$P_W/wcut/x" >/dev/null
 sb0=$(stat_of spliced_bytes)
 eq "10: a backend that dies after 3 MiB: the client gets them, then a close" \
-	"$(get wcut "http://127.0.0.1:$P_SWD/wcut/x")" "200 3145728"
+	"$(get wcut "http://127.0.0.1:$P_W/wcut/x")" "200 3145728"
 eq "10: those bytes are the body's first 3 MiB" "$(sha_of "$TMP/wcut")" \
 	"$(head -c 3145728 "$TMP/d1" | sha256sum | awk '{ print $1 }')"
 ge "10: the kernel had passed the head and part of it on" $(($(stat_of spliced_bytes) - sb0)) 1
 ge "10: sockwayd counted an upstream error" \
 	"$("$SOCKWAY" -j stats wcut | jq -r '[.[0].counters.errors[]] | add')" 1
-eq "10: and serves the next request" "$(get w4 "http://127.0.0.1:$P_SWD/whole/x")" "200 $MIB1"
+eq "10: and serves the next request" "$(get w4 "http://127.0.0.1:$P_W/whole/x")" "200 $MIB1"
 eq "10: byte-exact" "$(sha_of "$TMP/w4")" "$SHA1"
 
 for i in 1 2 3 4 5; do
-	SPAWN_CGROUP=$CG spawn wgone curl -s --max-time 30 --limit-rate 1M -o /dev/null "http://127.0.0.1:$P_SWD/whole/x"
+	SPAWN_CGROUP=$CG spawn wgone curl -s --max-time 30 --limit-rate 1M -o /dev/null "http://127.0.0.1:$P_W/whole/x"
 	sleep 0.0$((i * 2))
 	stop_pid "$SPAWNED" KILL
 done
-eq "10: sockwayd is alive after five clients killed mid-response" "$(kill -0 "$SWD" 2>/dev/null && echo yes)" yes
+eq "10: sockwayd is alive after five clients killed mid-response" "$(kill -0 "$WSWD" 2>/dev/null && echo yes)" yes
 check "10: accel off" "$SOCKWAY" accel off
 sb0=$(stat_of spliced_bytes)
-eq "10: with accel off, a download" "$(get woff "http://127.0.0.1:$P_SWD/whole/x")" "200 $MIB1"
+eq "10: with accel off, a download" "$(get woff "http://127.0.0.1:$P_W/whole/x")" "200 $MIB1"
 eq "10: byte-exact" "$(sha_of "$TMP/woff")" "$SHA1"
 eq "10: and nothing spliced" "$(stat_of spliced_bytes)" "$sb0"
 check "10: accel on" "$SOCKWAY" accel on
+stop_pid "$WSWD"
+eq "10: sockwayd exited cleanly" "$STOP_RC" 0
 
 # --- 7. --no-splice -----------------------------------------------------------------------------
 start_sockwayd "$P_SWD2" "$P_SWD2_ADMIN" --workers 1 --no-splice

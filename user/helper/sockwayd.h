@@ -89,6 +89,9 @@ struct worker {
 	__u64 down_until[SW_MAX_BACKENDS][SW_MAX_REPLICAS];
 	struct upstream *idle[SW_MAX_BACKENDS][SW_MAX_REPLICAS];
 	unsigned nr_idle[SW_MAX_BACKENDS][SW_MAX_REPLICAS];
+	/* Per counter cell: its last response was SW_SPLICE_MIN or more, so the next is
+	 * worth arming the whole-response splice for (proxy.c, splice_whole_ok). */
+	bool resp_large[SW_MAX_CELLS];
 	struct swd_worker_stats stats;	/* written by this worker, read by admin (relaxed) */
 	__u64 stale_generation;		/* a generation the worker gave up reading */
 	bool draining;
