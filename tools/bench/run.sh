@@ -34,6 +34,7 @@ ALL_TARGETS="direct,direct+accel,sockwayd,sockwayd+accel,nginx,haproxy"
 WORKLOADS=$ALL_WORKLOADS
 TARGETS=$ALL_TARGETS
 BIG_BODY=1048576
+ASWD_ARGS=()
 CMDLINE="tools/bench/run.sh${*:+ $*}"
 
 usage() {
@@ -49,6 +50,8 @@ Usage: tools/bench/run.sh [--duration S] [--connections C] [--quick] [options]
   --backend-threads N   threads of each swbackend (default $BACKEND_THREADS)
   --workloads LIST      comma-separated subset of $WORKLOADS
   --targets LIST        comma-separated subset of $TARGETS
+  --accel-sockwayd-arg A  one more argument for sockwayd+accel (repeat for more), e.g.
+                        --no-splice to compare
   -h, --help            this text
 
 Run from the repository root after make, as root. Installs wrk, nginx and haproxy from
@@ -84,6 +87,7 @@ while [ $# -gt 0 ]; do
 	--backend-threads) need_arg "$@"; need_number "$1" "$2"; BACKEND_THREADS=$2; shift 2 ;;
 	--workloads) need_arg "$@"; WORKLOADS=$2; shift 2 ;;
 	--targets) need_arg "$@"; TARGETS=$2; shift 2 ;;
+	--accel-sockwayd-arg) need_arg "$@"; ASWD_ARGS+=("$2"); shift 2 ;;
 	--quick) DURATION=3; WARMUP=1; shift ;;
 	-h | --help) usage; exit 0 ;;
 	*) echo "run.sh: unknown argument \"$1\" (try --help)" >&2; exit 2 ;;
@@ -675,7 +679,7 @@ if [ "$NEED_ASWD" = 1 ]; then
 	[ "$NEED_REMOTE" = 1 ] && remote_listen=(--listen "$VETH_HOST_IP:$P_ASOCKWAYD")
 	start sockwayd+accel "$TMP/sockwayd-accel.log" env SOCKWAY_PIN_ROOT="$PIN_ACCEL" \
 		"$SOCKWAYD" --listen "127.0.0.1:$P_ASOCKWAYD" "${remote_listen[@]}" \
-		--admin "127.0.0.1:$P_AADMIN" --workers "$WORKERS"
+		--admin "127.0.0.1:$P_AADMIN" --workers "$WORKERS" "${ASWD_ARGS[@]}"
 	ASOCKWAYD_PID=$START_PID
 	wait_ready sockwayd+accel "$ASOCKWAYD_PID" "$P_AADMIN" /healthz "$TMP/sockwayd-accel.log"
 	wait_ready sockwayd+accel "$ASOCKWAYD_PID" "$P_ASOCKWAYD" /small "$TMP/sockwayd-accel.log"
