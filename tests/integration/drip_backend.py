@@ -13,6 +13,9 @@ forwarded the head of before it arrives: what the kernel splice of a response bo
 PIECE 0 sends the head and the whole body (or CUT bytes of it) in one send instead, as most
 servers do: what the kernel splice of a whole response takes. DRIP_HEAD_EXTRA, if set, is
 added to the head as it is (field lines, each ending in CRLF; "\r\n" in it stands for CRLF).
+DRIP_INTERIM, if set, is sent before the head (an interim response such as 103 Early Hints,
+"\r\n" for CRLF): in the head's send, or in a send of its own 20 ms earlier with
+DRIP_INTERIM_ALONE=1.
 Prints "ready" once listening, and the body's sha256 on the first line of stdout.
 """
 import hashlib
@@ -29,6 +32,8 @@ pause = (int(sys.argv[4]) if len(sys.argv) > 4 else 2) / 1000.0
 cut = int(sys.argv[5]) if len(sys.argv) > 5 else None
 body = random.Random(42).randbytes(size)
 extra = os.environ.get("DRIP_HEAD_EXTRA", "").replace("\\r\\n", "\r\n").encode("latin-1")
+interim = os.environ.get("DRIP_INTERIM", "").replace("\\r\\n", "\r\n").encode("latin-1")
+interim_alone = os.environ.get("DRIP_INTERIM_ALONE") == "1"
 head = (b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nContent-Type: application/octet-stream\r\n" % size
         + extra + b"\r\n")
 
@@ -43,12 +48,17 @@ def serve(conn):
                     return
                 buf += d
             _, buf = buf.split(b"\r\n\r\n", 1)
+            first = interim
+            if interim and interim_alone:
+                conn.sendall(interim)
+                time.sleep(0.02)
+                first = b""
             if piece == 0:
-                conn.sendall(head + body[:cut])
+                conn.sendall(first + head + body[:cut])
                 if cut is not None:
                     return
                 continue
-            conn.sendall(head)
+            conn.sendall(first + head)
             time.sleep(pause * 5)
             for off in range(0, size, piece):
                 if cut is not None and off + piece > cut:

@@ -32,6 +32,8 @@ P_WTRAIL=$(port 23)
 P_WBIG=$(port 24)
 P_W=$(port 25)
 P_W_ADMIN=$(port 26)
+P_WINT=$(port 27)
+P_WINTJ=$(port 28)
 MIB1=1048576
 MIB8=8388608
 
@@ -160,7 +162,13 @@ DRIP_HEAD_EXTRA='Keep-Alive: timeout=5\r\n' SPAWN_CGROUP=$CG \
 	spawn wka python3 tests/integration/drip_backend.py "$P_WKA" $MIB1 0
 DRIP_HEAD_EXTRA='X-Trail: a \r\n' SPAWN_CGROUP=$CG \
 	spawn wtrail python3 tests/integration/drip_backend.py "$P_WTRAIL" $MIB1 0
-for b in whole wcut wbig wka wtrail; do
+# A 103 Early Hints before the head: in a send of its own, and in the head's send.
+EARLY='HTTP/1.1 103 Early Hints\r\nLink: </a.css>; rel=preload\r\n\r\n'
+DRIP_INTERIM=$EARLY DRIP_INTERIM_ALONE=1 SPAWN_CGROUP=$CG \
+	spawn wint python3 tests/integration/drip_backend.py "$P_WINT" $MIB1 0
+DRIP_INTERIM=$EARLY SPAWN_CGROUP=$CG \
+	spawn wintj python3 tests/integration/drip_backend.py "$P_WINTJ" $MIB1 0
+for b in whole wcut wbig wka wtrail wint wintj; do
 	wait_until 5 grep -q ready "$TMP/$b.log" || fail "$b backend did not start" "$(cat "$TMP/$b.log")"
 done
 SHA1=$(head -1 "$TMP/whole.log")
@@ -174,12 +182,16 @@ check "endpoint /wcut" "$SOCKWAY" endpoint create wcut --route /wcut --backend w
 check "endpoint /wbig" "$SOCKWAY" endpoint create wbig --route /wbig --backend wbig
 check "endpoint /wka" "$SOCKWAY" endpoint create wka --route /wka --backend wka
 check "endpoint /wtrail" "$SOCKWAY" endpoint create wtrail --route /wtrail --backend wtrail
+for b in wint wintj; do
+	check "backend $b" "$SOCKWAY" backend create $b "127.0.0.1:$(eval echo \$P_${b^^})"
+	check "endpoint /$b" "$SOCKWAY" endpoint create $b --route /$b --backend $b
+done
 # One worker, so that one download warms what sockwayd learns per endpoint x backend: it
 # arms before the response only when the last one there was large (arming costs small
 # responses a little).
 start_sockwayd "$P_W" "$P_W_ADMIN" --workers 1
 WSWD=$SWD_PID
-for e in whole wbig wka wtrail; do
+for e in whole wbig wka wtrail wint wintj; do
 	eq "10: a first download from /$e (sockwayd learns it is large)" \
 		"$(get "warm-$e" "http://127.0.0.1:$P_W/$e/x" -o /dev/null | cut -d' ' -f1)" 200
 done
@@ -212,7 +224,6 @@ eq "10: the first whole one is byte-exact" "$(sha_of "$TMP/wka2")" "$SHA1"
 eq "10: the second is byte-exact" "$(sha_of "$TMP/wka3")" "$SHA1"
 
 # What sockwayd must write itself: the kernel leaves those heads alone.
-sb0=$(stat_of spliced_bytes)
 get wc "http://127.0.0.1:$P_W/whole/x" -H 'Connection: close' -D "$TMP/wc.head" >/dev/null
 eq "10: a client that closes gets Connection: close (sockwayd's head)" \
 	"$(grep -ci '^Connection: close' "$TMP/wc.head")" 1
@@ -230,7 +241,16 @@ get wt "http://127.0.0.1:$P_W/wtrail/x" -D "$TMP/wt.head" >/dev/null
 eq "10: a value's trailing space is trimmed (sockwayd's head)" \
 	"$(grep -c $'^X-Trail: a\r$' "$TMP/wt.head")" 1
 eq "10: byte-exact" "$(sha_of "$TMP/wt")" "$SHA1"
-eq "10: none of those five was spliced" "$(stat_of spliced_bytes)" "$sb0"
+# (Their bodies may still be spliced in part, after sockwayd forwarded its head: the kernel
+# cuts a 1 MiB send into parts, and a later part can find the body splice armed.)
+# An interim response goes to the client first, as sockwayd forwards it; the final head,
+# which the kernel sees after it, is sockwayd's to forward too.
+for b in wint wintj; do
+	eq "10: /$b: 103 then 200" "$(get "$b" "http://127.0.0.1:$P_W/$b/x" -D "$TMP/$b.head")" "200 $MIB1"
+	eq "10: /$b: the client saw the 103 first, then the 200" \
+		"$(grep -aoE '^HTTP/1.1 [0-9]+' "$TMP/$b.head" | tr '\n' ' ')" "HTTP/1.1 103 HTTP/1.1 200 "
+	eq "10: /$b: byte-exact" "$(sha_of "$TMP/$b")" "$SHA1"
+done
 
 # A slow client: the kernel stops at the client's limit, sockwayd forwards the rest.
 sb0=$(stat_of spliced_bytes)
