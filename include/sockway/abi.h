@@ -246,7 +246,7 @@ struct sw_accel_stats {
 	__u64 passed_bytes;
 	__u64 held;	     /* messages to a local peer that took TCP all the same: the peer */
 	__u64 held_bytes;    /* had a full buffer, or earlier bytes were still on TCP */
-	__u64 spliced;	     /* messages of a response body moved from the backend straight */
+	__u64 spliced;	     /* messages of a response (or its body) moved from the backend straight */
 	__u64 spliced_bytes; /* to the client, past sockwayd (counted in redirected too) */
 };
 

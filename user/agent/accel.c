@@ -158,7 +158,7 @@ static int accel_list(int argc, char **argv)
 			       json_string_value(json_object_get(json_array_get(cgs, i), "path")));
 		printf("sockets tracked %llu; sends redirected %llu (%llu bytes), passed to TCP "
 		       "%llu (%llu bytes), of which held back from a local peer %llu (%llu bytes); "
-		       "response-body bytes spliced backend to client %llu\n",
+		       "response bytes spliced backend to client %llu\n",
 		       (unsigned long long)st.sockets, (unsigned long long)st.redirected,
 		       (unsigned long long)st.redirected_bytes, (unsigned long long)st.passed,
 		       (unsigned long long)st.passed_bytes, (unsigned long long)st.held,
