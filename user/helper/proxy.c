@@ -65,6 +65,7 @@ struct upstream {
 	__u64 deadline_ms;
 	struct sw_conn *kc; /* its conns entry (kernel fast path), or NULL */
 	__u64 accel_seen;   /* kc->accel_bytes already added to a cell */
+	bool splice_used;   /* a splice was armed on kc at some point */
 };
 
 struct exchange {
@@ -172,6 +173,56 @@ static void upstream_update(struct upstream *u)
 	reactor_mod(u->w->r, &u->ev, mask);
 }
 
+/* A conns entry whose splice is over, waiting a tick before it is freed. */
+struct deferred_entry {
+	struct sw_conn *e;
+	__u64 free_at_ms;
+	struct deferred_entry *next;
+};
+
+/*
+ * Frees the conns entry of an upstream being closed. One that had a splice armed may still
+ * be written by an sk_msg run that started before (its done and left counts, its head
+ * scan): freed now, the way could be claimed and armed by another connection in between.
+ * So the splice is stopped now (the kernel leaves ACTIVE by compare-and-swap only, and
+ * starts only from an armed state), and the entry is freed at the second tick from now
+ * (100-200 ms), long after any such run.
+ */
+static void upstream_release_entry(struct upstream *u)
+{
+	struct worker *w = u->w;
+	struct deferred_entry *d;
+
+	__atomic_store_n(&u->kc->splice, SW_SPLICE_IDLE, __ATOMIC_RELEASE);
+	d = u->splice_used ? malloc(sizeof(*d)) : NULL;
+	if (!d) {
+		sw_conn_release(w->maps, u->kc);
+		return;
+	}
+	d->e = u->kc;
+	d->free_at_ms = reactor_now_ms(w->r) + 100;
+	d->next = w->deferred;
+	w->deferred = d;
+}
+
+/* Frees the deferred entries whose time has come (at exit, sw_conns_release_mine frees
+ * what is left). */
+static void deferred_entries_free(struct worker *w)
+{
+	__u64 now = reactor_now_ms(w->r);
+	struct deferred_entry **p = &w->deferred, *d;
+
+	while ((d = *p)) {
+		if (d->free_at_ms > now) {
+			p = &d->next;
+			continue;
+		}
+		sw_conn_release(w->maps, d->e);
+		*p = d->next;
+		free(d);
+	}
+}
+
 static void upstream_close(struct upstream *u)
 {
 	struct worker *w = u->w;
@@ -179,7 +230,7 @@ static void upstream_close(struct upstream *u)
 	if (u->x)
 		u->x->u = NULL;
 	if (u->kc)
-		sw_conn_release(u->w->maps, u->kc);
+		upstream_release_entry(u);
 	reactor_del(w->r, &u->ev);
 	close(u->ev.fd);
 	if (u->prev)
@@ -1324,6 +1375,7 @@ static void splice_arm(struct exchange *x)
 	}
 	x->splice_armed = true;
 	x->splice_seen = 0;
+	u->splice_used = true;
 }
 
 /*
@@ -1550,6 +1602,8 @@ void proxy_tick(struct worker *w)
 	__u64 now = reactor_now_ms(w->r);
 	struct client *c, *cn;
 	struct upstream *u, *un;
+
+	deferred_entries_free(w);
 
 	for (u = w->upstreams; u; u = un) {
 		un = u->next;

@@ -92,6 +92,9 @@ struct worker {
 	/* Per counter cell: its last response was SW_SPLICE_MIN or more, so the next is
 	 * worth arming the whole-response splice for (proxy.c, splice_whole_ok). */
 	bool resp_large[SW_MAX_CELLS];
+	/* conns entries of closed upstreams that had a splice armed, freed a tick later
+	 * (proxy.c, upstream_release_entry). */
+	struct deferred_entry *deferred;
 	struct swd_worker_stats stats;	/* written by this worker, read by admin (relaxed) */
 	__u64 stale_generation;		/* a generation the worker gave up reading */
 	bool draining;
