@@ -144,21 +144,6 @@ static __always_inline long msg_queued(struct tcp_sock *tp)
 	return psock->msg_tot_len;
 }
 
-/* Nothing redirected into the socket is waiting to be read. Unknown (no msg_tot_len in
- * this kernel) counts as not empty: a splice must never start then. */
-static __always_inline int queue_known_empty(struct tcp_sock *tp)
-{
-	unsigned long p = (unsigned long)tp->inet_conn.icsk_inet.sk.sk_user_data & ~7UL;
-	struct sk_psock *psock;
-
-	if (!p)
-		return 0;
-	psock = bpf_rdonly_cast((void *)p, bpf_core_type_id_kernel(struct sk_psock));
-	if (!bpf_core_field_exists(psock->msg_tot_len))
-		return 0;
-	return psock->msg_tot_len == 0;
-}
-
 /*
  * What a socket may hold in its sk_msg queue before sends to it take TCP: its SO_RCVBUF,
  * but at least SW_ACCEL_QUEUE (or tcp_rmem[2] if smaller). No autotuning grows this queue
@@ -220,6 +205,14 @@ static __always_inline enum peer_state peer_ready(struct sk_msg_md *msg, __u64 p
 	if (self->bytes_sent && !tcp_read_all(tp))
 		return BEHIND;
 	return has_room(tp) ? READY : BEHIND;
+}
+
+/* Nothing redirected into the socket is waiting to be read. Unknown (no msg_tot_len in
+ * this kernel, where msg_queued says 0) counts as not empty: a splice must never start
+ * then. */
+static __always_inline int queue_known_empty(struct tcp_sock *tp)
+{
+	return bpf_core_field_exists(struct sk_psock, msg_tot_len) && msg_queued(tp) == 0;
 }
 
 /*
