@@ -480,7 +480,8 @@ int msg_redirect(struct sk_msg_md *msg)
 		 */
 		bpf_msg_apply_bytes(msg, 0);
 		if (pe)
-			__sync_val_compare_and_swap(&pe->splice, SW_SPLICE_SPLIT, SW_SPLICE_STOPPED);
+			__sync_val_compare_and_swap(&pe->splice, SW_SPLICE_SPLIT,
+						    SW_SPLICE_STOPPED);
 		ret = bpf_msg_redirect_hash(msg, &sock_hash, &peer, BPF_F_INGRESS);
 		if (ret != SK_PASS) {
 			/* sockwayd's socket is gone: nobody reads this connection any more. */

@@ -246,8 +246,9 @@ struct sw_accel_stats {
 	__u64 passed_bytes;
 	__u64 held;	     /* messages to a local peer that took TCP all the same: the peer */
 	__u64 held_bytes;    /* had a full buffer, or earlier bytes were still on TCP */
-	__u64 spliced;	     /* messages of a response (or its body) moved from the backend straight */
-	__u64 spliced_bytes; /* to the client, past sockwayd (counted in redirected too) */
+	__u64 spliced;	     /* messages of a response (or of its body) moved from the */
+	__u64 spliced_bytes; /* backend straight to the client, past sockwayd (counted in
+			      * redirected too) */
 };
 
 /*
@@ -301,12 +302,6 @@ enum sw_splice_state {
  * and the handshake costs more than the copy it saves. */
 #define SW_SPLICE_MIN (64 * 1024)
 
-/*
- * The scan of a response head by sk_msg (include/sockway/resphead.h says which heads it
- * takes). It lives in the upstream connection's conns entry: only the backend's sends,
- * one at a time under its socket lock, scan there, and map memory keeps the verifier from
- * following the scan's values through every byte.
- */
 /* Longest head the kernel scans; fields at most. sockwayd arms only when its own limits
  * take every head this accepts (max_header_bytes, max_request_line, max_headers). */
 #define SW_RESPHEAD_MAX	   4096
@@ -327,6 +322,12 @@ enum sw_resphead_state {
 	SW_RH_END_LF,	   /* the LF of the empty line */
 };
 
+/*
+ * The scan of a response head by sk_msg (include/sockway/resphead.h says which heads it
+ * takes). It lives in the upstream connection's conns entry: only the backend's sends,
+ * one at a time under its socket lock, scan there, and map memory keeps the verifier from
+ * following the scan's values through every byte.
+ */
 struct sw_resphead {
 	__u32 state;	   /* enum sw_resphead_state */
 	__u32 name_start;  /* offset of the current field name */
