@@ -15,7 +15,9 @@ servers do: what the kernel splice of a whole response takes. DRIP_HEAD_EXTRA, i
 added to the head as it is (field lines, each ending in CRLF; "\r\n" in it stands for CRLF).
 DRIP_INTERIM, if set, is sent before the head (an interim response such as 103 Early Hints,
 "\r\n" for CRLF): in the head's send, or in a send of its own 20 ms earlier with
-DRIP_INTERIM_ALONE=1.
+DRIP_INTERIM_ALONE=1. With PIECE 0, a request path with "/silent" waits DRIP_SLOW_MS
+(default 2000) before it answers, and one with "/stall" gets the head and half the body at
+once, the rest DRIP_SLOW_MS later (a backend that stalls mid-body).
 Prints "ready" once listening, and the body's sha256 on the first line of stdout.
 """
 import hashlib
@@ -34,6 +36,7 @@ body = random.Random(42).randbytes(size)
 extra = os.environ.get("DRIP_HEAD_EXTRA", "").replace("\\r\\n", "\r\n").encode("latin-1")
 interim = os.environ.get("DRIP_INTERIM", "").replace("\\r\\n", "\r\n").encode("latin-1")
 interim_alone = os.environ.get("DRIP_INTERIM_ALONE") == "1"
+slow = int(os.environ.get("DRIP_SLOW_MS", "2000")) / 1000.0
 head = (b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nContent-Type: application/octet-stream\r\n" % size
         + extra + b"\r\n")
 
@@ -47,12 +50,20 @@ def serve(conn):
                 if not d:
                     return
                 buf += d
-            _, buf = buf.split(b"\r\n\r\n", 1)
+            req, buf = buf.split(b"\r\n\r\n", 1)
+            target = req.split(b"\r\n", 1)[0]
             first = interim
             if interim and interim_alone:
                 conn.sendall(interim)
                 time.sleep(0.02)
                 first = b""
+            if piece == 0 and b"/stall" in target:
+                conn.sendall(first + head + body[:size // 2])
+                time.sleep(slow)
+                conn.sendall(body[size // 2:])
+                continue
+            if piece == 0 and b"/silent" in target:
+                time.sleep(slow)
             if piece == 0:
                 conn.sendall(first + head + body[:cut])
                 if cut is not None:

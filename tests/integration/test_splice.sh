@@ -35,6 +35,8 @@ P_W=$(port 25)
 P_W_ADMIN=$(port 26)
 P_WINT=$(port 27)
 P_WINTJ=$(port 28)
+P_WT=$(port 29)
+P_WT_ADMIN=$(port 30)
 MIB1=1048576
 MIB8=8388608
 
@@ -277,6 +279,29 @@ ge "10: sockwayd counted an upstream error" \
 	"$("$SOCKWAY" -j stats wcut | jq -r '[.[0].counters.errors[]] | add')" 1
 eq "10: and serves the next request" "$(get w4 "http://127.0.0.1:$P_W/whole/x")" "200 $MIB1"
 eq "10: byte-exact" "$(sha_of "$TMP/w4")" "$SHA1"
+
+# Timeouts with a whole response armed (a sockwayd of its own, 800 ms response timeout):
+# a backend that stays silent (the arming is taken back, the client gets sockwayd's 504),
+# and one that stalls mid-body after the kernel passed the head and half the body on (the
+# client has part of a response: it gets a close, not a 504).
+start_sockwayd "$P_WT" "$P_WT_ADMIN" --workers 1 --response-timeout 800 --replica-down 0
+WTSWD=$SWD_PID
+eq "10: (a first download from /whole on it)" "$(get wt0 "http://127.0.0.1:$P_WT/whole/x")" "200 $MIB1"
+e0=$("$SOCKWAY" -j stats whole | jq -r '[.[0].counters.errors[]] | add')
+eq "10: a silent backend: sockwayd answers 504 itself" \
+	"$(get wt1 "http://127.0.0.1:$P_WT/whole/silent" | cut -d' ' -f1)" 504
+ge "10: and counts the timeouts" "$("$SOCKWAY" -j stats whole | jq -r '[.[0].counters.errors[]] | add')" \
+	$((e0 + 1))
+sb0=$(stat_of spliced_bytes)
+eq "10: a backend stalling mid-body: the client gets the head and half the body, then a close" \
+	"$(get wt2 "http://127.0.0.1:$P_WT/whole/stall")" "200 $((MIB1 / 2))"
+ge "10: (the kernel had passed them on)" $(($(stat_of spliced_bytes) - sb0)) $((MIB1 / 2))
+eq "10: those bytes are the body's first half" "$(sha_of "$TMP/wt2")" \
+	"$(head -c $((MIB1 / 2)) "$TMP/w1" | sha256sum | awk '{ print $1 }')"
+eq "10: then a whole response again" "$(get wt3 "http://127.0.0.1:$P_WT/whole/x")" "200 $MIB1"
+eq "10: byte-exact" "$(sha_of "$TMP/wt3")" "$SHA1"
+stop_pid "$WTSWD"
+eq "10: that sockwayd exited cleanly" "$STOP_RC" 0
 
 # under_load LABEL FLIP: 4 s of 8 keep-alive clients, each fetching a whole response, a
 # small one and a whole one again on one connection, over and over (whole responses, small
