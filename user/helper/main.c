@@ -60,9 +60,10 @@ static void usage(FILE *f)
 		"Kernel fast path:\n"
 		"  --no-accel                do not join the accelerated cgroup CGROUP2/sockway\n"
 		"                            (named after the pin directory)\n"
-		"  --no-splice               keep response bodies in userspace: by default the\n"
-		"                            kernel moves a Content-Length body of 64 KiB or more\n"
-		"                            from a local backend straight to a local client\n",
+		"  --no-splice               keep responses in userspace: by default the kernel\n"
+		"                            moves a Content-Length body of 64 KiB or more (and its\n"
+		"                            head, when sockwayd would pass it on unchanged) from a\n"
+		"                            local backend straight to a local client\n",
 		SWD_MAX_WORKERS);
 }
 
