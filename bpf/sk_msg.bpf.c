@@ -307,15 +307,40 @@ static __always_inline int head_scan(struct sk_msg_md *msg, __u64 size, struct s
 	s.e = e;
 	s.result = -1;
 	bpf_loop(n - SW_RESPHEAD_START, head_scan_byte, &s, 0);
-	if (s.result != 1 || e->head.body_len < SW_SPLICE_MIN)
-		return -1;
-	return 0;
+	return s.result == 1 ? 0 : -1;
 }
 
 enum splice_result {
 	NOT_SPLICED,  /* the normal path decides */
 	SPLICED_SENT, /* (some of) the message went to the client */
 };
+
+/*
+ * The message is a whole response, head and body, and the splice is ours (TAKING): it all
+ * goes to the client, and the entry says DONE with what moved and when. Nothing reaches
+ * sockwayd's socket, so nothing wakes it: the client's next request does, or its tick.
+ */
+static __always_inline enum splice_result splice_whole_send(struct sk_msg_md *msg,
+							    struct sw_conn *e,
+							    struct sw_sock_key *client, __u64 size)
+{
+	if (bpf_msg_redirect_hash(msg, &sock_hash, client, BPF_F_INGRESS) != SK_PASS) {
+		/* The client's socket is gone: the response goes to sockwayd, which finds
+		 * the splice stopped with nothing moved (and the client closed). */
+		e->done = 0;
+		__sync_val_compare_and_swap(&e->splice, SW_SPLICE_TAKING, SW_SPLICE_STOPPED);
+		return NOT_SPLICED;
+	}
+	e->done = size;
+	e->left = 0;
+	e->done_ns = bpf_ktime_get_ns();
+	count(SPLICED, size);
+	__sync_fetch_and_add(&e->accel_bytes, size);
+	/* A swap: sockwayd may have freed the entry meanwhile (it never leaves TAKING
+	 * otherwise). */
+	__sync_val_compare_and_swap(&e->splice, SW_SPLICE_TAKING, SW_SPLICE_DONE);
+	return SPLICED_SENT;
+}
 
 /*
  * A send of a backend to sockwayd's upstream socket (key hash up_hash, conns entry e)
@@ -327,9 +352,9 @@ static __always_inline enum splice_result splice(struct sk_msg_md *msg, struct s
 						 __u64 up_hash, __u64 size, int accel_off)
 {
 	struct sw_sock_key client, again;
+	__u32 state = e->splice, next = SW_SPLICE_ACTIVE;
 	struct tcp_sock *cl;
-	__u32 state = e->splice;
-	__u64 left;
+	__u64 left, total;
 	long ret;
 
 	if (state == SW_SPLICE_SPLIT) {
@@ -342,44 +367,51 @@ static __always_inline enum splice_result splice(struct sk_msg_md *msg, struct s
 	}
 	if (state != SW_SPLICE_ARMED && state != SW_SPLICE_ACTIVE && state != SW_SPLICE_PREARMED)
 		return NOT_SPLICED;
-	/* The response's first send, small: most likely all of a small response (most
-	 * are), left to sockwayd, armed still (its socket is not empty now, so no later
-	 * send is taken for a head). This is the cost the arming adds to small requests. */
-	if (state == SW_SPLICE_PREARMED && (accel_off || size < SW_SPLICE_MIN))
+	if (accel_off && state != SW_SPLICE_ACTIVE)
 		return NOT_SPLICED;
 	__builtin_memcpy(&client, &e->client, sizeof(client));
+	if (state != SW_SPLICE_ACTIVE && !splice_can_start(msg, up_hash, &client))
+		return NOT_SPLICED;
 	if (state == SW_SPLICE_PREARMED) {
-		if (!splice_can_start(msg, up_hash, &client))
-			return NOT_SPLICED;
 		if (head_scan(msg, size, e)) {
 			__sync_val_compare_and_swap(&e->splice, SW_SPLICE_PREARMED, SW_SPLICE_IDLE);
 			return NOT_SPLICED;
 		}
-	} else if (state == SW_SPLICE_ARMED) {
-		if (accel_off || !splice_can_start(msg, up_hash, &client))
+		total = (__u64)e->head.head_len + e->head.body_len;
+		/* Bytes past the response in its first send: not a stream to pass on. */
+		if (size > total) {
+			__sync_val_compare_and_swap(&e->splice, SW_SPLICE_PREARMED, SW_SPLICE_IDLE);
 			return NOT_SPLICED;
+		}
+		/* The whole response in this send (most small ones): all of it goes, and
+		 * nothing wakes sockwayd; it finds DONE when the client speaks again, or at
+		 * its next tick. */
+		if (size == total)
+			next = SW_SPLICE_TAKING;
 	}
 	if (state != SW_SPLICE_ACTIVE) {
-		if (__sync_val_compare_and_swap(&e->splice, state, SW_SPLICE_ACTIVE) != state)
+		if (__sync_val_compare_and_swap(&e->splice, state, next) != state)
 			return NOT_SPLICED; /* sockwayd disarmed it just now */
 		/* sockwayd may have disarmed and armed again, for another client, between the
 		 * copy above and the swap: then give this arming back untouched. */
 		__builtin_memcpy(&again, &e->client, sizeof(again));
 		if (!key_equal(&again, &client)) {
-			__sync_val_compare_and_swap(&e->splice, SW_SPLICE_ACTIVE, state);
+			__sync_val_compare_and_swap(&e->splice, next, state);
 			return NOT_SPLICED;
 		}
 		/* Or disarmed, forwarded bytes to the same client and armed again (a 1xx, or
 		 * the head before a body): those bytes must not be on TCP still, where this
 		 * splice would overtake them. Checked again now that the arming is ours. */
 		if (!splice_can_start(msg, up_hash, &client)) {
-			__sync_val_compare_and_swap(&e->splice, SW_SPLICE_ACTIVE, state);
+			__sync_val_compare_and_swap(&e->splice, next, state);
 			return NOT_SPLICED;
 		}
+		if (next == SW_SPLICE_TAKING)
+			return splice_whole_send(msg, e, &client, size);
 		/* All of the response but its last byte; sockwayd reads the head's status
 		 * and lengths from e->head once it sees STOPPED. */
 		if (state == SW_SPLICE_PREARMED)
-			e->left = e->head.head_len + e->head.body_len - 1;
+			e->left = total - 1;
 	} else {
 		cl = sock_of(sw_sock_key_hash(&client));
 		if (accel_off || !cl || !has_room(cl))

@@ -266,20 +266,25 @@ struct sw_accel_stats {
  *   splice: the response splice of an upstream connection, two ways in:
  *     - PREARMED: sockwayd sends a request whose response head it would pass on unchanged
  *       (resphead.h) and arms before the response comes. sk_msg scans the head of the
- *       backend's first send; if it is such a head, with a body of SW_SPLICE_MIN or more,
- *       it writes status, head_len and body_len, and the whole response, head included,
- *       goes backend -> client (ACTIVE). Else it declines (IDLE) and sockwayd reads the
- *       head as always.
+ *       backend's first send; if it is such a head, it writes status, head_len and
+ *       body_len, and the whole response, head included, goes backend -> client. Else it
+ *       declines (IDLE) and sockwayd reads the head as always.
  *     - ARMED: sockwayd read the head and forwarded every byte it read; the rest of a
  *       Content-Length body (left) goes backend -> client from the backend's next send.
- *     Either way sk_msg starts only if sockwayd's socket is empty then, moves at most
- *     `left` bytes (all but the response's last one) into the client's socket, splitting
- *     the message that holds more (SPLIT: the rest of it goes to sockwayd's socket on the
- *     program's next run), and ends (STOPPED) once left is 0 or the client cannot take
- *     more. The last byte, in sockwayd's socket, wakes sockwayd. sockwayd disarms
- *     (ARMED/PREARMED -> IDLE, a compare-and-swap) before it reads an armed socket or
- *     answers the client itself, so the kernel never overtakes bytes that sockwayd holds
- *     or writes. sk_msg.bpf.c and user/helper/proxy.c hold the rest.
+ *     Either way sk_msg starts only if sockwayd's socket is empty then. A PREARMED response
+ *     that is all in that first send (most small ones) goes as it is: TAKING while sk_msg
+ *     redirects it, then DONE with done and done_ns. Nothing reaches sockwayd's socket, so
+ *     nothing wakes sockwayd: it ends the exchange when the client speaks again (the
+ *     response reached it before, so DONE is there to see) or closes, or at its tick; and
+ *     it arms so only when no pipelined request waits, and takes the arming back when one
+ *     comes. Any other splice (ACTIVE) moves at most `left` bytes (all but the response's
+ *     last one) into the client's socket, splitting the message that holds more (SPLIT:
+ *     the rest of it goes to sockwayd's socket on the program's next run), and ends
+ *     (STOPPED) once left is 0 or the client cannot take more; the last byte, in
+ *     sockwayd's socket, wakes sockwayd. sockwayd disarms (ARMED/PREARMED -> IDLE, a
+ *     compare-and-swap) before it reads an armed socket or answers the client itself, so
+ *     the kernel never overtakes bytes that sockwayd holds or writes. sk_msg.bpf.c and
+ *     user/helper/proxy.c hold the rest.
  * A sockwayd killed leaves its entries behind: sockops frees the entry of a tuple that
  * connects again (before any sockwayd can claim it, so no new connection ever finds an
  * old splice), and sockwayd frees the entries of dead owners when it starts and when a
@@ -296,10 +301,13 @@ enum sw_splice_state {
 	SW_SPLICE_STOPPED = 3,
 	SW_SPLICE_PREARMED = 4,
 	SW_SPLICE_SPLIT = 5,
+	SW_SPLICE_TAKING = 6,
+	SW_SPLICE_DONE = 7,
 };
 
-/* Bodies shorter than this are not spliced: they usually come in one send with the head,
- * and the handshake costs more than the copy it saves. */
+/* A body sockwayd read the head of is spliced (ARMED) only if this much of it is left: a
+ * shorter one is likely in sockwayd's socket already, and the arming costs more than the
+ * copy it saves. */
 #define SW_SPLICE_MIN (64 * 1024)
 
 /* Longest head the kernel scans; fields at most. sockwayd arms only when its own limits
@@ -356,7 +364,8 @@ struct sw_conn {
 	/* sk_msg's scan of a PREARMED response's head; when it took the response, sockwayd
 	 * reads status, head_len and body_len from here (written before done and STOPPED). */
 	struct sw_resphead head;
-	__u64 pad[5];
+	__u64 done_ns; /* DONE: when the kernel passed the response on (CLOCK_MONOTONIC) */
+	__u64 pad[4];
 };
 
 /* accel_cgroups map value, keyed by cgroup id: a cgroup whose sockets are accelerated. */

@@ -17,7 +17,10 @@ DRIP_INTERIM, if set, is sent before the head (an interim response such as 103 E
 "\r\n" for CRLF): in the head's send, or in a send of its own 20 ms earlier with
 DRIP_INTERIM_ALONE=1. With PIECE 0, a request path with "/silent" waits DRIP_SLOW_MS
 (default 2000) before it answers, and one with "/stall" gets the head and half the body at
-once, the rest DRIP_SLOW_MS later (a backend that stalls mid-body).
+once, the rest DRIP_SLOW_MS later (a backend that stalls mid-body); one with "/close" is
+closed right after its response (a backend that says keep-alive and closes all the same), and
+one with "/extra" gets "junk" 50 ms after its response, in a send of its own (bytes past the
+response).
 Prints "ready" once listening, and the body's sha256 on the first line of stdout.
 """
 import hashlib
@@ -66,8 +69,11 @@ def serve(conn):
                 time.sleep(slow)
             if piece == 0:
                 conn.sendall(first + head + body[:cut])
-                if cut is not None:
+                if cut is not None or b"/close" in target:
                     return
+                if b"/extra" in target:
+                    time.sleep(0.05)
+                    conn.sendall(b"junk")
                 continue
             conn.sendall(first + head)
             time.sleep(pause * 5)

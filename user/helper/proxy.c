@@ -105,6 +105,7 @@ struct exchange {
 	bool spliced;	      /* some of it did */
 	__u64 splice_seen;    /* bytes the kernel had moved at the last timer check */
 	__u64 t_start_us;
+	__u64 t_end_us; /* when the kernel passed the whole response on (DONE), or 0 */
 	__u64 bytes_in, bytes_out;
 	struct shadow *shadows[SW_MAX_SHADOWS];
 	unsigned nr_shadows;
@@ -123,6 +124,7 @@ static int exchange_upstream_failed(struct exchange *x, enum sw_upstream_error k
 static int upstream_start(struct exchange *x);
 static void splice_arm(struct exchange *x);
 static void splice_abandon(struct exchange *x);
+static int splice_check(struct exchange *x, bool take_back);
 
 static const char *reason_phrase(int status)
 {
@@ -480,12 +482,10 @@ static int exchange_finish(struct exchange *x)
 			counters_add(&ctr->accel_bytes, accel_delta(c->kc, &c->accel_seen));
 		if (u && u->kc)
 			counters_add(&ctr->accel_bytes, accel_delta(u->kc, &u->accel_seen));
-		counters_latency(ctr, now_us() - x->t_start_us);
+		counters_latency(ctr, (x->t_end_us ? x->t_end_us : now_us()) - x->t_start_us);
 	}
 	if (x->req_done)
 		exchange_launch_shadows(x);
-	if (x->resp_started && x->cell < SW_MAX_CELLS)
-		w->resp_large[x->cell] = x->bytes_out >= SW_SPLICE_MIN;
 	/*
 	 * Bytes past the body after a splice: the kernel counted bytes it then failed to
 	 * deliver (memory pressure; the backend sent them again), so the client is short of
@@ -1073,7 +1073,11 @@ static int client_read(struct client *c)
 		struct exchange *x = c->x;
 		int ret = 0;
 
-		if (!x->req_done)
+		/* A pipelined request: its turn must not hang on a response that wakes
+		 * nobody. */
+		if (x->req_done && c->in.len && x->splice_armed)
+			ret = splice_check(x, true);
+		else if (!x->req_done)
 			ret = exchange_pump_request(x);
 		if (ret < 0)
 			return -1;
@@ -1096,6 +1100,10 @@ static void client_event(struct reactor *r, struct reactor_ev *ev, __u32 events)
 	struct exchange *x;
 
 	(void)r;
+	/* The response the kernel passed on whole ends here (the client got it, and this
+	 * is its next request or its close), before anything else is decided. */
+	if (c->x && c->x->splice_armed && splice_check(c->x, false) < 0)
+		return;
 	/* An error, or a peer gone both ways: nothing it asked can reach it any more. */
 	if (events & (EPOLLERR | EPOLLHUP)) {
 		client_close(c);
@@ -1321,19 +1329,16 @@ static void upstream_track(struct upstream *u)
  * May the kernel pass the whole response on, head included, if the head is one that
  * proxy_response_head gives back unchanged? Only when sockwayd has nothing to add to it
  * (an HTTP/1.1 client that keeps its connection, no HEAD, no shadows to launch on the
- * head) and would take every head the kernel takes (its limits are no lower); and only
- * when the response is likely large: the last one of the same endpoint and backend was.
- * Arming a small response buys nothing and costs cache-line trips between sockwayd's CPU
- * and the backend's (the conns entry): up to ~10% of small-GET throughput in an A/B with
- * arming on every request, within this machine's noise.
+ * head) and would take every head the kernel takes (its limits are no lower); and not
+ * while a pipelined request waits: a response the kernel passes on whole wakes nobody,
+ * and that request would wait for the tick.
  */
 static bool splice_whole_ok(const struct exchange *x)
 {
 	const struct http_limits *lim = &swd_cfg.limits;
 
-	return !x->resp_started && !x->splice_whole_tried && x->cell < SW_MAX_CELLS &&
-	       x->c->w->resp_large[x->cell] && !x->is_head && !x->nr_shadows &&
-	       x->version_minor == 1 &&
+	return !x->resp_started && !x->splice_whole_tried && !x->is_head && !x->nr_shadows &&
+	       x->version_minor == 1 && !x->c->in.len &&
 	       exchange_client_keep(x) && lim->max_header_bytes >= SW_RESPHEAD_MAX &&
 	       lim->max_request_line >= SW_RESPHEAD_MAX && lim->max_headers >= SW_RESPHEAD_FIELDS;
 }
@@ -1346,8 +1351,10 @@ static bool splice_whole_ok(const struct exchange *x)
  *   socket as it came;
  * - once the head is forwarded, the rest of a Content-Length body: sk_msg moves it from
  *   the backend's next send on, if sockwayd's socket is still empty then.
- * Either way the kernel leaves the response's last byte to sockwayd, which wakes it to end
- * the exchange (abi.h, struct sw_conn).
+ * The kernel leaves the response's last byte to sockwayd, which wakes it to end the
+ * exchange (abi.h, struct sw_conn), unless the whole response came in one send: then it
+ * passes it all on (DONE), and sockwayd ends the exchange when the client speaks again
+ * (splice_check) or at its tick.
  */
 static void splice_arm(struct exchange *x)
 {
@@ -1381,9 +1388,9 @@ static void splice_arm(struct exchange *x)
 /*
  * The kernel passed the first `done` bytes of the response on, its head whole among them
  * (sk_msg's scan is in kc->head): the exchange goes on from there, as if sockwayd had
- * forwarded them.
+ * forwarded them. All of them when it found the response whole in one send (DONE).
  */
-static int splice_took_response(struct exchange *x, __u64 done)
+static int splice_took_response(struct exchange *x, __u64 done, bool whole)
 {
 	const struct sw_resphead *h = &x->u->kc->head;
 	__u64 total = (__u64)h->head_len + h->body_len;
@@ -1391,12 +1398,16 @@ static int splice_took_response(struct exchange *x, __u64 done)
 	x->resp_started = true;
 	x->resp_sent = true;
 	x->spliced = true;
-	if (done < h->head_len || done >= total)
-		/* sk_msg never stops inside the head nor moves the last byte. */
+	if (done < h->head_len || done > total || (done == total) != whole)
+		/* sk_msg never stops inside the head, and moves the last byte only with
+		 * all the others. */
 		return exchange_upstream_failed(x, SW_ERR_BAD_RESPONSE);
 	x->status = (int)h->status;
 	x->resp_body = HTTP_BODY_LENGTH;
 	x->resp_left = total - done;
+	x->resp_done = whole;
+	if (whole)
+		x->t_end_us = __atomic_load_n(&x->u->kc->done_ns, __ATOMIC_RELAXED) / 1000;
 	x->resp_keepalive = true;
 	x->client_keep = exchange_client_keep(x);
 	x->bytes_out += done;
@@ -1412,11 +1423,11 @@ static int splice_took_response(struct exchange *x, __u64 done)
 static int splice_settle(struct exchange *x)
 {
 	struct upstream *u = x->u;
-	bool whole = x->splice_whole;
+	bool whole = x->splice_whole, all;
 	long long done;
 	char b;
 
-	done = sw_conn_splice_settle(u->kc);
+	done = sw_conn_splice_settle(u->kc, &all);
 	if (done < 0) {
 		/* Active: a wake-up now is the backend closing early (it sends nothing more,
 		 * so the kernel is done with the splice), or nothing. */
@@ -1434,7 +1445,7 @@ static int splice_settle(struct exchange *x)
 	x->splice_armed = false;
 	x->splice_whole = false;
 	if (whole)
-		return done > 0 ? splice_took_response(x, (__u64)done) : 0;
+		return done > 0 ? splice_took_response(x, (__u64)done, all) : 0;
 	x->spliced |= done > 0;
 	if ((__u64)done > x->resp_left)
 		return exchange_upstream_failed(x, SW_ERR_BAD_RESPONSE);
@@ -1452,12 +1463,12 @@ static void splice_abandon(struct exchange *x)
 {
 	struct sw_conn *kc;
 	long long done;
-	bool active;
+	bool active, all;
 
 	if (!x->splice_armed || !x->u || !x->u->kc)
 		return;
 	kc = x->u->kc;
-	done = sw_conn_splice_settle(kc);
+	done = sw_conn_splice_settle(kc, &all);
 	active = done < 0;
 	if (active)
 		/* Still moving (perhaps not one byte yet): started all the same. */
@@ -1476,6 +1487,39 @@ static void splice_abandon(struct exchange *x)
 		x->bytes_out += (__u64)done;
 	}
 	x->splice_whole = false;
+}
+
+/* Has the kernel passed the whole response on by itself (nothing woke sockwayd)? */
+static bool splice_done(const struct exchange *x)
+{
+	return x->splice_armed && x->splice_whole && x->u && x->u->kc &&
+	       __atomic_load_n(&x->u->kc->splice, __ATOMIC_ACQUIRE) == SW_SPLICE_DONE;
+}
+
+/*
+ * Ends the exchange if the kernel passed its whole response on (DONE), or is passing it
+ * on (TAKING: done within its sk_msg run, so waited for). take_back: the client sent
+ * bytes (a pipelined request) while the response was still to come, so the kernel must
+ * not pass it on silently now: the arming is taken back, and the response comes through
+ * sockwayd. Returns 0 when the exchange goes on, else an exchange result.
+ */
+static int splice_check(struct exchange *x, bool take_back)
+{
+	__u32 state;
+	int ret;
+
+	if (!x->splice_armed || !x->splice_whole || !x->u || !x->u->kc)
+		return 0;
+	state = __atomic_load_n(&x->u->kc->splice, __ATOMIC_ACQUIRE);
+	if (state != SW_SPLICE_DONE && state != SW_SPLICE_TAKING &&
+	    (state != SW_SPLICE_PREARMED || !take_back))
+		return 0; /* not done, or a large response: its last byte wakes sockwayd */
+	ret = splice_settle(x);
+	if (ret == 1)
+		return 0; /* the kernel started a large one meanwhile */
+	if (ret || !x->resp_done)
+		return ret;
+	return exchange_finish(x);
 }
 
 /* For the response timer: did the kernel move body bytes since the last check? */
@@ -1554,6 +1598,11 @@ static void upstream_event(struct reactor *r, struct reactor_ev *ev, __u32 event
 			exchange_after(c, ret);
 			return;
 		}
+		/* The kernel passed the whole response on, and the backend speaks after it:
+		 * it closes, or sends bytes past the response (exchange_finish then closes
+		 * the client too). Either way this connection is not reused. */
+		if (x->resp_done)
+			x->resp_keepalive = false;
 	}
 	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) {
 		while (!ret && c->out.len < HIGH_WATER) {
@@ -1605,6 +1654,14 @@ void proxy_tick(struct worker *w)
 
 	deferred_entries_free(w);
 
+	/* Responses the kernel passed on whole to clients that stayed quiet since. Ending
+	 * one touches no other client (a pooled upstream may go, hence clients, not
+	 * upstreams). */
+	for (c = w->clients; c; c = cn) {
+		cn = c->next;
+		if (c->x && splice_done(c->x))
+			exchange_after(c, splice_check(c->x, false));
+	}
 	for (u = w->upstreams; u; u = un) {
 		un = u->next;
 		if (u->deadline_ms > now)

@@ -89,9 +89,6 @@ struct worker {
 	__u64 down_until[SW_MAX_BACKENDS][SW_MAX_REPLICAS];
 	struct upstream *idle[SW_MAX_BACKENDS][SW_MAX_REPLICAS];
 	unsigned nr_idle[SW_MAX_BACKENDS][SW_MAX_REPLICAS];
-	/* Per counter cell: its last response was SW_SPLICE_MIN or more, so the next is
-	 * worth arming the whole-response splice for (proxy.c, splice_whole_ok). */
-	bool resp_large[SW_MAX_CELLS];
 	/* conns entries of closed upstreams that had a splice armed, freed a tick later
 	 * (proxy.c, upstream_release_entry). */
 	struct deferred_entry *deferred;

@@ -41,10 +41,11 @@ void sw_conn_splice_prearm(struct sw_conn *e, const struct sw_sock_key *client);
 /*
  * Takes the splice back before reading the upstream socket or answering the client:
  * disarms it if the kernel has not started it, or collects what the kernel moved if it
- * has stopped. Returns the bytes the kernel moved to the client (0 if it never started or
- * declined), or -1 while the kernel is still moving bytes (the splice stays on; do not
- * read).
+ * has stopped (waiting out a whole response being taken). Returns the bytes the kernel
+ * moved to the client (0 if it never started or declined), or -1 while the kernel is
+ * still moving bytes (the splice stays on; do not read). *whole: it moved a whole
+ * response, last byte included (DONE).
  */
-long long sw_conn_splice_settle(struct sw_conn *e);
+long long sw_conn_splice_settle(struct sw_conn *e, bool *whole);
 
 #endif /* SOCKWAY_CONNS_H */
