@@ -116,6 +116,7 @@ static void metrics_workers(struct buf *b)
 {
 	static const int statuses[6] = { 400, 413, 414, 417, 431, 505 };
 	__u64 conns = 0, active = 0, unrouted = 0, drops = 0, reloads = 0, stale = 0, bad[6] = {};
+	__u64 kresp = 0, ktick = 0;
 	unsigned i, k;
 
 	for (i = 0; i < admin.nr; i++) {
@@ -127,6 +128,8 @@ static void metrics_workers(struct buf *b)
 		drops += load(&s->shadow_drops);
 		reloads += load(&s->policy_reloads);
 		stale += load(&s->policy_stale);
+		kresp += load(&s->kernel_responses);
+		ktick += load(&s->kernel_responses_tick);
 		for (k = 0; k < 6; k++)
 			bad[k] += load(&s->bad_requests[k]);
 	}
@@ -160,6 +163,15 @@ static void metrics_workers(struct buf *b)
 	for (k = 0; k < 6; k++)
 		buf_printf(b, "sockway_bad_requests_total{status=\"%d\"} %llu\n", statuses[k],
 			   (unsigned long long)bad[k]);
+	buf_printf(b, "# HELP sockway_kernel_responses_total Whole responses the kernel passed "
+		      "backend -> client with nobody woken.\n"
+		      "# TYPE sockway_kernel_responses_total counter\n"
+		      "sockway_kernel_responses_total %llu\n"
+		      "# HELP sockway_kernel_responses_tick_total Of those, the ones sockwayd ended at "
+		      "its tick (the client stayed quiet).\n"
+		      "# TYPE sockway_kernel_responses_tick_total counter\n"
+		      "sockway_kernel_responses_tick_total %llu\n",
+		   (unsigned long long)kresp, (unsigned long long)ktick);
 }
 
 static void admin_reply(int fd, int status, const char *type, const char *body, size_t len)

@@ -44,6 +44,7 @@ struct client {
 	enum client_state state;
 	__u64 deadline_ms;
 	bool eof; /* the client shut its sending side */
+	bool pipelines; /* it sent a request while a response was armed (splice_check) */
 	struct exchange *x;
 	struct sw_conn *kc;	/* its conns entry (kernel fast path), or NULL */
 	struct sw_sock_key key; /* its key in sock_hash, when kc */
@@ -477,8 +478,11 @@ static int exchange_finish(struct exchange *x)
 	if (ctr) {
 		counters_add(&ctr->bytes_from_client, x->bytes_in);
 		counters_add(&ctr->bytes_to_client, x->bytes_out);
-		/* What the kernel moved on both connections since the last exchange ended. */
-		if (c->kc)
+		/* What the kernel moved on both connections since the exchange started (the
+		 * request's bytes went to its cell then). The client's side of a response the
+		 * kernel passed on whole is nothing, and by now may hold the next request's
+		 * bytes: those are the next exchange's. */
+		if (c->kc && !x->t_end_us)
 			counters_add(&ctr->accel_bytes, accel_delta(c->kc, &c->accel_seen));
 		if (u && u->kc)
 			counters_add(&ctr->accel_bytes, accel_delta(u->kc, &u->accel_seen));
@@ -962,8 +966,11 @@ static int exchange_start(struct client *c, const struct http_request *req)
 	c->state = C_PROXY;
 	w->nr_exchanges++;
 	ctr = worker_cell(w, x->cell);
-	if (ctr)
+	if (ctr) {
 		counters_add(&ctr->requests, 1);
+		if (c->kc)
+			counters_add(&ctr->accel_bytes, accel_delta(c->kc, &c->accel_seen));
+	}
 	if (build_request_head(&x->head, req, c->peer_ip, false)) {
 		client_close(c);
 		return -1;
@@ -1075,7 +1082,7 @@ static int client_read(struct client *c)
 
 		/* A pipelined request: its turn must not hang on a response that wakes
 		 * nobody. */
-		if (x->req_done && c->in.len && x->splice_armed)
+		if (x->req_done && (c->in.len || c->eof) && x->splice_armed)
 			ret = splice_check(x, true);
 		else if (!x->req_done)
 			ret = exchange_pump_request(x);
@@ -1338,7 +1345,7 @@ static bool splice_whole_ok(const struct exchange *x)
 	const struct http_limits *lim = &swd_cfg.limits;
 
 	return !x->resp_started && !x->splice_whole_tried && !x->is_head && !x->nr_shadows &&
-	       x->version_minor == 1 && !x->c->in.len &&
+	       x->version_minor == 1 && !x->c->in.len && !x->c->pipelines &&
 	       exchange_client_keep(x) && lim->max_header_bytes >= SW_RESPHEAD_MAX &&
 	       lim->max_request_line >= SW_RESPHEAD_MAX && lim->max_headers >= SW_RESPHEAD_FIELDS;
 }
@@ -1406,8 +1413,10 @@ static int splice_took_response(struct exchange *x, __u64 done, bool whole)
 	x->resp_body = HTTP_BODY_LENGTH;
 	x->resp_left = total - done;
 	x->resp_done = whole;
-	if (whole)
+	if (whole) {
 		x->t_end_us = __atomic_load_n(&x->u->kc->done_ns, __ATOMIC_RELAXED) / 1000;
+		__atomic_fetch_add(&x->c->w->stats.kernel_responses, 1, __ATOMIC_RELAXED);
+	}
 	x->resp_keepalive = true;
 	x->client_keep = exchange_client_keep(x);
 	x->bytes_out += done;
@@ -1415,26 +1424,34 @@ static int splice_took_response(struct exchange *x, __u64 done, bool whole)
 	return 0;
 }
 
+/* splice_settle: the kernel is moving bytes, leave the socket alone (not an exchange
+ * result: those are -1 to 2). */
+#define SPLICE_BUSY 3
+
 /*
  * Before sockwayd reads an upstream with a splice armed: takes it back, and counts what
- * the kernel moved as sent. Returns 0 to read on, 1 to leave the socket alone (the kernel
- * is moving bytes), or an exchange result (exchange_upstream_failed) when it cannot go on.
+ * the kernel moved as sent. Returns 0 to read on, SPLICE_BUSY to leave the socket alone,
+ * or an exchange result (exchange_upstream_failed) when it cannot go on.
  */
 static int splice_settle(struct exchange *x)
 {
 	struct upstream *u = x->u;
-	bool whole = x->splice_whole, all;
+	bool whole = x->splice_whole;
 	long long done;
+	__u32 seen;
 	char b;
 
-	done = sw_conn_splice_settle(u->kc, &all);
+	done = sw_conn_splice_settle(u->kc, &seen);
+	/* Taking a whole response: over within its sk_msg run; nothing to read before. */
+	if (seen == SW_SPLICE_TAKING)
+		return SPLICE_BUSY;
 	if (done < 0) {
 		/* Active: a wake-up now is the backend closing early (it sends nothing more,
 		 * so the kernel is done with the splice), or nothing. */
 		ssize_t n = recv(u->ev.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
 
 		if (n < 0 && (errno == EAGAIN || errno == EINTR))
-			return 1;
+			return SPLICE_BUSY;
 		if (n > 0)
 			/* Bytes for sockwayd while the kernel sends to the client: their order
 			 * is lost; the kernel must never do this. */
@@ -1445,7 +1462,7 @@ static int splice_settle(struct exchange *x)
 	x->splice_armed = false;
 	x->splice_whole = false;
 	if (whole)
-		return done > 0 ? splice_took_response(x, (__u64)done, all) : 0;
+		return done > 0 ? splice_took_response(x, (__u64)done, seen == SW_SPLICE_DONE) : 0;
 	x->spliced |= done > 0;
 	if ((__u64)done > x->resp_left)
 		return exchange_upstream_failed(x, SW_ERR_BAD_RESPONSE);
@@ -1463,12 +1480,13 @@ static void splice_abandon(struct exchange *x)
 {
 	struct sw_conn *kc;
 	long long done;
-	bool active, all;
+	bool active;
+	__u32 seen;
 
 	if (!x->splice_armed || !x->u || !x->u->kc)
 		return;
 	kc = x->u->kc;
-	done = sw_conn_splice_settle(kc, &all);
+	done = sw_conn_splice_settle(kc, &seen);
 	active = done < 0;
 	if (active)
 		/* Still moving (perhaps not one byte yet): started all the same. */
@@ -1497,11 +1515,14 @@ static bool splice_done(const struct exchange *x)
 }
 
 /*
- * Ends the exchange if the kernel passed its whole response on (DONE), or is passing it
- * on (TAKING: done within its sk_msg run, so waited for). take_back: the client sent
- * bytes (a pipelined request) while the response was still to come, so the kernel must
- * not pass it on silently now: the arming is taken back, and the response comes through
- * sockwayd. Returns 0 when the exchange goes on, else an exchange result.
+ * Ends the exchange if the kernel passed its whole response on (DONE). take_back: the
+ * client sent bytes (a pipelined request, or its close) while the response was still to
+ * come, so the kernel must not pass it on silently now: the arming is taken back, and the
+ * response comes through sockwayd. A response the kernel is taking (TAKING) is left to
+ * the tick: its bytes reach the client after the sk_msg run, and a request the client sent
+ * before they did must not be answered ahead of them. Such a client pipelines: it gets no
+ * more responses that end with nobody woken (their bytes could be on their way still when
+ * its next request comes). Returns 0 when the exchange goes on, else an exchange result.
  */
 static int splice_check(struct exchange *x, bool take_back)
 {
@@ -1511,12 +1532,13 @@ static int splice_check(struct exchange *x, bool take_back)
 	if (!x->splice_armed || !x->splice_whole || !x->u || !x->u->kc)
 		return 0;
 	state = __atomic_load_n(&x->u->kc->splice, __ATOMIC_ACQUIRE);
-	if (state != SW_SPLICE_DONE && state != SW_SPLICE_TAKING &&
-	    (state != SW_SPLICE_PREARMED || !take_back))
-		return 0; /* not done, or a large response: its last byte wakes sockwayd */
+	if (take_back && x->c->in.len)
+		x->c->pipelines = true;
+	if (state != SW_SPLICE_DONE && (state != SW_SPLICE_PREARMED || !take_back))
+		return 0; /* not done; or a large response, whose last byte wakes sockwayd */
 	ret = splice_settle(x);
-	if (ret == 1)
-		return 0; /* the kernel started a large one meanwhile */
+	if (ret == SPLICE_BUSY)
+		return 0; /* the kernel took it meanwhile */
 	if (ret || !x->resp_done)
 		return ret;
 	return exchange_finish(x);
@@ -1590,7 +1612,7 @@ static void upstream_event(struct reactor *r, struct reactor_ev *ev, __u32 event
 	}
 	if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) && x->splice_armed) {
 		ret = splice_settle(x);
-		if (ret == 1) {
+		if (ret == SPLICE_BUSY) {
 			upstream_update(u);
 			return;
 		}
@@ -1635,6 +1657,10 @@ static void upstream_event(struct reactor *r, struct reactor_ev *ev, __u32 event
 				break;
 		}
 	}
+	/* A whole response the kernel passed on, collected above, and nothing to read
+	 * after all (a wake-up with no bytes): it ends here. */
+	if (!ret && x->resp_done)
+		ret = exchange_finish(x);
 	if (ret) {
 		exchange_after(c, ret);
 		return;
@@ -1659,8 +1685,10 @@ void proxy_tick(struct worker *w)
 	 * upstreams). */
 	for (c = w->clients; c; c = cn) {
 		cn = c->next;
-		if (c->x && splice_done(c->x))
+		if (c->x && splice_done(c->x)) {
+			__atomic_fetch_add(&w->stats.kernel_responses_tick, 1, __ATOMIC_RELAXED);
 			exchange_after(c, splice_check(c->x, false));
+		}
 	}
 	for (u = w->upstreams; u; u = un) {
 		un = u->next;

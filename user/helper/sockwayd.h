@@ -59,6 +59,8 @@ struct swd_worker_stats {
 	__u64 shadow_drops;	/* shadow samples dropped (queue full, body too big) */
 	__u64 policy_reloads;
 	__u64 policy_stale;	/* refreshes that gave up (a writer stuck mid-commit) */
+	__u64 kernel_responses;	     /* whole responses the kernel passed on by itself */
+	__u64 kernel_responses_tick; /* ... of them, ended at the tick (a quiet client) */
 };
 
 struct client;

@@ -2,7 +2,6 @@
 #include <errno.h>
 #include <netinet/in.h>
 #include <signal.h>
-#include <sched.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -167,10 +166,6 @@ void sw_conn_release(struct sw_maps *m, struct sw_conn *e)
 			 __ATOMIC_RELEASE);
 }
 
-/* How long sw_conn_splice_settle waits for a TAKING run to end, in yields (one sk_msg run;
- * only a preempted one takes longer). */
-#define SETTLE_SPINS 1000
-
 void sw_conn_splice_arm(struct sw_conn *e, const struct sw_sock_key *client, __u64 left)
 {
 	e->client = *client;
@@ -189,28 +184,19 @@ void sw_conn_splice_prearm(struct sw_conn *e, const struct sw_sock_key *client)
 	__atomic_store_n(&e->splice, SW_SPLICE_PREARMED, __ATOMIC_RELEASE);
 }
 
-long long sw_conn_splice_settle(struct sw_conn *e, bool *whole)
+long long sw_conn_splice_settle(struct sw_conn *e, __u32 *seen)
 {
-	__u32 state;
-	int i;
+	__u32 state = __atomic_load_n(&e->splice, __ATOMIC_ACQUIRE);
 
-	*whole = false;
-	for (i = 0;; i++) {
-		state = __atomic_load_n(&e->splice, __ATOMIC_ACQUIRE);
-		/* Not started: take it back, unless the kernel starts it in between (then
-		 * look again). */
-		if (state == SW_SPLICE_ARMED || state == SW_SPLICE_PREARMED) {
-			if (__atomic_compare_exchange_n(&e->splice, &state, SW_SPLICE_IDLE, false,
-							__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-				return 0;
-			if (i < SETTLE_SPINS)
-				continue;
-		}
-		/* Taking a whole response: done within its sk_msg run, so waited for. */
-		if (state != SW_SPLICE_TAKING || i >= SETTLE_SPINS)
-			break;
-		sched_yield();
+	/* Not started: take it back, unless the kernel starts it in between (then state
+	 * holds what it is now). */
+	if ((state == SW_SPLICE_ARMED || state == SW_SPLICE_PREARMED) &&
+	    __atomic_compare_exchange_n(&e->splice, &state, SW_SPLICE_IDLE, false,
+					__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+		*seen = SW_SPLICE_IDLE;
+		return 0;
 	}
+	*seen = state;
 	if (state == SW_SPLICE_ACTIVE || state == SW_SPLICE_SPLIT || state == SW_SPLICE_TAKING)
 		return -1;
 	if (state == SW_SPLICE_STOPPED || state == SW_SPLICE_DONE) {
@@ -218,7 +204,6 @@ long long sw_conn_splice_settle(struct sw_conn *e, bool *whole)
 		 * them after. */
 		long long done = (long long)__atomic_load_n(&e->done, __ATOMIC_RELAXED);
 
-		*whole = state == SW_SPLICE_DONE;
 		__atomic_store_n(&e->splice, SW_SPLICE_IDLE, __ATOMIC_RELAXED);
 		return done;
 	}
