@@ -61,9 +61,10 @@ static void usage(FILE *f)
 		"  --no-accel                do not join the accelerated cgroup CGROUP2/sockway\n"
 		"                            (named after the pin directory)\n"
 		"  --no-splice               keep responses in userspace: by default the kernel\n"
-		"                            moves a Content-Length body of 64 KiB or more (and its\n"
-		"                            head, when sockwayd would pass it on unchanged) from a\n"
-		"                            local backend straight to a local client\n",
+		"                            moves a response whose head sockwayd would pass on\n"
+		"                            unchanged, or the rest of a Content-Length body of\n"
+		"                            64 KiB or more, from a local backend straight to a\n"
+		"                            local client\n",
 		SWD_MAX_WORKERS);
 }
 

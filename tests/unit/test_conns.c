@@ -1,0 +1,185 @@
+// SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
+/*
+ * The splice handshake of a conns entry, sockwayd's side (user/lib/conns.c): arming, and
+ * settling against every state the sk_msg program leaves (abi.h, struct sw_conn); then a
+ * thread that plays the kernel's side of a whole response (PREARMED -> TAKING -> DONE, by
+ * compare-and-swap as bpf/sk_msg.bpf.c does) against sockwayd settling at the same time:
+ * the response is either taken back untouched or collected whole, never both or neither.
+ */
+#include <pthread.h>
+#include <sched.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "conns.h"
+
+static struct sw_sock_key key_of(__u32 port)
+{
+	struct sw_sock_key k = { .netns = 4096, .family = 2, .local_port = port, .remote_port = 80 };
+
+	k.local_ip[0] = 0x0100007f;
+	k.remote_ip[0] = 0x0100007f;
+	return k;
+}
+
+static void test_arm_and_prearm(void **state)
+{
+	struct sw_conn e;
+	struct sw_sock_key k = key_of(40000);
+
+	(void)state;
+	memset(&e, 0xa5, sizeof(e));
+	sw_conn_splice_prearm(&e, &k);
+	assert_int_equal(e.splice, SW_SPLICE_PREARMED);
+	assert_memory_equal(&e.client, &k, sizeof(k));
+	assert_int_equal(e.done, 0);
+	assert_int_equal(e.left, 0);
+	memset(&e, 0xa5, sizeof(e));
+	sw_conn_splice_arm(&e, &k, 12345);
+	assert_int_equal(e.splice, SW_SPLICE_ARMED);
+	assert_memory_equal(&e.client, &k, sizeof(k));
+	assert_int_equal(e.done, 0);
+	assert_int_equal(e.left, 12345);
+}
+
+/* settle in each state: what it returns, what it saw, and the state it leaves. */
+static void test_settle_states(void **state)
+{
+	static const struct {
+		__u32 in;
+		long long ret;
+		__u32 seen, out;
+	} cases[] = {
+		{ SW_SPLICE_IDLE, 0, SW_SPLICE_IDLE, SW_SPLICE_IDLE },
+		/* Not started: taken back. */
+		{ SW_SPLICE_ARMED, 0, SW_SPLICE_IDLE, SW_SPLICE_IDLE },
+		{ SW_SPLICE_PREARMED, 0, SW_SPLICE_IDLE, SW_SPLICE_IDLE },
+		/* The kernel is moving bytes: left alone. */
+		{ SW_SPLICE_ACTIVE, -1, SW_SPLICE_ACTIVE, SW_SPLICE_ACTIVE },
+		{ SW_SPLICE_SPLIT, -1, SW_SPLICE_SPLIT, SW_SPLICE_SPLIT },
+		{ SW_SPLICE_TAKING, -1, SW_SPLICE_TAKING, SW_SPLICE_TAKING },
+		/* Over: what it moved, and the entry is sockwayd's again. */
+		{ SW_SPLICE_STOPPED, 777, SW_SPLICE_STOPPED, SW_SPLICE_IDLE },
+		{ SW_SPLICE_DONE, 777, SW_SPLICE_DONE, SW_SPLICE_IDLE },
+	};
+	struct sw_sock_key k = key_of(40001);
+	struct sw_conn e;
+	unsigned i;
+	__u32 seen;
+
+	(void)state;
+	for (i = 0; i < sizeof(cases) / sizeof(cases[0]); i++) {
+		memset(&e, 0, sizeof(e));
+		e.client = k;
+		e.done = 777;
+		e.splice = cases[i].in;
+		seen = 0xffffffff;
+		assert_int_equal(sw_conn_splice_settle(&e, &seen), cases[i].ret);
+		assert_int_equal(seen, cases[i].seen);
+		assert_int_equal(e.splice, cases[i].out);
+		/* Nothing else is touched. */
+		assert_int_equal(e.done, 777);
+		assert_memory_equal(&e.client, &k, sizeof(k));
+	}
+}
+
+/*
+ * The kernel's side of a whole response, as sk_msg does it: take the arming (a swap from
+ * PREARMED), pass the response on, then DONE with what moved. Driven round by round from
+ * the test's thread.
+ */
+struct race {
+	struct sw_conn e;
+	unsigned round; /* the round the kernel side is to play; 0: stop */
+	unsigned played;
+	int took;	/* that round's kernel took the response */
+};
+
+#define RACE_ROUNDS 20000
+#define RACE_BYTES  1234
+
+static void *kernel_side(void *arg)
+{
+	struct race *r = arg;
+	unsigned done_rounds = 0, round;
+
+	for (;;) {
+		while ((round = __atomic_load_n(&r->round, __ATOMIC_ACQUIRE)) == done_rounds)
+			sched_yield();
+		if (round == 0)
+			return NULL;
+		r->took = __sync_bool_compare_and_swap(&r->e.splice, SW_SPLICE_PREARMED,
+						       SW_SPLICE_TAKING);
+		if (r->took) {
+			/* Some work between the swaps, as the redirect is. */
+			for (volatile int i = 0; i < (int)(round % 64); i++)
+				;
+			r->e.done = RACE_BYTES;
+			__sync_val_compare_and_swap(&r->e.splice, SW_SPLICE_TAKING, SW_SPLICE_DONE);
+		}
+		done_rounds = round;
+		__atomic_store_n(&r->played, round, __ATOMIC_RELEASE);
+	}
+}
+
+static void test_settle_races_whole_response(void **state)
+{
+	static struct race r;
+	struct sw_sock_key k = key_of(40002);
+	unsigned round, took = 0, back = 0, busy = 0;
+	pthread_t t;
+	long long ret;
+	__u32 seen;
+
+	(void)state;
+	assert_int_equal(pthread_create(&t, NULL, kernel_side, &r), 0);
+	for (round = 1; round <= RACE_ROUNDS; round++) {
+		sw_conn_splice_prearm(&r.e, &k);
+		__atomic_store_n(&r.round, round, __ATOMIC_RELEASE);
+		/* sockwayd settles at a varying moment of the kernel's run. */
+		for (volatile unsigned i = 0; i < round % 4099; i++)
+			;
+		ret = sw_conn_splice_settle(&r.e, &seen);
+		busy += ret < 0;
+		while (ret < 0) {
+			/* Only a whole response being taken is left to finish. */
+			assert_int_equal(seen, SW_SPLICE_TAKING);
+			ret = sw_conn_splice_settle(&r.e, &seen);
+		}
+		while (__atomic_load_n(&r.played, __ATOMIC_ACQUIRE) != round)
+			sched_yield();
+		if (r.took) {
+			/* Collected whole, exactly once. */
+			assert_int_equal(ret, RACE_BYTES);
+			assert_int_equal(seen, SW_SPLICE_DONE);
+			took++;
+		} else {
+			/* Taken back before the kernel looked: nothing moved. */
+			assert_int_equal(ret, 0);
+			assert_int_equal(seen, SW_SPLICE_IDLE);
+			back++;
+		}
+		assert_int_equal(r.e.splice, SW_SPLICE_IDLE);
+	}
+	__atomic_store_n(&r.round, 0, __ATOMIC_RELEASE);
+	pthread_join(t, NULL);
+	print_message("# %u rounds: the kernel took %u (%u found being taken), sockwayd took "
+		      "back %u\n", RACE_ROUNDS, took, busy, back);
+	assert_int_equal(took + back, RACE_ROUNDS);
+}
+
+int main(void)
+{
+	const struct CMUnitTest tests[] = {
+		cmocka_unit_test(test_arm_and_prearm),
+		cmocka_unit_test(test_settle_states),
+		cmocka_unit_test(test_settle_races_whole_response),
+	};
+
+	return cmocka_run_group_tests(tests, NULL, NULL);
+}
