@@ -260,9 +260,10 @@ struct sw_accel_stats {
  * apart so that the search, done for most sends, reads one cache line. Both maps are
  * mmap-able, so nothing here costs a syscall per request.
  *   accel_bytes: sk_msg adds the bytes it moves on the connection, either way; sockwayd
- *     adds what is new to the counter cell of the exchange when the exchange ends. (Per
- *     connection, not per cell: a cell's counters would be one cache line that every
- *     send of the cell, on every CPU, writes.)
+ *     adds what is new to the counter cell of the exchange when the exchange starts, when
+ *     it arms a whole response, and when it ends. (Per connection, not per cell: a
+ *     cell's counters would be one cache line that every send of the cell, on every CPU,
+ *     writes.)
  *   splice: the response splice of an upstream connection, two ways in:
  *     - PREARMED: sockwayd sends a request whose response head it would pass on unchanged
  *       (resphead.h) and arms before the response comes. sk_msg scans the head of the

@@ -479,9 +479,9 @@ static int exchange_finish(struct exchange *x)
 		counters_add(&ctr->bytes_from_client, x->bytes_in);
 		counters_add(&ctr->bytes_to_client, x->bytes_out);
 		/* What the kernel moved on both connections since the exchange started (the
-		 * request's bytes went to its cell then). The client's side of a response the
-		 * kernel passed on whole is nothing, and by now may hold the next request's
-		 * bytes: those are the next exchange's. */
+		 * request head's bytes went to its cell then). The client's side of a response
+		 * the kernel passed on whole was counted when sockwayd armed it, and by now may
+		 * hold the next request's bytes: those are the next exchange's. */
 		if (c->kc && !x->t_end_us)
 			counters_add(&ctr->accel_bytes, accel_delta(c->kc, &c->accel_seen));
 		if (u && u->kc)
@@ -1376,8 +1376,15 @@ static void splice_arm(struct exchange *x)
 		return;
 	sw_conn_key_reverse(&client, &c->key);
 	if (!x->resp_started) {
+		struct sw_counters *ctr = worker_cell(c->w, x->cell);
+
 		if (!splice_whole_ok(x) || u->out.len)
 			return;
+		/* The client's side of this exchange is over (request and body): counted now,
+		 * as a response passed on whole adds nothing to it, and its exchange may end
+		 * only once the next request's bytes came (exchange_finish). */
+		if (ctr)
+			counters_add(&ctr->accel_bytes, accel_delta(c->kc, &c->accel_seen));
 		sw_conn_splice_prearm(u->kc, &client);
 		x->splice_whole = true;
 		x->splice_whole_tried = true;
@@ -1686,8 +1693,12 @@ void proxy_tick(struct worker *w)
 	for (c = w->clients; c; c = cn) {
 		cn = c->next;
 		if (c->x && splice_done(c->x)) {
-			__atomic_fetch_add(&w->stats.kernel_responses_tick, 1, __ATOMIC_RELAXED);
-			exchange_after(c, splice_check(c->x, false));
+			int ret = splice_check(c->x, false);
+
+			if (ret)
+				__atomic_fetch_add(&w->stats.kernel_responses_tick, 1,
+						   __ATOMIC_RELAXED);
+			exchange_after(c, ret);
 		}
 	}
 	for (u = w->upstreams; u; u = un) {

@@ -43,8 +43,9 @@ void sw_conn_splice_prearm(struct sw_conn *e, const struct sw_sock_key *client);
  * disarms it if the kernel has not started it, or collects what the kernel moved if it
  * has stopped. Returns the bytes the kernel moved to the client (0 if it never started or
  * declined), or -1 while the kernel is still moving bytes (the splice stays on; do not
- * read). *seen: the state it found (IDLE when it disarmed; DONE: the kernel moved a whole
- * response, last byte included; TAKING: it is moving one, within its sk_msg run).
+ * read). *seen: the state it found (IDLE when it disarmed, or the kernel had declined;
+ * DONE: the kernel moved a whole response, last byte included; TAKING: it is moving one,
+ * within its sk_msg run).
  */
 long long sw_conn_splice_settle(struct sw_conn *e, __u32 *seen);
 
