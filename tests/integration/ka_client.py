@@ -8,7 +8,8 @@ Sends N requests for PATH to 127.0.0.1:PORT on one connection and reads each res
 its Content-Length. MODE says when each request goes out:
   seq    after the response before it (the default);
   pipe   all N in one send;
-  pairs  two at a time: one, another 2 ms later, then both responses are read.
+  pairs  two at a time: one, another 2 ms later, then both responses are read;
+  half   all N at once, then the client shuts its sending side (a half-close).
 Then it holds the connection HOLD_MS (default 0) more, to see what the server does with it.
 Prints one line: "OK BYTES MS END", where OK is the responses read whole with status 200,
 BYTES their bytes, heads included, MS the time from the first request to the last response,
@@ -57,8 +58,10 @@ def response():
 
 ok = 0
 t0 = time.monotonic()
-if mode == "pipe":
+if mode in ("pipe", "half"):
     s.sendall(req * n)
+    if mode == "half":
+        s.shutdown(socket.SHUT_WR)
     ok = sum(response() == 200 for _ in range(n))
 elif mode == "pairs":
     for i in range(0, n, 2):

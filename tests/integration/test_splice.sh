@@ -475,6 +475,15 @@ out=$(ka /sms/silent 16 pairs)
 echo "# 12: in pairs, 20 ms backend: $out"
 eq "12: 8 pairs of requests from a backend taking 20 ms: all whole" "$(cut -d' ' -f1,2 <<<"$out")" "16 $((16 * SM_LEN))"
 eq "12: none waited for the tick" $(($(kmetric tick_total) - t0)) 0
+# A client that half-closes after its request, while the response is armed: the arming is
+# taken back, so its response and close do not wait for the tick either (sockwayd's head,
+# which adds "Connection: close", 19 bytes).
+t0=$(kmetric tick_total)
+for i in 1 2 3 4 5; do
+	eq "12: half-close $i: the response whole, then the close" \
+		"$(ka /sms/silent 1 half 2000 | cut -d' ' -f1,2,4)" "1 $((SM_LEN + 19)) closed"
+done
+eq "12: none of them waited for the tick" $(($(kmetric tick_total) - t0)) 0
 
 # A backend that closes after each response (keep-alive all the same), and one that sends
 # bytes past it: the client gets whole responses and never those bytes.

@@ -1523,29 +1523,41 @@ static bool splice_done(const struct exchange *x)
 
 /*
  * Ends the exchange if the kernel passed its whole response on (DONE). take_back: the
- * client sent bytes (a pipelined request, or its close) while the response was still to
- * come, so the kernel must not pass it on silently now: the arming is taken back, and the
- * response comes through sockwayd. A response the kernel is taking (TAKING) is left to
- * the tick: its bytes reach the client after the sk_msg run, and a request the client sent
- * before they did must not be answered ahead of them. Such a client pipelines: it gets no
- * more responses that end with nobody woken (their bytes could be on their way still when
- * its next request comes). Returns 0 when the exchange goes on, else an exchange result.
+ * client sent bytes (a pipelined request, or its close) while the response was armed. If
+ * the kernel has not taken it yet, the arming is taken back and the response comes
+ * through sockwayd. If it has (TAKING, or DONE since the client event began), the
+ * response's bytes were still on their way when the client sent its own: the tick ends
+ * the exchange, so that no answer to that request can overtake them. Such a client
+ * pipelines, and gets no more responses that end with nobody woken. Returns 0 when the
+ * exchange goes on, else an exchange result.
  */
 static int splice_check(struct exchange *x, bool take_back)
 {
+	struct sw_conn *kc;
 	__u32 state;
 	int ret;
 
 	if (!x->splice_armed || !x->splice_whole || !x->u || !x->u->kc)
 		return 0;
-	state = __atomic_load_n(&x->u->kc->splice, __ATOMIC_ACQUIRE);
-	if (take_back && x->c->in.len)
+	kc = x->u->kc;
+	state = __atomic_load_n(&kc->splice, __ATOMIC_ACQUIRE);
+	if (take_back && x->c->in.len) {
 		x->c->pipelines = true;
+		if (state == SW_SPLICE_PREARMED &&
+		    __atomic_compare_exchange_n(&kc->splice, &state, SW_SPLICE_IDLE, false,
+						__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+			x->splice_armed = false;
+			x->splice_whole = false;
+		}
+		return 0;
+	}
+	/* Not done (a large response's last byte wakes sockwayd), unless a half-close
+	 * takes it back: nothing to overtake then, and the close must not wait. */
 	if (state != SW_SPLICE_DONE && (state != SW_SPLICE_PREARMED || !take_back))
-		return 0; /* not done; or a large response, whose last byte wakes sockwayd */
+		return 0;
 	ret = splice_settle(x);
 	if (ret == SPLICE_BUSY)
-		return 0; /* the kernel took it meanwhile */
+		return 0; /* the kernel is taking it: the tick ends it */
 	if (ret || !x->resp_done)
 		return ret;
 	return exchange_finish(x);
