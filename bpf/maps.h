@@ -172,4 +172,26 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } accel_cgroups SEC(".maps") __weak;
 
+/* The conns entry of a socket of sockwayd, by its key's hash; NULL for any other socket. */
+static __always_inline struct sw_conn *conn_find(__u64 tag)
+{
+	__u32 bucket = (__u32)(tag % SW_CONN_BUCKETS), idx;
+	struct sw_conn_bucket *b;
+
+	b = bpf_map_lookup_elem(&conn_tags, &bucket);
+	if (!b)
+		return 0;
+	if (b->tag[0] == tag)
+		idx = bucket * SW_CONN_WAYS;
+	else if (b->tag[1] == tag)
+		idx = bucket * SW_CONN_WAYS + 1;
+	else if (b->tag[2] == tag)
+		idx = bucket * SW_CONN_WAYS + 2;
+	else if (b->tag[3] == tag)
+		idx = bucket * SW_CONN_WAYS + 3;
+	else
+		return 0;
+	return bpf_map_lookup_elem(&conns, &idx);
+}
+
 #endif /* SOCKWAY_MAPS_H */

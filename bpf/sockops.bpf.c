@@ -39,6 +39,7 @@ static __always_inline void conn_forget(__u64 tag)
 			/* Owner first, as every free path does (user/lib/conns.c). */
 			__sync_lock_test_and_set(&e->owner, 0);
 			__sync_lock_test_and_set(&e->splice, SW_SPLICE_IDLE);
+			e->peer_closed = 0;
 		}
 		__sync_val_compare_and_swap(&b->tag[i], tag, 0);
 	}
@@ -76,15 +77,25 @@ int sock_track(struct bpf_sock_ops *ops)
 	struct sw_sock_key key = {};
 	struct sw_accel_stats *st;
 	struct bpf_sock *sk;
+	struct sw_conn *e;
 	__u32 zero = 0, op = ops->op;
 	__u64 addr, h;
 
 	/* A tracked socket closing: its address leaves sock_addr (sock_hash drops the
-	 * socket itself), so that the LRU never has to evict a live one. */
+	 * socket itself), so that the LRU never has to evict a live one. One of sockwayd's
+	 * that got its peer's FIN, or died, is marked in its conns entry: a backend that
+	 * closes right after a response the kernel passed on (nothing woke sockwayd to see
+	 * the close) must not have its connection taken from the pool for the next request. */
 	if (op == BPF_SOCK_OPS_STATE_CB) {
-		if (ops->args[1] == BPF_TCP_CLOSE && key_of(ops, &key)) {
+		__u32 state = ops->args[1];
+
+		if ((state == BPF_TCP_CLOSE || state == BPF_TCP_CLOSE_WAIT) && key_of(ops, &key)) {
 			h = sw_sock_key_hash(&key);
-			bpf_map_delete_elem(&sock_addr, &h);
+			if (state == BPF_TCP_CLOSE)
+				bpf_map_delete_elem(&sock_addr, &h);
+			e = conn_find(h);
+			if (e)
+				e->peer_closed = 1;
 		}
 		return 1;
 	}

@@ -365,8 +365,11 @@ struct sw_conn {
 	/* sk_msg's scan of a PREARMED response's head; when it took the response, sockwayd
 	 * reads status, head_len and body_len from here (written before done and STOPPED). */
 	struct sw_resphead head;
-	__u64 done_ns; /* DONE: when the kernel passed the response on (CLOCK_MONOTONIC) */
-	__u64 pad[4];
+	__u64 done_ns;	   /* DONE: when the kernel passed the response on (CLOCK_MONOTONIC) */
+	__u32 peer_closed; /* sockops saw the socket get the peer's FIN or die (CLOSE_WAIT,
+			    * CLOSE): sockwayd does not reuse it. 0 in a free entry. */
+	__u32 pad32;
+	__u64 pad[3];
 };
 
 /* accel_cgroups map value, keyed by cgroup id: a cgroup whose sockets are accelerated. */

@@ -444,11 +444,11 @@ lat0=$("$SOCKWAY" -j stats sm | jq -r '.[0].counters.latency_sum_us')
 t0=$(kmetric tick_total)
 holds=()
 for i in 1 2 3 4 5; do
-	SPAWN_CGROUP=$CG spawn "hold$i" python3 tests/integration/ka_client.py "$P_S12" /sm/h 1 seq 1500
+	SPAWN_CGROUP=$CG spawn "hold$i" python3 tests/integration/ka_client.py "$P_S12" /sm/h 1 seq 4000
 	holds+=("$SPAWNED")
 done
 want="[26,26,$((26 * SM_LEN))]"
-wait_until 1 sm_counted "$want"
+wait_until 3 sm_counted "$want"
 eq "12: 5 quiet clients: counted while they hold their connections" "$(sm_counters)" "$want"
 eq "12: (all 5 still there)" "$(for p in "${holds[@]}"; do kill -0 "$p" 2>/dev/null && echo y; done | wc -l)" 5
 eq "12: ended at the tick (sockway_kernel_responses_tick_total)" $(($(kmetric tick_total) - t0)) 5
@@ -486,9 +486,14 @@ done
 eq "12: none of them waited for the tick" $(($(kmetric tick_total) - t0)) 0
 
 # A backend that closes after each response (keep-alive all the same), and one that sends
-# bytes past it: the client gets whole responses and never those bytes.
-out=$(ka /sm/close 3 seq)
-eq "12: a backend closing after each response: 3 whole on one client connection" "$(cut -d' ' -f1,2 <<<"$out")" "3 $((3 * SM_LEN))"
+# bytes past it: the client gets whole responses and never those bytes. (The close races
+# the client's next request: sockops marks the connection when the FIN arrives, but a
+# request that comes first takes the connection, meets the close and is retried: an
+# upstream error.)
+e0=$("$SOCKWAY" -j stats sm | jq -r '[.[0].counters.errors[]] | add')
+out=$(ka /sm/close 20 seq)
+echo "# 12: backend closing after each response: $(($("$SOCKWAY" -j stats sm | jq -r '[.[0].counters.errors[]] | add') - e0)) upstream errors in 20"
+eq "12: a backend closing after each response: 20 whole on one client connection" "$(cut -d' ' -f1,2 <<<"$out")" "20 $((20 * SM_LEN))"
 out=$(ka /sm/extra 1 seq 500)
 eq "12: a backend sending bytes past the response: the response whole" "$(cut -d' ' -f1,2 <<<"$out")" "1 $SM_LEN"
 check "12: and never those bytes (the connection is kept or closed)" grep -qE ' (open|closed)$' <<<"$out"

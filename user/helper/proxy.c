@@ -264,12 +264,19 @@ static void pool_remove(struct upstream *u)
 	u->pool_next = NULL;
 }
 
+/* Did the backend close the connection (its FIN, seen by sockops, may be unread yet)? */
+static bool upstream_peer_closed(const struct upstream *u)
+{
+	return u->kc && __atomic_load_n(&u->kc->peer_closed, __ATOMIC_RELAXED);
+}
+
 static void pool_put(struct upstream *u)
 {
 	struct worker *w = u->w;
 
 	u->x = NULL;
-	if (w->draining || w->nr_idle[u->backend_id][u->replica] >= swd_cfg.pool_size) {
+	if (w->draining || w->nr_idle[u->backend_id][u->replica] >= swd_cfg.pool_size ||
+	    upstream_peer_closed(u)) {
 		upstream_close(u);
 		return;
 	}
@@ -289,9 +296,10 @@ static struct upstream *pool_get(struct worker *w, __u16 backend, __u8 replica,
 
 	while ((u = w->idle[backend][replica])) {
 		pool_remove(u);
-		if (!memcmp(&u->addr, addr, sizeof(*addr)))
+		if (!memcmp(&u->addr, addr, sizeof(*addr)) && !upstream_peer_closed(u))
 			return u;
-		/* The backend's replicas changed since this connection was pooled. */
+		/* The backend's replicas changed since this connection was pooled, or the
+		 * backend closed it. */
 		upstream_close(u);
 	}
 	return NULL;

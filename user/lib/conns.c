@@ -93,6 +93,7 @@ static bool reclaim(struct sw_maps *m, __u32 bucket, unsigned i)
 					 __ATOMIC_RELAXED))
 		return false;
 	__atomic_store_n(&e->splice, SW_SPLICE_IDLE, __ATOMIC_RELAXED);
+	__atomic_store_n(&e->peer_closed, 0, __ATOMIC_RELAXED);
 	return __atomic_compare_exchange_n(&m->conn_tags[bucket].tag[i], &tag, 0, false,
 					   __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
 }
@@ -161,6 +162,7 @@ void sw_conn_release(struct sw_maps *m, struct sw_conn *e)
 	size_t idx = (size_t)(e - m->conns);
 
 	__atomic_store_n(&e->splice, SW_SPLICE_IDLE, __ATOMIC_RELAXED);
+	__atomic_store_n(&e->peer_closed, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&e->owner, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&m->conn_tags[idx / SW_CONN_WAYS].tag[idx % SW_CONN_WAYS], 0,
 			 __ATOMIC_RELEASE);
