@@ -42,11 +42,14 @@ CFLAGS_PKG = $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 LDLIBS_PKG = $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
 CMOCKA_LIBS = $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null)
 
+# A test build adds defines here (the narrow-hash build of tests/integration/test_collide.sh).
+SW_TEST_DEFINES ?=
+
 CFLAGS ?= -g -O2
-SW_CFLAGS := $(CFLAGS) -std=gnu11 -Wall -Wextra -Werror -Wno-missing-field-initializers \
+SW_CFLAGS := $(CFLAGS) $(SW_TEST_DEFINES) -std=gnu11 -Wall -Wextra -Werror -Wno-missing-field-initializers \
 	-D_GNU_SOURCE -Iinclude -Iuser/lib -Iuser/helper -I$(OUTPUT) $(CFLAGS_PKG)
 # -mcpu=v3: compare-and-swap on map values (the conns map).
-BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) -Wall -Werror \
+BPF_CFLAGS := -g -O2 -target bpf -mcpu=v3 -D__TARGET_ARCH_$(ARCH) $(SW_TEST_DEFINES) -Wall -Werror \
 	-Iinclude -I$(OUTPUT)
 
 BPF_SRCS := $(wildcard bpf/*.bpf.c)
@@ -73,8 +76,17 @@ SOCKWAYD := $(OUTPUT)/sockwayd
 LIBSOCKWAY := $(OUTPUT)/libsockway.a
 SKEL := $(OUTPUT)/sockway.skel.h
 
-.PHONY: all deps test unit-test integration-test install clean tools run
+.PHONY: all deps test unit-test integration-test install clean tools run bins narrow
 all: $(SOCKWAY) $(SOCKWAYD) tools
+
+bins: $(SOCKWAY) $(SOCKWAYD)
+
+# The agent and sockwayd again, with the conns tag cut to 12 bits, so that a test can make
+# two sockets share a tag on purpose (tests/integration/test_collide.sh).
+NARROW := $(OUTPUT)/narrow
+narrow: | $(DEPS_STAMP)
+	$(Q)$(MAKE) --no-print-directory OUTPUT=$(NARROW) \
+		SW_TEST_DEFINES=-DSW_TEST_SOCK_HASH_BITS=12 bins
 
 tools: $(TOOL_BINS)
 
@@ -151,13 +163,13 @@ $(OUTPUT)/tests/fuzz/fuzz_%: tests/fuzz/fuzz_%.c user/helper/http.c user/helper/
 		$< user/helper/http.c -o $@
 
 # The test runner prints one summary line, "N passed, M failed", and fails if M > 0.
-test: $(SOCKWAY) $(SOCKWAYD) $(UNIT_BINS) $(INTEG_BINS) $(FUZZ_BINS) tools
+test: $(SOCKWAY) $(SOCKWAYD) $(UNIT_BINS) $(INTEG_BINS) $(FUZZ_BINS) tools narrow
 	$(Q)OUTPUT=$(OUTPUT) tests/run.sh
 
 unit-test: $(UNIT_BINS)
 	$(Q)OUTPUT=$(OUTPUT) tests/run.sh unit
 
-integration-test: $(SOCKWAY) $(SOCKWAYD) $(INTEG_BINS) tools
+integration-test: $(SOCKWAY) $(SOCKWAYD) $(INTEG_BINS) tools narrow
 	$(Q)OUTPUT=$(OUTPUT) tests/run.sh integration
 
 # The demo: sockwayd in the foreground on the seed's policy; Ctrl-C cleans up.

@@ -6,13 +6,14 @@
  * Each .bpf.c includes this file; the definitions are weak, so `bpftool gen object` links
  * them into one map each.
  */
-#ifndef SOCKWAY_MAPS_H
-#define SOCKWAY_MAPS_H
+#ifndef SOCKWAY_BPF_MAPS_H
+#define SOCKWAY_BPF_MAPS_H
 
 #include "vmlinux.h"
 #include <bpf/bpf_helpers.h>
 
 #include "sockway/abi.h"
+#include "sockway/hash.h"
 
 /*
  * Route (Host hash, prefix hash) -> endpoint. Agent writes; decision code reads.
@@ -117,18 +118,19 @@ struct {
 } sock_hash SEC(".maps") __weak;
 
 /*
- * The kernel address of each socket in sock_hash, by the hash of its key
- * (sw_sock_key_hash(), cheaper to look up than the key itself): sk_msg reads the peer's
- * TCP and sk_msg queue state through it (bpf_probe_read_kernel) to keep redirects in order
- * and bounded. sk_msg programs cannot hold a reference on a socket (no bpf_sk_release), so
- * this is a plain number: an entry may outlive its socket, which is harmless since
+ * The kernel address of each socket in sock_hash, by the same key: sk_msg reads the peer's
+ * TCP and sk_msg queue state through it (bpf_rdonly_cast) to keep redirects in order and
+ * bounded. Keyed by the whole tuple, like sock_hash: a hash of it could be made to collide
+ * by a process that picks its own addresses and ports, and would then point the checks
+ * at its socket. sk_msg programs cannot hold a reference on a socket (no bpf_sk_release),
+ * so this is a plain number: an entry may outlive its socket, which is harmless since
  * sock_hash, checked by the redirect itself, no longer has that socket then. sockops
  * deletes the entry when the socket reaches TCP_CLOSE; LRU in case one is missed.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
-	__type(key, __u64);
+	__type(key, struct sw_sock_key);
 	__type(value, __u64);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sock_addr SEC(".maps") __weak;
@@ -172,26 +174,57 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } accel_cgroups SEC(".maps") __weak;
 
-/* The conns entry of a socket of sockwayd, by its key's hash; NULL for any other socket. */
-static __always_inline struct sw_conn *conn_find(__u64 tag)
+/*
+ * Way i of bucket b holds the socket with key k: its tag, a claim finished (owner, written
+ * after self), and the whole key. The tag alone proves nothing (abi.h, struct sw_conn).
+ */
+static __always_inline struct sw_conn *conn_way(const struct sw_conn_bucket *b, __u32 bucket,
+						__u32 i, __u64 tag, const struct sw_sock_key *k)
 {
-	__u32 bucket = (__u32)(tag % SW_CONN_BUCKETS), idx;
+	struct sw_conn *e;
+	__u32 idx;
+
+	if (b->tag[i & (SW_CONN_WAYS - 1)] != tag)
+		return 0;
+	idx = bucket * SW_CONN_WAYS + i;
+	e = bpf_map_lookup_elem(&conns, &idx);
+	if (!e || !*(volatile __u32 *)&e->owner || !sw_sock_key_equal(&e->self, k))
+		return 0;
+	return e;
+}
+
+/*
+ * The conns entry of a socket of sockwayd, by its key; NULL for any other socket. *tag_out
+ * (if not NULL) is the tag word of its way, for freeing it.
+ */
+static __always_inline struct sw_conn *conn_find_way(const struct sw_sock_key *k,
+						     __u64 **tag_out)
+{
+	__u64 tag = sw_sock_key_hash(k);
+	__u32 bucket = (__u32)(tag % SW_CONN_BUCKETS), i;
 	struct sw_conn_bucket *b;
+	struct sw_conn *e;
 
 	b = bpf_map_lookup_elem(&conn_tags, &bucket);
 	if (!b)
 		return 0;
-	if (b->tag[0] == tag)
-		idx = bucket * SW_CONN_WAYS;
-	else if (b->tag[1] == tag)
-		idx = bucket * SW_CONN_WAYS + 1;
-	else if (b->tag[2] == tag)
-		idx = bucket * SW_CONN_WAYS + 2;
-	else if (b->tag[3] == tag)
-		idx = bucket * SW_CONN_WAYS + 3;
-	else
-		return 0;
-	return bpf_map_lookup_elem(&conns, &idx);
+	/* Every way: two sockets may share a tag (one of them made to), and only one of
+	 * them has this key. */
+#pragma unroll
+	for (i = 0; i < SW_CONN_WAYS; i++) {
+		e = conn_way(b, bucket, i, tag, k);
+		if (e) {
+			if (tag_out)
+				*tag_out = &b->tag[i];
+			return e;
+		}
+	}
+	return 0;
 }
 
-#endif /* SOCKWAY_MAPS_H */
+static __always_inline struct sw_conn *conn_find(const struct sw_sock_key *k)
+{
+	return conn_find_way(k, 0);
+}
+
+#endif /* SOCKWAY_BPF_MAPS_H */

@@ -72,20 +72,10 @@ static __always_inline void key_reverse(struct sw_sock_key *out, const struct sw
 	out->pad = 0;
 }
 
-static __always_inline int key_equal(const struct sw_sock_key *a, const struct sw_sock_key *b)
+/* The kernel's tcp_sock of a socket in sock_hash, by its key (see sock_addr). */
+static __always_inline struct tcp_sock *sock_of(const struct sw_sock_key *k)
 {
-	return a->netns == b->netns && a->family == b->family &&
-	       a->local_ip[0] == b->local_ip[0] && a->local_ip[1] == b->local_ip[1] &&
-	       a->local_ip[2] == b->local_ip[2] && a->local_ip[3] == b->local_ip[3] &&
-	       a->remote_ip[0] == b->remote_ip[0] && a->remote_ip[1] == b->remote_ip[1] &&
-	       a->remote_ip[2] == b->remote_ip[2] && a->remote_ip[3] == b->remote_ip[3] &&
-	       a->local_port == b->local_port && a->remote_port == b->remote_port;
-}
-
-/* The kernel's tcp_sock of a socket in sock_hash, by its key's hash (see sock_addr). */
-static __always_inline struct tcp_sock *sock_of(__u64 h)
-{
-	__u64 *addr = bpf_map_lookup_elem(&sock_addr, &h);
+	__u64 *addr = bpf_map_lookup_elem(&sock_addr, k);
 
 	if (!addr)
 		return 0;
@@ -162,12 +152,13 @@ enum peer_state { NO_PEER, BEHIND, READY };
  *   message (up to the sender's send buffer) on this path, and TCP's own buffers on the
  *   other.
  */
-static __always_inline enum peer_state peer_ready(struct sk_msg_md *msg, __u64 peer_hash)
+static __always_inline enum peer_state peer_ready(struct sk_msg_md *msg,
+						  const struct sw_sock_key *peer)
 {
 	struct tcp_sock *self, *tp;
 	struct bpf_sock *sk;
 
-	tp = sock_of(peer_hash);
+	tp = sock_of(peer);
 	if (!tp)
 		return NO_PEER;
 	sk = msg->sk;
@@ -194,13 +185,13 @@ static __always_inline int queue_known_empty(struct tcp_sock *tp)
 }
 
 /*
- * May the splice armed on sockwayd's upstream socket (key hash up_hash) start with this
+ * May the splice armed on sockwayd's upstream socket (key up) start with this
  * send of the backend? Only if nothing the backend sent before is anywhere but read by
  * sockwayd (so sockwayd, which armed after forwarding all it read, or before the response
  * came, holds nothing of it), nothing sockwayd sent the client is still on TCP, and the
  * client's socket is here with room.
  */
-static __always_inline int splice_can_start(struct sk_msg_md *msg, __u64 up_hash,
+static __always_inline int splice_can_start(struct sk_msg_md *msg, const struct sw_sock_key *up,
 					    const struct sw_sock_key *client)
 {
 	struct tcp_sock *self, *u, *cl, *swd;
@@ -213,12 +204,12 @@ static __always_inline int splice_can_start(struct sk_msg_md *msg, __u64 up_hash
 	self = bpf_skc_to_tcp_sock(sk);
 	if (!self || self->snd_una != self->write_seq)
 		return 0;
-	u = sock_of(up_hash);
+	u = sock_of(up);
 	if (!u || !tcp_read_all(u) || !queue_known_empty(u))
 		return 0;
-	cl = sock_of(sw_sock_key_hash(client));
+	cl = sock_of(client);
 	key_reverse(&swd_key, client);
-	swd = sock_of(sw_sock_key_hash(&swd_key));
+	swd = sock_of(&swd_key);
 	if (!cl || !swd || !tcp_sent_all(swd) || !tcp_read_all(cl))
 		return 0;
 	return has_room(cl);
@@ -321,13 +312,14 @@ static __always_inline enum splice_result splice_whole_send(struct sk_msg_md *ms
 }
 
 /*
- * A send of a backend to sockwayd's upstream socket (key hash up_hash, conns entry e)
+ * A send of a backend to sockwayd's upstream socket (key up, conns entry e)
  * while a splice is armed or on (abi.h, struct sw_conn): moves up to e->left bytes into
  * the client's socket. Every send after the splice stopped goes the normal way, to
  * sockwayd, which learns from e->done how much the kernel moved.
  */
 static __always_inline enum splice_result splice(struct sk_msg_md *msg, struct sw_conn *e,
-						 __u64 up_hash, __u64 size, int accel_off)
+						 const struct sw_sock_key *up, __u64 size,
+						 int accel_off)
 {
 	struct sw_sock_key client, again;
 	__u32 state = e->splice, next = SW_SPLICE_ACTIVE;
@@ -348,7 +340,7 @@ static __always_inline enum splice_result splice(struct sk_msg_md *msg, struct s
 	if (accel_off && state != SW_SPLICE_ACTIVE)
 		return NOT_SPLICED;
 	__builtin_memcpy(&client, &e->client, sizeof(client));
-	if (state != SW_SPLICE_ACTIVE && !splice_can_start(msg, up_hash, &client))
+	if (state != SW_SPLICE_ACTIVE && !splice_can_start(msg, up, &client))
 		return NOT_SPLICED;
 	if (state == SW_SPLICE_PREARMED) {
 		if (head_scan(msg, size, e)) {
@@ -373,14 +365,14 @@ static __always_inline enum splice_result splice(struct sk_msg_md *msg, struct s
 		/* sockwayd may have disarmed and armed again, for another client, between the
 		 * copy above and the swap: then give this arming back untouched. */
 		__builtin_memcpy(&again, &e->client, sizeof(again));
-		if (!key_equal(&again, &client)) {
+		if (!sw_sock_key_equal(&again, &client)) {
 			__sync_val_compare_and_swap(&e->splice, next, state);
 			return NOT_SPLICED;
 		}
 		/* Or disarmed, forwarded bytes to the same client and armed again (a 1xx, or
 		 * the head before a body): those bytes must not be on TCP still, where this
 		 * splice would overtake them. Checked again now that the arming is ours. */
-		if (!splice_can_start(msg, up_hash, &client)) {
+		if (!splice_can_start(msg, up, &client)) {
 			__sync_val_compare_and_swap(&e->splice, next, state);
 			return NOT_SPLICED;
 		}
@@ -391,7 +383,7 @@ static __always_inline enum splice_result splice(struct sk_msg_md *msg, struct s
 		if (state == SW_SPLICE_PREARMED)
 			e->left = total - 1;
 	} else {
-		cl = sock_of(sw_sock_key_hash(&client));
+		cl = sock_of(&client);
 		if (accel_off || !cl || !has_room(cl))
 			goto stop;
 	}
@@ -443,7 +435,7 @@ int msg_redirect(struct sk_msg_md *msg)
 	 * offsets to share a load between branches. */
 	__u64 size = msg->size;
 	__u32 zero = 0;
-	__u64 peer_hash, swd_cg;
+	__u64 swd_cg;
 	int from_swd;
 	int off;
 	long ret;
@@ -477,8 +469,7 @@ int msg_redirect(struct sk_msg_md *msg)
 	 * switch stops an active one: the rest reaches the client through sockwayd. Only a
 	 * send from outside sockwayd can have sockwayd's socket as its peer (two sockwayds of
 	 * one pin directory talking to each other skip this: no splice, no count). */
-	peer_hash = sw_sock_key_hash(&peer);
-	pe = swd_cg && !from_swd ? conn_find(peer_hash) : 0;
+	pe = swd_cg && !from_swd ? conn_find(&peer) : 0;
 	if (msg_is_rest(msg)) {
 		/*
 		 * The rest of a message split by a splice: the response's last byte(s), for
@@ -503,7 +494,7 @@ int msg_redirect(struct sk_msg_md *msg)
 			__sync_fetch_and_add(&pe->accel_bytes, size);
 		return SK_PASS;
 	}
-	if (pe && splice(msg, pe, peer_hash, size, off) == SPLICED_SENT)
+	if (pe && splice(msg, pe, &peer, size, off) == SPLICED_SENT)
 		return SK_PASS;
 
 	/* The kill switch: pass everything to TCP. Sockets stay in the map until they
@@ -512,7 +503,7 @@ int msg_redirect(struct sk_msg_md *msg)
 		count(PASSED, size);
 		return SK_PASS;
 	}
-	switch (peer_ready(msg, peer_hash)) {
+	switch (peer_ready(msg, &peer)) {
 	case NO_PEER:
 		count(PASSED, size);
 		return SK_PASS;
@@ -533,7 +524,7 @@ int msg_redirect(struct sk_msg_md *msg)
 	/* On sockwayd's connection: its socket is the peer or the sender. */
 	if (from_swd) {
 		key_reverse(&self, &peer);
-		pe = conn_find(sw_sock_key_hash(&self));
+		pe = conn_find(&self);
 	}
 	if (pe)
 		__sync_fetch_and_add(&pe->accel_bytes, size);

@@ -16,33 +16,25 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 
 /*
- * A new connection with the tuple of a stale conns entry (its sockwayd was killed): frees
+ * A new connection with the key of a stale conns entry (its sockwayd was killed): frees
  * the entry. This runs before sockwayd can claim the socket (it accepts or sees the connect
  * complete after ESTABLISHED), so sk_msg never applies an old splice to a new connection.
+ * Only an entry with this very key goes: no live socket has the key of one being
+ * established, while any number may share its tag.
  */
-static __always_inline void conn_forget(__u64 tag)
+static __always_inline void conn_forget(const struct sw_sock_key *k)
 {
-	__u32 bucket = (__u32)(tag % SW_CONN_BUCKETS), idx, i;
-	struct sw_conn_bucket *b;
-	struct sw_conn *e;
+	__u64 *tag = 0, t;
+	struct sw_conn *e = conn_find_way(k, &tag);
 
-	b = bpf_map_lookup_elem(&conn_tags, &bucket);
-	if (!b)
+	if (!e || !tag)
 		return;
-#pragma unroll
-	for (i = 0; i < SW_CONN_WAYS; i++) {
-		if (b->tag[i] != tag)
-			continue;
-		idx = bucket * SW_CONN_WAYS + i;
-		e = bpf_map_lookup_elem(&conns, &idx);
-		if (e) {
-			/* Owner first, as every free path does (user/lib/conns.c). */
-			__sync_lock_test_and_set(&e->owner, 0);
-			__sync_lock_test_and_set(&e->splice, SW_SPLICE_IDLE);
-			e->peer_closed = 0;
-		}
-		__sync_val_compare_and_swap(&b->tag[i], tag, 0);
-	}
+	t = *tag;
+	/* Owner first, as every free path does (user/lib/conns.c). */
+	__sync_lock_test_and_set(&e->owner, 0);
+	__sync_lock_test_and_set(&e->splice, SW_SPLICE_IDLE);
+	e->peer_closed = 0;
+	__sync_val_compare_and_swap(tag, t, 0);
 }
 
 /* The socket's key as its own side sees it: 0 if not TCP over IPv4 or IPv6. */
@@ -79,7 +71,7 @@ int sock_track(struct bpf_sock_ops *ops)
 	struct bpf_sock *sk;
 	struct sw_conn *e;
 	__u32 zero = 0, op = ops->op;
-	__u64 addr, h;
+	__u64 addr;
 
 	/* A tracked socket closing: its address leaves sock_addr (sock_hash drops the
 	 * socket itself), so that the LRU never has to evict a live one. One of sockwayd's
@@ -90,10 +82,9 @@ int sock_track(struct bpf_sock_ops *ops)
 		__u32 state = ops->args[1];
 
 		if ((state == BPF_TCP_CLOSE || state == BPF_TCP_CLOSE_WAIT) && key_of(ops, &key)) {
-			h = sw_sock_key_hash(&key);
 			if (state == BPF_TCP_CLOSE)
-				bpf_map_delete_elem(&sock_addr, &h);
-			e = conn_find(h);
+				bpf_map_delete_elem(&sock_addr, &key);
+			e = conn_find(&key);
 			if (e)
 				e->peer_closed = 1;
 		}
@@ -107,9 +98,8 @@ int sock_track(struct bpf_sock_ops *ops)
 	if (!sk)
 		return 1;
 	addr = (__u64)(unsigned long)sk;
-	h = sw_sock_key_hash(&key);
-	conn_forget(h);
-	if (bpf_map_update_elem(&sock_addr, &h, &addr, BPF_ANY))
+	conn_forget(&key);
+	if (bpf_map_update_elem(&sock_addr, &key, &addr, BPF_ANY))
 		return 1;
 	if (bpf_sock_hash_update(ops, &sock_hash, &key, BPF_ANY))
 		return 1;

@@ -254,11 +254,14 @@ struct sw_accel_stats {
 /*
  * The conns map: one entry per TCP connection of sockwayd (to clients and to upstreams),
  * found from the socket's sw_sock_key: bucket sw_sock_key_hash() % SW_CONN_BUCKETS of the
- * conn_tags map, then the one of its SW_CONN_WAYS tags that is that hash; the entry has
- * the same index (bucket * SW_CONN_WAYS + way) in conns. sockwayd claims a tag when it
- * opens the connection (a compare-and-swap of 0) and frees it at close. The tags are
- * apart so that the search, done for most sends, reads one cache line. Both maps are
- * mmap-able, so nothing here costs a syscall per request.
+ * conn_tags map, then a way of its SW_CONN_WAYS whose tag is that hash, whose entry (same
+ * index, bucket * SW_CONN_WAYS + way, in conns) is owned and holds that very key (self).
+ * The tag only narrows the search: the hash is not a secret and can be made to collide
+ * by anyone who picks a connection's addresses and ports, so a socket is never taken for
+ * another on an equal tag. sockwayd claims a tag when it opens the connection (a
+ * compare-and-swap of 0), then writes self, then owner; it frees the entry at close. The
+ * tags are apart so that the search, done for most sends, reads one cache line. Both maps
+ * are mmap-able, so nothing here costs a syscall per request.
  *   accel_bytes: sk_msg adds the bytes it moves on the connection, either way; sockwayd
  *     adds what is new to the counter cell of the exchange when the exchange starts, when
  *     it arms a whole response, and when it ends. (Per connection, not per cell: a
@@ -286,7 +289,7 @@ struct sw_accel_stats {
  *     compare-and-swap) before it reads an armed socket or answers the client itself, so
  *     the kernel never overtakes bytes that sockwayd holds or writes. sk_msg.bpf.c and
  *     user/helper/proxy.c hold the rest.
- * A sockwayd killed leaves its entries behind: sockops frees the entry of a tuple that
+ * A sockwayd killed leaves its entries behind: sockops frees the entry of a key that
  * connects again (before any sockwayd can claim it, so no new connection ever finds an
  * old splice), and sockwayd frees the entries of dead owners when it starts and when a
  * bucket is full.
@@ -350,15 +353,20 @@ struct sw_resphead {
 	__u32 head_len;	   /* when done: bytes of the head, its empty line included */
 };
 
-/* conn_tags map value: sw_sock_key_hash() of each way's socket; 0 for a free way. */
+/* conn_tags map value: sw_sock_key_hash() of each way's socket; 0 for a free way. A hint,
+ * not an identity: the entry's self is compared too. */
 struct sw_conn_bucket {
 	__u64 tag[SW_CONN_WAYS];
 };
 
 struct sw_conn {
-	__u64 accel_bytes;	   /* bytes sk_msg moved on the connection, both ways */
+	/* The first cache line is what every lookup reads (owner, self). */
+	__u32 owner;		   /* pid of the sockwayd that claimed it; 0 while free */
 	__u32 splice;		   /* enum sw_splice_state; written with compare-and-swap */
-	__u32 owner;		   /* pid of the sockwayd that claimed it */
+	/* The key of the socket this entry belongs to, written by sockwayd before owner: a
+	 * lookup matches the whole key, never the tag alone. */
+	struct sw_sock_key self;
+	__u64 accel_bytes;	   /* bytes sk_msg moved on the connection, both ways */
 	__u64 left;		   /* bytes the kernel is still to move to the client */
 	__u64 done;		   /* bytes it moved since sockwayd armed the splice */
 	struct sw_sock_key client; /* the client's own socket, where the body goes */
@@ -369,7 +377,7 @@ struct sw_conn {
 	__u32 peer_closed; /* sockops saw the socket get the peer's FIN or die (CLOSE_WAIT,
 			    * CLOSE): sockwayd does not reuse it. 0 in a free entry. */
 	__u32 pad32;
-	__u64 pad[3];
+	__u64 pad[4];
 };
 
 /* accel_cgroups map value, keyed by cgroup id: a cgroup whose sockets are accelerated. */

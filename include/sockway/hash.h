@@ -55,7 +55,12 @@ static __always_inline __u64 sw_hash64(const void *buf, __u32 len)
 	return sw_hash_final(state);
 }
 
-/* The tag of a socket in the conns map (abi.h): never 0, which marks a free entry. */
+/*
+ * The tag of a socket in the conns map (abi.h): never 0, which marks a free entry. Not a
+ * secret and not collision-free: lookups compare the whole key as well. A test build
+ * narrows it (SW_TEST_SOCK_HASH_BITS) so that tests/integration/test_collide.sh can make
+ * two sockets share a tag on purpose.
+ */
 static __always_inline __u64 sw_sock_key_hash(const struct sw_sock_key *k)
 {
 	__u64 h = SW_FNV_OFFSET ^ k->netns;
@@ -71,7 +76,22 @@ static __always_inline __u64 sw_sock_key_hash(const struct sw_sock_key *k)
 	h = (h ^ k->remote_ip[3]) * SW_FNV_PRIME;
 	h = (h ^ ((__u64)k->local_port << 16 | k->remote_port)) * SW_FNV_PRIME;
 	h = sw_hash_final(h);
+#ifdef SW_TEST_SOCK_HASH_BITS
+	h &= (1ULL << SW_TEST_SOCK_HASH_BITS) - 1;
+#endif
 	return h ? h : 1;
+}
+
+/* The same socket seen by both ends: equal keys, pad ignored. */
+static __always_inline int sw_sock_key_equal(const struct sw_sock_key *a,
+					     const struct sw_sock_key *b)
+{
+	return a->netns == b->netns && a->family == b->family &&
+	       a->local_ip[0] == b->local_ip[0] && a->local_ip[1] == b->local_ip[1] &&
+	       a->local_ip[2] == b->local_ip[2] && a->local_ip[3] == b->local_ip[3] &&
+	       a->remote_ip[0] == b->remote_ip[0] && a->remote_ip[1] == b->remote_ip[1] &&
+	       a->remote_ip[2] == b->remote_ip[2] && a->remote_ip[3] == b->remote_ip[3] &&
+	       a->local_port == b->local_port && a->remote_port == b->remote_port;
 }
 
 /* sw_hash64() of the ASCII lower case of a buffer: the hash of a Host. */

@@ -98,7 +98,8 @@ static bool reclaim(struct sw_maps *m, __u32 bucket, unsigned i)
 					   __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
 }
 
-static struct sw_conn *claim_free(struct sw_maps *m, __u32 bucket, __u64 tag)
+static struct sw_conn *claim_free(struct sw_maps *m, __u32 bucket, __u64 tag,
+				  const struct sw_sock_key *k)
 {
 	struct sw_conn_bucket *b = &m->conn_tags[bucket];
 	unsigned i;
@@ -109,10 +110,13 @@ static struct sw_conn *claim_free(struct sw_maps *m, __u32 bucket, __u64 tag)
 
 		if (__atomic_load_n(&b->tag[i], __ATOMIC_RELAXED))
 			continue;
-		/* A free way's entry is idle already (sw_conn_release); the tag publishes it. */
+		/* A free way's entry is idle already (sw_conn_release). The tag takes the way;
+		 * the kernel matches the entry only once owner is set, and owner is stored
+		 * after self (release), so no lookup sees a claim with another socket's key. */
 		if (__atomic_compare_exchange_n(&b->tag[i], &free_tag, tag, false, __ATOMIC_ACQ_REL,
 						__ATOMIC_RELAXED)) {
-			__atomic_store_n(&e->owner, (__u32)getpid(), __ATOMIC_RELAXED);
+			e->self = *k;
+			__atomic_store_n(&e->owner, (__u32)getpid(), __ATOMIC_RELEASE);
 			return e;
 		}
 	}
@@ -123,7 +127,7 @@ struct sw_conn *sw_conn_claim(struct sw_maps *m, const struct sw_sock_key *k)
 {
 	__u64 tag = sw_sock_key_hash(k);
 	__u32 bucket = tag % SW_CONN_BUCKETS;
-	struct sw_conn *e = claim_free(m, bucket, tag);
+	struct sw_conn *e = claim_free(m, bucket, tag, k);
 	unsigned i;
 	bool freed = false;
 
@@ -132,7 +136,7 @@ struct sw_conn *sw_conn_claim(struct sw_maps *m, const struct sw_sock_key *k)
 	/* A full bucket: entries of a killed sockwayd may be taking it. */
 	for (i = 0; i < SW_CONN_WAYS; i++)
 		freed |= reclaim(m, bucket, i);
-	return freed ? claim_free(m, bucket, tag) : NULL;
+	return freed ? claim_free(m, bucket, tag, k) : NULL;
 }
 
 void sw_conns_release_mine(struct sw_maps *m)

@@ -34,7 +34,8 @@ _Static_assert(sizeof(struct sw_split) == 8, "sw_split layout");
 _Static_assert(sizeof(struct sw_shadow) == 16, "sw_shadow layout");
 _Static_assert(sizeof(struct sw_counters) == 384, "sw_counters: 6 cache lines");
 _Static_assert(sizeof(struct sw_cell) == 64 + SW_COUNTER_SHARDS * 384, "sw_cell layout");
-_Static_assert(sizeof(struct sw_conn) == 192, "sw_conn: 3 cache lines");
+_Static_assert(sizeof(struct sw_conn) == 256, "sw_conn: 4 cache lines");
+_Static_assert(__builtin_offsetof(struct sw_conn, accel_bytes) == 64, "sw_conn: lookups read one line");
 _Static_assert(sizeof(struct sw_slot_table) == SW_SLOTS, "sw_slot_table layout");
 _Static_assert(SW_MAX_SPLIT <= 256, "slot tables store split indexes in a byte");
 
