@@ -1,8 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
 /*
- * decide: the decision code of include/sockway/decide.h run in the kernel on one request
- * given through BPF_PROG_TEST_RUN. It reads the same pinned maps as the data plane, so
- * tests can prove that the BPF build and the userspace build of the decision code agree.
+ * decide: the decision code of include/sockway/decide.h (sw_decide_route, sw_decide_pick)
+ * run in the kernel on one request given through BPF_PROG_TEST_RUN. It reads the same
+ * pinned maps as the data plane, so tests can prove that the BPF build and the userspace
+ * build of the decision agree, normal forms included.
  */
 #include "maps.h"
 #include <bpf/bpf_helpers.h>
@@ -10,6 +11,14 @@
 #include "sockway/decide.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
+
+/* The decision's state: larger than the 512 bytes of BPF stack. Only this program. */
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__uint(max_entries, 1);
+	__type(key, __u32);
+	__type(value, struct sw_decide_state);
+} decide_state SEC(".maps");
 
 static __always_inline const struct sw_route *sw_routes_lookup(void *env,
 							       const struct sw_route_key *key)
@@ -32,100 +41,42 @@ static __always_inline int sw_endpoint_get(void *env, __u32 index, const struct 
 	return *ep && *table ? 0 : -ENOENT;
 }
 
-/* State of one walk over a path, on the stack so that bpf_loop() callbacks can reach it. */
-struct path_walk {
-	struct sw_route_match m;
-	__u32 len;
-	__u8 buf[SW_DECIDE_PATH_MAX];
-};
-
-/*
- * One path byte per call: bpf_loop() keeps the verifier's work per byte constant, where
- * an open-coded loop with lookups in it costs a state per byte and branch.
- */
-static long path_walk_step(__u32 i, struct path_walk *w)
-{
-	if (i >= w->len || i >= SW_DECIDE_PATH_MAX)
-		return 1;
-	/* Bound the index where it is used: clang checks a copy of i otherwise. */
-	SW_BARRIER_VAR(i);
-	return sw_route_match_feed(&w->m, NULL, w->buf[i & (SW_DECIDE_PATH_MAX - 1)]);
-}
-
-struct key_walk {
-	__u64 state;
-	__u32 len;
-	__u32 lower; /* hash in lower case (hosts) */
-	__u8 buf[SW_SHARD_KEY_MAX];
-};
-
-static long key_walk_step(__u32 i, struct key_walk *w)
-{
-	if (i >= w->len || i >= SW_SHARD_KEY_MAX)
-		return 1;
-	SW_BARRIER_VAR(i);
-	i &= SW_SHARD_KEY_MAX - 1;
-	w->state = w->lower ? sw_hash_step_lower(w->state, w->buf[i])
-			    : sw_hash_step(w->state, w->buf[i]);
-	return 0;
-}
-
-/* sw_hash64 of a string in the context; len is cut to max, as the userspace side does. */
-static __always_inline __u64 hash_string(struct key_walk *w, const void *src, __u32 len, __u32 max,
-					 __u32 lower)
-{
-	w->state = SW_FNV_OFFSET;
-	w->len = len < max ? len : max;
-	w->lower = lower;
-	if (bpf_probe_read_kernel(w->buf, sizeof(w->buf), src))
-		return 0;
-	bpf_loop(SW_SHARD_KEY_MAX, key_walk_step, w, 0);
-	return sw_hash_final(w->state);
-}
-
 SEC("syscall")
 int decide(struct sw_decide_args *args)
 {
-	/* The two walks take turns, in one stack area: BPF has 512 bytes of stack. */
-	union {
-		struct key_walk kw;
-		struct path_walk pw;
-	} w = {};
-	struct sw_pick pick = {};
-	__u16 endpoint_id;
-	__u32 slot;
-	int err, tries;
+	struct sw_decide_state *s;
+	__u32 zero = 0;
+	int err;
 
-	args->host_hash =
-		args->host_len ? hash_string(&w.kw, args->host, args->host_len, SW_HOST_MAX, 1) : 0;
-	args->key_hash = args->key_len
-				 ? hash_string(&w.kw, args->key, args->key_len, SW_SHARD_KEY_MAX, 0)
-				 : 0;
+	s = bpf_map_lookup_elem(&decide_state, &zero);
+	if (!s)
+		return 0;
+	__builtin_memcpy(s->path, args->path, sizeof(s->path));
+	__builtin_memcpy(s->host, args->host, sizeof(s->host));
+	__builtin_memcpy(s->key, args->key, sizeof(s->key));
+	/* Bytes past the normal path are copied out too: zero, as a fresh buffer's. */
+	__builtin_memset(s->norm, 0, sizeof(s->norm));
+	s->path_len = args->path_len;
+	s->host_len = args->host_len;
+	s->method = args->method;
+	s->rnd = args->rnd;
 
-	if (bpf_probe_read_kernel(w.pw.buf, sizeof(w.pw.buf), args->path))
-		return 0;
-	w.pw.len = args->path_len;
-	sw_route_match_init(&w.pw.m, args->host_hash, args->method);
-	bpf_loop(SW_DECIDE_PATH_MAX, path_walk_step, &w.pw, 0);
-	endpoint_id = sw_route_match_end(&w.pw.m, NULL);
-	args->endpoint_id = endpoint_id;
-	if (endpoint_id == SW_ID_NONE) {
-		args->err = -ENOENT;
-		return 0;
+	err = sw_decide_route(s, NULL);
+	if (!err) {
+		s->key_len = args->key_len;
+		err = sw_decide_pick(s, NULL);
 	}
-
-	slot = args->key_len ? sw_slot_of_hash(args->key_hash) : sw_slot_of_random(args->rnd);
-	/* A commit that runs during the pick makes it retry; two tries are plenty, since commits
-	 * are rare and short, and the verifier wants a bound. */
-	err = -EAGAIN;
-	for (tries = 0; tries < 4 && err == -EAGAIN; tries++)
-		err = sw_pick_backend(NULL, endpoint_id, slot, &pick);
 	args->err = err;
-	args->slot = slot;
-	args->generation = pick.generation;
-	args->backend_id = pick.backend_id;
-	args->split = pick.split;
-	args->cell = pick.cell;
-	args->copy = pick.copy;
+	args->host_hash = s->host_hash;
+	args->endpoint_id = s->endpoint_id;
+	args->norm_len = s->norm_len;
+	__builtin_memcpy(args->norm, s->norm, sizeof(args->norm));
+	args->key_hash = s->key_hash;
+	args->slot = s->pick.slot;
+	args->generation = s->pick.generation;
+	args->backend_id = s->pick.backend_id;
+	args->split = s->pick.split;
+	args->cell = s->pick.cell;
+	args->copy = s->pick.copy;
 	return 0;
 }

@@ -387,14 +387,16 @@ struct sw_accel_cgroup {
 
 /*
  * Context of the decide program (SEC("syscall"), run through BPF_PROG_TEST_RUN): the
- * kernel's own answer for one request, so that tests compare it with userspace's.
+ * kernel's own answer for one request, so that tests compare it with userspace's. The
+ * kernel build of the decision takes a path and a Host up to these sizes (-E2BIG beyond).
  */
 #define SW_DECIDE_PATH_MAX 256
+#define SW_DECIDE_HOST_MAX 128 /* a Host with its port and a trailing dot */
 
 struct sw_decide_args {
 	/* in */
-	char path[SW_DECIDE_PATH_MAX];
-	char host[SW_HOST_MAX];
+	char path[SW_DECIDE_PATH_MAX]; /* the path only, without its query */
+	char host[SW_DECIDE_HOST_MAX]; /* the Host as the request gave it, port and all */
 	char key[SW_SHARD_KEY_MAX];
 	__u32 path_len;
 	__u32 host_len; /* 0 = no Host */
@@ -402,7 +404,8 @@ struct sw_decide_args {
 	__u32 method;	/* SW_METHOD_* bit */
 	__u32 rnd;	/* the random value for a request without a key */
 	/* out */
-	__s32 err; /* 0, or -errno of the pick; -ENOENT when no route matched */
+	__s32 err; /* 0; -EINVAL: a path or Host refused (400); -ENOENT: no route; -E2BIG:
+		    * longer than the kernel build takes; or -errno of the pick */
 	__u64 host_hash;
 	__u64 key_hash;
 	__u64 generation;
@@ -412,7 +415,8 @@ struct sw_decide_args {
 	__u16 split;
 	__u16 cell;
 	__u32 copy; /* the endpoint copy (0 or 1) that was live */
-	__u32 pad;
+	__u32 norm_len;			/* bytes of norm */
+	char norm[SW_DECIDE_PATH_MAX]; /* the path in normal form (norm.h), as forwarded */
 };
 
 /* Indexes are masked with these in BPF, so they must be powers of two. */
@@ -420,5 +424,6 @@ _Static_assert((SW_MAX_ENDPOINTS & (SW_MAX_ENDPOINTS - 1)) == 0, "SW_MAX_ENDPOIN
 _Static_assert((SW_MAX_SPLIT & (SW_MAX_SPLIT - 1)) == 0, "SW_MAX_SPLIT");
 _Static_assert((SW_SHARD_KEY_MAX & (SW_SHARD_KEY_MAX - 1)) == 0, "SW_SHARD_KEY_MAX");
 _Static_assert((SW_DECIDE_PATH_MAX & (SW_DECIDE_PATH_MAX - 1)) == 0, "SW_DECIDE_PATH_MAX");
+_Static_assert((SW_DECIDE_HOST_MAX & (SW_DECIDE_HOST_MAX - 1)) == 0, "SW_DECIDE_HOST_MAX");
 
 #endif /* SOCKWAY_ABI_H */

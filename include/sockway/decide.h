@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause */
 /*
- * The decision code: the shard-key hash, the slot pick and the route match. It compiles
- * into the BPF programs and into userspace, so that both choose the same backend for the
- * same request; tests/integration/test_parity.c proves it on 10,000 keys and paths.
+ * The decision code: the request's normal form (norm.h), the route match, the shard-key
+ * hash and the slot pick. It compiles into the BPF programs and into userspace, and
+ * sockwayd, `sockway explain` and the BPF decide program all run sw_decide_route() and
+ * sw_decide_pick() below, so that they choose the same backend for the same request;
+ * tests/integration/test_parity.c proves it on 10,000 generated requests.
  *
  * Map access goes through hooks that the includer defines (see "Hooks" below): BPF looks
  * into its maps, userspace into pinned maps or its own copies. Everything here returns
@@ -12,7 +14,9 @@
 #define SOCKWAY_DECIDE_H
 
 #include "abi.h"
+#include "decide_types.h"
 #include "hash.h"
+#include "norm.h"
 
 /* errno values; BPF has no <errno.h>. */
 #ifndef ENOENT
@@ -53,26 +57,15 @@ static __always_inline int sw_endpoint_get(void *env, __u32 index, const struct 
 					   const struct sw_slot_table **slots);
 
 /*
- * Longest-prefix route match on path-segment boundaries, fed one byte at a time so that a
- * BPF program can drive it from bpf_loop() over packet bytes and userspace from a plain loop.
+ * Longest-prefix route match (struct sw_route_match, decide_types.h) on path-segment boundaries,
+ * fed one byte at a time so that a BPF program can drive it from bpf_loop() over packet bytes and
+ * userspace from a plain loop.
  *
  * Candidates are "/" and every prefix that ends before a '/' or at the end of the path, so
  * route "/api" matches "/api", "/api/" and "/api/x" but not "/apix". The path ends at '?',
  * '#', a space or NUL. A route with a Host beats every route without one (the Host picks
  * the virtual host first, as nginx and Envoy do); among equals the longest prefix wins.
  */
-struct sw_route_match {
-	__u64 host_hash; /* sw_hash64 of the lower-case Host without port; 0 = none */
-	__u64 state;	 /* FNV state of the path bytes fed so far */
-	__u32 method;	 /* the request's SW_METHOD_* bit */
-	__u32 len;	 /* path bytes fed so far */
-	__u8 last;	 /* last byte fed */
-	__u8 done;	 /* 1 once no longer prefix can match */
-	__u16 host_ep;	 /* best match among routes with a Host, or SW_ID_NONE */
-	__u16 any_ep;	 /* best match among routes without a Host, or SW_ID_NONE */
-	__u16 host_len;	 /* prefix length of host_ep's route */
-	__u16 any_len;	 /* prefix length of any_ep's route */
-};
 
 static __always_inline void sw_route_match_init(struct sw_route_match *m, __u64 host_hash,
 						__u32 method)
@@ -158,7 +151,6 @@ static __always_inline __u16 sw_route_match_end(struct sw_route_match *m, void *
 	return m->host_ep != SW_ID_NONE ? m->host_ep : m->any_ep;
 }
 
-
 /*
  * Picks the backend of endpoint_id for a slot. Returns -EAGAIN when a policy commit ran
  * while it read (the caller retries a bounded number of times), -ENOENT when the endpoint
@@ -206,6 +198,148 @@ static __always_inline int sw_pick_backend(void *env, __u16 endpoint_id, __u32 s
 	if (SW_READ_ONCE(ctl->generation) != gen)
 		return -EAGAIN;
 	return 0;
+}
+
+/* Byte i of an input (SW_DECIDE_*_MAX, a power of two, is its size in BPF). */
+#ifdef __bpf__
+#define SW_DECIDE_IN(arr, i, max) ((arr)[(i) & ((max)-1)])
+#else
+#define SW_DECIDE_IN(arr, i, max) ((arr)[i])
+#endif
+
+/* The callbacks' context: bpf_loop passes a pointer to the caller's stack. */
+struct sw_decide_ctx {
+	struct sw_decide_state *s;
+	void *env;
+};
+
+/* A bounded walk: bpf_loop in BPF (the verifier checks one step), a loop in userspace. */
+#ifdef __bpf__
+#define SW_DECIDE_LOOP(n, fn, ctx) bpf_loop((n), (fn), (ctx), 0)
+#else
+static inline void sw_decide_loop(__u32 n, long (*fn)(__u32, void *), void *ctx)
+{
+	__u32 i;
+
+	for (i = 0; i < n; i++)
+		if (fn(i, ctx))
+			break;
+}
+#define SW_DECIDE_LOOP(n, fn, ctx) sw_decide_loop((n), (fn), (ctx))
+#endif
+
+static __attribute__((unused)) long sw_decide_host_step(__u32 i, void *ctx)
+{
+	struct sw_decide_state *s = ((struct sw_decide_ctx *)ctx)->s;
+
+	if (i >= s->host_len)
+		return 1;
+	s->err = sw_host_feed(&s->hn, i, SW_DECIDE_IN(s->host, i, SW_DECIDE_HOST_MAX));
+	return s->err != 0;
+}
+
+/* Path byte i + 1: the first, '/', is the normal form's start. */
+static __attribute__((unused)) long sw_decide_path_step(__u32 i, void *ctx)
+{
+	struct sw_decide_state *s = ((struct sw_decide_ctx *)ctx)->s;
+
+	if (i + 1 >= s->path_len)
+		return 1;
+	s->err = sw_path_feed(&s->pn, s->norm, SW_DECIDE_IN(s->path, i + 1, SW_DECIDE_PATH_MAX));
+	return s->err != 0;
+}
+
+static __attribute__((unused)) long sw_decide_route_step(__u32 i, void *ctx)
+{
+	struct sw_decide_ctx *x = ctx;
+	struct sw_decide_state *s = x->s;
+
+	if (i >= s->pn.len)
+		return 1;
+	return sw_route_match_feed(&s->m, x->env, SW_DECIDE_IN(s->norm, i, SW_DECIDE_PATH_MAX));
+}
+
+static __attribute__((unused)) long sw_decide_key_step(__u32 i, void *ctx)
+{
+	struct sw_decide_state *s = ((struct sw_decide_ctx *)ctx)->s;
+
+	if (i >= s->key_len || i >= SW_SHARD_KEY_MAX)
+		return 1;
+	s->key_state = sw_hash_step(s->key_state, SW_DECIDE_IN(s->key, i, SW_SHARD_KEY_MAX));
+	return 0;
+}
+
+/*
+ * The route of a request: its Host and path in normal form (a refusal is -EINVAL, which
+ * sockwayd answers with 400), then the longest route. Sets norm_len, host_hash and
+ * endpoint_id. Returns 0, -EINVAL, -ENOENT when no route matches, or -E2BIG for an input
+ * longer than the BPF build takes.
+ */
+static __always_inline int sw_decide_route(struct sw_decide_state *s, void *env)
+{
+	struct sw_decide_ctx x = {.s = s, .env = env};
+
+	/* Every output starts over: a state may hold the last request's. */
+	s->err = 0;
+	s->norm_len = 0;
+	s->host_hash = 0;
+	s->key_hash = 0;
+	__builtin_memset(&s->pick, 0, sizeof(s->pick));
+	s->endpoint_id = SW_ID_NONE;
+#ifdef __bpf__
+	if (s->host_len > SW_DECIDE_HOST_MAX || s->path_len > SW_DECIDE_PATH_MAX)
+		return -E2BIG;
+#endif
+	sw_host_init(&s->hn);
+	SW_DECIDE_LOOP(s->host_len, sw_decide_host_step, &x);
+	if (!s->err)
+		s->err = sw_host_end(&s->hn, &s->host_hash);
+	if (s->err)
+		return s->err;
+	/* Only origin-form paths route ("*" of OPTIONS does not). */
+	if (!s->path_len || SW_DECIDE_IN(s->path, 0, SW_DECIDE_PATH_MAX) != '/')
+		return -ENOENT;
+	sw_path_init(&s->pn, s->norm);
+	SW_DECIDE_LOOP(s->path_len - 1, sw_decide_path_step, &x);
+	if (!s->err)
+		s->err = sw_path_end(&s->pn, s->norm);
+	if (s->err)
+		return s->err;
+	s->norm_len = s->pn.len;
+	sw_route_match_init(&s->m, s->host_hash, s->method);
+	SW_DECIDE_LOOP(s->pn.len, sw_decide_route_step, &x);
+	s->endpoint_id = sw_route_match_end(&s->m, env);
+	return s->endpoint_id == SW_ID_NONE ? -ENOENT : 0;
+}
+
+/*
+ * The backend of the routed request: the slot of its shard key (key and key_len, set by
+ * the caller from the endpoint's shard header) or of rnd, then the pick, retried while a
+ * commit runs. Sets key_hash and pick. Returns 0 or -errno of sw_pick_backend.
+ */
+static __always_inline int sw_decide_pick(struct sw_decide_state *s, void *env)
+{
+	struct sw_decide_ctx x = {.s = s, .env = env};
+	__u32 slot;
+	int err = -EAGAIN, tries;
+
+	s->key_hash = 0;
+	__builtin_memset(&s->pick, 0, sizeof(s->pick));
+	if (s->key_len) {
+		s->key_state = SW_FNV_OFFSET;
+		SW_DECIDE_LOOP(s->key_len < SW_SHARD_KEY_MAX ? s->key_len : SW_SHARD_KEY_MAX,
+			       sw_decide_key_step, &x);
+		s->key_hash = sw_hash_final(s->key_state);
+		slot = sw_slot_of_hash(s->key_hash);
+	} else {
+		slot = sw_slot_of_random(s->rnd);
+	}
+	/* A commit during the pick makes it retry; commits are rare and short, and the
+	 * verifier wants a bound. */
+	for (tries = 0; tries < 4 && err == -EAGAIN; tries++)
+		err = sw_pick_backend(env, s->endpoint_id, slot, &s->pick);
+	s->pick.slot = slot;
+	return err;
 }
 
 #endif /* SOCKWAY_DECIDE_H */

@@ -4,8 +4,8 @@
  * shared by sk_msg (which scans a head a byte at a time in a bpf_loop) and by the tests
  * (which check it against sockwayd's own parser and head builder).
  *
- * sockwayd rewrites every response head it forwards (user/helper/proxy.c,
- * proxy_response_head): "HTTP/1.1", the status and reason, each field as "name: value"
+ * sockwayd rewrites every response head it forwards (user/helper/headers.c,
+ * head_response_build): "HTTP/1.1", the status and reason, each field as "name: value"
  * with the value's outer whitespace trimmed, hop-by-hop fields dropped, Connection added
  * when the client connection closes. For a head that already reads exactly like that
  * output, the rewrite changes nothing, and the kernel can send the head on as it came.
@@ -15,7 +15,8 @@
  *                                 a visible byte; no Connection, Keep-Alive,
  *                                 Proxy-Connection, TE, Transfer-Encoding or Upgrade
  *   CRLF
- * with the status 200-599 but not 204 or 304, exactly one Content-Length of 1-15 digits,
+ * with the status 200-599 but not 204 or 304, exactly one Content-Length of 1-15 digits
+ * without a leading zero (sockwayd writes the length in canonical form),
  * at most SW_RESPHEAD_FIELDS fields, the whole head within SW_RESPHEAD_MAX bytes. Anything
  * else is refused (sockwayd then reads the head itself, as always). Refusing is always
  * safe; accepting a head that sockwayd would have rewritten or refused is the bug the
@@ -245,6 +246,9 @@ cl_digit:
 	if (!p->in_cl)
 		return 0;
 	if (c < '0' || c > '9' || p->cl_digits == SW_RESPHEAD_CL_DIGITS)
+		return -1;
+	/* "0" alone is canonical; "007" is rewritten as "7", so it is not passed on. */
+	if (p->cl_digits == 1 && p->body_len == 0)
 		return -1;
 	p->cl_digits++;
 	p->body_len = p->body_len * 10 + (c - '0');

@@ -1,15 +1,20 @@
 // SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
 /*
  * Parity: the decision code compiled for BPF (the pinned decide program, run through
- * BPF_PROG_TEST_RUN) and for userspace (sw_decide over the same maps) give the same answer
- * on 10,000 generated requests: route, hashes, slot, backend. A plain string reference of the
- * route rules checks that the answer is also the right one.
+ * BPF_PROG_TEST_RUN) and for userspace (sw_decide over the same maps, which runs the
+ * functions sockwayd runs on its snapshot) give the same answer on 10,000 generated
+ * requests: normal path, Host hash, route, key hash, slot, backend, refusals. A plain string
+ * reference of the normal form (RFC 3986 5.2.4 written out) and of the route rules checks
+ * that the answer is also the right one.
  */
 #include <errno.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
+#include <ctype.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <string.h>
 #include <cmocka.h>
 
 #include "sockway/hash.h"
@@ -61,10 +66,47 @@ static const char *const segments[] = {
 	"0123456789abcdef0123456789abcdef0123456789abcdef0123456789",
 	"",
 	"API",
-	"%2F",
 };
-static const char *const hosts[] = {"",		 "example.com", "EXAMPLE.com", "shop.example.org",
-				    "other.org", "example.co"};
+/* Dot segments, escapes, and what is refused: one segment in four comes from here. */
+static const char *const odd_segments[] = {
+	"..",
+	".",
+	"...",
+	".a",
+	"%61pi",
+	"v%31",
+	"%7e%7E",
+	"caf%c3%a9",
+	"%41",
+	"%2F",
+	"%2e%2E",
+	"%5c",
+	"%00",
+	"..;x",
+	".;",
+	"a;b",
+	"%zz",
+	"%4",
+	"a\\b",
+};
+static const char *const hosts[] = {
+	"",
+	"example.com",
+	"EXAMPLE.com",
+	"example.com.",
+	"Example.Com.:8080",
+	"example.com:1",
+	"shop.example.org",
+	"SHOP.example.org.",
+	"other.org",
+	"example.co",
+	"a..b",
+	".example.com",
+	"x.%41",
+	"[::1]",
+	"[::1]:80",
+	":80",
+};
 static const __u32 methods[] = {SW_METHOD_GET, SW_METHOD_POST, SW_METHOD_HEAD, SW_METHOD_PUT,
 				SW_METHOD_OTHER};
 
@@ -130,6 +172,97 @@ static int teardown(void **state)
 	return 0;
 }
 
+/*
+ * The normal form of a path, written plainly over strings: escapes decoded or refused,
+ * slashes merged, then RFC 3986 5.2.4 as the RFC gives it. Returns false when refused.
+ */
+static bool reference_normal(const char *path, size_t len, char *out)
+{
+	char dec[SW_DECIDE_PATH_MAX + 1], in[SW_DECIDE_PATH_MAX + 1];
+	size_t i, n = 0, o = 0;
+	char *p, *seg;
+
+	for (i = 0; i < len; i++) {
+		int v;
+
+		if (path[i] == '\\')
+			return false;
+		if (path[i] != '%') {
+			dec[n++] = path[i];
+			continue;
+		}
+		if (i + 2 >= len)
+			return false;
+		if (!isxdigit((unsigned char)path[i + 1]) || !isxdigit((unsigned char)path[i + 2]))
+			return false;
+		sscanf(path + i + 1, "%2x", (unsigned *)&v);
+		if (v == '/' || v == '\\' || v == '.' || v == 0)
+			return false;
+		if (isalnum(v) || v == '-' || v == '_' || v == '~') {
+			dec[n++] = (char)v;
+		} else {
+			dec[n++] = '%';
+			dec[n++] = toupper((unsigned char)path[i + 1]);
+			dec[n++] = toupper((unsigned char)path[i + 2]);
+		}
+		i += 2;
+	}
+	dec[n] = '\0';
+	/* Merge slashes. */
+	for (i = 0, n = 0; dec[i]; i++)
+		if (dec[i] != '/' || !n || in[n - 1] != '/')
+			in[n++] = dec[i];
+	in[n] = '\0';
+	/* A dot segment with parameters is refused. */
+	for (seg = in; (seg = strchr(seg, '/')); seg++)
+		if (!strncmp(seg, "/.;", 3) || !strncmp(seg, "/..;", 4))
+			return false;
+	/* RFC 3986 5.2.4, on an absolute path. */
+	p = in;
+	while (*p) {
+		if (!strncmp(p, "/./", 3)) {
+			p += 2;
+		} else if (!strcmp(p, "/.")) {
+			p[1] = '\0';
+		} else if (!strncmp(p, "/../", 4) || !strcmp(p, "/..")) {
+			p += 3;
+			if (!*p)
+				*--p = '/';
+			while (o && out[o - 1] != '/')
+				o--;
+			if (o)
+				o--;
+		} else {
+			do
+				out[o++] = *p++;
+			while (*p && *p != '/');
+		}
+	}
+	out[o] = '\0';
+	return true;
+}
+
+/* The Host's name as routing reads it (lower case, no port, no trailing dot), or refused. */
+static bool reference_host(const char *host, char *out)
+{
+	size_t n;
+
+	if (host[0] == '[') {
+		n = strchr(host, ']') - host + 1;
+	} else {
+		n = strcspn(host, ":");
+		if (strchr(host, '%') || (host[0] == ':') || strstr(host, "..") ||
+		    host[0] == '.')
+			return false;
+		if (n && host[n - 1] == '.')
+			n--;
+	}
+	for (size_t i = 0; i < n; i++)
+		out[i] = tolower((unsigned char)host[i]);
+	out[n] = '\0';
+	return true;
+}
+
 /* The route rules, written plainly over strings: what the answer must be. */
 static int reference_route(const char *path, const char *host, __u32 method)
 {
@@ -137,7 +270,7 @@ static int reference_route(const char *path, const char *host, __u32 method)
 	size_t best_host_len = 0, best_any_len = 0, plen;
 	__u32 i;
 
-	plen = strcspn(path, "?# ");
+	plen = strlen(path);
 	if (path[0] != '/')
 		return -1;
 	for (i = 0; i < NR_ROUTES; i++) {
@@ -146,7 +279,7 @@ static int reference_route(const char *path, const char *host, __u32 method)
 
 		if (routes[i].methods && !(routes[i].methods & method))
 			continue;
-		if (is_host && strcasecmp(routes[i].host, host))
+		if (is_host && strcmp(routes[i].host, host))
 			continue;
 		if (len > plen || strncmp(path, routes[i].route, len))
 			continue;
@@ -175,15 +308,19 @@ static void make_request(struct sw_decide_args *a)
 	else if (rng() % 10 < 7)
 		/* Most requests start at a route, so that every route and boundary is hit. */
 		len += snprintf(a->path, sizeof(a->path), "%s", routes[rng() % NR_ROUTES].route);
-	for (i = 0; i < depth && len < sizeof(a->path) - 80; i++) {
-		const char *seg = segments[rng() % (sizeof(segments) / sizeof(segments[0]))];
+	for (i = 0; i < depth; i++) {
+		const char *seg =
+			rng() % 4 ? segments[rng() % (sizeof(segments) / sizeof(segments[0]))]
+				  : odd_segments[rng() % (sizeof(odd_segments) /
+							  sizeof(odd_segments[0]))];
 
+		/* Within the kernel build's limit (a '/' may follow). */
+		if (len + 2 + strlen(seg) >= sizeof(a->path))
+			break;
 		len += snprintf(a->path + len, sizeof(a->path) - len, "/%s", seg);
 	}
 	if (!len || rng() % 5 == 0)
 		a->path[len++] = '/';
-	if (rng() % 6 == 0)
-		len += snprintf(a->path + len, sizeof(a->path) - len, "?q=/api");
 	a->path_len = len;
 	strcpy(a->host, hosts[rng() % (sizeof(hosts) / sizeof(hosts[0]))]);
 	a->host_len = strlen(a->host);
@@ -200,8 +337,8 @@ static void make_request(struct sw_decide_args *a)
 static void test_parity_10000(void **state)
 {
 	struct sw_decide_args kernel, user;
-	int fd, n, matched = 0, keyed = 0;
-	char name[SW_NAME_MAX];
+	int fd, n, matched = 0, keyed = 0, refused = 0, dotted = 0;
+	char name[SW_NAME_MAX], norm[SW_DECIDE_PATH_MAX + 1], host[SW_DECIDE_HOST_MAX + 1];
 	__u32 id;
 
 	(void)state;
@@ -217,20 +354,42 @@ static void test_parity_10000(void **state)
 		if (memcmp(&kernel, &user, sizeof(kernel))) {
 			fail_msg(
 				"request %d (path \"%s\" host \"%s\" method %u key_len %u): kernel "
-				"endpoint %u backend %u slot %u err %d host %llx key %llx; user "
-				"endpoint %u backend %u slot %u err %d host %llx key %llx",
+				"endpoint %u backend %u slot %u err %d host %llx key %llx norm \"%.*s\"; "
+				"user endpoint %u backend %u slot %u err %d host %llx key %llx "
+				"norm \"%.*s\"",
 				n, kernel.path, kernel.host, kernel.method, kernel.key_len,
 				kernel.endpoint_id, kernel.backend_id, kernel.slot, kernel.err,
 				(unsigned long long)kernel.host_hash,
-				(unsigned long long)kernel.key_hash, user.endpoint_id,
-				user.backend_id, user.slot, user.err,
+				(unsigned long long)kernel.key_hash, (int)kernel.norm_len, kernel.norm,
+				user.endpoint_id, user.backend_id, user.slot, user.err,
 				(unsigned long long)user.host_hash,
-				(unsigned long long)user.key_hash);
+				(unsigned long long)user.key_hash, (int)user.norm_len, user.norm);
 		}
-		/* And the answer is the right one. */
-		want = reference_route(user.path, user.host, user.method);
+		/* And the answer is the right one: first the refusals, in the order they are
+		 * checked (the Host, then the path). */
+		dotted += strstr(user.path, "/.") != NULL;
+		if (!reference_host(user.host, host)) {
+			if (user.err != -EINVAL)
+				fail_msg("host \"%s\": err %d, expected a refusal", user.host, user.err);
+			refused++;
+			continue;
+		}
+		if (user.path[0] != '/') {
+			assert_int_equal(user.err, -ENOENT);
+			continue;
+		}
+		if (!reference_normal(user.path, user.path_len, norm)) {
+			if (user.err != -EINVAL)
+				fail_msg("path \"%s\": err %d, expected a refusal", user.path, user.err);
+			refused++;
+			continue;
+		}
+		if (user.norm_len != strlen(norm) || memcmp(user.norm, norm, user.norm_len))
+			fail_msg("path \"%s\": normal form \"%.*s\", expected \"%s\"", user.path,
+				 (int)user.norm_len, user.norm, norm);
+		want = reference_route(norm, host, user.method);
 		if (want < 0) {
-			if (user.endpoint_id != SW_ID_NONE)
+			if (user.endpoint_id != SW_ID_NONE || user.err != -ENOENT)
 				fail_msg("path \"%s\" host \"%s\": matched endpoint %u, expected "
 					 "none",
 					 user.path, user.host, user.endpoint_id);
@@ -239,8 +398,9 @@ static void test_parity_10000(void **state)
 		snprintf(name, sizeof(name), "%s", routes[want].name);
 		assert_int_equal(sw_endpoint_id(&maps, name, &id), 0);
 		if (user.endpoint_id != id)
-			fail_msg("path \"%s\" host \"%s\" method %u: endpoint %u, expected %s (%u)",
-				 user.path, user.host, user.method, user.endpoint_id, name, id);
+			fail_msg("path \"%s\" (normal \"%s\") host \"%s\" method %u: endpoint %u, "
+				 "expected %s (%u)",
+				 user.path, norm, user.host, user.method, user.endpoint_id, name, id);
 		assert_int_equal(user.err, 0);
 		assert_int_equal(user.slot, user.key_len ? sw_slot_of_hash(user.key_hash)
 							 : sw_slot_of_random(user.rnd));
@@ -248,11 +408,16 @@ static void test_parity_10000(void **state)
 		keyed += user.key_len != 0;
 	}
 	close(fd);
-	/* The generator must reach more than the root route, and keys, to prove anything. */
+	/* The generator must reach more than the root route, keys, refusals and dot
+	 * segments, to prove anything. */
+	print_message("parity: %d matched a non-root route, %d had a key, %d refused, %d with dot "
+		      "segments\n",
+		      matched, keyed, refused, dotted);
 	assert_true(matched > NR_REQUESTS / 4);
-	assert_true(keyed > NR_REQUESTS / 3);
-	print_message("parity: %d requests agree, %d matched a non-root route, %d had a key\n",
-		      NR_REQUESTS, matched, keyed);
+	assert_true(keyed > NR_REQUESTS / 5);
+	assert_true(refused > NR_REQUESTS / 20);
+	assert_true(dotted > NR_REQUESTS / 10);
+	print_message("parity: %d requests agree\n", NR_REQUESTS);
 }
 
 /* The documented hash on fixed vectors, so that other tools can check their version. */

@@ -337,6 +337,8 @@ static void test_parse_route(void **state)
 		{"/canary-test", "/canary-test"},
 		{"/a/b/c/", "/a/b/c"},
 		{"/%20x~!$&'()*+,;=:@", "/%20x~!$&'()*+,;=:@"},
+		{"/caf%C3%A9", "/caf%C3%A9"},
+		{"/a/.b/..c/...", "/a/.b/..c/..."},
 	};
 	static const struct {
 		const char *in, *msg;
@@ -350,6 +352,22 @@ static void test_parse_route(void **state)
 		{"/a//b", "empty segment"},
 		{"/a\x7f", "byte 0x7f"},
 		{"/caf\xc3\xa9", "byte 0xc3"},
+		/* Requests are matched in normal form (norm.h): a route must be in it. */
+		{"/a/../b", "not in the normal form requests are matched in (no dot segments, "
+			    "unreserved characters unescaped, escapes in upper case); write \"/b\""},
+		{"/a/./b", "write \"/a/b\""},
+		{"/a/..", "write \"/\""},
+		{"/.", "write \"/\""},
+		{"/%61dmin", "write \"/admin\""},
+		{"/caf%c3%a9", "write \"/caf%C3%A9\""},
+		{"/a%2Fb", "holds what requests may not carry"},
+		{"/a%2eb", "holds what requests may not carry"},
+		{"/a%00", "holds what requests may not carry"},
+		{"/a%5c", "holds what requests may not carry"},
+		{"/a\\b", "holds what requests may not carry"},
+		{"/a%zz", "holds what requests may not carry"},
+		{"/a%4", "holds what requests may not carry"},
+		{"/..;x/a", "holds what requests may not carry"},
 	};
 	char out[SW_PREFIX_MAX], long_route[SW_PREFIX_MAX + 2];
 	struct sw_err e;
@@ -391,6 +409,8 @@ static void test_parse_host(void **state)
 		{"10.0.0.1", "10.0.0.1"},
 		{"[::1]", "[::1]"},
 		{"[2001:DB8::1]", "[2001:db8::1]"},
+		{"Example.COM.", "example.com"},
+		{"a.", "a"},
 	};
 	static const struct {
 		const char *in, *msg;
@@ -405,6 +425,10 @@ static void test_parse_host(void **state)
 		{"[zz]", "not a bracketed IPv6 address"},
 		{"[]", "not a bracketed IPv6 address"},
 		{"[::1]x", "not a bracketed IPv6 address"},
+		{"a..b", "has an empty label"},
+		{".a", "has an empty label"},
+		{"a..", "has an empty label"},
+		{".", "has an empty label"},
 	};
 	char out[SW_HOST_MAX], long_host[SW_HOST_MAX + 1];
 	struct sw_err e;
@@ -433,7 +457,7 @@ static void test_parse_header_name(void **state)
 	static const char *const good[] = {
 		"X-SERVE-SHARD-KEY",
 		"x-user",
-		"a!#$%&'*+-.^_`|~9",
+		"a!#$%&'*+-.^`|~9",
 	};
 	static const struct {
 		const char *in, *msg;
@@ -441,6 +465,7 @@ static void test_parse_header_name(void **state)
 		{"", "header name is empty"}, {"X Key", "contains a space"},
 		{"X:Key", "contains ':'"},    {"X(", "contains '('"},
 		{"X\"", "contains '\"'"},
+		{"X_KEY", "contains '_'; sockwayd drops such fields from requests, so use '-'"},
 	};
 	char out[SW_HEADER_NAME_MAX], long_name[SW_HEADER_NAME_MAX + 1];
 	struct sw_err e;

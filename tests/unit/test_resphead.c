@@ -3,7 +3,7 @@
  * The response heads the kernel passes from a backend to the client unchanged
  * (include/sockway/resphead.h). Each head the scanner takes must be one that sockwayd's
  * parser takes too, with the same length, status and Content-Length, keeping the connection,
- * and that proxy_response_head rebuilds byte for byte: otherwise the client would get bytes
+ * and that head_response_build rebuilds byte for byte: otherwise the client would get bytes
  * sockwayd never meant to send. Refusing is safe, but a head refused for no reason loses the
  * fast path silently, so the mutation test checks both ways.
  */
@@ -19,7 +19,7 @@
 
 #include "sockway/resphead.h"
 #include "http.h"
-#include "sockwayd.h"
+#include "headers.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 /* A string literal with its length, so that tables can hold NUL bytes. */
@@ -132,7 +132,7 @@ out:
 struct sockwayd_view {
 	int ret; /* http_parse_response's */
 	struct http_response resp;
-	bool same; /* proxy_response_head gave back the first ret bytes, exactly */
+	bool same; /* head_response_build gave back the first ret bytes, exactly */
 };
 
 static void sockwayd_view(const char *s, size_t len, struct sockwayd_view *v)
@@ -146,7 +146,7 @@ static void sockwayd_view(const char *s, size_t len, struct sockwayd_view *v)
 	v->ret = http_parse_response(b, len, &lim, false, &v->resp);
 	if (v->ret > 0) {
 		/* An HTTP/1.1 client that keeps its connection, as when sk_msg is armed. */
-		assert_int_equal(proxy_response_head(&out, &v->resp, true, 1), 0);
+		assert_int_equal(head_response_build(&out, &v->resp, true, 1), 0);
 		v->same = out.len == (size_t)v->ret && !memcmp(buf_head(&out), b, out.len);
 	}
 	buf_free(&out);
@@ -191,7 +191,7 @@ static void check_accepted(const char *s, size_t len, const struct scan *sc)
 		fail();
 	}
 	if (!v->same) {
-		print_error("proxy_response_head rewrites a head the scanner took: \"%s\"\n",
+		print_error("head_response_build rewrites a head the scanner took: \"%s\"\n",
 			    escape(s, sc->head_len));
 		fail();
 	}
@@ -280,7 +280,6 @@ static const struct good_head {
 	{S("HTTP/1.1 206 Partial Content\r\nCONTENT-LENGTH: 99\r\nContent-Range: bytes 0-98/"
 	   "1000\r\n\r\n"),
 	 0, 206, 99},
-	{S("HTTP/1.1 404 Not Found\r\nContent-Length: 0000123\r\n\r\n"), 0, 404, 123},
 	{S("HTTP/1.1 200 OK\r\nContent-Length: 999999999999999\r\n\r\n"), 0, 200,
 	 999999999999999ULL},
 	/* Names that are hop-by-hop ones but for a byte, and every token character. */
@@ -345,6 +344,9 @@ static const struct bad_head {
 	struct bytes in;
 } bad_heads[] = {
 	{"1xx", S("HTTP/1.1 100 Continue\r\nContent-Length: 5\r\n\r\n")},
+	/* sockwayd writes the length as "123": not the bytes that came. */
+	{"leading zeros", S("HTTP/1.1 404 Not Found\r\nContent-Length: 0000123\r\n\r\n")},
+	{"leading zero", S("HTTP/1.1 200 OK\r\nContent-Length: 00\r\n\r\n")},
 	{"1xx", S("HTTP/1.1 199 x\r\nContent-Length: 5\r\n\r\n")},
 	{"101", S("HTTP/1.1 101 Switching Protocols\r\nContent-Length: 5\r\n\r\n")},
 	{"204", S("HTTP/1.1 204 No Content\r\nContent-Length: 5\r\n\r\n")},

@@ -17,7 +17,10 @@ static int explain_help(void)
 		"Usage: sockway explain PATH [--host HOST] [--method METHOD] [--key KEY ...]\n"
 		"\n"
 		"Prints the endpoint a request for PATH matches and, for each shard KEY, the slot\n"
-		"and backend it is pinned to, as sockwayd and the kernel path decide it.\n");
+		"and backend it is pinned to, as sockwayd and the kernel path decide it: on the\n"
+		"path's normal form (dot segments removed, slashes merged, unreserved escapes\n"
+		"decoded), which is also what the backend receives, and on the Host without its\n"
+		"case, port or trailing dot. A path or Host that sockwayd refuses says so.\n");
 	return 0;
 }
 
@@ -28,14 +31,20 @@ static void explain_print(struct sw_maps *m, const struct sw_decide_args *a, con
 	struct sw_endpoint ep;
 	struct sw_backend b;
 	const char *ep_name = "-", *be_name = "-";
+	const char *refused = a->err == -EINVAL ? "the path or Host is refused (400)"
+			      : a->err == -E2BIG ? "a '..' deeper than 64 segments (400)"
+						 : NULL;
 
 	if (a->endpoint_id != SW_ID_NONE && !sw_endpoint_read(m, a->endpoint_id, &ep, NULL))
 		ep_name = ep.name;
 	if (key && !a->err && !sw_backend_read(m, a->backend_id, &b) && (b.flags & SW_F_IN_USE))
 		be_name = b.name;
 	if (agent_cfg.json) {
-		json_t *j = json_pack("{s:s, s:s}", "path", a->path, "endpoint", ep_name);
+		json_t *j = json_pack("{s:s, s:s%, s:s}", "path", a->path, "normal", a->norm,
+				      (size_t)a->norm_len, "endpoint", ep_name);
 
+		if (refused)
+			json_object_set_new(j, "refused", json_string(refused));
 		if (key) {
 			json_object_set_new(j, "key", json_string(key));
 			json_object_set_new(j, "slot", json_integer(a->slot));
@@ -44,6 +53,13 @@ static void explain_print(struct sw_maps *m, const struct sw_decide_args *a, con
 		json_array_append_new(out, j);
 		return;
 	}
+	if (refused) {
+		printf("%s: %s\n", a->path, refused);
+		return;
+	}
+	if (a->norm_len && (a->norm_len != a->path_len || memcmp(a->norm, a->path, a->path_len)))
+		printf("%s: routed (and sent upstream) as %.*s\n", a->path, (int)a->norm_len,
+		       a->norm);
 	if (a->endpoint_id == SW_ID_NONE)
 		printf("%s: no route (404)\n", a->path);
 	else if (!key)
@@ -62,6 +78,7 @@ int do_explain(int argc, char **argv)
 	struct sw_err e = {};
 	__u32 method = SW_METHOD_GET;
 	int nr_keys = 0, i, err;
+	size_t path_len;
 	struct sw_maps m;
 	json_t *out;
 
@@ -87,9 +104,11 @@ int do_explain(int argc, char **argv)
 	}
 	if (!path)
 		return usage_error("explain needs a PATH, like /api/users");
-	if (strlen(path) >= SW_DECIDE_PATH_MAX || (host && strlen(host) >= SW_HOST_MAX))
+	/* The query plays no part in routing. */
+	path_len = strcspn(path, "?");
+	if (path_len >= SW_DECIDE_PATH_MAX || (host && strlen(host) >= SW_DECIDE_HOST_MAX))
 		return agent_error(-EINVAL, "the path is limited to %d bytes and the host to %d",
-				   SW_DECIDE_PATH_MAX - 1, SW_HOST_MAX - 1);
+				   SW_DECIDE_PATH_MAX - 1, SW_DECIDE_HOST_MAX - 1);
 	err = agent_open(&m, false);
 	if (err)
 		return err;
@@ -98,10 +117,10 @@ int do_explain(int argc, char **argv)
 		const char *key = nr_keys ? keys[i] : NULL;
 
 		memset(&a, 0, sizeof(a));
-		strcpy(a.path, path);
-		a.path_len = strlen(path);
+		memcpy(a.path, path, path_len);
+		a.path_len = path_len;
 		if (host) {
-			strcpy(a.host, host);
+			memcpy(a.host, host, strlen(host));
 			a.host_len = strlen(host);
 		}
 		a.method = method;

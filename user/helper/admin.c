@@ -116,7 +116,7 @@ static void metrics_workers(struct buf *b)
 {
 	static const int statuses[6] = { 400, 413, 414, 417, 431, 505 };
 	__u64 conns = 0, active = 0, unrouted = 0, drops = 0, reloads = 0, stale = 0, bad[6] = {};
-	__u64 kresp = 0, ktick = 0;
+	__u64 kresp = 0, ktick = 0, under = 0;
 	unsigned i, k;
 
 	for (i = 0; i < admin.nr; i++) {
@@ -130,6 +130,7 @@ static void metrics_workers(struct buf *b)
 		stale += load(&s->policy_stale);
 		kresp += load(&s->kernel_responses);
 		ktick += load(&s->kernel_responses_tick);
+		under += load(&s->underscore_headers);
 		for (k = 0; k < 6; k++)
 			bad[k] += load(&s->bad_requests[k]);
 	}
@@ -170,8 +171,12 @@ static void metrics_workers(struct buf *b)
 		      "# HELP sockway_kernel_responses_tick_total Of those, the ones sockwayd ended at "
 		      "its tick (the client stayed quiet).\n"
 		      "# TYPE sockway_kernel_responses_tick_total counter\n"
-		      "sockway_kernel_responses_tick_total %llu\n",
-		   (unsigned long long)kresp, (unsigned long long)ktick);
+		      "sockway_kernel_responses_tick_total %llu\n"
+		      "# HELP sockway_underscore_headers_dropped_total Request header fields dropped "
+		      "for a '_' in their name.\n"
+		      "# TYPE sockway_underscore_headers_dropped_total counter\n"
+		      "sockway_underscore_headers_dropped_total %llu\n",
+		   (unsigned long long)kresp, (unsigned long long)ktick, (unsigned long long)under);
 }
 
 static void admin_reply(int fd, int status, const char *type, const char *body, size_t len)

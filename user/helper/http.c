@@ -5,7 +5,9 @@
  *  - framing that another hop could read differently: Content-Length with Transfer-Encoding,
  *    a repeated or non-decimal Content-Length (even "5, 5"), a Transfer-Encoding other than
  *    exactly "chunked" (we cannot decode other codings, and "chunked" must be last anyway),
- *    Transfer-Encoding on HTTP/1.0 (RFC 9112 6.1 calls that framing faulty);
+ *    Transfer-Encoding on HTTP/1.0 (RFC 9112 6.1 calls that framing faulty), a Connection
+ *    token that names Content-Length, Transfer-Encoding or Host (a hop obeying it would drop
+ *    the framing while the body still follows);
  *  - line ends other than CRLF, bare CRs, obs-fold, whitespace before a colon, CTLs in values;
  *  - a request line that is not exactly "method SP target SP HTTP/1.x": the target is
  *    origin-form, absolute-form with an http(s) scheme, or "*" for OPTIONS; CONNECT gets 501
@@ -380,6 +382,13 @@ static int http_parse_connection(const char *v, size_t len, struct http_conn_opt
 		for (start = i; i < len && http_is(v[i], C_TCHAR); i++)
 			;
 		if (i == start)
+			return -400;
+		/* A hop that drops the fields its Connection names would lose the framing or
+		 * the Host we route and frame by: refused, never obeyed (RFC 9110 7.6.1 lets
+		 * a proxy drop them, which is how a body becomes a second request). */
+		if (LIT_CASEEQ(v + start, i - start, "content-length") ||
+		    LIT_CASEEQ(v + start, i - start, "transfer-encoding") ||
+		    LIT_CASEEQ(v + start, i - start, "host"))
 			return -400;
 		if (LIT_CASEEQ(v + start, i - start, "close"))
 			f->conn_close = true;
@@ -811,15 +820,39 @@ static enum http_chunk_state http_chunk_byte(struct http_chunked *c, char ch)
 	}
 }
 
-int http_chunked_feed(struct http_chunked *c, const char *buf, size_t len, size_t *consumed,
-		      bool *done)
+/* "size CRLF" in lower-case hex without leading zeros: the canonical chunk-size line. */
+static size_t http_chunk_size_line(char *out, __u64 size)
 {
-	size_t i = 0, n;
+	static const char hex[] = "0123456789abcdef";
+	int digits = 1, i;
+
+	while (digits < 16 && size >> (4 * digits))
+		digits++;
+	for (i = 0; i < digits; i++)
+		out[i] = hex[(size >> (4 * (digits - 1 - i))) & 15];
+	out[digits] = '\r';
+	out[digits + 1] = '\n';
+	return digits + 2;
+}
+
+/*
+ * The decoder; with out, also the encoder of the canonical framing. Framing is written
+ * only once the line that carries it is whole and valid (a size line at its LF, the CRLF
+ * after data at its LF, the end at the final LF), data as it comes.
+ */
+static int http_chunked_run(struct http_chunked *c, const char *buf, size_t len,
+			    size_t *consumed, bool *done, char *out, size_t *out_len)
+{
+	enum http_chunk_state prev;
+	size_t i = 0, n, o = 0;
 
 	while (i < len && c->state != CS_DONE && c->state != CS_ERROR) {
 		if (c->state == CS_DATA) {
-			/* Data is skipped in bulk: the caller forwards it, we only count it. */
+			/* Data moves in bulk: only counted, or copied as it is. */
 			n = len - i < c->remaining ? len - i : c->remaining;
+			if (out)
+				memcpy(out + o, buf + i, n);
+			o += n;
 			i += n;
 			c->remaining -= n;
 			c->data_bytes += n;
@@ -827,13 +860,35 @@ int http_chunked_feed(struct http_chunked *c, const char *buf, size_t len, size_
 				c->state = CS_DATA_CR;
 			continue;
 		}
+		prev = c->state;
 		c->state = http_chunk_byte(c, buf[i]);
-		if (c->state != CS_ERROR)
-			i++;
+		if (c->state == CS_ERROR)
+			break;
+		i++;
+		if (!out)
+			continue;
+		if (prev == CS_SIZE_LF)
+			o += http_chunk_size_line(out + o, c->remaining);
+		else if (prev == CS_DATA_LF || prev == CS_FINAL_LF)
+			out[o++] = '\r', out[o++] = '\n';
 	}
 	*consumed = i;
 	*done = c->state == CS_DONE;
+	if (out_len)
+		*out_len = out ? o : 0;
 	return c->state == CS_ERROR ? -400 : 0;
+}
+
+int http_chunked_feed(struct http_chunked *c, const char *buf, size_t len, size_t *consumed,
+		      bool *done)
+{
+	return http_chunked_run(c, buf, len, consumed, done, NULL, NULL);
+}
+
+int http_chunked_recode(struct http_chunked *c, const char *buf, size_t len, size_t *consumed,
+			bool *done, char *out, size_t *out_len)
+{
+	return http_chunked_run(c, buf, len, consumed, done, out, out_len);
 }
 
 const struct http_header *http_find_header(const struct http_header *h, unsigned int nr,

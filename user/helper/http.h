@@ -129,9 +129,9 @@ int http_parse_response(const char *buf, size_t len, const struct http_limits *l
 			bool request_was_head, struct http_response *resp);
 
 /*
- * A chunked body decoder (RFC 9112 7.1). It only checks the framing; the caller forwards the
- * same raw bytes verbatim, framing and trailers included, so that Transfer-Encoding stays
- * "chunked" on the next hop.
+ * A chunked body decoder (RFC 9112 7.1), and the encoder of its canonical form: the next
+ * hop gets the body framed by sockwayd, never the peer's framing as it came (a size with
+ * leading zeros, an extension or a trailer is where two parsers come to disagree).
  */
 struct http_chunked {
 	__u64 data_bytes; /* chunk data bytes so far: the caller checks its body limit on it */
@@ -155,6 +155,22 @@ void http_chunked_init(struct http_chunked *c);
  */
 int http_chunked_feed(struct http_chunked *c, const char *buf, size_t len, size_t *consumed,
 		      bool *done);
+
+/*
+ * Room http_chunked_recode may need beyond the input's length: a size line whose digits
+ * came in an earlier call is written whole at its LF.
+ */
+#define HTTP_CHUNK_RECODE_SLACK 32
+
+/*
+ * http_chunked_feed that also writes the body, re-framed canonically, to out (room for
+ * len + HTTP_CHUNK_RECODE_SLACK bytes); *out_len says how many. Each chunk goes as its
+ * size in lower-case hex without leading zeros, CRLF, the data, CRLF; extensions are
+ * dropped; the last chunk goes as "0" CRLF CRLF: trailers are dropped, since nothing
+ * downstream may rely on fields that arrive after the head was checked.
+ */
+int http_chunked_recode(struct http_chunked *c, const char *buf, size_t len, size_t *consumed,
+			bool *done, char *out, size_t *out_len);
 
 /* The first header named name (case-insensitive, NUL-terminated), or NULL. */
 const struct http_header *http_find_header(const struct http_header *h, unsigned int nr,

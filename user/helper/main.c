@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 #include <sys/random.h>
 #include <fcntl.h>
 #include <sys/socket.h>
@@ -55,8 +56,9 @@ static void usage(FILE *f)
 		"Shadows:\n"
 		"  --shadow-body-max BYTES   request bodies kept for shadows and retries (default 65536)\n"
 		"  --shadow-queue N          shadow requests in flight per worker (default 1024)\n"
-		"  --shadow-strip-header H   remove header H from shadow copies (repeat; e.g.\n"
-		"                            Authorization, Cookie)\n"
+		"  --shadow-strip-header H   remove header H from shadow copies (repeat)\n"
+		"  --shadow-keep-header H    keep credential H on shadow copies (Authorization,\n"
+		"                            Proxy-Authorization or Cookie: removed by default)\n"
 		"Kernel fast path:\n"
 		"  --no-accel                do not join the accelerated cgroup CGROUP2/sockway\n"
 		"                            (named after the pin directory)\n"
@@ -324,7 +326,7 @@ int main(int argc, char **argv)
 		OPT_LISTEN = 256, OPT_ADMIN, OPT_WORKERS, OPT_MAX_LINE, OPT_MAX_HEAD,
 		OPT_MAX_HEADERS, OPT_MAX_BODY, OPT_T_HEADER, OPT_T_KEEPALIVE, OPT_T_BODY,
 		OPT_T_CONNECT, OPT_T_RESPONSE, OPT_DRAIN, OPT_POOL, OPT_DOWN, OPT_SHADOW_BODY,
-		OPT_SHADOW_QUEUE, OPT_STRIP, OPT_NO_ACCEL, OPT_NO_SPLICE,
+		OPT_SHADOW_QUEUE, OPT_STRIP, OPT_KEEP, OPT_NO_ACCEL, OPT_NO_SPLICE,
 	};
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, OPT_LISTEN },
@@ -347,6 +349,7 @@ int main(int argc, char **argv)
 		{ "shadow-body-max", required_argument, NULL, OPT_SHADOW_BODY },
 		{ "shadow-queue", required_argument, NULL, OPT_SHADOW_QUEUE },
 		{ "shadow-strip-header", required_argument, NULL, OPT_STRIP },
+		{ "shadow-keep-header", required_argument, NULL, OPT_KEEP },
 		{ "no-accel", no_argument, NULL, OPT_NO_ACCEL },
 		{ "no-splice", no_argument, NULL, OPT_NO_SPLICE },
 		{ NULL, 0, NULL, 0 },
@@ -466,6 +469,23 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			swd_cfg.strip[swd_cfg.nr_strip++] = optarg;
+			break;
+		case OPT_KEEP:
+			if (strcasecmp(optarg, "authorization") && strcasecmp(optarg, "cookie") &&
+			    strcasecmp(optarg, "proxy-authorization")) {
+				fprintf(stderr,
+					"sockwayd: --shadow-keep-header takes Authorization, "
+					"Proxy-Authorization or Cookie, not \"%s\" (other fields are "
+					"kept unless --shadow-strip-header names them)\n",
+					optarg);
+				return 2;
+			}
+			if (swd_cfg.nr_shadow_keep == SWD_MAX_STRIP) {
+				fprintf(stderr, "sockwayd: at most %d --shadow-keep-header\n",
+					SWD_MAX_STRIP);
+				return 2;
+			}
+			swd_cfg.shadow_keep[swd_cfg.nr_shadow_keep++] = optarg;
 			break;
 		case OPT_NO_ACCEL:
 			swd_cfg.no_accel = true;

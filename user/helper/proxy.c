@@ -23,6 +23,7 @@
 
 #include "sockway/hash.h"
 #include "conns.h"
+#include "headers.h"
 #include "log.h"
 #include "sockwayd.h"
 
@@ -584,6 +585,9 @@ static int upstream_flush(struct upstream *u)
 	return 0;
 }
 
+/* A chunked body re-framed (http_chunked_recode), on its way to the other side. */
+static __thread char recode_buf[READ_CHUNK + HTTP_CHUNK_RECODE_SLACK];
+
 /* Moves request body bytes from the client's buffer to the upstream, as much as the
  * upstream takes. */
 static int exchange_pump_request(struct exchange *x)
@@ -599,15 +603,19 @@ static int exchange_pump_request(struct exchange *x)
 
 		if (x->req_body == HTTP_BODY_LENGTH) {
 			n = c->in.len < x->req_left ? c->in.len : x->req_left;
+			consumed = n;
 			x->req_left -= n;
 			done = !x->req_left;
 		} else {
-			err = http_chunked_feed(&x->req_chunk, p, c->in.len, &consumed, &done);
+			/* Re-framed as sockwayd's own chunks (http.h). */
+			err = http_chunked_recode(&x->req_chunk, p,
+						  c->in.len < READ_CHUNK ? c->in.len : READ_CHUNK,
+						  &consumed, &done, recode_buf, &n);
 			if (err)
 				return exchange_fail(x, 400, "%s", "invalid chunked request body");
 			if (x->req_chunk.data_bytes > swd_cfg.limits.max_body)
 				return exchange_fail(x, 413, "%s", "request body too large");
-			n = consumed;
+			p = recode_buf;
 		}
 		if (!x->body_copy_short) {
 			if (x->body_copy.len + n <= swd_cfg.body_copy_max)
@@ -617,8 +625,8 @@ static int exchange_pump_request(struct exchange *x)
 		}
 		err = upstream_send(u, p, n);
 		x->body_sent = true;
-		x->bytes_in += n;
-		buf_consume(&c->in, n);
+		x->bytes_in += consumed;
+		buf_consume(&c->in, consumed);
 		if (err)
 			return exchange_upstream_failed(x, SW_ERR_RESET);
 		if (done) {
@@ -781,120 +789,6 @@ static int exchange_upstream_failed(struct exchange *x, enum sw_upstream_error k
 	}
 }
 
-/* Strips a ":port" from a Host value; keeps "[v6]" literals whole. */
-static size_t host_without_port(const char *h, size_t len)
-{
-	size_t i;
-
-	if (len && h[0] == '[') {
-		for (i = 0; i < len; i++)
-			if (h[i] == ']')
-				return i + 1;
-		return len;
-	}
-	for (i = 0; i < len; i++)
-		if (h[i] == ':')
-			return i;
-	return len;
-}
-
-/* "Name: value\r\n", without printf: heads are built on every request. */
-static int buf_header(struct buf *b, const char *name, size_t name_len, const char *value,
-		      size_t value_len)
-{
-	char *p;
-
-	if (buf_reserve(b, name_len + value_len + 4))
-		return -ENOMEM;
-	p = b->data + b->off + b->len;
-	memcpy(p, name, name_len);
-	p += name_len;
-	*p++ = ':';
-	*p++ = ' ';
-	memcpy(p, value, value_len);
-	p += value_len;
-	*p++ = '\r';
-	*p++ = '\n';
-	b->len += name_len + value_len + 4;
-	return 0;
-}
-
-static bool header_is(const struct http_header *h, const char *name)
-{
-	return h->name_len == strlen(name) && !strncasecmp(h->name, name, h->name_len);
-}
-
-/*
- * The head to send upstream: hop-by-hop fields removed, Host first, X-Forwarded-For and
- * X-Forwarded-Proto added; for a shadow also X-Sockway-Shadow and the operator's stripped
- * fields removed.
- */
-/* A string literal; heads are built from pieces like this, not printf (9% of sockwayd's
- * CPU on small requests went to vsnprintf). */
-#define buf_lit(b, s) buf_append((b), (s), sizeof(s) - 1)
-
-static int build_request_head(struct buf *b, const struct http_request *req, const char *peer_ip,
-			      bool shadow)
-{
-	const struct http_header *xff = NULL;
-	char minor = req->version_minor ? '1' : '0';
-	size_t ip_len = strlen(peer_ip);
-	unsigned i, j;
-	int err;
-
-	err = buf_append(b, req->method, req->method_len);
-	if (!err)
-		err = buf_lit(b, " ");
-	if (!err)
-		err = buf_append(b, req->path, req->path_len);
-	if (!err)
-		err = buf_lit(b, " HTTP/1.");
-	if (!err)
-		err = buf_append(b, &minor, 1);
-	if (!err)
-		err = buf_lit(b, "\r\n");
-	if (!err && req->host)
-		err = buf_header(b, "Host", 4, req->host, req->host_len);
-	for (i = 0; !err && i < req->nr_headers; i++) {
-		const struct http_header *h = &req->headers[i];
-		bool skip = false;
-
-		if (http_is_hop_by_hop(&req->conn, h->name, h->name_len) || header_is(h, "host") ||
-		    header_is(h, "expect") || header_is(h, "x-forwarded-proto") ||
-		    header_is(h, "x-sockway-shadow"))
-			continue;
-		if (header_is(h, "x-forwarded-for")) {
-			xff = h;
-			continue;
-		}
-		for (j = 0; shadow && j < swd_cfg.nr_strip; j++)
-			skip |= header_is(h, swd_cfg.strip[j]);
-		if (skip)
-			continue;
-		err = buf_header(b, h->name, h->name_len, h->value, h->value_len);
-	}
-	if (!err)
-		err = buf_lit(b, "X-Forwarded-For: ");
-	if (!err && xff) {
-		err = buf_append(b, xff->value, xff->value_len);
-		if (!err)
-			err = buf_lit(b, ", ");
-	}
-	if (!err)
-		err = buf_append(b, peer_ip, ip_len);
-	if (!err)
-		err = buf_lit(b, "\r\nX-Forwarded-Proto: http\r\n");
-	if (!err && req->body == HTTP_BODY_CHUNKED)
-		err = buf_lit(b, "Transfer-Encoding: chunked\r\n");
-	if (!err && shadow)
-		err = buf_lit(b, "X-Sockway-Shadow: 1\r\n");
-	if (!err && req->version_minor == 0)
-		err = buf_lit(b, "Connection: keep-alive\r\n");
-	if (!err)
-		err = buf_lit(b, "\r\n");
-	return err;
-}
-
 /* Bad requests by status, for /metrics. */
 static void count_bad_request(struct worker *w, int status)
 {
@@ -909,46 +803,127 @@ static void count_bad_request(struct worker *w, int status)
 static __thread struct http_request scratch_req;
 
 /*
+ * The decision for a parsed head (include/sockway/decide.h, the code `sockway explain` and
+ * the kernel run too): route on the normal path and Host, then pick by the endpoint's shard
+ * key. d->norm (w->norm) holds the normal path. Returns 0, or the status to answer.
+ */
+static int exchange_decide(struct worker *w, const struct http_request *req,
+			   struct sw_decide_state *d, const char **why)
+{
+	const struct sw_endpoint *ep;
+	const struct http_header *key;
+	const char *q = memchr(req->path, '?', req->path_len);
+	int err;
+
+	worker_policy_refresh(w);
+	if (buf_reserve(&w->norm, req->path_len)) {
+		*why = "out of memory";
+		return 503;
+	}
+	memset(d, 0, sizeof(*d));
+	d->path = (const __u8 *)req->path;
+	d->path_len = q ? (__u32)(q - req->path) : req->path_len;
+	d->host = (const __u8 *)req->host;
+	d->host_len = req->host ? req->host_len : 0;
+	d->norm = (__u8 *)buf_tail(&w->norm);
+	d->method = req->method_bit;
+	err = snapshot_decide_route(w->snap, d);
+	if (err == -ENOENT) {
+		*why = "no route for";
+		return 404;
+	}
+	if (err) {
+		*why = err == -E2BIG ? "a '..' deeper than 64 segments in" : "refused: path or Host of";
+		return 400;
+	}
+	ep = &w->snap->ep[d->endpoint_id];
+	key = http_find_header(req->headers, req->nr_headers, ep->shard_header);
+	if (key && key->value_len) {
+		d->key = (const __u8 *)key->value;
+		d->key_len = key->value_len;
+	}
+	d->rnd = worker_random(w);
+	if (snapshot_decide_pick(w->snap, d)) {
+		*why = "no backend in the endpoint of";
+		return 503;
+	}
+	return 0;
+}
+
+/* Drops a shadow sample that could not be made, counting it. */
+static void exchange_shadow_drop(struct worker *w, const struct sw_shadow *sh)
+{
+	struct sw_counters *ctr = worker_cell(w, sh->cell);
+
+	if (ctr)
+		counters_add(&ctr->shadow_drops, 1);
+	__atomic_fetch_add(&w->stats.shadow_drops, 1, __ATOMIC_RELAXED);
+}
+
+/* Each shadow of the endpoint draws on its own, keyed or not: shadows sample requests, not
+ * users. A sample gets its own head: marked, credentials removed. */
+static void exchange_sample_shadows(struct exchange *x, const struct http_request *req,
+				    const struct head_request_opts *primary)
+{
+	struct worker *w = x->c->w;
+	const struct sw_endpoint *ep = &w->snap->ep[x->endpoint_id];
+	struct head_request_opts o = *primary;
+	unsigned i, underscores;
+	struct shadow *s;
+
+	o.shadow = true;
+	o.shadow_keep = swd_cfg.shadow_keep;
+	o.nr_shadow_keep = swd_cfg.nr_shadow_keep;
+	o.shadow_strip = swd_cfg.strip;
+	o.nr_shadow_strip = swd_cfg.nr_strip;
+	for (i = 0; i < ep->nr_shadows && i < SW_MAX_SHADOWS; i++) {
+		const struct sw_shadow *sh = &ep->shadows[i];
+		struct buf head = {};
+
+		if (!sw_shadow_sampled(sh, worker_random(w)))
+			continue;
+		if ((req->body == HTTP_BODY_LENGTH && req->content_length > swd_cfg.body_copy_max) ||
+		    head_request_build(&head, req, &o, &underscores)) {
+			exchange_shadow_drop(w, sh);
+			buf_free(&head);
+			continue;
+		}
+		s = shadow_new(w, x->endpoint_id, sh, buf_head(&head), head.len, x->is_head);
+		buf_free(&head);
+		if (s)
+			x->shadows[x->nr_shadows++] = s;
+	}
+}
+
+/*
  * Starts the exchange of a parsed head: route, pick, shadows, upstream. Returns -1 when the
  * client is gone, else 0 (whether or not the exchange is already over).
  */
 static int exchange_start(struct client *c, const struct http_request *req)
 {
 	struct worker *w = c->w;
-	const struct sw_endpoint *ep;
-	const struct http_header *key;
-	struct sw_pick pick = {};
+	struct sw_decide_state d;
+	struct head_request_opts o = {};
 	struct sw_counters *ctr;
 	struct exchange *x;
-	__u64 host_hash = 0;
-	__u16 endpoint_id;
-	__u32 slot, i;
+	const char *why = "";
+	unsigned underscores = 0;
 	bool has_body = req->body == HTTP_BODY_CHUNKED ||
 			(req->body == HTTP_BODY_LENGTH && req->content_length);
-	int err;
+	int status;
 
-	worker_policy_refresh(w);
-	if (req->host && req->host_len)
-		host_hash = sw_hash64_lower(req->host, host_without_port(req->host, req->host_len));
-	endpoint_id = snapshot_route(w->snap, req->path, req->path_len, host_hash, req->method_bit);
+	status = exchange_decide(w, req, &d, &why);
 	buf_consume(&c->in, req->head_len);
-	if (endpoint_id == SW_ID_NONE) {
-		__atomic_fetch_add(&w->stats.unrouted, 1, __ATOMIC_RELAXED);
+	if (status) {
+		if (status == 404)
+			__atomic_fetch_add(&w->stats.unrouted, 1, __ATOMIC_RELAXED);
+		else if (status == 400)
+			count_bad_request(w, 400);
 		/* The body of a request we do not route is not read: close after the answer. */
-		return client_error(c, 404, has_body || !req->keep_alive, "no route for %.*s",
-				    (int)(req->path_len < 200 ? req->path_len : 200), req->path);
+		return client_error(c, status, has_body || !req->keep_alive || status != 404,
+				    "%s %.*s", why, (int)(req->path_len < 200 ? req->path_len : 200),
+				    req->path);
 	}
-	ep = &w->snap->ep[endpoint_id];
-	key = http_find_header(req->headers, req->nr_headers, ep->shard_header);
-	if (key && key->value_len)
-		slot = sw_slot_of_hash(sw_hash64(key->value, key->value_len < SW_SHARD_KEY_MAX
-								     ? key->value_len
-								     : SW_SHARD_KEY_MAX));
-	else
-		slot = sw_slot_of_random(worker_random(w));
-	err = snapshot_pick(w->snap, endpoint_id, slot, &pick);
-	if (err)
-		return client_error(c, 503, true, "endpoint %s has no backend", ep->name);
 
 	x = calloc(1, sizeof(*x));
 	if (!x) {
@@ -961,9 +936,9 @@ static int exchange_start(struct client *c, const struct http_request *req)
 	x->is_head = req->method_bit == SW_METHOD_HEAD;
 	x->version_minor = req->version_minor;
 	x->keep_alive = req->keep_alive;
-	x->endpoint_id = endpoint_id;
-	x->backend_id = pick.backend_id;
-	x->cell = pick.cell;
+	x->endpoint_id = d.endpoint_id;
+	x->backend_id = d.pick.backend_id;
+	x->cell = d.pick.cell;
 	x->bytes_in = req->head_len;
 	x->req_body = req->body;
 	x->req_left = req->content_length;
@@ -979,32 +954,19 @@ static int exchange_start(struct client *c, const struct http_request *req)
 		if (c->kc)
 			counters_add(&ctr->accel_bytes, accel_delta(c->kc, &c->accel_seen));
 	}
-	if (build_request_head(&x->head, req, c->peer_ip, false)) {
+	/* The backend gets the path that was routed, and the query as it came. */
+	o.path = (const char *)d.norm;
+	o.path_len = d.norm_len;
+	o.query = req->path + d.path_len;
+	o.query_len = req->path_len - d.path_len;
+	o.peer_ip = c->peer_ip;
+	if (head_request_build(&x->head, req, &o, &underscores)) {
 		client_close(c);
 		return -1;
 	}
-	/* Each shadow draws on its own, keyed or not: shadows sample requests, not users. */
-	for (i = 0; i < ep->nr_shadows && i < SW_MAX_SHADOWS; i++) {
-		const struct sw_shadow *sh = &ep->shadows[i];
-		struct buf head = {};
-		struct shadow *s;
-
-		if (!sw_shadow_sampled(sh, worker_random(w)))
-			continue;
-		if ((req->body == HTTP_BODY_LENGTH && req->content_length > swd_cfg.body_copy_max) ||
-		    build_request_head(&head, req, c->peer_ip, true)) {
-			ctr = worker_cell(w, sh->cell);
-			if (ctr)
-				counters_add(&ctr->shadow_drops, 1);
-			__atomic_fetch_add(&w->stats.shadow_drops, 1, __ATOMIC_RELAXED);
-			buf_free(&head);
-			continue;
-		}
-		s = shadow_new(w, endpoint_id, sh, buf_head(&head), head.len);
-		buf_free(&head);
-		if (s)
-			x->shadows[x->nr_shadows++] = s;
-	}
+	if (underscores)
+		__atomic_fetch_add(&w->stats.underscore_headers, underscores, __ATOMIC_RELAXED);
+	exchange_sample_shadows(x, req, &o);
 	if (req->expect_continue && !x->req_done &&
 	    client_send(c, "HTTP/1.1 100 Continue\r\n\r\n", 25))
 		return -1;
@@ -1201,40 +1163,6 @@ void client_accept(struct reactor *r, struct reactor_ev *ev, __u32 events)
 
 /* ---- upstream connection -------------------------------------------------------------- */
 
-int proxy_response_head(struct buf *b, const struct http_response *resp, bool client_keep,
-			int version_minor)
-{
-	/* The parser took exactly three digits. */
-	char status[4] = { '0' + resp->status / 100 % 10, '0' + resp->status / 10 % 10,
-			   '0' + resp->status % 10, ' ' };
-	unsigned i;
-	int err;
-
-	err = buf_lit(b, "HTTP/1.1 ");
-	if (!err)
-		err = buf_append(b, status, sizeof(status));
-	if (!err)
-		err = buf_append(b, resp->reason, resp->reason_len);
-	if (!err)
-		err = buf_lit(b, "\r\n");
-	for (i = 0; !err && i < resp->nr_headers; i++) {
-		const struct http_header *h = &resp->headers[i];
-
-		if (http_is_hop_by_hop(&resp->conn, h->name, h->name_len))
-			continue;
-		err = buf_header(b, h->name, h->name_len, h->value, h->value_len);
-	}
-	if (!err && resp->body == HTTP_BODY_CHUNKED)
-		err = buf_lit(b, "Transfer-Encoding: chunked\r\n");
-	if (!err && !client_keep)
-		err = buf_lit(b, "Connection: close\r\n");
-	else if (!err && version_minor == 0)
-		err = buf_lit(b, "Connection: keep-alive\r\n");
-	if (!err)
-		err = buf_lit(b, "\r\n");
-	return err;
-}
-
 /* Does the client connection stay open after this exchange, as far as is known now? */
 static bool exchange_client_keep(const struct exchange *x)
 {
@@ -1245,7 +1173,7 @@ static bool exchange_client_keep(const struct exchange *x)
 static int response_head(struct exchange *x, const struct http_response *resp, struct buf *b)
 {
 	x->client_keep = resp->body != HTTP_BODY_CLOSE && exchange_client_keep(x);
-	return proxy_response_head(b, resp, x->client_keep, x->version_minor);
+	return head_response_build(b, resp, x->client_keep, x->version_minor);
 }
 
 static __thread struct http_response scratch_resp;
@@ -1301,22 +1229,26 @@ static int upstream_pump_response(struct upstream *u)
 
 		if (x->resp_body == HTTP_BODY_LENGTH) {
 			n = u->in.len < x->resp_left ? u->in.len : x->resp_left;
+			consumed = n;
 			x->resp_left -= n;
 			done = !x->resp_left;
 		} else if (x->resp_body == HTTP_BODY_CHUNKED) {
-			if (http_chunked_feed(&x->resp_chunk, p, u->in.len, &consumed, &done)) {
+			/* Re-framed as sockwayd's own chunks, trailers dropped (http.h). */
+			if (http_chunked_recode(&x->resp_chunk, p,
+						u->in.len < READ_CHUNK ? u->in.len : READ_CHUNK,
+						&consumed, &done, recode_buf, &n)) {
 				exchange_count_error(x, SW_ERR_BAD_RESPONSE);
 				x->resp_keepalive = false;
 				return exchange_fail(x, 502, "%s", "bad response");
 			}
-			n = consumed;
+			p = recode_buf;
 		} else {
-			n = u->in.len;
+			n = consumed = u->in.len;
 		}
 		x->bytes_out += n;
 		if (client_send(c, p, n))
 			return -1;
-		buf_consume(&u->in, n);
+		buf_consume(&u->in, consumed);
 		x->resp_done = done;
 	}
 	if (c->out.len && client_flush(c))
@@ -1342,7 +1274,7 @@ static void upstream_track(struct upstream *u)
 
 /*
  * May the kernel pass the whole response on, head included, if the head is one that
- * proxy_response_head gives back unchanged? Only when sockwayd has nothing to add to it
+ * head_response_build gives back unchanged? Only when sockwayd has nothing to add to it
  * (an HTTP/1.1 client that keeps its connection, no HEAD, no shadows to launch on the
  * head) and would take every head the kernel takes (its limits are no lower); and not
  * while a pipelined request waits: a response the kernel passes on whole wakes nobody,

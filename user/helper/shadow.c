@@ -37,6 +37,7 @@ struct shadow {
 	struct shadow_conn *conn;
 	__u16 endpoint_id, backend_id, cell;
 	bool launched;
+	bool is_head; /* a HEAD: the response ends at its head */
 	int primary_status;
 	int status;
 	struct buf out; /* request head and body */
@@ -62,7 +63,7 @@ static void shadow_drop(struct worker *w, __u16 cell)
 }
 
 struct shadow *shadow_new(struct worker *w, __u16 endpoint_id, const struct sw_shadow *sh,
-			  const char *head, size_t head_len)
+			  const char *head, size_t head_len, bool is_head)
 {
 	struct shadow *s;
 
@@ -78,6 +79,7 @@ struct shadow *shadow_new(struct worker *w, __u16 endpoint_id, const struct sw_s
 		return NULL;
 	}
 	s->w = w;
+	s->is_head = is_head;
 	s->endpoint_id = endpoint_id;
 	s->backend_id = sh->backend_id;
 	s->cell = sh->cell;
@@ -183,7 +185,8 @@ static int shadow_parse(struct shadow *s)
 	int ret;
 
 	while (!s->head_done) {
-		ret = http_parse_response(buf_head(&s->in), s->in.len, &swd_cfg.limits, false, &resp);
+		ret = http_parse_response(buf_head(&s->in), s->in.len, &swd_cfg.limits, s->is_head,
+					  &resp);
 		if (ret <= 0)
 			return ret < 0 ? -1 : 0;
 		buf_consume(&s->in, resp.head_len);

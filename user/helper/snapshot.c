@@ -178,20 +178,12 @@ static int sw_endpoint_get(void *env, __u32 index, const struct sw_endpoint **ep
 	return 0;
 }
 
-__u16 snapshot_route(struct snapshot *s, const char *path, size_t path_len, __u64 host_hash,
-		     __u32 method)
+int snapshot_decide_route(struct snapshot *s, struct sw_decide_state *d)
 {
-	struct sw_route_match match;
-	size_t i;
-
-	sw_route_match_init(&match, host_hash, method);
-	for (i = 0; i < path_len; i++)
-		if (sw_route_match_feed(&match, s, path[i]))
-			break;
-	return sw_route_match_end(&match, s);
+	return sw_decide_route(d, s);
 }
 
-int snapshot_pick(struct snapshot *s, __u16 endpoint_id, __u32 slot, struct sw_pick *out)
+int snapshot_decide_pick(struct snapshot *s, struct sw_decide_state *d)
 {
-	return sw_pick_backend(s, endpoint_id, slot, out);
+	return sw_decide_pick(d, s);
 }

@@ -8,6 +8,7 @@
 #define SOCKWAY_SNAPSHOT_H
 
 #include "sockway/abi.h"
+#include "sockway/decide_types.h"
 #include "sockway/hash.h"
 #include "maps.h"
 
@@ -38,9 +39,9 @@ void snapshot_free(struct snapshot *s);
  */
 int snapshot_load(struct sw_maps *m, const struct snapshot *cur, struct snapshot *next);
 
-/* The decision on a snapshot: endpoint of a request, then its backend for a slot. */
-__u16 snapshot_route(struct snapshot *s, const char *path, size_t path_len, __u64 host_hash,
-		     __u32 method);
-int snapshot_pick(struct snapshot *s, __u16 endpoint_id, __u32 slot, struct sw_pick *out);
+/* The decision (include/sockway/decide.h: sw_decide_route, sw_decide_pick) on a snapshot:
+ * the request's route, then its backend once the caller has set the shard key. */
+int snapshot_decide_route(struct snapshot *s, struct sw_decide_state *d);
+int snapshot_decide_pick(struct snapshot *s, struct sw_decide_state *d);
 
 #endif /* SOCKWAY_SNAPSHOT_H */

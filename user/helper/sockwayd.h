@@ -13,6 +13,7 @@
 #include <sys/socket.h>
 
 #include "sockway/abi.h"
+#include "buf.h"
 #include "http.h"
 #include "maps.h"
 #include "reactor.h"
@@ -44,6 +45,9 @@ struct swd_config {
 	unsigned shadow_queue;		   /* shadow requests in flight per worker */
 	const char *strip[SWD_MAX_STRIP];  /* headers removed from shadow copies */
 	unsigned nr_strip;
+	/* credentials (Authorization, Proxy-Authorization, Cookie) kept on shadow copies */
+	const char *shadow_keep[SWD_MAX_STRIP];
+	unsigned nr_shadow_keep;
 	bool no_accel;			   /* stay out of the kernel fast path */
 	bool no_splice;			   /* never hand a response body to the kernel */
 };
@@ -61,6 +65,7 @@ struct swd_worker_stats {
 	__u64 policy_stale;	/* refreshes that gave up (a writer stuck mid-commit) */
 	__u64 kernel_responses;	     /* whole responses the kernel passed on by itself */
 	__u64 kernel_responses_tick; /* ... of them, ended at the tick (a quiet client) */
+	__u64 underscore_headers;    /* request fields dropped for a '_' in their name */
 };
 
 struct client;
@@ -94,6 +99,7 @@ struct worker {
 	/* conns entries of closed upstreams that had a splice armed, freed a tick later
 	 * (proxy.c, upstream_release_entry). */
 	struct deferred_entry *deferred;
+	struct buf norm;		/* the normal path of the request being decided */
 	struct swd_worker_stats stats;	/* written by this worker, read by admin (relaxed) */
 	__u64 stale_generation;		/* a generation the worker gave up reading */
 	bool draining;
@@ -120,8 +126,10 @@ void proxy_tick(struct worker *w);
 void proxy_close_idle(struct worker *w);
 
 /* shadow.c */
+/* A sample of a request, with its head as the shadow backend gets it; is_head: a HEAD,
+ * whose response has no body whatever its head says. */
 struct shadow *shadow_new(struct worker *w, __u16 endpoint_id, const struct sw_shadow *s,
-			  const char *head, size_t head_len);
+			  const char *head, size_t head_len, bool is_head);
 int shadow_append_body(struct shadow *s, const char *buf, size_t len);
 void shadow_launch(struct shadow *s, int primary_status);
 void shadow_discard(struct shadow *s);
@@ -132,32 +140,5 @@ void shadow_close_idle(struct worker *w);
 /* admin.c */
 int admin_start(struct worker *workers, unsigned nr, struct sw_maps *maps);
 void admin_stop(void);
-
-/* Small growable byte buffer. */
-struct buf {
-	char *data;
-	size_t len; /* bytes held, from data[off] */
-	size_t off;
-	size_t cap;
-};
-
-int buf_reserve(struct buf *b, size_t extra);
-int buf_append(struct buf *b, const void *p, size_t n);
-int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-void buf_consume(struct buf *b, size_t n);
-void buf_free(struct buf *b);
-static inline char *buf_head(const struct buf *b)
-{
-	return b->data + b->off;
-}
-
-/* proxy.c */
-/*
- * Appends the head sockwayd sends the client for an upstream's response head: "HTTP/1.1",
- * hop-by-hop fields dropped, Connection as the client connection needs. The kernel passes
- * on unchanged only heads this gives back as they were (include/sockway/resphead.h).
- */
-int proxy_response_head(struct buf *b, const struct http_response *resp, bool client_keep,
-			int version_minor);
 
 #endif /* SOCKWAY_SOCKWAYD_H */

@@ -49,35 +49,38 @@ static int sw_endpoint_get(void *env, __u32 index, const struct sw_endpoint **ep
 int sw_decide(struct sw_maps *m, struct sw_decide_args *args)
 {
 	struct decide_env env = {.m = m};
-	struct sw_route_match match;
-	struct sw_pick pick = {};
-	__u32 i, len, tries;
+	struct sw_decide_state s = {};
 	int err;
 
-	len = args->host_len < SW_HOST_MAX ? args->host_len : SW_HOST_MAX;
-	args->host_hash = len ? sw_hash64_lower(args->host, len) : 0;
-	len = args->key_len < SW_SHARD_KEY_MAX ? args->key_len : SW_SHARD_KEY_MAX;
-	args->key_hash = len ? sw_hash64(args->key, len) : 0;
-
-	sw_route_match_init(&match, args->host_hash, args->method);
-	len = args->path_len < SW_DECIDE_PATH_MAX ? args->path_len : SW_DECIDE_PATH_MAX;
-	for (i = 0; i < len; i++)
-		if (sw_route_match_feed(&match, &env, args->path[i]))
-			break;
-	args->endpoint_id = sw_route_match_end(&match, &env);
-	if (args->endpoint_id == SW_ID_NONE) {
-		args->err = -ENOENT;
+	/* The kernel build's limits, so that both answer the same (-E2BIG beyond them). */
+	if (args->path_len > SW_DECIDE_PATH_MAX || args->host_len > SW_DECIDE_HOST_MAX) {
+		args->err = -E2BIG;
+		args->endpoint_id = SW_ID_NONE;
 		return 0;
 	}
-	args->slot = args->key_len ? sw_slot_of_hash(args->key_hash) : sw_slot_of_random(args->rnd);
-	err = -EAGAIN;
-	for (tries = 0; tries < 4 && err == -EAGAIN; tries++)
-		err = sw_pick_backend(&env, args->endpoint_id, args->slot, &pick);
+	s.path = (const __u8 *)args->path;
+	s.path_len = args->path_len;
+	s.host = (const __u8 *)args->host;
+	s.host_len = args->host_len;
+	s.norm = (__u8 *)args->norm;
+	s.method = args->method;
+	s.rnd = args->rnd;
+	err = sw_decide_route(&s, &env);
+	if (!err) {
+		s.key = (const __u8 *)args->key;
+		s.key_len = args->key_len;
+		err = sw_decide_pick(&s, &env);
+	}
 	args->err = err;
-	args->generation = pick.generation;
-	args->backend_id = pick.backend_id;
-	args->split = pick.split;
-	args->cell = pick.cell;
-	args->copy = pick.copy;
+	args->host_hash = s.host_hash;
+	args->endpoint_id = s.endpoint_id;
+	args->norm_len = s.norm_len;
+	args->key_hash = s.key_hash;
+	args->slot = s.pick.slot;
+	args->generation = s.pick.generation;
+	args->backend_id = s.pick.backend_id;
+	args->split = s.pick.split;
+	args->cell = s.pick.cell;
+	args->copy = s.pick.copy;
 	return 0;
 }

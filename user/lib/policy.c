@@ -17,6 +17,7 @@
 #include <sys/socket.h>
 
 #include "policy.h"
+#include "sockway/norm.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
@@ -376,6 +377,46 @@ char *sw_format_methods(__u32 mask, char *buf, size_t len)
 	return buf;
 }
 
+/*
+ * A route is matched against the normal form of request paths (include/sockway/norm.h), so
+ * it must be in that form itself, or no request could ever match it.
+ */
+static int route_normal(const char *s, size_t len, const char *shown, char out[SW_PREFIX_MAX],
+			struct sw_err *e)
+{
+	struct sw_path_norm pn;
+	__u8 norm[SW_PREFIX_MAX];
+	size_t i;
+	int err = 0;
+
+	sw_path_init(&pn, norm);
+	for (i = 1; i < len && !err; i++)
+		err = sw_path_feed(&pn, norm, (__u8)s[i]);
+	if (!err)
+		err = sw_path_end(&pn, norm);
+	if (err)
+		return sw_errorf(e, -EINVAL,
+				 "route \"%s\" holds what requests may not carry (an escaped '/', "
+				 "'\\', '.' or NUL, a '\\', a bad escape or a dot segment with "
+				 "parameters); remove it",
+				 shown);
+	if (pn.len != len || memcmp(norm, s, len)) {
+		char want[SHOWN_MAX];
+
+		memcpy(out, norm, pn.len);
+		out[pn.len] = '\0';
+		sw_format_quoted(out, want, sizeof(want));
+		return sw_errorf(e, -EINVAL,
+				 "route \"%s\" is not in the normal form requests are matched in "
+				 "(no dot segments, unreserved characters unescaped, escapes in upper "
+				 "case); write \"%s\"",
+				 shown, want);
+	}
+	memcpy(out, s, len);
+	out[len] = '\0';
+	return 0;
+}
+
 int sw_parse_route(const char *s, char out[SW_PREFIX_MAX], struct sw_err *e)
 {
 	char shown[SHOWN_MAX], c[16];
@@ -412,9 +453,7 @@ int sw_parse_route(const char *s, char out[SW_PREFIX_MAX], struct sw_err *e)
 		return sw_errorf(e, -EINVAL,
 				 "route \"%s\" is %zu characters long; shorten it to %d", shown,
 				 len, SW_PREFIX_MAX - 1);
-	memcpy(out, s, len);
-	out[len] = '\0';
-	return 0;
+	return route_normal(s, len, shown, out, e);
 }
 
 int sw_parse_host(const char *s, char out[SW_HOST_MAX], struct sw_err *e)
@@ -467,12 +506,24 @@ int sw_parse_host(const char *s, char out[SW_HOST_MAX], struct sw_err *e)
 						 shown, show_char(s[i], c));
 		}
 	}
+	if (s[0] != '[') {
+		/* "example.com." names example.com; the decision code drops the dot too. */
+		if (len > 1 && s[len - 1] == '.')
+			len--;
+		for (i = 0; i < len; i++)
+			if (s[i] == '.' && (i == 0 || s[i - 1] == '.' || i + 1 == len))
+				return sw_errorf(e, -EINVAL,
+						 "host \"%s\" has an empty label; write it like "
+						 "example.com",
+						 shown);
+	}
 	if (len > SW_HOST_MAX - 1)
 		return sw_errorf(e, -EINVAL, "host \"%s\" is %zu characters long; shorten it to %d",
 				 shown, len, SW_HOST_MAX - 1);
 	/* Hosts are case-insensitive; the decision code hashes the request's Host lowered. */
-	for (i = 0; i <= len; i++)
+	for (i = 0; i < len; i++)
 		out[i] = (s[i] >= 'A' && s[i] <= 'Z') ? s[i] - 'A' + 'a' : s[i];
+	out[len] = '\0';
 	return 0;
 
 has_port:
@@ -494,8 +545,14 @@ int sw_parse_header_name(const char *s, char out[SW_HEADER_NAME_MAX], struct sw_
 		if (!is_token_char(s[i]))
 			return sw_errorf(e, -EINVAL,
 					 "header name \"%s\" contains %s; use letters, digits and "
-					 "!#$%%&'*+-.^_`|~ only",
+					 "!#$%%&'*+-.^`|~ only",
 					 shown, show_char(s[i], c));
+		/* sockwayd drops fields named with '_' (CGI reads them as '-'), as nginx does. */
+		if (s[i] == '_')
+			return sw_errorf(e, -EINVAL,
+					 "header name \"%s\" contains '_'; sockwayd drops such fields "
+					 "from requests, so use '-'",
+					 shown);
 	}
 	if (len > SW_HEADER_NAME_MAX - 1)
 		return sw_errorf(e, -EINVAL,
