@@ -116,7 +116,7 @@ static void metrics_workers(struct buf *b)
 {
 	static const int statuses[6] = { 400, 413, 414, 417, 431, 505 };
 	__u64 conns = 0, active = 0, unrouted = 0, drops = 0, reloads = 0, stale = 0, bad[6] = {};
-	__u64 kresp = 0, ktick = 0, under = 0;
+	__u64 kresp = 0, ktick = 0, under = 0, retries[SWD_RETRY_MAX] = {};
 	unsigned i, k;
 
 	for (i = 0; i < admin.nr; i++) {
@@ -131,6 +131,8 @@ static void metrics_workers(struct buf *b)
 		kresp += load(&s->kernel_responses);
 		ktick += load(&s->kernel_responses_tick);
 		under += load(&s->underscore_headers);
+		for (k = 0; k < SWD_RETRY_MAX; k++)
+			retries[k] += load(&s->retries[k]);
 		for (k = 0; k < 6; k++)
 			bad[k] += load(&s->bad_requests[k]);
 	}
@@ -175,8 +177,17 @@ static void metrics_workers(struct buf *b)
 		      "# HELP sockway_underscore_headers_dropped_total Request header fields dropped "
 		      "for a '_' in their name.\n"
 		      "# TYPE sockway_underscore_headers_dropped_total counter\n"
-		      "sockway_underscore_headers_dropped_total %llu\n",
-		   (unsigned long long)kresp, (unsigned long long)ktick, (unsigned long long)under);
+		      "sockway_underscore_headers_dropped_total %llu\n"
+		      "# HELP sockway_upstream_retries_total Requests sent to a second replica, by "
+		      "why the first failed.\n"
+		      "# TYPE sockway_upstream_retries_total counter\n"
+		      "sockway_upstream_retries_total{reason=\"connect\"} %llu\n"
+		      "sockway_upstream_retries_total{reason=\"reset\"} %llu\n"
+		      "sockway_upstream_retries_total{reason=\"timeout\"} %llu\n",
+		   (unsigned long long)kresp, (unsigned long long)ktick, (unsigned long long)under,
+		   (unsigned long long)retries[SWD_RETRY_CONNECT],
+		   (unsigned long long)retries[SWD_RETRY_RESET],
+		   (unsigned long long)retries[SWD_RETRY_TIMEOUT]);
 }
 
 static void admin_reply(int fd, int status, const char *type, const char *body, size_t len)

@@ -53,6 +53,10 @@ static void usage(FILE *f)
 		"Upstreams:\n"
 		"  --pool-size N             idle connections kept per replica and worker (default 64)\n"
 		"  --replica-down MS         a replica that refused is skipped this long (default 1000)\n"
+		"  --retry-on-timeout        also retry an idempotent request (GET, HEAD, OPTIONS,\n"
+		"                            TRACE, PUT, DELETE) whose response timed out; by\n"
+		"                            default only requests the backend cannot have seen,\n"
+		"                            or idempotent ones whose connection broke, go again\n"
 		"Shadows:\n"
 		"  --shadow-body-max BYTES   request bodies kept for shadows and retries (default 65536)\n"
 		"  --shadow-queue N          shadow requests in flight per worker (default 1024)\n"
@@ -326,7 +330,7 @@ int main(int argc, char **argv)
 		OPT_LISTEN = 256, OPT_ADMIN, OPT_WORKERS, OPT_MAX_LINE, OPT_MAX_HEAD,
 		OPT_MAX_HEADERS, OPT_MAX_BODY, OPT_T_HEADER, OPT_T_KEEPALIVE, OPT_T_BODY,
 		OPT_T_CONNECT, OPT_T_RESPONSE, OPT_DRAIN, OPT_POOL, OPT_DOWN, OPT_SHADOW_BODY,
-		OPT_SHADOW_QUEUE, OPT_STRIP, OPT_KEEP, OPT_NO_ACCEL, OPT_NO_SPLICE,
+		OPT_SHADOW_QUEUE, OPT_STRIP, OPT_KEEP, OPT_NO_ACCEL, OPT_NO_SPLICE, OPT_RETRY_TIMEOUT,
 	};
 	static const struct option opts[] = {
 		{ "listen", required_argument, NULL, OPT_LISTEN },
@@ -352,6 +356,7 @@ int main(int argc, char **argv)
 		{ "shadow-keep-header", required_argument, NULL, OPT_KEEP },
 		{ "no-accel", no_argument, NULL, OPT_NO_ACCEL },
 		{ "no-splice", no_argument, NULL, OPT_NO_SPLICE },
+		{ "retry-on-timeout", no_argument, NULL, OPT_RETRY_TIMEOUT },
 		{ NULL, 0, NULL, 0 },
 	};
 	static struct worker workers[SWD_MAX_WORKERS];
@@ -492,6 +497,9 @@ int main(int argc, char **argv)
 			break;
 		case OPT_NO_SPLICE:
 			swd_cfg.no_splice = true;
+			break;
+		case OPT_RETRY_TIMEOUT:
+			swd_cfg.retry_on_timeout = true;
 			break;
 		default:
 			usage(stderr);

@@ -84,6 +84,7 @@ struct exchange {
 	bool req_done;
 	bool body_sent;	      /* body bytes went to an upstream */
 	bool body_copy_short; /* the body outgrew body_copy: no replay, no shadow */
+	bool upstream_spoke;  /* a byte of a response came (even a 1xx): no replay */
 	struct buf head;      /* the request head as sent upstream */
 	struct buf body_copy; /* the body bytes sent so far, for a retry and the shadows */
 	/* routing */
@@ -265,6 +266,13 @@ static void pool_remove(struct upstream *u)
 	u->pool_next = NULL;
 }
 
+/* RFC 9110 9.2.2: methods a client may repeat without changing the outcome. */
+static bool method_idempotent(__u32 method_bit)
+{
+	return method_bit & (SW_METHOD_GET | SW_METHOD_HEAD | SW_METHOD_OPTIONS | SW_METHOD_TRACE |
+			     SW_METHOD_PUT | SW_METHOD_DELETE);
+}
+
 /* Did the backend close the connection (its FIN, seen by sockops, may be unread yet)? */
 static bool upstream_peer_closed(const struct upstream *u)
 {
@@ -289,15 +297,30 @@ static void pool_put(struct upstream *u)
 	upstream_update(u);
 }
 
-/* An idle connection to exactly this address, or NULL. */
+/*
+ * Has an idle connection been closed (or spoken) by the backend, with sockwayd not told yet?
+ * A request that must not be retried (exchange_retry) asks before it goes: the backend's
+ * FIN is often there already, and a request sent into it fails for sure. One syscall.
+ */
+static bool upstream_stale(const struct upstream *u)
+{
+	char b;
+	ssize_t n = recv(u->ev.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+
+	return !(n < 0 && (errno == EAGAIN || errno == EINTR));
+}
+
+/* An idle connection to exactly this address, or NULL. check: make sure the backend did
+ * not close it (upstream_stale). */
 static struct upstream *pool_get(struct worker *w, __u16 backend, __u8 replica,
-				 const struct sw_addr *addr)
+				 const struct sw_addr *addr, bool check)
 {
 	struct upstream *u;
 
 	while ((u = w->idle[backend][replica])) {
 		pool_remove(u);
-		if (!memcmp(&u->addr, addr, sizeof(*addr)) && !upstream_peer_closed(u))
+		if (!memcmp(&u->addr, addr, sizeof(*addr)) && !upstream_peer_closed(u) &&
+		    !(check && upstream_stale(u)))
 			return u;
 		/* The backend's replicas changed since this connection was pooled, or the
 		 * backend closed it. */
@@ -732,14 +755,18 @@ static int upstream_start(struct exchange *x)
 	if (idx < 0)
 		return exchange_fail(x, 503, "no replica of backend %s is reachable", be->name);
 	x->replica = idx;
-	u = pool_get(w, x->backend_id, idx, &be->replicas[idx]);
+	u = pool_get(w, x->backend_id, idx, &be->replicas[idx], !method_idempotent(x->method_bit));
 	if (!u)
 		u = upstream_connect(w, x->backend_id, idx, &be->replicas[idx]);
 	if (!u) {
 		w->down_until[x->backend_id][idx] = reactor_now_ms(w->r) + swd_cfg.down_ms;
 		exchange_count_error(x, SW_ERR_CONNECT_REFUSED);
-		if (x->tries++ < 1)
+		/* Nothing was sent: any request may go elsewhere (exchange_retry). */
+		if (x->tries++ < 1) {
+			__atomic_fetch_add(&w->stats.retries[SWD_RETRY_CONNECT], 1,
+					   __ATOMIC_RELAXED);
 			return upstream_start(x);
+		}
 		return exchange_fail(x, 503, "no replica of backend %s is reachable", be->name);
 	}
 	u->x = x;
@@ -753,15 +780,45 @@ static int upstream_start(struct exchange *x)
 }
 
 /*
- * The upstream failed before or during the response. Retries once on another replica
- * when no response byte came and the request can be sent again (no body, or all of it
- * still in the copy), else answers 502, 503 or 504.
+ * May a failed request go again, to another replica? Only while nothing of a response came
+ * (the client has seen nothing) and sockwayd still holds the whole request (no body, or
+ * all of it in the copy), once, and only when running it twice cannot hurt:
+ *   - the connection never carried it (connect refused, failed or timed out): any method;
+ *   - the connection broke before any response byte: idempotent methods only (the backend
+ *     may have acted on it);
+ *   - no response in time: idempotent methods, and only with --retry-on-timeout (the
+ *     backend is most likely still running it).
+ * As nginx's proxy_next_upstream "error" (non_idempotent off) and Envoy's retry_on
+ * "connect-failure" plus, for idempotent requests, "reset".
+ */
+static enum swd_retry exchange_retry(const struct exchange *x, enum sw_upstream_error kind,
+				     bool unsent)
+{
+	bool replayable = !x->body_sent || !x->body_copy_short;
+
+	if (x->resp_started || x->upstream_spoke || !replayable || x->tries >= 1 ||
+	    kind == SW_ERR_BAD_RESPONSE)
+		return SWD_RETRY_NONE;
+	if (kind == SW_ERR_CONNECT_REFUSED || unsent)
+		return SWD_RETRY_CONNECT;
+	if (!method_idempotent(x->method_bit))
+		return SWD_RETRY_NONE;
+	if (kind == SW_ERR_RESET)
+		return SWD_RETRY_RESET;
+	return swd_cfg.retry_on_timeout ? SWD_RETRY_TIMEOUT : SWD_RETRY_NONE;
+}
+
+/*
+ * The upstream failed before or during the response. Retries on another replica when
+ * exchange_retry allows it, else answers 502, 503 or 504.
  */
 static int exchange_upstream_failed(struct exchange *x, enum sw_upstream_error kind)
 {
 	struct worker *w = x->c->w;
 	struct upstream *u = x->u;
-	bool replayable = !x->body_sent || !x->body_copy_short;
+	/* Still connecting: not one byte of the request went out. */
+	bool unsent = u && u->connecting;
+	enum swd_retry retry;
 
 	/* First, so that a response the kernel started is not retried nor answered. */
 	splice_abandon(x);
@@ -773,9 +830,13 @@ static int exchange_upstream_failed(struct exchange *x, enum sw_upstream_error k
 	}
 	if (kind == SW_ERR_CONNECT_REFUSED || kind == SW_ERR_TIMEOUT)
 		w->down_until[x->backend_id][x->replica] = reactor_now_ms(w->r) + swd_cfg.down_ms;
-	if (!x->resp_started && kind != SW_ERR_BAD_RESPONSE && replayable && x->tries++ < 1) {
-		int ret = upstream_start(x);
+	retry = exchange_retry(x, kind, unsent);
+	if (retry != SWD_RETRY_NONE) {
+		int ret;
 
+		x->tries++;
+		__atomic_fetch_add(&w->stats.retries[retry], 1, __ATOMIC_RELAXED);
+		ret = upstream_start(x);
 		/* The exchange goes on, but on another connection: the caller's u is gone. */
 		return ret ? ret : 2;
 	}
@@ -1611,6 +1672,7 @@ static void upstream_event(struct reactor *r, struct reactor_ev *ev, __u32 event
 				break;
 			}
 			u->in.len += n;
+			x->upstream_spoke = true;
 			ret = upstream_pump_response(u);
 			if (n < READ_CHUNK)
 				break;

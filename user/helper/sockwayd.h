@@ -50,9 +50,19 @@ struct swd_config {
 	unsigned nr_shadow_keep;
 	bool no_accel;			   /* stay out of the kernel fast path */
 	bool no_splice;			   /* never hand a response body to the kernel */
+	bool retry_on_timeout;		   /* retry idempotent requests after a response timeout */
 };
 
 extern struct swd_config swd_cfg;
+
+/* Why a request went to a second replica (proxy.c, exchange_retry). */
+enum swd_retry {
+	SWD_RETRY_CONNECT, /* the first connection never carried it */
+	SWD_RETRY_RESET,   /* it broke before any response byte (idempotent requests) */
+	SWD_RETRY_TIMEOUT, /* no response in time (idempotent, --retry-on-timeout) */
+	SWD_RETRY_MAX,
+	SWD_RETRY_NONE = SWD_RETRY_MAX,
+};
 
 /* Counters of a worker that belong to no cell (no route, bad request...). */
 struct swd_worker_stats {
@@ -66,6 +76,7 @@ struct swd_worker_stats {
 	__u64 kernel_responses;	     /* whole responses the kernel passed on by itself */
 	__u64 kernel_responses_tick; /* ... of them, ended at the tick (a quiet client) */
 	__u64 underscore_headers;    /* request fields dropped for a '_' in their name */
+	__u64 retries[SWD_RETRY_MAX]; /* requests sent to a second replica, by enum swd_retry */
 };
 
 struct client;
