@@ -70,8 +70,10 @@ for suite in $suites; do
 			[ -x "$t" ] || continue
 			name=$(basename "$t")
 			corpus=$(mktemp -d)
+			dict=()
+			[ -f "tests/fuzz/$name.dict" ] && dict=(-dict="tests/fuzz/$name.dict")
 			run_one "fuzz/$name (${FUZZ_SECONDS}s)" "$t" -max_total_time="$FUZZ_SECONDS" \
-				"$corpus" "tests/fuzz/corpus_${name#fuzz_}"
+				"${dict[@]}" "$corpus" "tests/fuzz/corpus_${name#fuzz_}"
 			rm -rf "$corpus"
 		done
 		;;

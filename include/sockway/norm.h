@@ -12,7 +12,8 @@
  *   - percent-escapes of unreserved characters (RFC 3986 2.3: ALPHA DIGIT - _ ~) are decoded
  *     ("%61dmin" is "admin"), the hex digits of the others upper-cased ("%c3" is "%C3");
  *   - refused (400): an escaped '/', '\', '.' or NUL (%2F, %5C, %2E, %00: a backend that
- *     decodes them sees another path, as with Envoy's REJECT_REQUEST), a raw '\' (read as
+ *     decodes them sees another path, as with Envoy's REJECT_REQUEST), an escaped 0xC0 or
+ *     0xC1 (overlong UTF-8, which old servers decode to '.' or '/'), a raw '\' (read as
  *     '/' by some servers), a bad escape, and a dot segment with parameters (".;x", "..;x":
  *     Java servers read it as "." or "..").
  * The Host compares without case, port, or one trailing dot ("ADMIN.example.com.:8080" is
@@ -147,7 +148,8 @@ static __always_inline int sw_path_feed(struct sw_path_norm *p, __u8 *out, __u8 
 			return -EINVAL;
 		p->esc = SW_ESC_NONE;
 		c = (__u8)(p->hi << 4 | v);
-		if (c == '/' || c == '\\' || c == '.' || c == 0)
+		/* 0xC0 and 0xC1 start only overlong UTF-8 ("%C0%AE" is an old server's '.'). */
+		if (c == '/' || c == '\\' || c == '.' || c == 0 || c == 0xc0 || c == 0xc1)
 			return -EINVAL;
 		if (sw_norm_unreserved(c)) {
 			out[SW_NORM_IDX(p->len)] = c;

@@ -87,6 +87,9 @@ static const char *const odd_segments[] = {
 	"a;b",
 	"%zz",
 	"%4",
+	"%c0%ae",
+	"%C1%9c",
+	"%C2%A0",
 	"a\\b",
 };
 static const char *const hosts[] = {
@@ -196,7 +199,7 @@ static bool reference_normal(const char *path, size_t len, char *out)
 		if (!isxdigit((unsigned char)path[i + 1]) || !isxdigit((unsigned char)path[i + 2]))
 			return false;
 		sscanf(path + i + 1, "%2x", (unsigned *)&v);
-		if (v == '/' || v == '\\' || v == '.' || v == 0)
+		if (v == '/' || v == '\\' || v == '.' || v == 0 || v == 0xc0 || v == 0xc1)
 			return false;
 		if (isalnum(v) || v == '-' || v == '_' || v == '~') {
 			dec[n++] = (char)v;

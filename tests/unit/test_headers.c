@@ -95,6 +95,14 @@ static void test_request_hop_by_hop(void **state)
 		      "GET /p HTTP/1.0\r\nHost: example.com\r\nX-Forwarded-For: 192.0.2.7\r\n"
 		      "X-Forwarded-Proto: http\r\nConnection: keep-alive\r\n\r\n",
 		      0);
+	/* Forwarded, when the client sent it, ends with sockwayd's element. */
+	check_request("GET / HTTP/1.1\r\nHost: a\r\nForwarded: for=10.9.9.9\r\n"
+		      "forwarded: for=10.8.8.8;proto=https\r\n\r\n",
+		      "/", "", false,
+		      "GET / HTTP/1.1\r\nHost: a\r\n"
+		      "Forwarded: for=10.9.9.9, for=10.8.8.8;proto=https, for=192.0.2.7;proto=http\r\n"
+		      "X-Forwarded-For: 192.0.2.7\r\nX-Forwarded-Proto: http\r\n\r\n",
+		      0);
 	/* A client's X-Forwarded-For that its Connection names is dropped like any other. */
 	check_request("GET / HTTP/1.1\r\nHost: [::1]:80\r\nConnection: X-Forwarded-For\r\n"
 		      "X-Forwarded-For: 6.6.6.6\r\n\r\n",

@@ -33,7 +33,7 @@ static inline char *buf_tail(const struct buf *b)
 	return b->data + b->off + b->len;
 }
 
-/* A string literal, without strlen. */
-#define buf_lit(b, s) buf_append((b), (s), sizeof(s) - 1)
+/* A string literal, without strlen ("" s: anything but a literal fails to compile). */
+#define buf_lit(b, s) buf_append((b), "" s, sizeof(s) - 1)
 
 #endif /* SOCKWAY_BUF_H */

@@ -115,6 +115,38 @@ static bool request_field_dropped(const struct http_request *req, const struct h
 	return in_list(h, o->shadow_strip, o->nr_shadow_strip);
 }
 
+/*
+ * "Forwarded: " the client's elements, then one for the client's address (RFC 7239), when
+ * the client sent the field: a backend that reads it takes the last element, which is then
+ * sockwayd's and not one the client wrote.
+ */
+static int buf_forwarded(struct buf *b, const struct http_request *req, const char *peer_ip)
+{
+	bool v6 = strchr(peer_ip, ':'), any = false;
+	unsigned i;
+	int err = 0;
+
+	for (i = 0; !err && i < req->nr_headers; i++) {
+		const struct http_header *h = &req->headers[i];
+
+		if (!NAME_IS(h, "forwarded") || !h->value_len ||
+		    http_is_hop_by_hop(&req->conn, h->name, h->name_len))
+			continue;
+		err = any ? buf_lit(b, ", ") : buf_lit(b, "Forwarded: ");
+		if (!err)
+			err = buf_append(b, h->value, h->value_len);
+		any = true;
+	}
+	if (!any || err)
+		return err;
+	err = v6 ? buf_lit(b, ", for=\"[") : buf_lit(b, ", for=");
+	if (!err)
+		err = buf_append(b, peer_ip, strlen(peer_ip));
+	if (!err)
+		err = v6 ? buf_lit(b, "]\";proto=http\r\n") : buf_lit(b, ";proto=http\r\n");
+	return err;
+}
+
 /* "X-Forwarded-For: " the client's values, if any, then its address. */
 static int buf_forwarded_for(struct buf *b, const struct http_request *req, const char *peer_ip)
 {
@@ -164,13 +196,16 @@ int head_request_build(struct buf *b, const struct http_request *req,
 	for (i = 0; !err && i < req->nr_headers; i++) {
 		const struct http_header *h = &req->headers[i];
 
-		if (request_field_dropped(req, h, o, &dropped) || NAME_IS(h, "x-forwarded-for"))
+		if (request_field_dropped(req, h, o, &dropped) || NAME_IS(h, "x-forwarded-for") ||
+		    NAME_IS(h, "forwarded"))
 			continue;
 		if (NAME_IS(h, "content-length"))
 			err = buf_content_length(b, h, req->content_length);
 		else
 			err = buf_header(b, h->name, h->name_len, h->value, h->value_len);
 	}
+	if (!err)
+		err = buf_forwarded(b, req, o->peer_ip);
 	if (!err)
 		err = buf_forwarded_for(b, req, o->peer_ip);
 	if (!err)

@@ -41,9 +41,9 @@ struct head_request_opts {
  * hop-by-hop ones, Expect, X-Forwarded-Proto, X-Sockway-Shadow, X-Original-URL and
  * X-Rewrite-URL (which some servers take as the path, past the route) and names with '_'
  * (CGI and WSGI servers read them as '-': counted in *underscores); Content-Length in its
- * place, in canonical form; X-Forwarded-For with the client's address appended,
- * X-Forwarded-Proto, Transfer-Encoding: chunked for a chunked body, and for HTTP/1.0
- * Connection: keep-alive. Returns 0 or -ENOMEM.
+ * place, in canonical form; Forwarded (if the client sent it) and X-Forwarded-For with
+ * the client's address appended, X-Forwarded-Proto, Transfer-Encoding: chunked for a
+ * chunked body, and for HTTP/1.0 Connection: keep-alive. Returns 0 or -ENOMEM.
  */
 int head_request_build(struct buf *b, const struct http_request *req,
 		       const struct head_request_opts *o, unsigned *underscores);

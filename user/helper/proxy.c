@@ -1239,6 +1239,19 @@ static int response_head(struct exchange *x, const struct http_response *resp, s
 
 static __thread struct http_response scratch_resp;
 
+/* Sends an interim (1xx) response head to an HTTP/1.1 client. Returns -1 if it is gone. */
+static int interim_send(struct client *c, const struct http_response *resp)
+{
+	size_t before = c->out.len;
+
+	if (head_response_build(&c->out, resp, true, 1)) {
+		client_close(c);
+		return -1;
+	}
+	/* client_send writes at once when nothing waited before: do the same here. */
+	return before ? 0 : client_flush(c);
+}
+
 /* Handles the bytes in u->in: the response head, then its body towards the client. */
 static int upstream_pump_response(struct upstream *u)
 {
@@ -1256,9 +1269,10 @@ static int upstream_pump_response(struct upstream *u)
 		if (ret < 0 || scratch_resp.status == 101)
 			return exchange_upstream_failed(x, SW_ERR_BAD_RESPONSE);
 		if (scratch_resp.status < 200) {
-			/* Our own 100 Continue went out already; other interim answers pass on. */
+			/* Our own 100 Continue went out already; other interim answers pass on,
+			 * as heads of sockwayd's (hop-by-hop fields dropped). */
 			if (scratch_resp.status != 100 && x->version_minor == 1 &&
-			    client_send(c, buf_head(&u->in), scratch_resp.head_len))
+			    interim_send(c, &scratch_resp))
 				return -1;
 			buf_consume(&u->in, scratch_resp.head_len);
 			continue;
