@@ -82,14 +82,100 @@ static __always_inline void sw_route_match_init(struct sw_route_match *m, __u64 
 	m->any_len = 0;
 }
 
-/* Looks up the prefix fed so far (m->len bytes, hash state m->state) as a candidate. */
-static __always_inline void sw_route_match_try(struct sw_route_match *m, void *env)
+#ifdef __bpf__
+/* The bytes of a little-endian word below n (n < 8), as a mask. */
+#define SW_WORD_MASK(n) ((n) >= 8 ? ~0ULL : (1ULL << ((n)*8)) - 1)
+
+/* ASCII upper case to lower case in each byte of a word, without branches. */
+static __always_inline __u64 sw_word_lower(__u64 x)
+{
+	__u64 hept = x & 0x7f7f7f7f7f7f7f7fULL;
+	__u64 ge_a = hept + 0x3f3f3f3f3f3f3f3fULL; /* high bit: >= 'A' (0x80 - 'A') */
+	__u64 gt_z = hept + 0x2525252525252525ULL; /* high bit: > 'Z' (0x7f - 'Z') */
+	__u64 upper = ge_a & ~gt_z & ~x & 0x8080808080808080ULL;
+
+	return x | upper >> 2;
+}
+#endif
+
+/*
+ * Is r the route of exactly the prefix norm[0..len) and, with_host, of exactly the request's
+ * Host name? The map is keyed by hashes, which whoever writes the path and the Host can
+ * make collide; the route's own strings cannot be (the agent writes them NUL-padded). BPF
+ * compares a word at a time (a byte loop costs the verifier a state per byte), over
+ * buffers it knows to be large enough; userspace compares bytes of the request's own.
+ */
+static __always_inline int sw_route_same(const struct sw_route *r, const __u8 *norm,
+					 const __u8 *host, const struct sw_host_norm *hn, __u32 len,
+					 int with_host)
+{
+	__u32 i;
+
+	if (r->prefix_len != len)
+		return 0;
+#ifdef __bpf__
+#pragma unroll
+	for (i = 0; i < SW_PREFIX_MAX / 8; i++) {
+		__u64 a = *(const __u64 *)(r->prefix + i * 8), b = *(const __u64 *)(norm + i * 8);
+
+		if (i * 8 >= len)
+			break;
+		if ((a ^ b) & SW_WORD_MASK(len - i * 8))
+			return 0;
+	}
+	if (!with_host)
+		return 1;
+	if (hn->name_len >= SW_HOST_MAX)
+		return 0;
+#pragma unroll
+	for (i = 0; i < SW_HOST_MAX / 8; i++) {
+		__u64 a = *(const __u64 *)(r->host + i * 8);
+		__u64 b = sw_word_lower(*(const __u64 *)(host + i * 8));
+
+		/* The route's NUL after the name is compared too: a longer route is no match. */
+		if (i * 8 > hn->name_len)
+			break;
+		if ((a ^ b) & SW_WORD_MASK(hn->name_len - i * 8))
+			return 0;
+		if (hn->name_len - i * 8 < 8 && (a >> ((hn->name_len - i * 8) * 8)) & 0xff)
+			return 0;
+	}
+	return 1;
+#else
+	for (i = 0; i < len; i++)
+		if ((__u8)r->prefix[i] != norm[i])
+			return 0;
+	if (!with_host)
+		return 1;
+	if (hn->name_len >= SW_HOST_MAX)
+		return 0;
+	/* The name is the Host's first name_len bytes, in lower case (norm.h). */
+	for (i = 0; i < hn->name_len; i++) {
+		__u8 c = host[i];
+
+		if (c >= 'A' && c <= 'Z')
+			c |= 0x20;
+		if ((__u8)r->host[i] != c)
+			return 0;
+	}
+	return !r->host[i];
+#endif
+}
+
+/*
+ * Looks up the prefix fed so far (m->len bytes, hash state m->state) as a candidate; norm,
+ * host and hn hold the bytes it was hashed from, to confirm the match.
+ */
+static __always_inline void sw_route_match_try(struct sw_route_match *m, void *env,
+					       const __u8 *norm, const __u8 *host,
+					       const struct sw_host_norm *hn)
 {
 	struct sw_route_key key = {.host_hash = 0, .prefix_hash = sw_hash_final(m->state)};
 	const struct sw_route *r;
 
 	r = sw_routes_lookup(env, &key);
-	if (r && r->prefix_len == m->len && (!r->methods || (r->methods & m->method))) {
+	if (r && (!r->methods || (r->methods & m->method)) &&
+	    sw_route_same(r, norm, host, hn, m->len, 0)) {
 		m->any_ep = r->endpoint_id;
 		m->any_len = m->len;
 	}
@@ -97,7 +183,8 @@ static __always_inline void sw_route_match_try(struct sw_route_match *m, void *e
 		return;
 	key.host_hash = m->host_hash;
 	r = sw_routes_lookup(env, &key);
-	if (r && r->prefix_len == m->len && (!r->methods || (r->methods & m->method))) {
+	if (r && (!r->methods || (r->methods & m->method)) &&
+	    sw_route_same(r, norm, host, hn, m->len, 1)) {
 		m->host_ep = r->endpoint_id;
 		m->host_len = m->len;
 	}
@@ -108,9 +195,14 @@ static __always_inline int sw_path_ends(__u8 c)
 	return c == '?' || c == '#' || c == ' ' || c == 0;
 }
 
-/* Feeds one path byte. Returns 1 when the match is decided (no more bytes needed). */
-static __always_inline int sw_route_match_feed(struct sw_route_match *m, void *env, __u8 c)
+/*
+ * Feeds one path byte (norm[m->len] is c: the match reads the path from the state that
+ * holds it). Returns 1 when the match is decided (no more bytes needed).
+ */
+static __always_inline int sw_route_match_feed(struct sw_decide_state *s, void *env, __u8 c)
 {
+	struct sw_route_match *m = &s->m;
+
 	if (m->done)
 		return 1;
 	if (m->len == 0) {
@@ -122,13 +214,13 @@ static __always_inline int sw_route_match_feed(struct sw_route_match *m, void *e
 		m->state = sw_hash_step(m->state, c);
 		m->len = 1;
 		m->last = c;
-		sw_route_match_try(m, env); /* the root route "/" */
+		sw_route_match_try(m, env, s->norm, s->host, &s->hn); /* the root route "/" */
 		return 0;
 	}
 	if (sw_path_ends(c) || c == '/') {
 		/* A prefix ending in '/' ("//" or a trailing slash) was tried before its '/'. */
 		if (m->last != '/')
-			sw_route_match_try(m, env);
+			sw_route_match_try(m, env, s->norm, s->host, &s->hn);
 		if (c != '/' || m->len >= SW_PREFIX_MAX - 1) {
 			m->done = 1;
 			return 1;
@@ -145,10 +237,10 @@ static __always_inline int sw_route_match_feed(struct sw_route_match *m, void *e
 }
 
 /* Ends the path (the caller ran out of bytes) and returns the endpoint id or SW_ID_NONE. */
-static __always_inline __u16 sw_route_match_end(struct sw_route_match *m, void *env)
+static __always_inline __u16 sw_route_match_end(struct sw_decide_state *s, void *env)
 {
-	sw_route_match_feed(m, env, 0);
-	return m->host_ep != SW_ID_NONE ? m->host_ep : m->any_ep;
+	sw_route_match_feed(s, env, 0);
+	return s->m.host_ep != SW_ID_NONE ? s->m.host_ep : s->m.any_ep;
 }
 
 /*
@@ -200,12 +292,6 @@ static __always_inline int sw_pick_backend(void *env, __u16 endpoint_id, __u32 s
 	return 0;
 }
 
-/* Byte i of an input (SW_DECIDE_*_MAX, a power of two, is its size in BPF). */
-#ifdef __bpf__
-#define SW_DECIDE_IN(arr, i, max) ((arr)[(i) & ((max)-1)])
-#else
-#define SW_DECIDE_IN(arr, i, max) ((arr)[i])
-#endif
 
 /* The callbacks' context: bpf_loop passes a pointer to the caller's stack. */
 struct sw_decide_ctx {
@@ -256,7 +342,7 @@ static __attribute__((unused)) long sw_decide_route_step(__u32 i, void *ctx)
 
 	if (i >= s->pn.len)
 		return 1;
-	return sw_route_match_feed(&s->m, x->env, SW_DECIDE_IN(s->norm, i, SW_DECIDE_PATH_MAX));
+	return sw_route_match_feed(s, x->env, SW_DECIDE_IN(s->norm, i, SW_DECIDE_PATH_MAX));
 }
 
 static __attribute__((unused)) long sw_decide_key_step(__u32 i, void *ctx)
@@ -308,7 +394,7 @@ static __always_inline int sw_decide_route(struct sw_decide_state *s, void *env)
 	s->norm_len = s->pn.len;
 	sw_route_match_init(&s->m, s->host_hash, s->method);
 	SW_DECIDE_LOOP(s->pn.len, sw_decide_route_step, &x);
-	s->endpoint_id = sw_route_match_end(&s->m, env);
+	s->endpoint_id = sw_route_match_end(s, env);
 	return s->endpoint_id == SW_ID_NONE ? -ENOENT : 0;
 }
 

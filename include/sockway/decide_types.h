@@ -62,4 +62,11 @@ struct sw_decide_state {
 	struct sw_pick pick;
 };
 
+/* Byte i of an input (SW_DECIDE_*_MAX, a power of two, is its size in BPF). */
+#ifdef __bpf__
+#define SW_DECIDE_IN(arr, i, max) ((arr)[(i) & ((max)-1)])
+#else
+#define SW_DECIDE_IN(arr, i, max) ((arr)[i])
+#endif
+
 #endif /* SOCKWAY_DECIDE_TYPES_H */

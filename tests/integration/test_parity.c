@@ -17,6 +17,10 @@
 #include <string.h>
 #include <cmocka.h>
 
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "sockway.skel.h"
 #include "sockway/hash.h"
 #include "decide.h"
 #include "helpers.h"
@@ -423,6 +427,65 @@ static void test_parity_10000(void **state)
 	print_message("parity: %d requests agree\n", NR_REQUESTS);
 }
 
+/*
+ * A route entry found by a hash the request shares, but written for other bytes: what a
+ * path or Host made to collide would find. Written straight into the routes map (finding
+ * a real 64-bit collision would take too long for a test), and neither build may take it.
+ */
+static void test_route_collision(void **state)
+{
+	static const struct {
+		const char *key_path, *key_host, *prefix, *host, *path, *req_host;
+	} forged[] = {
+		/* the prefix's hash, another prefix of the same length */
+		{"/forged", "", "/fORGED", "", "/forged/x", ""},
+		/* the Host's hash and the prefix, another Host */
+		{"/api", "evil.com", "/api", "good.com", "/api/x", "EVIL.com"},
+		/* a Host that is a prefix of the route's */
+		{"/api", "evil.co", "/api", "evil.com", "/api/x", "evil.co"},
+	};
+	int fd = bpf_map__fd(maps.skel->maps.routes), bfd = test_decide_fd();
+	struct sw_decide_args kernel, user, before;
+	__u32 i;
+
+	(void)state;
+	assert_true(bfd >= 0);
+	for (i = 0; i < sizeof(forged) / sizeof(forged[0]); i++) {
+		struct sw_route_key key = {};
+		struct sw_route r = {};
+
+		/* The answer without the forged entry. */
+		memset(&before, 0, sizeof(before));
+		strcpy(before.path, forged[i].path);
+		before.path_len = strlen(before.path);
+		strcpy(before.host, forged[i].req_host);
+		before.host_len = strlen(before.host);
+		before.method = SW_METHOD_GET;
+		kernel = before;
+		assert_int_equal(sw_decide(&maps, &before), 0);
+		assert_int_not_equal(before.endpoint_id, 5);
+
+		key.prefix_hash = sw_hash64(forged[i].key_path, strlen(forged[i].key_path));
+		key.host_hash = forged[i].key_host[0]
+					? sw_hash64(forged[i].key_host, strlen(forged[i].key_host))
+					: 0;
+		r.endpoint_id = 5;
+		r.prefix_len = strlen(forged[i].prefix);
+		strcpy(r.prefix, forged[i].prefix);
+		strcpy(r.host, forged[i].host);
+		assert_int_equal(bpf_map_update_elem(fd, &key, &r, BPF_ANY), 0);
+
+		user = kernel;
+		assert_int_equal(test_decide_bpf(bfd, &kernel), 0);
+		assert_int_equal(sw_decide(&maps, &user), 0);
+		if (kernel.endpoint_id != before.endpoint_id || user.endpoint_id != before.endpoint_id)
+			fail_msg("forged route %u: kernel endpoint %u, user %u, want %u as without it",
+				 i, kernel.endpoint_id, user.endpoint_id, before.endpoint_id);
+		assert_int_equal(bpf_map_delete_elem(fd, &key), 0);
+	}
+	close(bfd);
+}
+
 /* The documented hash on fixed vectors, so that other tools can check their version. */
 static void test_hash_vectors(void **state)
 {
@@ -444,6 +507,7 @@ int main(void)
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_hash_vectors),
 		cmocka_unit_test(test_parity_10000),
+		cmocka_unit_test(test_route_collision),
 	};
 
 	return cmocka_run_group_tests(tests, setup, teardown);
