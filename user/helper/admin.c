@@ -5,6 +5,7 @@
  * request path; it reads the maps with syscalls and the workers' stats with relaxed loads.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
@@ -17,14 +18,14 @@
 #include "policy_json.h"
 #include "sockwayd.h"
 
-static struct {
+struct admin {
 	pthread_t thread;
 	int fd;
 	int stop_pipe[2];
 	struct worker *workers;
 	unsigned nr;
 	struct sw_maps *maps;
-} admin;
+};
 
 static const char *const error_kinds[SW_ERR_MAX] = { "connect_refused", "reset", "timeout",
 						     "bad_response" };
@@ -35,7 +36,7 @@ static __u64 load(const __u64 *p)
 }
 
 /* Escapes a label value (names are [A-Za-z0-9._-], but a "?" may stand for a lost one). */
-static void metrics_cells(struct buf *b)
+static void metrics_cells(const struct admin *a, struct buf *b)
 {
 	struct sw_endpoint ep;
 	struct sw_backend be;
@@ -61,17 +62,17 @@ static void metrics_cells(struct buf *b)
 		      "# HELP sockway_shadow_dropped_total Shadow samples dropped (queue full, body too large).\n"
 		      "# TYPE sockway_shadow_dropped_total counter\n");
 	for (i = 0; i < SW_MAX_CELLS; i++) {
-		const struct sw_cell *cell = &admin.maps->cells[i];
+		const struct sw_cell *cell = &a->maps->cells[i];
 		char labels[160];
 		const char *en = "?", *bn = "?";
 		__u64 cum = 0;
 
 		if (!(cell->flags & SW_F_IN_USE))
 			continue;
-		if (!sw_endpoint_read(admin.maps, cell->endpoint_id, &ep, NULL) &&
+		if (!sw_endpoint_read(a->maps, cell->endpoint_id, &ep, NULL) &&
 		    (ep.flags & SW_F_IN_USE))
 			en = ep.name;
-		if (!sw_backend_read(admin.maps, cell->backend_id, &be) && (be.flags & SW_F_IN_USE))
+		if (!sw_backend_read(a->maps, cell->backend_id, &be) && (be.flags & SW_F_IN_USE))
 			bn = be.name;
 		snprintf(labels, sizeof(labels), "endpoint=\"%s\",backend=\"%s\",role=\"%s\"", en, bn,
 			 cell->role == SW_ROLE_SHADOW ? "shadow" : "primary");
@@ -112,15 +113,15 @@ static void metrics_cells(struct buf *b)
 	}
 }
 
-static void metrics_workers(struct buf *b)
+static void metrics_workers(const struct admin *a, struct buf *b)
 {
 	static const int statuses[6] = { 400, 413, 414, 417, 431, 505 };
 	__u64 conns = 0, active = 0, unrouted = 0, drops = 0, reloads = 0, stale = 0, bad[6] = {};
 	__u64 kresp = 0, ktick = 0;
 	unsigned i, k;
 
-	for (i = 0; i < admin.nr; i++) {
-		const struct swd_worker_stats *s = &admin.workers[i].stats;
+	for (i = 0; i < a->nr; i++) {
+		const struct swd_worker_stats *s = &a->workers[i].stats;
 
 		conns += load(&s->connections);
 		active += load(&s->active);
@@ -159,7 +160,7 @@ static void metrics_workers(struct buf *b)
 		   (unsigned long long)conns, (unsigned long long)active,
 		   (unsigned long long)unrouted, (unsigned long long)drops,
 		   (unsigned long long)reloads, (unsigned long long)stale,
-		   (unsigned long long)sw_generation(admin.maps));
+		   (unsigned long long)sw_generation(a->maps));
 	for (k = 0; k < 6; k++)
 		buf_printf(b, "sockway_bad_requests_total{status=\"%d\"} %llu\n", statuses[k],
 			   (unsigned long long)bad[k]);
@@ -188,7 +189,7 @@ static void admin_reply(int fd, int status, const char *type, const char *body, 
 		send(fd, body, len, MSG_NOSIGNAL);
 }
 
-static void admin_serve(int fd)
+static void admin_serve(const struct admin *a, int fd)
 {
 	struct http_request *req = calloc(1, sizeof(*req));
 	struct pollfd pfd = { .fd = fd, .events = POLLIN };
@@ -217,12 +218,12 @@ static void admin_serve(int fd)
 	if (req->path_len == 8 && !memcmp(req->path, "/healthz", 8)) {
 		admin_reply(fd, 200, "text/plain", "ok\n", 3);
 	} else if (req->path_len == 8 && !memcmp(req->path, "/metrics", 8)) {
-		metrics_workers(&b);
-		metrics_cells(&b);
+		metrics_workers(a, &b);
+		metrics_cells(a, &b);
 		admin_reply(fd, 200, "text/plain; version=0.0.4", buf_head(&b), b.len);
 	} else if (req->path_len == 7 && !memcmp(req->path, "/policy", 7)) {
 		p = policy_alloc();
-		json = p && !policy_read(admin.maps, p, &e) ? policy_to_json(p) : NULL;
+		json = p && !policy_read(a->maps, p, &e) ? policy_to_json(p) : NULL;
 		if (json)
 			admin_reply(fd, 200, "application/json", json, strlen(json));
 		else
@@ -239,51 +240,67 @@ cleanup:
 
 static void *admin_main(void *arg)
 {
-	struct pollfd pfd[2] = { { .fd = admin.fd, .events = POLLIN },
-				 { .fd = admin.stop_pipe[0], .events = POLLIN } };
+	struct admin *a = arg;
+	struct pollfd pfd[2] = { { .fd = a->fd, .events = POLLIN },
+				 { .fd = a->stop_pipe[0], .events = POLLIN } };
 	int fd;
 
-	(void)arg;
 	while (poll(pfd, 2, -1) >= 0 || errno == EINTR) {
 		if (pfd[1].revents)
 			break;
 		if (!(pfd[0].revents & POLLIN))
 			continue;
-		fd = accept4(admin.fd, NULL, NULL, SOCK_CLOEXEC);
+		fd = accept4(a->fd, NULL, NULL, SOCK_CLOEXEC);
 		if (fd < 0)
 			continue;
-		admin_serve(fd);
+		admin_serve(a, fd);
 		close(fd);
 	}
 	return NULL;
 }
 
-int admin_start(struct worker *workers, unsigned nr, struct sw_maps *maps)
+struct admin *admin_start(struct worker *workers, unsigned nr, struct sw_maps *maps)
 {
+	struct admin *a = calloc(1, sizeof(*a));
 	int one = 1, err;
 
-	admin.workers = workers;
-	admin.nr = nr;
-	admin.maps = maps;
-	admin.fd = socket(swd_cfg.admin.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (admin.fd < 0)
-		return -errno;
-	setsockopt(admin.fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(admin.fd, (struct sockaddr *)&swd_cfg.admin, swd_cfg.admin_len) ||
-	    listen(admin.fd, 64) || pipe(admin.stop_pipe)) {
-		err = -errno;
-		close(admin.fd);
-		return err;
+	if (!a)
+		return NULL;
+	a->workers = workers;
+	a->nr = nr;
+	a->maps = maps;
+	a->fd = -1;
+	a->stop_pipe[0] = a->stop_pipe[1] = -1;
+	a->fd = socket(swd_cfg.admin.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (a->fd < 0)
+		goto cleanup;
+	setsockopt(a->fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	if (bind(a->fd, (struct sockaddr *)&swd_cfg.admin, swd_cfg.admin_len) ||
+	    listen(a->fd, 64) || pipe2(a->stop_pipe, O_CLOEXEC))
+		goto cleanup;
+	err = pthread_create(&a->thread, NULL, admin_main, a);
+	if (!err)
+		return a;
+	errno = err;
+cleanup:
+	err = errno;
+	if (a->fd >= 0)
+		close(a->fd);
+	if (a->stop_pipe[0] >= 0) {
+		close(a->stop_pipe[0]);
+		close(a->stop_pipe[1]);
 	}
-	err = pthread_create(&admin.thread, NULL, admin_main, NULL);
-	return -err;
+	free(a);
+	errno = err;
+	return NULL;
 }
 
-void admin_stop(void)
+void admin_stop(struct admin *a)
 {
-	if (write(admin.stop_pipe[1], "x", 1) == 1)
-		pthread_join(admin.thread, NULL);
-	close(admin.fd);
-	close(admin.stop_pipe[0]);
-	close(admin.stop_pipe[1]);
+	if (write(a->stop_pipe[1], "x", 1) == 1)
+		pthread_join(a->thread, NULL);
+	close(a->fd);
+	close(a->stop_pipe[0]);
+	close(a->stop_pipe[1]);
+	free(a);
 }
