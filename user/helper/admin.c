@@ -1,11 +1,25 @@
 // SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
 /*
  * The admin listener: GET /healthz, GET /metrics (Prometheus text format) and GET /policy
- * (the export JSON). It runs on its own thread, one request per connection, off the
- * request path; it reads the maps with syscalls and the workers' stats with relaxed loads.
+ * (the export JSON), HEAD of each. It runs off the request path on its own thread, one
+ * request per connection; it reads the maps with syscalls and the workers' stats with
+ * relaxed loads.
+ *
+ * The thread is a reactor (reactor.h) so that no client can hold it: sockets are
+ * non-blocking, every connection has a deadline, and there are at most ADMIN_MAX_CONNS of
+ * them. A connection moves through two states:
+ *
+ *   READ_HEAD     accepted; the request head arrives into a fixed buffer. It must be whole
+ *                 within ADMIN_HEAD_TIMEOUT_MS of the accept (slowloris) and fit in the
+ *                 buffer (otherwise 400).
+ *   WRITE_ANSWER  the whole answer is built at once into the output buffer and sent as the
+ *                 socket takes it; the client must take all of it within
+ *                 ADMIN_ANSWER_TIMEOUT_MS (a client that never reads). Sent: closed.
+ *
+ * Any missed deadline, error or early close closes the connection from either state.
  */
 #include <errno.h>
-#include <poll.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -17,14 +31,50 @@
 #include "policy_json.h"
 #include "sockwayd.h"
 
-static struct {
+/* Above this, a new connection closes the oldest one (admin_accept says why). */
+#define ADMIN_MAX_CONNS		64
+/* Accepts per round: fewer than half the cap, so a connection accepted in one round is not
+ * pushed out by the accepts of that round and the next before its request was read. */
+#define ADMIN_ACCEPT_BATCH	16
+/* A request head is a line and a few fields; 8 KiB is plenty and bounds each connection. */
+#define ADMIN_HEAD_MAX		8192
+#define ADMIN_HEAD_TIMEOUT_MS	2000
+#define ADMIN_ANSWER_TIMEOUT_MS 10000
+/* Deadlines are checked this often: they fire up to this late. */
+#define ADMIN_TICK_MS		100
+
+enum admin_conn_state {
+	ADMIN_READ_HEAD,
+	ADMIN_WRITE_ANSWER,
+};
+
+struct admin_conn {
+	struct reactor_ev ev;
+	struct admin *a;
+	struct admin_conn *prev, *next; /* in accept order: a->oldest is the first */
+	enum admin_conn_state state;
+	__u64 deadline_ms;
+	struct buf out; /* the answer not yet sent (WRITE_ANSWER) */
+	size_t in_len;
+	char in[ADMIN_HEAD_MAX];
+};
+
+struct admin {
 	pthread_t thread;
-	int fd;
+	struct reactor *r;
+	struct reactor_ev listener;
+	/* admin_stop writes a byte here; its handler sets stop, which ends reactor_run. */
+	struct reactor_ev stop_ev;
 	int stop_pipe[2];
+	bool stop;
+	struct admin_conn *oldest, *newest;
+	unsigned nr_conns;
+	/* swd_cfg.limits with the head cut to what the buffer holds. */
+	struct http_limits limits;
 	struct worker *workers;
 	unsigned nr;
 	struct sw_maps *maps;
-} admin;
+};
 
 static const char *const error_kinds[SW_ERR_MAX] = { "connect_refused", "reset", "timeout",
 						     "bad_response" };
@@ -35,7 +85,7 @@ static __u64 load(const __u64 *p)
 }
 
 /* Escapes a label value (names are [A-Za-z0-9._-], but a "?" may stand for a lost one). */
-static void metrics_cells(struct buf *b)
+static void metrics_cells(const struct admin *a, struct buf *b)
 {
 	struct sw_endpoint ep;
 	struct sw_backend be;
@@ -61,17 +111,17 @@ static void metrics_cells(struct buf *b)
 		      "# HELP sockway_shadow_dropped_total Shadow samples dropped (queue full, body too large).\n"
 		      "# TYPE sockway_shadow_dropped_total counter\n");
 	for (i = 0; i < SW_MAX_CELLS; i++) {
-		const struct sw_cell *cell = &admin.maps->cells[i];
+		const struct sw_cell *cell = &a->maps->cells[i];
 		char labels[160];
 		const char *en = "?", *bn = "?";
 		__u64 cum = 0;
 
 		if (!(cell->flags & SW_F_IN_USE))
 			continue;
-		if (!sw_endpoint_read(admin.maps, cell->endpoint_id, &ep, NULL) &&
+		if (!sw_endpoint_read(a->maps, cell->endpoint_id, &ep, NULL) &&
 		    (ep.flags & SW_F_IN_USE))
 			en = ep.name;
-		if (!sw_backend_read(admin.maps, cell->backend_id, &be) && (be.flags & SW_F_IN_USE))
+		if (!sw_backend_read(a->maps, cell->backend_id, &be) && (be.flags & SW_F_IN_USE))
 			bn = be.name;
 		snprintf(labels, sizeof(labels), "endpoint=\"%s\",backend=\"%s\",role=\"%s\"", en, bn,
 			 cell->role == SW_ROLE_SHADOW ? "shadow" : "primary");
@@ -112,15 +162,15 @@ static void metrics_cells(struct buf *b)
 	}
 }
 
-static void metrics_workers(struct buf *b)
+static void metrics_workers(const struct admin *a, struct buf *b)
 {
 	static const int statuses[6] = { 400, 413, 414, 417, 431, 505 };
 	__u64 conns = 0, active = 0, unrouted = 0, drops = 0, reloads = 0, stale = 0, bad[6] = {};
 	__u64 kresp = 0, ktick = 0, under = 0, retries[SWD_RETRY_MAX] = {};
 	unsigned i, k;
 
-	for (i = 0; i < admin.nr; i++) {
-		const struct swd_worker_stats *s = &admin.workers[i].stats;
+	for (i = 0; i < a->nr; i++) {
+		const struct swd_worker_stats *s = &a->workers[i].stats;
 
 		conns += load(&s->connections);
 		active += load(&s->active);
@@ -162,7 +212,7 @@ static void metrics_workers(struct buf *b)
 		   (unsigned long long)conns, (unsigned long long)active,
 		   (unsigned long long)unrouted, (unsigned long long)drops,
 		   (unsigned long long)reloads, (unsigned long long)stale,
-		   (unsigned long long)sw_generation(admin.maps));
+		   (unsigned long long)sw_generation(a->maps));
 	for (k = 0; k < 6; k++)
 		buf_printf(b, "sockway_bad_requests_total{status=\"%d\"} %llu\n", statuses[k],
 			   (unsigned long long)bad[k]);
@@ -190,116 +240,314 @@ static void metrics_workers(struct buf *b)
 		   (unsigned long long)retries[SWD_RETRY_TIMEOUT]);
 }
 
-static void admin_reply(int fd, int status, const char *type, const char *body, size_t len)
+static const char *admin_reason(int status)
 {
-	char head[256];
-	int n;
-
-	n = snprintf(head, sizeof(head),
-		     "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n"
-		     "Connection: close\r\n\r\n",
-		     status, status == 200 ? "OK" : status == 404 ? "Not Found" : "Error", type,
-		     len);
-	if (send(fd, head, n, MSG_NOSIGNAL) == n)
-		send(fd, body, len, MSG_NOSIGNAL);
+	switch (status) {
+	case 200: return "OK";
+	case 400: return "Bad Request";
+	case 404: return "Not Found";
+	case 405: return "Method Not Allowed";
+	default: return "Internal Server Error";
+	}
 }
 
-static void admin_serve(int fd)
+static void admin_conn_close(struct admin_conn *c)
 {
-	struct http_request *req = calloc(1, sizeof(*req));
-	struct pollfd pfd = { .fd = fd, .events = POLLIN };
-	struct sw_policy *p = NULL;
-	struct buf b = {};
-	char in[8192];
-	size_t len = 0;
-	ssize_t n;
-	int ret = 0;
-	struct sw_err e = {};
-	char *json;
+	struct admin *a = c->a;
+	struct linger reset = { .l_onoff = 1, .l_linger = 0 };
 
-	while (req && len < sizeof(in) && poll(&pfd, 1, 2000) == 1) {
-		n = recv(fd, in + len, sizeof(in) - len, 0);
+	/* An answer the client did not take would sit in an orphaned socket probing its zero
+	 * window for minutes: a reset frees it now. */
+	if (c->out.len)
+		setsockopt(c->ev.fd, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
+	reactor_del(a->r, &c->ev);
+	close(c->ev.fd);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		a->oldest = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	else
+		a->newest = c->prev;
+	a->nr_conns--;
+	buf_free(&c->out);
+	free(c);
+}
+
+/* Sends what the socket takes; closes the connection once all is sent, or on an error. */
+static void admin_conn_write(struct admin_conn *c)
+{
+	ssize_t n;
+
+	while (c->out.len) {
+		n = send(c->ev.fd, buf_head(&c->out), c->out.len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN) {
+			if (reactor_mod(c->a->r, &c->ev, EPOLLOUT))
+				break;
+			return;
+		}
 		if (n <= 0)
 			break;
-		len += n;
-		ret = http_parse_request(in, len, &swd_cfg.limits, req);
-		if (ret)
-			break;
+		buf_consume(&c->out, n);
 	}
-	if (!req || ret <= 0) {
-		admin_reply(fd, 400, "text/plain", "bad request\n", 12);
-		goto cleanup;
+	admin_conn_close(c);
+}
+
+/* Queues the whole answer, head and (unless HEAD) body, and starts sending it. */
+static void admin_reply(struct admin_conn *c, bool head_only, int status, const char *type,
+			const char *body, size_t len)
+{
+	if (buf_printf(&c->out,
+		       "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s"
+		       "Connection: close\r\n\r\n",
+		       status, admin_reason(status), type, len,
+		       status == 405 ? "Allow: GET, HEAD\r\n" : "") ||
+	    (!head_only && buf_append(&c->out, body, len))) {
+		admin_conn_close(c);
+		return;
 	}
-	if (req->path_len == 8 && !memcmp(req->path, "/healthz", 8)) {
-		admin_reply(fd, 200, "text/plain", "ok\n", 3);
+	c->state = ADMIN_WRITE_ANSWER;
+	c->deadline_ms = reactor_now_ms(c->a->r) + ADMIN_ANSWER_TIMEOUT_MS;
+	admin_conn_write(c);
+}
+
+/* Answers req, or a request the parser refused (req NULL). */
+static void admin_answer(struct admin_conn *c, const struct http_request *req)
+{
+	const struct admin *a = c->a;
+	struct sw_policy *p = NULL;
+	struct sw_err e = {};
+	struct buf b = {};
+	char *json = NULL;
+	bool head_only;
+
+	if (!req) {
+		admin_reply(c, false, 400, "text/plain", "bad request\n", 12);
+		return;
+	}
+	head_only = req->method_bit == SW_METHOD_HEAD;
+	if (req->method_bit != SW_METHOD_GET && !head_only) {
+		admin_reply(c, false, 405, "text/plain", "only GET and HEAD\n", 18);
+	} else if (req->path_len == 8 && !memcmp(req->path, "/healthz", 8)) {
+		admin_reply(c, head_only, 200, "text/plain", "ok\n", 3);
 	} else if (req->path_len == 8 && !memcmp(req->path, "/metrics", 8)) {
-		metrics_workers(&b);
-		metrics_cells(&b);
-		admin_reply(fd, 200, "text/plain; version=0.0.4", buf_head(&b), b.len);
+		metrics_workers(a, &b);
+		metrics_cells(a, &b);
+		admin_reply(c, head_only, 200, "text/plain; version=0.0.4", buf_head(&b), b.len);
 	} else if (req->path_len == 7 && !memcmp(req->path, "/policy", 7)) {
 		p = policy_alloc();
-		json = p && !policy_read(admin.maps, p, &e) ? policy_to_json(p) : NULL;
+		json = p && !policy_read(a->maps, p, &e) ? policy_to_json(p) : NULL;
 		if (json)
-			admin_reply(fd, 200, "application/json", json, strlen(json));
+			admin_reply(c, head_only, 200, "application/json", json, strlen(json));
 		else
-			admin_reply(fd, 500, "text/plain", "cannot read the policy\n", 23);
-		free(json);
+			admin_reply(c, head_only, 500, "text/plain", "cannot read the policy\n",
+				    23);
 	} else {
-		admin_reply(fd, 404, "text/plain", "try /healthz, /metrics or /policy\n", 34);
+		admin_reply(c, head_only, 404, "text/plain", "try /healthz, /metrics or /policy\n",
+			    34);
 	}
-cleanup:
+	free(json);
 	policy_free(p);
 	buf_free(&b);
-	free(req);
+}
+
+/* Reads what arrived; answers once the head is whole or cannot be. */
+static void admin_conn_read(struct admin_conn *c)
+{
+	struct http_request req;
+	ssize_t n;
+	int ret;
+
+	for (;;) {
+		n = recv(c->ev.fd, c->in + c->in_len, sizeof(c->in) - c->in_len, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return;
+		if (n < 0 || (n == 0 && !c->in_len)) {
+			admin_conn_close(c);
+			return;
+		}
+		/* The client shut its side mid-head: it may still read the 400. */
+		if (n == 0) {
+			admin_answer(c, NULL);
+			return;
+		}
+		c->in_len += n;
+		/* Parsed again from the start on each read: at most 8 KiB, and rare. */
+		ret = http_parse_request(c->in, c->in_len, &c->a->limits, &req);
+		if (ret > 0) {
+			admin_answer(c, &req);
+			return;
+		}
+		/* A full buffer without a whole head is refused like any head too large. */
+		if (ret < 0 || c->in_len == sizeof(c->in)) {
+			admin_answer(c, NULL);
+			return;
+		}
+	}
+}
+
+static void admin_conn_event(struct reactor *r, struct reactor_ev *ev, __u32 events)
+{
+	struct admin_conn *c = ev->owner;
+
+	(void)r;
+	(void)events;
+	/* An error or hang-up shows in the recv or send that follows. */
+	if (c->state == ADMIN_READ_HEAD)
+		admin_conn_read(c);
+	else
+		admin_conn_write(c);
+}
+
+static void admin_accept(struct reactor *r, struct reactor_ev *ev, __u32 events)
+{
+	struct admin *a = ev->owner;
+	struct admin_conn *c;
+	int i, fd;
+
+	(void)events;
+	for (i = 0; i < ADMIN_ACCEPT_BATCH; i++) {
+		fd = accept4(ev->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0)
+			return;
+		/*
+		 * Full: the oldest connection goes. Refusing the new one instead would let
+		 * ADMIN_MAX_CONNS idle sockets, renewed every ADMIN_HEAD_TIMEOUT_MS, lock
+		 * /healthz out for good. This way a probe is crowded out only by a flood
+		 * that opens ADMIN_MAX_CONNS connections between the probe's connect and
+		 * its request (sent right after it, and often read in the accepting round
+		 * below); the oldest connection has had the longest to make its request.
+		 */
+		if (a->nr_conns == ADMIN_MAX_CONNS)
+			admin_conn_close(a->oldest);
+		c = calloc(1, sizeof(*c));
+		if (!c) {
+			close(fd);
+			continue;
+		}
+		c->a = a;
+		c->ev.fd = fd;
+		c->ev.fn = admin_conn_event;
+		c->ev.owner = c;
+		c->state = ADMIN_READ_HEAD;
+		c->deadline_ms = reactor_now_ms(r) + ADMIN_HEAD_TIMEOUT_MS;
+		if (reactor_add(r, &c->ev, EPOLLIN)) {
+			close(fd);
+			free(c);
+			continue;
+		}
+		c->prev = a->newest;
+		if (a->newest)
+			a->newest->next = c;
+		else
+			a->oldest = c;
+		a->newest = c;
+		a->nr_conns++;
+		/* The request often came with the connection: answer it in this round. */
+		admin_conn_read(c);
+	}
+}
+
+static void admin_tick(struct reactor *r, void *arg)
+{
+	struct admin *a = arg;
+	struct admin_conn *c, *next;
+	__u64 now = reactor_now_ms(r);
+
+	for (c = a->oldest; c; c = next) {
+		next = c->next;
+		if (c->deadline_ms <= now)
+			admin_conn_close(c);
+	}
+}
+
+static void admin_stop_event(struct reactor *r, struct reactor_ev *ev, __u32 events)
+{
+	struct admin *a = ev->owner;
+
+	(void)r;
+	(void)events;
+	a->stop = true;
 }
 
 static void *admin_main(void *arg)
 {
-	struct pollfd pfd[2] = { { .fd = admin.fd, .events = POLLIN },
-				 { .fd = admin.stop_pipe[0], .events = POLLIN } };
-	int fd;
+	struct admin *a = arg;
 
-	(void)arg;
-	while (poll(pfd, 2, -1) >= 0 || errno == EINTR) {
-		if (pfd[1].revents)
-			break;
-		if (!(pfd[0].revents & POLLIN))
-			continue;
-		fd = accept4(admin.fd, NULL, NULL, SOCK_CLOEXEC);
-		if (fd < 0)
-			continue;
-		admin_serve(fd);
-		close(fd);
-	}
+	reactor_run(a->r, ADMIN_TICK_MS, admin_tick, NULL, a, &a->stop);
+	while (a->oldest)
+		admin_conn_close(a->oldest);
 	return NULL;
 }
 
-int admin_start(struct worker *workers, unsigned nr, struct sw_maps *maps)
+struct admin *admin_start(struct worker *workers, unsigned nr, struct sw_maps *maps)
 {
+	struct admin *a = calloc(1, sizeof(*a));
 	int one = 1, err;
 
-	admin.workers = workers;
-	admin.nr = nr;
-	admin.maps = maps;
-	admin.fd = socket(swd_cfg.admin.ss_family, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (admin.fd < 0)
-		return -errno;
-	setsockopt(admin.fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
-	if (bind(admin.fd, (struct sockaddr *)&swd_cfg.admin, swd_cfg.admin_len) ||
-	    listen(admin.fd, 64) || pipe(admin.stop_pipe)) {
-		err = -errno;
-		close(admin.fd);
-		return err;
+	if (!a)
+		return NULL;
+	a->workers = workers;
+	a->nr = nr;
+	a->maps = maps;
+	a->limits = swd_cfg.limits;
+	if (a->limits.max_header_bytes > ADMIN_HEAD_MAX)
+		a->limits.max_header_bytes = ADMIN_HEAD_MAX;
+	a->listener.fd = -1;
+	a->stop_pipe[0] = a->stop_pipe[1] = -1;
+	a->r = reactor_new();
+	if (!a->r)
+		goto cleanup;
+	a->listener.fd =
+		socket(swd_cfg.admin.ss_family, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (a->listener.fd < 0)
+		goto cleanup;
+	setsockopt(a->listener.fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+	/* A deep backlog: a burst of connections waits to be accepted (and may push out the
+	 * oldest) rather than have a probe's SYN dropped, which costs it a 1 s retransmit. */
+	if (bind(a->listener.fd, (struct sockaddr *)&swd_cfg.admin, swd_cfg.admin_len) ||
+	    listen(a->listener.fd, 1024) || pipe2(a->stop_pipe, O_CLOEXEC))
+		goto cleanup;
+	a->listener.fn = admin_accept;
+	a->listener.owner = a;
+	a->stop_ev.fd = a->stop_pipe[0];
+	a->stop_ev.fn = admin_stop_event;
+	a->stop_ev.owner = a;
+	err = reactor_add(a->r, &a->listener, EPOLLIN);
+	if (!err)
+		err = reactor_add(a->r, &a->stop_ev, EPOLLIN);
+	if (!err)
+		err = -pthread_create(&a->thread, NULL, admin_main, a);
+	if (!err)
+		return a;
+	errno = -err;
+cleanup:
+	err = errno;
+	if (a->stop_pipe[0] >= 0) {
+		close(a->stop_pipe[0]);
+		close(a->stop_pipe[1]);
 	}
-	err = pthread_create(&admin.thread, NULL, admin_main, NULL);
-	return -err;
+	if (a->listener.fd >= 0)
+		close(a->listener.fd);
+	reactor_free(a->r);
+	free(a);
+	errno = err;
+	return NULL;
 }
 
-void admin_stop(void)
+void admin_stop(struct admin *a)
 {
-	if (write(admin.stop_pipe[1], "x", 1) == 1)
-		pthread_join(admin.thread, NULL);
-	close(admin.fd);
-	close(admin.stop_pipe[0]);
-	close(admin.stop_pipe[1]);
+	/* The thread closes its connections before it returns. */
+	if (write(a->stop_pipe[1], "x", 1) == 1)
+		pthread_join(a->thread, NULL);
+	close(a->stop_pipe[0]);
+	close(a->stop_pipe[1]);
+	close(a->listener.fd);
+	reactor_free(a->r);
+	free(a);
 }

@@ -363,6 +363,7 @@ int main(int argc, char **argv)
 	unsigned long long v;
 	/* static: accel_leave reads it at exit, after main has returned. */
 	static struct sw_maps maps;
+	struct admin *admin;
 	struct sw_err e = {};
 	sigset_t sigs;
 	unsigned i;
@@ -552,9 +553,9 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
-	err = admin_start(workers, swd_cfg.workers, &maps);
-	if (err) {
-		pr_warn("cannot listen on the admin address: %s", strerror(-err));
+	admin = admin_start(workers, swd_cfg.workers, &maps);
+	if (!admin) {
+		pr_warn("cannot listen on the admin address: %s", strerror(errno));
 		return 1;
 	}
 	for (i = 0; i < swd_cfg.workers; i++)
@@ -568,7 +569,7 @@ int main(int argc, char **argv)
 	swd_stopping = true;
 	for (i = 0; i < swd_cfg.workers; i++)
 		pthread_join(workers[i].thread, NULL);
-	admin_stop();
+	admin_stop(admin);
 	/* The workers are gone: no connection of ours is left for the kernel to find. */
 	sw_conns_release_mine(&maps);
 	accel_leave();

@@ -149,7 +149,10 @@ void shadow_tick(struct worker *w);
 void shadow_close_idle(struct worker *w);
 
 /* admin.c */
-int admin_start(struct worker *workers, unsigned nr, struct sw_maps *maps);
-void admin_stop(void);
+struct admin;
+/* Starts the admin listener's thread on swd_cfg.admin: the handle, or NULL with errno set. */
+struct admin *admin_start(struct worker *workers, unsigned nr, struct sw_maps *maps);
+/* Stops the thread, closes every admin connection and frees a. */
+void admin_stop(struct admin *a);
 
 #endif /* SOCKWAY_SOCKWAYD_H */
