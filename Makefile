@@ -110,10 +110,12 @@ $(OUTPUT)/vmlinux.h: | $(DEPS_STAMP)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(BPFTOOL) btf dump file /sys/kernel/btf/vmlinux format c > $@
 
-$(OUTPUT)/bpf/%.bpf.o: bpf/%.bpf.c bpf/maps.h $(wildcard include/sockway/*.h) $(OUTPUT)/vmlinux.h
+# Every compile writes the headers it read to a .d file (-MMD; -MP: a header that goes away
+# does not break the build), included at the end: a .o depends on exactly its headers.
+$(OUTPUT)/bpf/%.bpf.o: bpf/%.bpf.c $(OUTPUT)/vmlinux.h
 	$(call msg,BPF,$@)
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CLANG) $(BPF_CFLAGS) -c $< -o $@
+	$(Q)$(CLANG) $(BPF_CFLAGS) -MMD -MP -c $< -o $@
 
 # One object for all attach points, and its skeleton.
 $(OUTPUT)/sockway.bpf.o: $(BPF_OBJS)
@@ -124,10 +126,12 @@ $(SKEL): $(OUTPUT)/sockway.bpf.o
 	$(call msg,GEN-SKEL,$@)
 	$(Q)$(BPFTOOL) gen skeleton $< name sockway > $@
 
-$(OUTPUT)/%.o: %.c $(wildcard include/sockway/*.h user/lib/*.h user/agent/*.h user/helper/*.h) $(SKEL) | $(DEPS_STAMP)
+# Userspace objects wait for the skeleton (any may include it); those that do depend on it
+# through their .d file.
+$(OUTPUT)/%.o: %.c | $(SKEL) $(DEPS_STAMP)
 	$(call msg,CC,$@)
 	$(Q)mkdir -p $(@D)
-	$(Q)$(CC) $(SW_CFLAGS) -c $< -o $@
+	$(Q)$(CC) $(SW_CFLAGS) -MMD -MP -c $< -o $@
 
 $(LIBSOCKWAY): $(LIB_OBJS)
 	$(call msg,AR,$@)
@@ -156,12 +160,11 @@ $(OUTPUT)/tools/%: $(OUTPUT)/tools/%.o $(LIBSOCKWAY)
 # libFuzzer harnesses: clang with ASan and UBSan; make test runs each for a few seconds.
 # Each links the HTTP parser and the head builders alone (no sockwayd around them).
 FUZZ_LIB_SRCS := user/helper/http.c user/helper/headers.c user/helper/buf.c
-$(OUTPUT)/tests/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB_SRCS) $(wildcard user/helper/*.h) \
-		$(wildcard include/sockway/*.h) | $(DEPS_STAMP)
+$(OUTPUT)/tests/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB_SRCS) | $(DEPS_STAMP)
 	$(call msg,FUZZ,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Iinclude \
-		-Iuser/helper $< $(FUZZ_LIB_SRCS) -o $@
+		-Iuser/helper -MMD -MP $< $(FUZZ_LIB_SRCS) -o $@
 
 # The test runner prints one summary line, "N passed, M failed", and fails if M > 0.
 test: $(SOCKWAY) $(SOCKWAYD) $(UNIT_BINS) $(INTEG_BINS) $(FUZZ_BINS) tools narrow
@@ -188,3 +191,5 @@ clean:
 	$(Q)rm -rf $(OUTPUT)
 
 .SECONDARY:
+
+-include $(shell find $(OUTPUT) -name '*.d' 2>/dev/null)
