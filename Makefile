@@ -149,6 +149,9 @@ $(OUTPUT)/tests/unit/%: $(OUTPUT)/tests/unit/%.o $(HELPER_LIB_OBJS) $(LIBSOCKWAY
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(SW_CFLAGS) $^ $(CMOCKA_LIBS) $(LDLIBS_PKG) -lm -pthread -o $@
 
+# The parity test runs sockwayd's own decision too, over its policy snapshot.
+$(OUTPUT)/tests/integration/test_parity: $(OUTPUT)/user/helper/snapshot.o
+
 $(OUTPUT)/tests/integration/%: $(OUTPUT)/tests/integration/%.o $(LIBSOCKWAY)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(SW_CFLAGS) $^ $(CMOCKA_LIBS) $(LDLIBS_PKG) -lm -pthread -o $@

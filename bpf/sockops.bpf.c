@@ -24,17 +24,20 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
  */
 static __always_inline void conn_forget(const struct sw_sock_key *k)
 {
-	__u64 *tag = 0, t;
-	struct sw_conn *e = conn_find_way(k, &tag);
+	__u64 *tag = 0;
+	__u32 owner = 0;
+	struct sw_conn *e = conn_find_way(k, &tag, &owner);
 
 	if (!e || !tag)
 		return;
-	t = *tag;
-	/* Owner first, as every free path does (user/lib/conns.c). */
-	__sync_lock_test_and_set(&e->owner, 0);
+	/* Owner first, as every free path does (user/lib/conns.c), and by compare-and-swap
+	 * from the dead owner seen: a sockwayd may have reclaimed and claimed the way since
+	 * it was found, and its fresh claim must stay (reclaim() takes it the same way). */
+	if (__sync_val_compare_and_swap(&e->owner, owner, 0) != owner)
+		return;
 	__sync_lock_test_and_set(&e->splice, SW_SPLICE_IDLE);
 	e->peer_closed = 0;
-	__sync_val_compare_and_swap(tag, t, 0);
+	__sync_val_compare_and_swap(tag, sw_sock_key_hash(k), 0);
 }
 
 /* The socket's key as its own side sees it: 0 if not TCP over IPv4 or IPv6. */

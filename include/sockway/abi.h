@@ -425,5 +425,10 @@ _Static_assert((SW_MAX_SPLIT & (SW_MAX_SPLIT - 1)) == 0, "SW_MAX_SPLIT");
 _Static_assert((SW_SHARD_KEY_MAX & (SW_SHARD_KEY_MAX - 1)) == 0, "SW_SHARD_KEY_MAX");
 _Static_assert((SW_DECIDE_PATH_MAX & (SW_DECIDE_PATH_MAX - 1)) == 0, "SW_DECIDE_PATH_MAX");
 _Static_assert((SW_DECIDE_HOST_MAX & (SW_DECIDE_HOST_MAX - 1)) == 0, "SW_DECIDE_HOST_MAX");
+/* The kernel build of sw_route_same (decide.h) compares route strings a word at a time,
+ * reading the request's normal path and Host in whole words up to the route's sizes. */
+_Static_assert(SW_PREFIX_MAX % 8 == 0 && SW_HOST_MAX % 8 == 0, "route strings in words");
+_Static_assert(SW_PREFIX_MAX <= SW_DECIDE_PATH_MAX, "normal path holds a route's words");
+_Static_assert(SW_HOST_MAX <= SW_DECIDE_HOST_MAX, "Host holds a route's words");
 
 #endif /* SOCKWAY_ABI_H */

@@ -32,8 +32,10 @@
 #define E2BIG 7
 #endif
 
-/* Segments whose start a ".." can go back to; a ".." below more is refused (-E2BIG). */
+/* Segments whose start a ".." can go back to; a ".." below more is refused (-E2BIG). A
+ * power of two: BPF masks the index. */
 #define SW_PATH_SEGS 64
+_Static_assert((SW_PATH_SEGS & (SW_PATH_SEGS - 1)) == 0, "SW_PATH_SEGS");
 
 /*
  * The index of byte i of a normal-form buffer. BPF keeps the buffer at a fixed size and
@@ -53,13 +55,13 @@ enum sw_path_esc {
 
 /* A path being normalised into a buffer `out` that the caller keeps beside it. */
 struct sw_path_norm {
-	__u32 len;	 /* bytes of out so far; never more than the bytes fed */
+	__u32 len;	 /* bytes of out so far; never more than the path's (its '/' included) */
 	__u32 seg_start; /* offset in out of the current segment (just after its '/') */
 	__u32 depth;	 /* segments before the current one */
 	__u8 esc;	 /* enum sw_path_esc */
 	__u8 hi;	 /* the first hex digit's value, in SW_ESC_LO */
 	__u16 pad;
-	__u16 starts[SW_PATH_SEGS]; /* seg_start of each segment before the current one */
+	__u32 starts[SW_PATH_SEGS]; /* seg_start of each segment before the current one */
 };
 
 static __always_inline int sw_norm_hex(__u8 c)
@@ -180,7 +182,7 @@ static __always_inline int sw_path_feed(struct sw_path_norm *p, __u8 *out, __u8 
 	if (ret <= 0)
 		return ret;
 	if (p->depth < SW_PATH_SEGS)
-		p->starts[p->depth & (SW_PATH_SEGS - 1)] = (__u16)p->seg_start;
+		p->starts[p->depth & (SW_PATH_SEGS - 1)] = p->seg_start;
 	p->depth++;
 	out[SW_NORM_IDX(p->len)] = '/';
 	p->len++;

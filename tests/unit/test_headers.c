@@ -103,6 +103,14 @@ static void test_request_hop_by_hop(void **state)
 		      "Forwarded: for=10.9.9.9, for=10.8.8.8;proto=https, for=192.0.2.7;proto=http\r\n"
 		      "X-Forwarded-For: 192.0.2.7\r\nX-Forwarded-Proto: http\r\n\r\n",
 		      0);
+	/* One with an open quote would swallow sockwayd's element: it is dropped. */
+	check_request("GET / HTTP/1.1\r\nHost: a\r\nForwarded: for=\"1.2.3.4\r\n"
+		      "Forwarded: for=\"a\\\"b\"\r\n\r\n",
+		      "/", "", false,
+		      "GET / HTTP/1.1\r\nHost: a\r\n"
+		      "Forwarded: for=\"a\\\"b\", for=192.0.2.7;proto=http\r\n"
+		      "X-Forwarded-For: 192.0.2.7\r\nX-Forwarded-Proto: http\r\n\r\n",
+		      0);
 	/* A client's X-Forwarded-For that its Connection names is dropped like any other. */
 	check_request("GET / HTTP/1.1\r\nHost: [::1]:80\r\nConnection: X-Forwarded-For\r\n"
 		      "X-Forwarded-For: 6.6.6.6\r\n\r\n",

@@ -118,8 +118,30 @@ static bool request_field_dropped(const struct http_request *req, const struct h
 /*
  * "Forwarded: " the client's elements, then one for the client's address (RFC 7239), when
  * the client sent the field: a backend that reads it takes the last element, which is then
- * sockwayd's and not one the client wrote.
+ * sockwayd's and not one the client wrote. A value with an open quote is dropped.
  */
+/* A client's Forwarded value to pass on: every quoted-string closed (an open quote would
+ * swallow sockwayd's element into the client's). */
+static bool forwarded_value_ok(const struct http_header *h)
+{
+	bool quoted = false;
+	size_t i;
+
+	for (i = 0; i < h->value_len; i++) {
+		if (quoted && h->value[i] == '\\')
+			i++;
+		else if (h->value[i] == '"')
+			quoted = !quoted;
+	}
+	return !quoted && i == h->value_len;
+}
+
+static bool forwarded_passed(const struct http_request *req, const struct http_header *h)
+{
+	return NAME_IS(h, "forwarded") && h->value_len && forwarded_value_ok(h) &&
+	       !http_is_hop_by_hop(&req->conn, h->name, h->name_len);
+}
+
 static int buf_forwarded(struct buf *b, const struct http_request *req, const char *peer_ip)
 {
 	bool v6 = strchr(peer_ip, ':'), any = false;
@@ -129,8 +151,7 @@ static int buf_forwarded(struct buf *b, const struct http_request *req, const ch
 	for (i = 0; !err && i < req->nr_headers; i++) {
 		const struct http_header *h = &req->headers[i];
 
-		if (!NAME_IS(h, "forwarded") || !h->value_len ||
-		    http_is_hop_by_hop(&req->conn, h->name, h->name_len))
+		if (!forwarded_passed(req, h))
 			continue;
 		err = any ? buf_lit(b, ", ") : buf_lit(b, "Forwarded: ");
 		if (!err)

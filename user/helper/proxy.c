@@ -974,16 +974,20 @@ static int exchange_start(struct client *c, const struct http_request *req)
 	int status;
 
 	status = exchange_decide(w, req, &d, &why);
-	buf_consume(&c->in, req->head_len);
 	if (status) {
+		int ret;
+
 		if (status == 404)
 			__atomic_fetch_add(&w->stats.unrouted, 1, __ATOMIC_RELAXED);
 		else if (status == 400)
 			count_bad_request(w, 400);
 		/* The body of a request we do not route is not read: close after the answer. */
-		return client_error(c, status, has_body || !req->keep_alive || status != 404,
-				    "%s %.*s", why, (int)(req->path_len < 200 ? req->path_len : 200),
-				    req->path);
+		ret = client_error(c, status, has_body || !req->keep_alive || status != 404,
+				   "%s %.*s", why, (int)(req->path_len < 200 ? req->path_len : 200),
+				   req->path);
+		if (!ret)
+			buf_consume(&c->in, req->head_len);
+		return ret;
 	}
 
 	x = calloc(1, sizeof(*x));
@@ -1028,6 +1032,9 @@ static int exchange_start(struct client *c, const struct http_request *req)
 	if (underscores)
 		__atomic_fetch_add(&w->stats.underscore_headers, underscores, __ATOMIC_RELAXED);
 	exchange_sample_shadows(x, req, &o);
+	/* req points into c->in: its head is consumed only now that every head is built,
+	 * and before the body (the rest of c->in) is pumped. */
+	buf_consume(&c->in, req->head_len);
 	if (req->expect_continue && !x->req_done &&
 	    client_send(c, "HTTP/1.1 100 Continue\r\n\r\n", 25))
 		return -1;
