@@ -177,13 +177,11 @@ struct {
 /*
  * Way i of bucket b holds the socket with key k: its tag, a claim finished (owner, written
  * after self), and the whole key. The tag alone proves nothing (abi.h, struct sw_conn).
- * *owner is the owner seen. (Owner is read before self with plain loads: x86 does not
- * reorder loads with loads, and the BPF ISA of clang 14 has no load-acquire; decide.h's
- * SW_READ_ONCE says the same.)
+ * (Owner is read before self with plain loads: x86 does not reorder loads with loads, and
+ * the BPF ISA of clang 14 has no load-acquire; decide.h's SW_READ_ONCE says the same.)
  */
 static __always_inline struct sw_conn *conn_way(const struct sw_conn_bucket *b, __u32 bucket,
-						__u32 i, __u64 tag, const struct sw_sock_key *k,
-						__u32 *owner)
+						__u32 i, __u64 tag, const struct sw_sock_key *k)
 {
 	struct sw_conn *e;
 	__u32 idx;
@@ -192,24 +190,16 @@ static __always_inline struct sw_conn *conn_way(const struct sw_conn_bucket *b, 
 		return 0;
 	idx = bucket * SW_CONN_WAYS + i;
 	e = bpf_map_lookup_elem(&conns, &idx);
-	if (!e)
-		return 0;
-	*owner = *(volatile __u32 *)&e->owner;
-	if (!*owner || !sw_sock_key_equal(&e->self, k))
+	if (!e || !*(volatile __u32 *)&e->owner || !sw_sock_key_equal(&e->self, k))
 		return 0;
 	return e;
 }
 
-/*
- * The conns entry of a socket of sockwayd, by its key; NULL for any other socket. *tag_out
- * and *owner_out (if not NULL) are the tag word of its way and the owner seen, for freeing
- * it.
- */
-static __always_inline struct sw_conn *conn_find_way(const struct sw_sock_key *k,
-						     __u64 **tag_out, __u32 *owner_out)
+/* The conns entry of a socket of sockwayd, by its key; NULL for any other socket. */
+static __always_inline struct sw_conn *conn_find(const struct sw_sock_key *k)
 {
 	__u64 tag = sw_sock_key_hash(k);
-	__u32 bucket = (__u32)(tag % SW_CONN_BUCKETS), i, owner = 0;
+	__u32 bucket = (__u32)(tag % SW_CONN_BUCKETS), i;
 	struct sw_conn_bucket *b;
 	struct sw_conn *e;
 
@@ -220,21 +210,11 @@ static __always_inline struct sw_conn *conn_find_way(const struct sw_sock_key *k
 	 * them has this key. */
 #pragma unroll
 	for (i = 0; i < SW_CONN_WAYS; i++) {
-		e = conn_way(b, bucket, i, tag, k, &owner);
-		if (e) {
-			if (tag_out)
-				*tag_out = &b->tag[i];
-			if (owner_out)
-				*owner_out = owner;
+		e = conn_way(b, bucket, i, tag, k);
+		if (e)
 			return e;
-		}
 	}
 	return 0;
-}
-
-static __always_inline struct sw_conn *conn_find(const struct sw_sock_key *k)
-{
-	return conn_find_way(k, 0, 0);
 }
 
 #endif /* SOCKWAY_BPF_MAPS_H */

@@ -16,28 +16,24 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 
 /*
- * A new connection with the key of a stale conns entry (its sockwayd was killed): frees
- * the entry. This runs before sockwayd can claim the socket (it accepts or sees the connect
- * complete after ESTABLISHED), so sk_msg never applies an old splice to a new connection.
- * Only an entry with this very key goes: no live socket has the key of one being
+ * A new connection with the key of a conns entry whose socket is gone: a killed sockwayd's
+ * (its owner is dead) or one sockwayd closed and frees a tick later (upstream_release_entry).
+ * This runs before sockwayd can claim the new socket (it accepts or sees the connect
+ * complete after ESTABLISHED), so no lookup may find the old entry for it: its key is
+ * retired (family 0 matches no socket). The entry is not freed here: its owner frees it
+ * (at its deferred time, or reclaim() once the owner is dead), so a way is never free while
+ * its owner still holds it and may free it again. No live socket has the key of one being
  * established, while any number may share its tag.
+ * (A store, not a compare-and-swap: only if the owner released the way and another socket
+ * claimed it in the same instant could this hit the new claim, which would then just go
+ * without the kernel's help; lookups can only ever fail because of it.)
  */
 static __always_inline void conn_forget(const struct sw_sock_key *k)
 {
-	__u64 *tag = 0;
-	__u32 owner = 0;
-	struct sw_conn *e = conn_find_way(k, &tag, &owner);
+	struct sw_conn *e = conn_find(k);
 
-	if (!e || !tag)
-		return;
-	/* Owner first, as every free path does (user/lib/conns.c), and by compare-and-swap
-	 * from the dead owner seen: a sockwayd may have reclaimed and claimed the way since
-	 * it was found, and its fresh claim must stay (reclaim() takes it the same way). */
-	if (__sync_val_compare_and_swap(&e->owner, owner, 0) != owner)
-		return;
-	__sync_lock_test_and_set(&e->splice, SW_SPLICE_IDLE);
-	e->peer_closed = 0;
-	__sync_val_compare_and_swap(tag, sw_sock_key_hash(k), 0);
+	if (e)
+		__sync_lock_test_and_set(&e->self.family, 0);
 }
 
 /* The socket's key as its own side sees it: 0 if not TCP over IPv4 or IPv6. */

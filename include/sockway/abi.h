@@ -289,10 +289,10 @@ struct sw_accel_stats {
  *     compare-and-swap) before it reads an armed socket or answers the client itself, so
  *     the kernel never overtakes bytes that sockwayd holds or writes. sk_msg.bpf.c and
  *     user/helper/proxy.c hold the rest.
- * A sockwayd killed leaves its entries behind: sockops frees the entry of a key that
- * connects again (before any sockwayd can claim it, so no new connection ever finds an
- * old splice), and sockwayd frees the entries of dead owners when it starts and when a
- * bucket is full.
+ * A sockwayd killed leaves its entries behind: sockops retires the key of an entry whose
+ * key connects again (before any sockwayd can claim it, so no new connection ever finds an
+ * old splice; only the owner, or reclaim() once it is dead, frees an entry), and sockwayd
+ * frees the entries of dead owners when it starts and when a bucket is full.
  */
 #define SW_CONN_BUCKETS 4096
 #define SW_CONN_WAYS	4

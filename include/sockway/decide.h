@@ -80,102 +80,76 @@ static __always_inline void sw_route_match_init(struct sw_route_match *m, __u64 
 	m->any_ep = SW_ID_NONE;
 	m->host_len = 0;
 	m->any_len = 0;
+	m->params = 0;
 }
 
-#ifdef __bpf__
-/* The bytes of a little-endian word below n (n < 8), as a mask. */
-#define SW_WORD_MASK(n) ((n) >= 8 ? ~0ULL : (1ULL << ((n)*8)) - 1)
-
-/* ASCII upper case to lower case in each byte of a word, without branches. */
-static __always_inline __u64 sw_word_lower(__u64 x)
-{
-	__u64 hept = x & 0x7f7f7f7f7f7f7f7fULL;
-	__u64 ge_a = hept + 0x3f3f3f3f3f3f3f3fULL; /* high bit: >= 'A' (0x80 - 'A') */
-	__u64 gt_z = hept + 0x2525252525252525ULL; /* high bit: > 'Z' (0x7f - 'Z') */
-	__u64 upper = ge_a & ~gt_z & ~x & 0x8080808080808080ULL;
-
-	return x | upper >> 2;
-}
+/* Unrolled by clang, which the BPF verifier needs for loops over words; gcc builds the
+ * userspace side and unrolls as it likes. */
+#ifdef __clang__
+#define SW_UNROLL _Pragma("unroll")
+#else
+#define SW_UNROLL
 #endif
 
+/* The bytes of a little-endian word below n, as a mask (all of them from 8). */
+#define SW_WORD_MASK(n) ((n) >= 8 ? ~0ULL : (1ULL << ((n)*8)) - 1)
+
 /*
- * Is r the route of exactly the prefix norm[0..len) and, with_host, of exactly the request's
- * Host name? The map is keyed by hashes, which whoever writes the path and the Host can
- * make collide; the route's own strings cannot be (the agent writes them NUL-padded). BPF
- * compares a word at a time (a byte loop costs the verifier a state per byte), over
- * buffers it knows to be large enough; userspace compares bytes of the request's own.
+ * Is r the route of exactly the prefix fed (m->fed, m->len bytes) and, with_host, of exactly
+ * the request's Host name (hn->name)? The map is keyed by hashes, which whoever writes the
+ * path and the Host can make collide; the route's own strings cannot be (the agent writes
+ * them NUL-padded). A word at a time, over fixed arrays the same in both builds: a byte
+ * loop here costs the BPF verifier a state per byte.
  */
-static __always_inline int sw_route_same(const struct sw_route *r, const __u8 *norm,
-					 const __u8 *host, const struct sw_host_norm *hn, __u32 len,
-					 int with_host)
+static __always_inline int sw_route_same(const struct sw_route *r, const struct sw_route_match *m,
+					 const struct sw_host_norm *hn, int with_host)
 {
-	__u32 i;
+	__u32 i, n;
 
-	if (r->prefix_len != len)
+	if (r->prefix_len != m->len)
 		return 0;
-#ifdef __bpf__
-#pragma unroll
+SW_UNROLL
 	for (i = 0; i < SW_PREFIX_MAX / 8; i++) {
-		__u64 a = *(const __u64 *)(r->prefix + i * 8), b = *(const __u64 *)(norm + i * 8);
+		__u64 a, b;
 
-		if (i * 8 >= len)
+		if (i * 8 >= m->len)
 			break;
-		if ((a ^ b) & SW_WORD_MASK(len - i * 8))
+		__builtin_memcpy(&a, r->prefix + i * 8, 8);
+		__builtin_memcpy(&b, m->fed + i * 8, 8);
+		if ((a ^ b) & SW_WORD_MASK(m->len - i * 8))
 			return 0;
 	}
 	if (!with_host)
 		return 1;
-	if (hn->name_len >= SW_HOST_MAX)
+	n = hn->name_len;
+	if (n >= SW_HOST_MAX)
 		return 0;
-#pragma unroll
+SW_UNROLL
 	for (i = 0; i < SW_HOST_MAX / 8; i++) {
-		__u64 a = *(const __u64 *)(r->host + i * 8);
-		__u64 b = sw_word_lower(*(const __u64 *)(host + i * 8));
+		__u64 a, b;
 
-		/* The route's NUL after the name is compared too: a longer route is no match. */
-		if (i * 8 > hn->name_len)
+		/* The route's NUL after the name is compared too: a longer one is no match. */
+		if (i * 8 > n)
 			break;
-		if ((a ^ b) & SW_WORD_MASK(hn->name_len - i * 8))
+		__builtin_memcpy(&a, r->host + i * 8, 8);
+		__builtin_memcpy(&b, hn->name + i * 8, 8);
+		if ((a ^ b) & SW_WORD_MASK(n - i * 8))
 			return 0;
-		if (hn->name_len - i * 8 < 8 && (a >> ((hn->name_len - i * 8) * 8)) & 0xff)
+		if (n - i * 8 < 8 && (a >> ((n - i * 8) * 8)) & 0xff)
 			return 0;
 	}
 	return 1;
-#else
-	for (i = 0; i < len; i++)
-		if ((__u8)r->prefix[i] != norm[i])
-			return 0;
-	if (!with_host)
-		return 1;
-	if (hn->name_len >= SW_HOST_MAX)
-		return 0;
-	/* The name is the Host's first name_len bytes, in lower case (norm.h). */
-	for (i = 0; i < hn->name_len; i++) {
-		__u8 c = host[i];
-
-		if (c >= 'A' && c <= 'Z')
-			c |= 0x20;
-		if ((__u8)r->host[i] != c)
-			return 0;
-	}
-	return !r->host[i];
-#endif
 }
 
-/*
- * Looks up the prefix fed so far (m->len bytes, hash state m->state) as a candidate; norm,
- * host and hn hold the bytes it was hashed from, to confirm the match.
- */
+/* Looks up the prefix fed so far (m->len bytes, hash state m->state) as a candidate. */
 static __always_inline void sw_route_match_try(struct sw_route_match *m, void *env,
-					       const __u8 *norm, const __u8 *host,
 					       const struct sw_host_norm *hn)
 {
 	struct sw_route_key key = {.host_hash = 0, .prefix_hash = sw_hash_final(m->state)};
 	const struct sw_route *r;
 
 	r = sw_routes_lookup(env, &key);
-	if (r && (!r->methods || (r->methods & m->method)) &&
-	    sw_route_same(r, norm, host, hn, m->len, 0)) {
+	if (r && (!r->methods || (r->methods & m->method)) && sw_route_same(r, m, hn, 0)) {
 		m->any_ep = r->endpoint_id;
 		m->any_len = m->len;
 	}
@@ -183,8 +157,7 @@ static __always_inline void sw_route_match_try(struct sw_route_match *m, void *e
 		return;
 	key.host_hash = m->host_hash;
 	r = sw_routes_lookup(env, &key);
-	if (r && (!r->methods || (r->methods & m->method)) &&
-	    sw_route_same(r, norm, host, hn, m->len, 1)) {
+	if (r && (!r->methods || (r->methods & m->method)) && sw_route_same(r, m, hn, 1)) {
 		m->host_ep = r->endpoint_id;
 		m->host_len = m->len;
 	}
@@ -196,8 +169,9 @@ static __always_inline int sw_path_ends(__u8 c)
 }
 
 /*
- * Feeds one path byte (norm[m->len] is c: the match reads the path from the state that
- * holds it). Returns 1 when the match is decided (no more bytes needed).
+ * Feeds one byte of the normal path; a segment's parameters (from a ';' to the segment's
+ * end) are left out, as Java servers leave them out when they resolve the path. Returns 1
+ * when the match is decided (no more bytes needed).
  */
 static __always_inline int sw_route_match_feed(struct sw_decide_state *s, void *env, __u8 c)
 {
@@ -212,15 +186,27 @@ static __always_inline int sw_route_match_feed(struct sw_decide_state *s, void *
 			return 1;
 		}
 		m->state = sw_hash_step(m->state, c);
+		m->fed[0] = c;
 		m->len = 1;
 		m->last = c;
-		sw_route_match_try(m, env, s->norm, s->host, &s->hn); /* the root route "/" */
+		sw_route_match_try(m, env, &s->hn); /* the root route "/" */
+		return 0;
+	}
+	if (m->params) {
+		if (c != '/' && !sw_path_ends(c))
+			return 0;
+		m->params = 0;
+		/* A segment that was all parameters is no segment. */
+		if (c == '/' && m->last == '/')
+			return 0;
+	} else if (c == ';') {
+		m->params = 1;
 		return 0;
 	}
 	if (sw_path_ends(c) || c == '/') {
 		/* A prefix ending in '/' ("//" or a trailing slash) was tried before its '/'. */
 		if (m->last != '/')
-			sw_route_match_try(m, env, s->norm, s->host, &s->hn);
+			sw_route_match_try(m, env, &s->hn);
 		if (c != '/' || m->len >= SW_PREFIX_MAX - 1) {
 			m->done = 1;
 			return 1;
@@ -231,6 +217,7 @@ static __always_inline int sw_route_match_feed(struct sw_decide_state *s, void *
 		return 1;
 	}
 	m->state = sw_hash_step(m->state, c);
+	m->fed[m->len & (SW_PREFIX_MAX - 1)] = c;
 	m->len++;
 	m->last = c;
 	return 0;

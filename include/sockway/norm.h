@@ -12,10 +12,12 @@
  *   - percent-escapes of unreserved characters (RFC 3986 2.3: ALPHA DIGIT - _ ~) are decoded
  *     ("%61dmin" is "admin"), the hex digits of the others upper-cased ("%c3" is "%C3");
  *   - refused (400): an escaped '/', '\', '.' or NUL (%2F, %5C, %2E, %00: a backend that
- *     decodes them sees another path, as with Envoy's REJECT_REQUEST), an escaped 0xC0 or
- *     0xC1 (overlong UTF-8, which old servers decode to '.' or '/'), a raw '\' (read as
- *     '/' by some servers), a bad escape, and a dot segment with parameters (".;x", "..;x":
- *     Java servers read it as "." or "..").
+ *     decodes them sees another path, as with Envoy's REJECT_REQUEST), escaped overlong
+ *     UTF-8 (%C0, %C1, %E0 then %80-%9F, %F0 then %80-%8F: old servers decode them to '.'
+ *     or '/'), a raw '\' (read as '/' by some servers), a bad escape, and a dot segment
+ *     with parameters (".;x", "..;x": Java servers read it as "." or "..").
+ * Routes are matched on the normal form without segment parameters ("/admin;x/y" routes
+ * as "/admin/y", as Java servers resolve it); the parameters are still sent on.
  * The Host compares without case, port, or one trailing dot ("ADMIN.example.com.:8080" is
  * "admin.example.com"); an empty label ("a..b", ".a") or a '%' in it is refused.
  */
@@ -60,7 +62,8 @@ struct sw_path_norm {
 	__u32 depth;	 /* segments before the current one */
 	__u8 esc;	 /* enum sw_path_esc */
 	__u8 hi;	 /* the first hex digit's value, in SW_ESC_LO */
-	__u16 pad;
+	__u8 lead;	 /* the byte of the escape just before, if the last input was one */
+	__u8 pad;
 	__u32 starts[SW_PATH_SEGS]; /* seg_start of each segment before the current one */
 };
 
@@ -92,6 +95,7 @@ static __always_inline void sw_path_init(struct sw_path_norm *p, __u8 *out)
 	p->depth = 0;
 	p->esc = SW_ESC_NONE;
 	p->hi = 0;
+	p->lead = 0;
 }
 
 static __always_inline __u8 sw_norm_at(const __u8 *out, __u32 i)
@@ -150,9 +154,14 @@ static __always_inline int sw_path_feed(struct sw_path_norm *p, __u8 *out, __u8 
 			return -EINVAL;
 		p->esc = SW_ESC_NONE;
 		c = (__u8)(p->hi << 4 | v);
-		/* 0xC0 and 0xC1 start only overlong UTF-8 ("%C0%AE" is an old server's '.'). */
-		if (c == '/' || c == '\\' || c == '.' || c == 0 || c == 0xc0 || c == 0xc1)
+		/* Overlong UTF-8, which old servers decode: 0xC0 and 0xC1 start only such
+		 * forms ("%C0%AE" is '.'), and so do 0xE0 before 0x80-0x9F ("%E0%80%AE")
+		 * and 0xF0 before 0x80-0x8F. */
+		if (c == '/' || c == '\\' || c == '.' || c == 0 || c == 0xc0 || c == 0xc1 ||
+		    (p->lead == 0xe0 && c >= 0x80 && c <= 0x9f) ||
+		    (p->lead == 0xf0 && c >= 0x80 && c <= 0x8f))
 			return -EINVAL;
+		p->lead = c;
 		if (sw_norm_unreserved(c)) {
 			out[SW_NORM_IDX(p->len)] = c;
 			p->len++;
@@ -168,6 +177,7 @@ static __always_inline int sw_path_feed(struct sw_path_norm *p, __u8 *out, __u8 
 		p->esc = SW_ESC_HI;
 		return 0;
 	}
+	p->lead = 0;
 	if (c == '\\')
 		return -EINVAL;
 	if (c != '/') {
@@ -216,6 +226,7 @@ struct sw_host_norm {
 	__u8 dot;	/* the last byte was a '.', not yet hashed (it may be the trailing one) */
 	__u8 any;	/* a byte of the name was read */
 	__u16 pad;
+	__u8 name[SW_HOST_MAX]; /* the name's first bytes, in lower case: what was hashed */
 };
 
 static __always_inline void sw_host_init(struct sw_host_norm *h)
@@ -254,6 +265,7 @@ static __always_inline int sw_host_feed(struct sw_host_norm *h, __u32 i, __u8 c)
 		}
 		if (h->dot) {
 			h->state = sw_hash_step(h->state, '.');
+			h->name[h->name_len & (SW_HOST_MAX - 1)] = '.';
 			h->name_len++;
 			h->dot = 0;
 		}
@@ -272,7 +284,12 @@ static __always_inline int sw_host_feed(struct sw_host_norm *h, __u32 i, __u8 c)
 			return -EINVAL;
 		return 0;
 	}
-	h->state = sw_hash_step_lower(h->state, c);
+	if (c >= 'A' && c <= 'Z')
+		c |= 0x20;
+	h->state = sw_hash_step(h->state, c);
+	/* Past SW_HOST_MAX - 1 the name matches no route (sw_host_end): the bytes kept
+	 * wrap, and are never compared. */
+	h->name[h->name_len & (SW_HOST_MAX - 1)] = c;
 	h->name_len++;
 	h->any = 1;
 	return 0;

@@ -85,8 +85,8 @@ static bool has_field(const struct http_header *h, unsigned nr, const char *name
 static bool own_field(const struct http_header *h)
 {
 	static const char *const own[] = {
-		"connection",	   "transfer-encoding", "host",
-		"x-forwarded-for", "x-forwarded-proto", "x-sockway-shadow"};
+		"connection",	     "transfer-encoding", "host",     "x-forwarded-for",
+		"x-forwarded-proto", "x-sockway-shadow",  "forwarded"};
 	size_t i;
 
 	for (i = 0; i < sizeof(own) / sizeof(own[0]); i++)
@@ -160,6 +160,8 @@ static void check_request(const char *in, size_t len, bool shadow)
 	CHECK(!has_field(again.headers, again.nr_headers, "expect"));
 	CHECK(!has_field(again.headers, again.nr_headers, "upgrade"));
 	CHECK(!has_field(again.headers, again.nr_headers, "x-original-url"));
+	CHECK(!has_field(again.headers, again.nr_headers, "x-real-ip"));
+	CHECK(!has_field(again.headers, again.nr_headers, "x-forwarded-host"));
 	for (i = 0; i < again.nr_headers; i++) {
 		const struct http_header *h = &again.headers[i];
 

@@ -95,6 +95,13 @@ static const char *const odd_segments[] = {
 	"%c0%ae",
 	"%C1%9c",
 	"%C2%A0",
+	"%e0%80%ae",
+	"%E0%A0%80",
+	"%f0%8f%bf%bf",
+	"%F0%90%80%80",
+	"admin;x",
+	";jsessionid=1",
+	"v1;a=b;c",
 	"a\\b",
 };
 static const char *const hosts[] = {
@@ -188,6 +195,7 @@ static bool reference_normal(const char *path, size_t len, char *out)
 {
 	char dec[SW_DECIDE_PATH_MAX + 1], in[SW_DECIDE_PATH_MAX + 1];
 	size_t i, n = 0, o = 0;
+	int prev = -1;
 	char *p, *seg;
 
 	for (i = 0; i < len; i++) {
@@ -197,6 +205,7 @@ static bool reference_normal(const char *path, size_t len, char *out)
 			return false;
 		if (path[i] != '%') {
 			dec[n++] = path[i];
+			prev = -1;
 			continue;
 		}
 		if (i + 2 >= len)
@@ -206,6 +215,10 @@ static bool reference_normal(const char *path, size_t len, char *out)
 		sscanf(path + i + 1, "%2x", (unsigned *)&v);
 		if (v == '/' || v == '\\' || v == '.' || v == 0 || v == 0xc0 || v == 0xc1)
 			return false;
+		/* Overlong three- and four-byte forms: the escape just before leads them. */
+		if ((prev == 0xe0 && v >= 0x80 && v <= 0x9f) || (prev == 0xf0 && v >= 0x80 && v <= 0x8f))
+			return false;
+		prev = v;
 		if (isalnum(v) || v == '-' || v == '_' || v == '~') {
 			dec[n++] = (char)v;
 		} else {
@@ -271,19 +284,32 @@ static bool reference_host(const char *host, char *out)
 	return true;
 }
 
-/* The route rules, written plainly over strings: what the answer must be. */
-static int reference_route(const char *path, const char *host, __u32 method)
+/* The route rules, written plainly over strings: what the answer must be. Segment
+ * parameters (';' to the segment's end) play no part, and a segment of them alone goes. */
+static int reference_route(const char *normal, const char *host, __u32 method)
 {
 	int best_host = -1, best_any = -1;
-	size_t best_host_len = 0, best_any_len = 0, plen;
-	__u32 i;
+	size_t best_host_len = 0, best_any_len = 0, plen, i, n = 0;
+	char path[SW_DECIDE_PATH_MAX + 1];
+	bool params = false;
 
+	for (i = 0; normal[i]; i++) {
+		if (normal[i] == ';')
+			params = true;
+		if (normal[i] == '/')
+			params = false;
+		if (params || (normal[i] == '/' && n && path[n - 1] == '/'))
+			continue;
+		path[n++] = normal[i];
+	}
+	path[n] = '\0';
 	plen = strlen(path);
 	if (path[0] != '/')
 		return -1;
 	for (i = 0; i < NR_ROUTES; i++) {
 		size_t len = strlen(routes[i].route);
 		bool is_host = routes[i].host[0];
+
 
 		if (routes[i].methods && !(routes[i].methods & method))
 			continue;

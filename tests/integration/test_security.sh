@@ -160,8 +160,13 @@ eq "3: sent as /admin, the query as it came" "$(req_line adm $((n + 3)))" "GET /
 eq "3: Host ADMIN.internal.:80 is admin.internal" "$(get_status /admin ADMIN.internal.:80)" 200
 eq "3: the backend gets it as admin.internal:80" \
 	"$(grep -i '^host:' "$REC/adm-$((n + 4)).req" | tr -d '\r')" "Host: admin.internal:80"
+eq "3: /admin;jsessionid=1/x routes as /admin/x (as Java servers read it)" \
+	"$(curl -s --path-as-is --max-time 10 -H 'Host: admin.internal' \
+		"http://127.0.0.1:$P_SWD/admin;jsessionid=1/x")" "adm GET /admin;jsessionid=1/x"
+n=$((n + 1))
 for p in '/public/%2e%2e/admin' '/public/..%2fadmin' '/public/.%2E/admin' '/public/%2E./admin' \
-	'/public%2fx' '/public/%5c..%5cadmin' '/public/%00' '/public/..;/admin' '/public/x\..\admin'; do
+	'/public%2fx' '/public/%5c..%5cadmin' '/public/%00' '/public/..;/admin' '/public/x\..\admin' \
+	'/public/%c0%ae%c0%ae/admin' '/public/%e0%80%ae%e0%80%ae/admin'; do
 	eq "3: $p: 400" "$(get_status "$p" admin.internal)" 400
 done
 eq "3: Host admin..internal: 400" "$(get_status /admin 'admin..internal')" 400
@@ -192,6 +197,16 @@ curl -s --max-time 10 -o /dev/null -H 'X_Forwarded_For: 10.9.9.9' -H 'X-Keep: 1'
 check "5: a field named with '_' does not reach the backend" \
 	sh -c "! grep -qi '^x_forwarded_for' '$REC/pub-$((n + 1)).req'"
 check "5: the others do" grep -qi '^X-Keep: 1' "$REC/pub-$((n + 1)).req"
+n=$(seen pub)
+curl -s --max-time 10 -o /dev/null -H 'X-Forwarded-Host: evil.example' -H 'X-Real-IP: 6.6.6.6' \
+	-H 'Forwarded: for=6.6.6.6;host=evil.example' -H 'X-Forwarded-For: 6.6.6.6' \
+	"http://127.0.0.1:$P_SWD/public/f"
+check "5: a client's X-Forwarded-Host and X-Real-IP do not reach the backend" \
+	sh -c "! grep -qiE '^(x-forwarded-host|x-real-ip):' '$REC/pub-$((n + 1)).req'"
+eq "5: its Forwarded is replaced by sockwayd's element" \
+	"$(grep -i '^forwarded:' "$REC/pub-$((n + 1)).req" | tr -d '\r')" "Forwarded: for=127.0.0.1;proto=http"
+eq "5: its X-Forwarded-For gets the client's address last" \
+	"$(grep -i '^x-forwarded-for:' "$REC/pub-$((n + 1)).req" | tr -d '\r')" "X-Forwarded-For: 6.6.6.6, 127.0.0.1"
 eq "5: it is counted" "$(metric sockway_underscore_headers_dropped_total)" 1
 printf 'POST /public/c HTTP/1.1\r\nHost: x\r\nTransfer-Encoding: chunked\r\nConnection: close\r\n\r\n0005;a=b\r\nhello\r\n0\r\nContent-Length: 99\r\nHost: evil\r\n\r\n' >"$TMP/chunked"
 raw "$P_SWD" "$TMP/chunked" >"$TMP/chunked.resp"

@@ -74,6 +74,10 @@ struct admin {
 	struct worker *workers;
 	unsigned nr;
 	struct sw_maps *maps;
+	/* /policy's JSON for one generation: reading the maps costs about a millisecond,
+	 * and a client asking again and again must not hold the loop (and /healthz). */
+	char *policy_json;
+	__u64 policy_generation;
 };
 
 static const char *const error_kinds[SW_ERR_MAX] = { "connect_refused", "reset", "timeout",
@@ -314,14 +318,38 @@ static void admin_reply(struct admin_conn *c, bool head_only, int status, const 
 	admin_conn_write(c);
 }
 
+/*
+ * The policy as JSON, read again only when the generation moved (a commit between the
+ * read and the check is not kept). NULL if it cannot be read.
+ */
+static const char *admin_policy_json(struct admin *a)
+{
+	__u64 gen = sw_generation(a->maps);
+	struct sw_policy *p;
+	struct sw_err e = {};
+	char *json = NULL;
+
+	if (a->policy_json && gen == a->policy_generation)
+		return a->policy_json;
+	p = policy_alloc();
+	if (p && !policy_read(a->maps, p, &e))
+		json = policy_to_json(p);
+	policy_free(p);
+	if (!json)
+		return NULL;
+	free(a->policy_json);
+	a->policy_json = json;
+	/* Kept for the next request only if no commit ran meanwhile (odd: one was running). */
+	a->policy_generation = (gen & 1) || sw_generation(a->maps) != gen ? ~0ULL : gen;
+	return json;
+}
+
 /* Answers req, or a request the parser refused (req NULL). */
 static void admin_answer(struct admin_conn *c, const struct http_request *req)
 {
 	const struct admin *a = c->a;
-	struct sw_policy *p = NULL;
-	struct sw_err e = {};
 	struct buf b = {};
-	char *json = NULL;
+	const char *json;
 	bool head_only;
 
 	if (!req) {
@@ -338,8 +366,7 @@ static void admin_answer(struct admin_conn *c, const struct http_request *req)
 		metrics_cells(a, &b);
 		admin_reply(c, head_only, 200, "text/plain; version=0.0.4", buf_head(&b), b.len);
 	} else if (req->path_len == 7 && !memcmp(req->path, "/policy", 7)) {
-		p = policy_alloc();
-		json = p && !policy_read(a->maps, p, &e) ? policy_to_json(p) : NULL;
+		json = admin_policy_json(c->a);
 		if (json)
 			admin_reply(c, head_only, 200, "application/json", json, strlen(json));
 		else
@@ -349,8 +376,6 @@ static void admin_answer(struct admin_conn *c, const struct http_request *req)
 		admin_reply(c, head_only, 404, "text/plain", "try /healthz, /metrics or /policy\n",
 			    34);
 	}
-	free(json);
-	policy_free(p);
 	buf_free(&b);
 }
 
@@ -549,5 +574,6 @@ void admin_stop(struct admin *a)
 	close(a->stop_pipe[1]);
 	close(a->listener.fd);
 	reactor_free(a->r);
+	free(a->policy_json);
 	free(a);
 }

@@ -92,6 +92,23 @@ static bool in_list(const struct http_header *h, const char *const *names, unsig
 	return false;
 }
 
+/*
+ * Fields that only a proxy may write, which backends set to trust it read as the client's
+ * address, Host, port, scheme or path: a client's own are dropped (X-Forwarded-For is
+ * appended to instead, X-Forwarded-Proto and Forwarded are sockwayd's). X-Original-URL and
+ * X-Rewrite-URL are taken by some servers as the path, past the route.
+ */
+static bool forwarding_field(const struct http_header *h)
+{
+	static const char *const names[] = {
+		"x-forwarded-proto", "x-forwarded-host", "x-forwarded-port", "x-forwarded-prefix",
+		"x-forwarded-server", "x-real-ip",	  "true-client-ip",   "x-client-ip",
+		"x-original-url",    "x-rewrite-url",
+	};
+
+	return in_list(h, names, sizeof(names) / sizeof(names[0]));
+}
+
 /* Fields of the client that never go upstream as they came. */
 static bool request_field_dropped(const struct http_request *req, const struct http_header *h,
 				  const struct head_request_opts *o, unsigned *underscores)
@@ -103,9 +120,8 @@ static bool request_field_dropped(const struct http_request *req, const struct h
 		return true;
 	}
 	if (http_is_hop_by_hop(&req->conn, h->name, h->name_len) || NAME_IS(h, "host") ||
-	    NAME_IS(h, "expect") || NAME_IS(h, "x-forwarded-proto") ||
-	    NAME_IS(h, "x-sockway-shadow") || NAME_IS(h, "x-original-url") ||
-	    NAME_IS(h, "x-rewrite-url"))
+	    NAME_IS(h, "expect") || NAME_IS(h, "x-sockway-shadow") || NAME_IS(h, "forwarded") ||
+	    forwarding_field(h))
 		return true;
 	if (!o->shadow)
 		return false;
@@ -116,51 +132,19 @@ static bool request_field_dropped(const struct http_request *req, const struct h
 }
 
 /*
- * "Forwarded: " the client's elements, then one for the client's address (RFC 7239), when
- * the client sent the field: a backend that reads it takes the last element, which is then
- * sockwayd's and not one the client wrote. A value with an open quote is dropped.
+ * "Forwarded: " with one element, the client's address (RFC 7239), when the client sent
+ * the field: its own elements are not passed on. A parser that reads the first element
+ * (several do) would take the client's word for its address, host and scheme, and a value
+ * can be made to read differently to two parsers (quotes, escapes).
  */
-/* A client's Forwarded value to pass on: every quoted-string closed (an open quote would
- * swallow sockwayd's element into the client's). */
-static bool forwarded_value_ok(const struct http_header *h)
-{
-	bool quoted = false;
-	size_t i;
-
-	for (i = 0; i < h->value_len; i++) {
-		if (quoted && h->value[i] == '\\')
-			i++;
-		else if (h->value[i] == '"')
-			quoted = !quoted;
-	}
-	return !quoted && i == h->value_len;
-}
-
-static bool forwarded_passed(const struct http_request *req, const struct http_header *h)
-{
-	return NAME_IS(h, "forwarded") && h->value_len && forwarded_value_ok(h) &&
-	       !http_is_hop_by_hop(&req->conn, h->name, h->name_len);
-}
-
 static int buf_forwarded(struct buf *b, const struct http_request *req, const char *peer_ip)
 {
-	bool v6 = strchr(peer_ip, ':'), any = false;
-	unsigned i;
-	int err = 0;
+	bool v6 = strchr(peer_ip, ':');
+	int err;
 
-	for (i = 0; !err && i < req->nr_headers; i++) {
-		const struct http_header *h = &req->headers[i];
-
-		if (!forwarded_passed(req, h))
-			continue;
-		err = any ? buf_lit(b, ", ") : buf_lit(b, "Forwarded: ");
-		if (!err)
-			err = buf_append(b, h->value, h->value_len);
-		any = true;
-	}
-	if (!any || err)
-		return err;
-	err = v6 ? buf_lit(b, ", for=\"[") : buf_lit(b, ", for=");
+	if (!http_find_header(req->headers, req->nr_headers, "forwarded"))
+		return 0;
+	err = v6 ? buf_lit(b, "Forwarded: for=\"[") : buf_lit(b, "Forwarded: for=");
 	if (!err)
 		err = buf_append(b, peer_ip, strlen(peer_ip));
 	if (!err)
@@ -217,8 +201,7 @@ int head_request_build(struct buf *b, const struct http_request *req,
 	for (i = 0; !err && i < req->nr_headers; i++) {
 		const struct http_header *h = &req->headers[i];
 
-		if (request_field_dropped(req, h, o, &dropped) || NAME_IS(h, "x-forwarded-for") ||
-		    NAME_IS(h, "forwarded"))
+		if (request_field_dropped(req, h, o, &dropped) || NAME_IS(h, "x-forwarded-for"))
 			continue;
 		if (NAME_IS(h, "content-length"))
 			err = buf_content_length(b, h, req->content_length);
@@ -264,6 +247,10 @@ int head_response_build(struct buf *b, const struct http_response *resp, bool cl
 		const struct http_header *h = &resp->headers[i];
 
 		if (http_is_hop_by_hop(&resp->conn, h->name, h->name_len))
+			continue;
+		/* RFC 9110 8.6: no Content-Length on 1xx or 204; a lenient client would take
+		 * it as a body and swallow the response behind it. */
+		if (NAME_IS(h, "content-length") && (resp->status < 200 || resp->status == 204))
 			continue;
 		if (NAME_IS(h, "content-length"))
 			err = buf_content_length(b, h, resp->content_length);

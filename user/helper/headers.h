@@ -38,12 +38,14 @@ struct head_request_opts {
 /*
  * Appends the request head to send upstream for req: the method, the normal path and the
  * query, HTTP/1.x; Host first (lower case, no trailing dot); the client's fields but the
- * hop-by-hop ones, Expect, X-Forwarded-Proto, X-Sockway-Shadow, X-Original-URL and
- * X-Rewrite-URL (which some servers take as the path, past the route) and names with '_'
- * (CGI and WSGI servers read them as '-': counted in *underscores); Content-Length in its
- * place, in canonical form; Forwarded (if the client sent it) and X-Forwarded-For with
- * the client's address appended, X-Forwarded-Proto, Transfer-Encoding: chunked for a
- * chunked body, and for HTTP/1.0 Connection: keep-alive. Returns 0 or -ENOMEM.
+ * hop-by-hop ones, Expect, X-Sockway-Shadow, the forwarding fields only a proxy may write
+ * (X-Forwarded-Host/-Port/-Prefix/-Server/-Proto, X-Real-IP, True-Client-IP, X-Client-IP,
+ * Forwarded), X-Original-URL and X-Rewrite-URL (which some servers take as the path, past
+ * the route) and names with '_' (CGI and WSGI servers read them as '-': counted in
+ * *underscores); Content-Length in its place, in canonical form; then sockwayd's own:
+ * Forwarded with the client's address alone (if the client sent one), X-Forwarded-For
+ * with the client's address appended, X-Forwarded-Proto, Transfer-Encoding: chunked for
+ * a chunked body, and for HTTP/1.0 Connection: keep-alive. Returns 0 or -ENOMEM.
  */
 int head_request_build(struct buf *b, const struct http_request *req,
 		       const struct head_request_opts *o, unsigned *underscores);

@@ -429,6 +429,11 @@ int sw_parse_route(const char *s, char out[SW_PREFIX_MAX], struct sw_err *e)
 				 "\"/%s\"",
 				 shown, len ? shown : "api");
 	for (i = 0; i < len; i++) {
+		if (s[i] == ';')
+			return sw_errorf(e, -EINVAL,
+					 "route \"%s\" contains ';'; routes are matched without "
+					 "path parameters (';...'), as Java servers read paths",
+					 shown);
 		if (s[i] == '?' || s[i] == '#')
 			return sw_errorf(
 				e, -EINVAL,
