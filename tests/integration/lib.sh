@@ -335,18 +335,6 @@ cell_is() {
 	[ "$(cell "$1" "$2" "$3" "$4")" = "$5" ]
 }
 
-# settle CMD...: waits up to ~2 s until the output of CMD is the same twice 200 ms apart
-# (shadow copies are sent and counted after the client has its answer).
-settle() {
-	local prev="" cur _
-	for _ in $(seq 1 10); do
-		cur=$("$@" 2>/dev/null)
-		[ -n "$cur" ] && [ "$cur" = "$prev" ] && break
-		prev=$cur
-		sleep 0.2
-	done
-}
-
 # --- acceleration mode: the same script with the kernel fast path on and off ----------------------
 # A script that calls accel_mode_enter (after "sockway load") runs in the mode named by
 # SOCKWAY_TEST_ACCEL; tests/run.sh runs it once in each.
