@@ -235,7 +235,7 @@ wait_until() {
 # backend_stats PORT: the swbackend's own counters, {"name","requests","shadow_requests",
 # "body_bytes"}, asked of it directly (the stats request itself is not counted).
 backend_stats() {
-	curl -s --max-time 2 "http://127.0.0.1:$1/__swbackend/stats"
+	curl -s --max-time 30 "http://127.0.0.1:$1/__swbackend/stats"
 }
 
 # backend_count PORT FIELD: one of those counters.
@@ -293,7 +293,7 @@ client() {
 # metric NAME: the value of the metric line NAME (with its labels, as printed) of sockwayd's
 # /metrics on $SWD_ADMIN.
 metric() {
-	curl -s --max-time 2 "http://127.0.0.1:$SWD_ADMIN/metrics" | awk -v n="$1" '$1 == n { print $2 }'
+	curl -s --max-time 30 "http://127.0.0.1:$SWD_ADMIN/metrics" | awk -v n="$1" '$1 == n { print $2 }'
 }
 
 # cj FILTER [JQ_OPTIONS...]: jq -r FILTER on the last client result.

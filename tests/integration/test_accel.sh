@@ -235,7 +235,7 @@ rb1=$(stat_of redirected_bytes)
 eq "3: 16 MiB download in the cgroup: 200 and the size, once the client reads" \
 	"$(cat "$TMP/big-hold.log")" "200 $MIB16"
 check "3: accel off" "$SOCKWAY" accel off
-code=$(in_cg "$CG" curl -s --max-time 20 -o "$TMP/big.tcp" -w '%{http_code}' "http://127.0.0.1:$P_BIG/big")
+code=$(in_cg "$CG" curl -s --max-time 60 -o "$TMP/big.tcp" -w '%{http_code}' "http://127.0.0.1:$P_BIG/big")
 eq "3: the same download with accel off: 200" "$code" 200
 eq "3: redirected_bytes did not move with accel off" "$(stat_of redirected_bytes)" "$rb1"
 eq "3: both downloads have the same sha256" "$(sha256sum <"$TMP/big.fast")" "$(sha256sum <"$TMP/big.tcp")"
