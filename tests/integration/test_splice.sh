@@ -307,16 +307,19 @@ eq "10: byte-exact" "$(sha_of "$TMP/wt3")" "$SHA1"
 stop_pid "$WTSWD"
 eq "10: that sockwayd exited cleanly" "$STOP_RC" 0
 
-# under_load LABEL FLIP: 4 s of 8 keep-alive clients, each fetching a whole response, a
-# small one and a whole one again on one connection, over and over (whole responses, small
-# ones and splits interleaved on one worker of the sockwayd on $P_W), beside 2 clients
-# killed mid-response in a loop; with FLIP=1 the kill switch flips every 300 ms meanwhile.
+# under_load LABEL FLIP: 8 keep-alive clients, each fetching a whole response, a small one
+# and a whole one again on one connection, over and over (whole responses, small ones and
+# splits interleaved on one worker of the sockwayd on $P_W), beside 2 clients killed
+# mid-response in a loop, until the clients did 24 rounds in all; with FLIP=1 the kill switch
+# flips 12 times meanwhile, each time once the clients did 4 more rounds in the state before
+# and, in a state on, the kernel spliced. Counts of work, never a time: a busy machine only
+# takes longer.
 SMALL_LEN=$(stat -c %s "$TMP/s")
 stress() {
-	local id=$1 ok=0 bad=0 end=$((SECONDS + 4)) out
+	local id=$1 ok=0 bad=0 out
 	rm -f "$TMP/st$id.bad"
-	while [ $SECONDS -lt $end ]; do
-		out=$(curl -s --max-time 20 -w '%{http_code} %{size_download} ' \
+	while [ ! -e "$TMP/load.stop" ]; do
+		out=$(curl -s --max-time 60 -w '%{http_code} %{size_download} ' \
 			-o "$TMP/st$id-a" "http://127.0.0.1:$P_W/whole/a" \
 			-o "$TMP/st$id-b" "http://127.0.0.1:$P_W/small/b" \
 			-o "$TMP/st$id-c" "http://127.0.0.1:$P_W/whole/c")
@@ -327,21 +330,37 @@ stress() {
 			bad=$((bad + 1))
 			echo "$out" >>"$TMP/st$id.bad"
 		fi
+		# Renamed into place, so that rounds_done never reads a file half written.
+		echo $((ok + bad)) >"$TMP/st$id.n.new" && mv "$TMP/st$id.n.new" "$TMP/st$id.n"
 	done
 	echo "$ok $bad" >"$TMP/st$id.res"
 }
+# killer ID: a client that reads the head and up to 1 MiB of a whole response, stops, and is
+# killed there, over and over.
 killer() {
-	local end=$((SECONDS + 4)) p
-	while [ $SECONDS -lt $end ]; do
-		curl -s --max-time 5 --limit-rate 2M -o /dev/null "http://127.0.0.1:$P_W/whole/k" &
+	local id=$1 p
+	while [ ! -e "$TMP/load.stop" ]; do
+		rm -f "$TMP/k$id.go.held"
+		python3 tests/integration/hold_client.py "$P_W" /whole/k /dev/null "$TMP/k$id.go" \
+			$((RANDOM * 32)) 2>/dev/null &
 		p=$!
-		sleep 0.1
+		wait_until "$WAIT_S" test -e "$TMP/k$id.go.held"
 		kill -KILL "$p" 2>/dev/null
 		wait "$p" 2>/dev/null
 	done
 }
+# rounds_done: the rounds the stress clients did so far, right or wrong.
+rounds_done() {
+	cat "$TMP"/st*.n 2>/dev/null | awk '{ n += $1 } END { print n + 0 }'
+}
+# load_went_on ROUNDS SPLICED: the clients did ROUNDS rounds in all, and spliced_bytes is
+# past SPLICED (-1: whatever it is).
+load_went_on() {
+	[ "$(rounds_done)" -ge "$1" ] && [ "$(stat_of spliced_bytes)" -gt "$2" ]
+}
 under_load() {
-	local label=$1 flip=$2 i p o b sok=0 sbad=0 flips=0 spids=() sb0
+	local label=$1 flip=$2 i p o b sok=0 sbad=0 flips=0 spliced_on=0 spids=() sb0 n sb
+	rm -f "$TMP/load.stop" "$TMP"/st*.n "$TMP"/st*.res
 	sb0=$(stat_of spliced_bytes)
 	for i in 1 2 3 4 5 6 7 8; do
 		(echo "$BASHPID" >"$CG/cgroup.procs" && stress "$i") &
@@ -349,19 +368,24 @@ under_load() {
 		LIB_PIDS+=($!)
 	done
 	for i in 1 2; do
-		(echo "$BASHPID" >"$CG/cgroup.procs" && killer) &
+		(echo "$BASHPID" >"$CG/cgroup.procs" && killer "$i") &
 		spids+=($!)
 		LIB_PIDS+=($!)
 	done
 	while [ "$flip" = 1 ] && [ $flips -lt 12 ]; do
-		sleep 0.3
+		n=$(rounds_done)
+		sb=$(stat_of spliced_bytes)
 		if [ $((flips % 2)) = 0 ]; then
+			wait_until "$WAIT_S" load_went_on $((n + 4)) "$sb" && spliced_on=$((spliced_on + 1))
 			"$SOCKWAY" accel off >/dev/null || fail "$label: accel off under load"
 		else
+			wait_until "$WAIT_S" load_went_on $((n + 4)) -1
 			"$SOCKWAY" accel on >/dev/null || fail "$label: accel on under load"
 		fi
 		flips=$((flips + 1))
 	done
+	wait_until "$WAIT_S" load_went_on 24 -1
+	touch "$TMP/load.stop"
 	for p in "${spids[@]}"; do
 		wait "$p"
 	done
@@ -372,8 +396,15 @@ under_load() {
 	echo "# $label: $sok rounds of 3 responses right, $sbad wrong, $(($(stat_of spliced_bytes) - sb0)) bytes spliced"
 	[ "$sbad" = 0 ] || echo "# $label: wrong rounds (status size x3): $(cat "$TMP"/st*.bad | head -c 300)"
 	eq "$label: every response right (status, size, bytes)" "$sbad" 0
-	ge "$label: and there were many" "$sok" 16
-	ge "$label: and spliced" $(($(stat_of spliced_bytes) - sb0)) $((sok * MIB1 / 2))
+	ge "$label: and there were 24 rounds at least" "$sok" 24
+	if [ "$flip" = 1 ]; then
+		eq "$label: and the kernel spliced in each of the 6 periods the switch was on" \
+			"$spliced_on" 6
+	else
+		# A share of the rounds done, not of a time: two whole responses of 1 MiB each.
+		ge "$label: and spliced half of the whole responses at least" \
+			$(($(stat_of spliced_bytes) - sb0)) $((sok * MIB1))
+	fi
 }
 under_load "10: under load" 0
 
@@ -635,7 +666,7 @@ le "sock_addr is empty again once the connections closed (entries)" "$(entries s
 start_sockwayd "$P_W" "$P_W_ADMIN" --workers 1
 WSWD=$SWD_PID
 get warm11 "http://127.0.0.1:$P_W/whole/x" >/dev/null
-under_load "11: kill switch flipping every 300 ms" 1
+under_load "11: kill switch flipping 12 times" 1
 eq "11: the kill switch ends on" "$("$SOCKWAY" -j accel list | jq -r .on)" true
 eq "11: sockwayd is alive" "$(kill -0 "$WSWD" 2>/dev/null && echo yes)" yes
 stop_pid "$WSWD"
