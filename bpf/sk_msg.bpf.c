@@ -217,18 +217,26 @@ static __always_inline int splice_can_start(struct sk_msg_md *msg, const struct 
 
 /*
  * Is this run on the rest of a message whose first part the previous run redirected with
- * bpf_msg_apply_bytes (a splice's split)? The kernel keeps that run's redirect target in
- * the message (struct sk_msg's sk_redir, no reference held any more) and would follow it
- * again on SK_PASS, so such a run must redirect explicitly or drop. Only the split sets a
- * byte count, and a new message starts with sk_redir NULL, so a target at entry means
- * exactly this. Read from the kernel's struct behind the context (bpf_rdonly_cast: the
- * UAPI view has no such field), whatever state the conns entry is in by now.
+ * bpf_msg_apply_bytes (a splice's split)? Such a run must reset the byte count and
+ * redirect explicitly (or drop), whatever state the conns entry is in by now. Two marks
+ * of the previous run tell it, read from the kernel's struct behind the context
+ * (bpf_rdonly_cast: the UAPI view has neither):
+ * - its byte count (struct sk_msg's apply_bytes). The kernel copies the message's count
+ *   into the psock after every run and never clears it in the message, so a run on the
+ *   rest that left it alone would hand the split's count to its own verdict: the
+ *   socket's next sends, up to that many bytes, would follow that verdict without a run
+ *   (seen on 6.18: the first 480 KiB of the next response went to sockwayd's socket
+ *   unseen, so no splice could start on it);
+ * - its target (sk_redir), which some kernels keep in the message and would follow
+ *   again on SK_PASS; 6.18 has cleared it by then, so it cannot be the only mark.
+ * A new message starts with both zero and only the split sets a count, so either one at
+ * entry means exactly this.
  */
 static __always_inline int msg_is_rest(struct sk_msg_md *msg)
 {
 	struct sk_msg *km = bpf_rdonly_cast(msg, bpf_core_type_id_kernel(struct sk_msg));
 
-	return km->sk_redir != 0;
+	return km->apply_bytes != 0 || km->sk_redir != 0;
 }
 
 /* A response head being scanned (bpf_loop context): the message's first bytes, and the

@@ -8,7 +8,9 @@
  *            [--raw FILE]
  *
  * C keep-alive connections each carry one request at a time, driven by one epoll loop,
- * until N requests were sent or D milliseconds passed. Responses are parsed strictly
+ * until N requests were sent, D milliseconds passed, or a SIGTERM or SIGINT came (then the
+ * requests in flight finish and the report is printed: a test runs a client "until the
+ * event it waits for happened" this way, rather than for a time). Responses are parsed strictly
  * enough to stay in sync (Content-Length, chunked, or delimited by close), and counted by
  * status, by X-Backend and, with --keys, by shard key. With --raw the bytes of FILE go out
  * as they are and whatever comes back is printed, for tests of malformed input.
@@ -552,6 +554,8 @@ struct conn {
 static int epoll_fd;
 static uint64_t next_request_index;
 static uint64_t end_ns; /* 0 without --duration-ms */
+/* Set by SIGTERM or SIGINT: no request starts after it. */
+static volatile sig_atomic_t stop_requested;
 
 /*
  * Takes the line at [p, end): sets *line and *line_len (without CR LF) and returns how
@@ -943,6 +947,8 @@ static int conn_write(struct conn *c)
 
 static bool more_requests(void)
 {
+	if (stop_requested)
+		return false;
 	if (cfg.requests >= 0 && next_request_index >= (uint64_t)cfg.requests)
 		return false;
 	return !end_ns || now_ns() < end_ns;
@@ -1439,8 +1445,16 @@ cleanup:
 	return err;
 }
 
+static void stop_request(int sig)
+{
+	(void)sig;
+	stop_requested = 1;
+}
+
 int main(int argc, char **argv)
 {
+	/* No SA_RESTART: the signal interrupts epoll_wait, and the loop sees the stop. */
+	struct sigaction stop = {.sa_handler = stop_request};
 	int err;
 
 	if (parse_args(argc, argv))
@@ -1449,6 +1463,9 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if (cfg.raw_file)
 		return raw_run() ? 1 : 0;
+	sigemptyset(&stop.sa_mask);
+	sigaction(SIGTERM, &stop, NULL);
+	sigaction(SIGINT, &stop, NULL);
 
 	err = request_templates_build();
 	if (!err)

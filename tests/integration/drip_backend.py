@@ -20,7 +20,10 @@ DRIP_INTERIM_ALONE=1. With PIECE 0, a request path with "/silent" waits DRIP_SLO
 once, the rest DRIP_SLOW_MS later (a backend that stalls mid-body); one with "/close" is
 closed right after its response (a backend that says keep-alive and closes all the same), and
 one with "/extra" gets "junk" 50 ms after its response, in a send of its own (bytes past the
-response).
+response; it logs "extra: junk sent", then "extra: closed" when the peer closes).
+DRIP_HOLD_AT=BYTES with DRIP_HOLD_FILE=FILE (piece mode): before the first piece that
+starts at or past BYTES of a body, it creates FILE.held and sends nothing until FILE exists,
+then removes both and goes on (a body paused mid-way, for as long as the test needs).
 Prints "ready" once listening, and the body's sha256 on the first line of stdout.
 """
 import hashlib
@@ -40,17 +43,34 @@ extra = os.environ.get("DRIP_HEAD_EXTRA", "").replace("\\r\\n", "\r\n").encode("
 interim = os.environ.get("DRIP_INTERIM", "").replace("\\r\\n", "\r\n").encode("latin-1")
 interim_alone = os.environ.get("DRIP_INTERIM_ALONE") == "1"
 slow = int(os.environ.get("DRIP_SLOW_MS", "2000")) / 1000.0
+hold_at = int(os.environ["DRIP_HOLD_AT"]) if "DRIP_HOLD_AT" in os.environ else None
+hold_file = os.environ.get("DRIP_HOLD_FILE", "")
 head = (b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nContent-Type: application/octet-stream\r\n" % size
         + extra + b"\r\n")
 
 
+def hold():
+    """Waits until the test creates hold_file (it saw FILE.held), then clears both."""
+    open(hold_file + ".held", "w").close()
+    while not os.path.exists(hold_file):
+        time.sleep(0.01)
+    os.remove(hold_file)
+    os.remove(hold_file + ".held")
+
+
 def serve(conn):
     buf = b""
+    extra_sent = False
     with conn:
         while True:
             while b"\r\n\r\n" not in buf:
-                d = conn.recv(65536)
+                try:
+                    d = conn.recv(65536)
+                except ConnectionResetError:
+                    d = b""
                 if not d:
+                    if extra_sent:
+                        print("extra: closed", file=sys.stderr, flush=True)
                     return
                 buf += d
             req, buf = buf.split(b"\r\n\r\n", 1)
@@ -74,10 +94,16 @@ def serve(conn):
                 if b"/extra" in target:
                     time.sleep(0.05)
                     conn.sendall(b"junk")
+                    extra_sent = True
+                    print("extra: junk sent", file=sys.stderr, flush=True)
                 continue
             conn.sendall(first + head)
             time.sleep(pause * 5)
+            held = False
             for off in range(0, size, piece):
+                if hold_at is not None and off >= hold_at and not held:
+                    hold()
+                    held = True
                 if cut is not None and off + piece > cut:
                     conn.sendall(body[off:cut])
                     return

@@ -10,7 +10,9 @@ its Content-Length. MODE says when each request goes out:
   pipe   all N in one send;
   pairs  two at a time: one, another 2 ms later, then both responses are read;
   half   all N at once, then the client shuts its sending side (a half-close).
-Then it holds the connection HOLD_MS (default 0) more, to see what the server does with it.
+Then it holds the connection HOLD_MS (default 0) more, to see what the server does with it;
+with KA_HOLD_FILE set, until that file exists (HOLD_MS at most), so that a test lets it go
+once the state it waits for is there rather than after a time.
 Prints one line: "OK BYTES MS END", where OK is the responses read whole with status 200,
 BYTES their bytes, heads included, MS the time from the first request to the last response,
 and END what came after the last response within HOLD_MS: "open" (nothing), "closed" (the
@@ -18,6 +20,7 @@ server closed), or "bytes" (more bytes). With KA_OUT set, the responses' bytes a
 that file as they came.
 """
 import os
+import select
 import socket
 import sys
 import time
@@ -75,17 +78,35 @@ else:
         ok += response() == 200
 ms = (time.monotonic() - t0) * 1000
 end = "open"
+hold_file = os.environ.get("KA_HOLD_FILE")
+
+
+def peer_end():
+    """What the server did: "bytes" or "closed" (a read: it waits, if the socket blocks)."""
+    try:
+        d = s.recv(65536)
+    except ConnectionResetError:
+        return "closed"
+    return "bytes" if d else "closed"
+
+
 if buf:
     end = "bytes"
+elif hold_file:
+    deadline = time.monotonic() + hold
+    while True:
+        last = os.path.exists(hold_file) or time.monotonic() > deadline
+        if select.select([s], [], [], 0 if last else 0.02)[0]:
+            end = peer_end()
+            break
+        if last:
+            break
 elif hold:
     s.settimeout(hold)
     try:
-        d = s.recv(65536)
-        end = "bytes" if d else "closed"
+        end = peer_end()
     except socket.timeout:
         pass
-    except ConnectionResetError:
-        end = "closed"
 s.close()
 if os.environ.get("KA_OUT"):
     with open(os.environ["KA_OUT"], "wb") as f:

@@ -163,6 +163,18 @@ stat_of() {
 	"$SOCKWAY" -j accel list | jq -r ".stats.$1"
 }
 
+# stat_above FIELD VALUE: the accel_stats counter FIELD is above VALUE now (for wait_until).
+stat_above() {
+	[ "$(stat_of "$1")" -gt "$2" ]
+}
+
+# accel_queue: the bytes a client's sk_msg queue takes before sends to it take TCP
+# (sk_msg.bpf.c, has_room): SW_ACCEL_QUEUE (4 MiB), or tcp_rmem[2] if that is smaller, for a
+# socket whose SO_RCVBUF is below it, as every client's here is.
+accel_queue() {
+	awk '{ print ($3 < 4194304 ? $3 : 4194304) }' /proc/sys/net/ipv4/tcp_rmem
+}
+
 # kernel_warnings: kernel log lines that say something went wrong (compare before/after).
 kernel_warnings() {
 	dmesg | grep -cE 'WARNING|BUG|Oops|refcount'
@@ -205,6 +217,11 @@ stop_pid() {
 	STOP_RC=$?
 }
 
+# How long a test waits for a state it expects before it calls it a failure: generous for a
+# busy 2-core machine, where tests run beside other tests and load (STYLE.md rule 16). A
+# wait that succeeds ends as soon as the state is there, so this costs a passing run nothing.
+WAIT_S=60
+
 # wait_until SECONDS CMD...: runs CMD every 50 ms until it succeeds; 1 if it never did.
 wait_until() {
 	local deadline=$((${EPOCHREALTIME/./} + $1 * 1000000))
@@ -218,7 +235,7 @@ wait_until() {
 # backend_stats PORT: the swbackend's own counters, {"name","requests","shadow_requests",
 # "body_bytes"}, asked of it directly (the stats request itself is not counted).
 backend_stats() {
-	curl -s --max-time 2 "http://127.0.0.1:$1/__swbackend/stats"
+	curl -s --max-time 30 "http://127.0.0.1:$1/__swbackend/stats"
 }
 
 # backend_count PORT FIELD: one of those counters.
@@ -234,7 +251,7 @@ start_backend() {
 	spawn "backend-$name-$p" "$SWBACKEND" --name "$name" --listen "127.0.0.1:$p" "$@"
 	# shellcheck disable=SC2034 # read by the tests
 	BACKEND_PID=$SPAWNED
-	if ! wait_until 5 backend_stats "$p"; then
+	if ! wait_until "$WAIT_S" backend_stats "$p"; then
 		fail "swbackend $name on port $p did not start" "$(head -c 400 "$TMP/backend-$name-$p.log")"
 		return 1
 	fi
@@ -251,7 +268,7 @@ start_sockwayd() {
 	lib_exec "$SOCKWAYD" --listen "127.0.0.1:$p" --admin "127.0.0.1:$a" "$@" >"$SWD_LOG" 2>&1 &
 	SWD_PID=$!
 	LIB_PIDS+=("$SWD_PID")
-	if ! wait_until 5 grep -q '; ready' "$SWD_LOG"; then
+	if ! wait_until "$WAIT_S" grep -q '; ready' "$SWD_LOG"; then
 		fail "sockwayd on port $p did not print ready" "$(head -c 400 "$SWD_LOG")"
 		return 1
 	fi
@@ -276,7 +293,7 @@ client() {
 # metric NAME: the value of the metric line NAME (with its labels, as printed) of sockwayd's
 # /metrics on $SWD_ADMIN.
 metric() {
-	curl -s --max-time 2 "http://127.0.0.1:$SWD_ADMIN/metrics" | awk -v n="$1" '$1 == n { print $2 }'
+	curl -s --max-time 30 "http://127.0.0.1:$SWD_ADMIN/metrics" | awk -v n="$1" '$1 == n { print $2 }'
 }
 
 # cj FILTER [JQ_OPTIONS...]: jq -r FILTER on the last client result.
@@ -316,18 +333,6 @@ cell() {
 # cell_is ENDPOINT BACKEND ROLE FILTER WANT: the cell's FILTER is WANT (for wait_until).
 cell_is() {
 	[ "$(cell "$1" "$2" "$3" "$4")" = "$5" ]
-}
-
-# settle CMD...: waits up to ~2 s until the output of CMD is the same twice 200 ms apart
-# (shadow copies are sent and counted after the client has its answer).
-settle() {
-	local prev="" cur _
-	for _ in $(seq 1 10); do
-		cur=$("$@" 2>/dev/null)
-		[ -n "$cur" ] && [ "$cur" = "$prev" ] && break
-		prev=$cur
-		sleep 0.2
-	done
 }
 
 # --- acceleration mode: the same script with the kernel fast path on and off ----------------------

@@ -5,10 +5,10 @@
 # and its pins; sends between two local sockets of accelerated cgroups going through
 # sk_msg (the accel_stats counters) and not when one end is outside; 16 MiB bodies
 # byte-exact both ways; FIN and half-close propagation without leaked sockets; the kill
-# switch flipped under load and with bytes queued; sockwayd on the fast path; a slow reader
-# beside a normal client (its memory bounded); connections opened and closed at a high rate
-# while traffic flows (section 9: close races, dmesg clean); and processes killed with
-# sockets in the map. DESIGN.md ("Known hazards of sockmap") says why each is here.
+# switch flipped under load and with bytes queued; sockwayd on the fast path; a reader that
+# stops, beside a normal client (its memory bounded); connections opened and closed as fast
+# as they can while traffic flows (section 9: close races, dmesg clean); and processes
+# killed with sockets in the map. DESIGN.md ("Known hazards of sockmap") says why each is here.
 cd "$(dirname "$0")/../.." || exit 1
 . tests/integration/lib.sh
 
@@ -61,15 +61,6 @@ sock_hash_empty() {
 	[ "$(sock_entries)" = 0 ]
 }
 
-# tcp_mem: pages the kernel's TCP sockets hold now ("mem" of the TCP: line of sockstat).
-tcp_mem() {
-	awk '/^TCP:/ { for (i = 1; i < NF; i++) if ($i == "mem") print $(i + 1) }' /proc/net/sockstat
-}
-
-tcp_mem_at_most() {
-	[ "$(tcp_mem)" -le "$1" ]
-}
-
 # in_cg CG CMD...: runs CMD in the foreground inside cgroup CG ("" for the test's own).
 in_cg() {
 	local cg=$1
@@ -99,7 +90,8 @@ all_ok() {
 #   halfclose: A sends 1 MiB and shuts down its write side; B reads to EOF, answers and
 #     closes; A reads the answer to EOF.
 #   queued SOCKWAY: A sends 16 bytes that B has not read yet; "SOCKWAY accel off"; B reads
-#     (2 s at most); then A sends 5 more bytes and B reads them.
+#     (a read waits 30 s at most: only a failure waits); then A sends 5 more bytes and B
+#     reads them.
 cat >"$TMP/pair.py" <<'EOF'
 import hashlib, json, socket, subprocess, sys
 ls = socket.socket()
@@ -107,8 +99,8 @@ ls.bind(("127.0.0.1", 0))
 ls.listen(1)
 a = socket.create_connection(ls.getsockname())
 b, _ = ls.accept()
-a.settimeout(2)
-b.settimeout(2)
+a.settimeout(30)
+b.settimeout(30)
 out = {}
 
 def read_all(s, limit):
@@ -215,21 +207,35 @@ ge "2: client in a child cgroup: stats.redirected grew by >= 200" $(($(stat_of r
 
 # --- 3. 16 MiB bodies byte-exact both ways ----------------------------------------------------
 SPAWN_CGROUP=$CG start_backend big "$P_BIG" --body-size $MIB16
+# The backend writes 16 MiB at once to a client that reads nothing until it is told: sk_msg
+# redirects into the client's queue up to its limit (accel_queue, 4 MiB), then holds the
+# rest back on TCP (held_bytes), whose window blocks the backend; a redirect never would,
+# and the backend would fill kernel memory. The test waits for that, then lets the client
+# read it all. (Not curl: whether curl falls behind a local backend is up to the machine.)
 rb0=$(stat_of redirected_bytes)
 hb0=$(stat_of held_bytes)
-code=$(in_cg "$CG" curl -s --max-time 20 -o "$TMP/big.fast" -w '%{http_code}' "http://127.0.0.1:$P_BIG/big")
+SPAWN_CGROUP=$CG spawn big-hold python3 tests/integration/hold_client.py "$P_BIG" /big \
+	"$TMP/big.fast" "$TMP/big.go"
+big_hold=$SPAWNED
+if wait_until "$WAIT_S" stat_above held_bytes "$hb0"; then
+	pass "3: a client that does not read: once its queue is full, the sends take TCP (held_bytes grew)"
+else
+	fail "3: a client that does not read: once its queue is full, the sends take TCP (held_bytes grew)" \
+		"redirected $(($(stat_of redirected_bytes) - rb0)) bytes, held none in $WAIT_S s"
+fi
+rb=$(($(stat_of redirected_bytes) - rb0))
+echo "# 3: 16 MiB to a client that does not read: $rb bytes redirected before the sends took TCP"
+ge "3: until then they went through sk_msg, up to the queue's limit" "$rb" "$(accel_queue)"
+# Past the limit by one message at most: its size is checked before each (one message is
+# at most MAX_SKB_FRAGS pages of 32 KiB, 544 KiB by default).
+le "3: and not much past it" "$rb" $(($(accel_queue) + 2097152))
+touch "$TMP/big.go"
+wait "$big_hold"
 rb1=$(stat_of redirected_bytes)
-eq "3: 16 MiB download in the cgroup: 200" "$code" 200
-eq "3: 16 MiB download in the cgroup: size" "$(stat -c %s "$TMP/big.fast" 2>/dev/null)" $MIB16
-# The backend writes 16 MiB at once, faster than curl reads: past 4 MiB queued in curl's
-# socket, sends take TCP until curl has caught up (held_bytes), then sk_msg again. (The
-# sum is not exactly 16 MiB: after a TCP send hits a full buffer the kernel reuses that
-# verdict for the next send without running the program.)
-ge "3: the download went through sk_msg (redirected_bytes grew by >= 1 MiB)" $((rb1 - rb0)) 1048576
-ge "3: and part of it was held back on TCP (held_bytes grew)" $(($(stat_of held_bytes) - hb0)) 1
-echo "# 3: 16 MiB download: $((rb1 - rb0)) bytes redirected, $(($(stat_of held_bytes) - hb0)) held back on TCP"
+eq "3: 16 MiB download in the cgroup: 200 and the size, once the client reads" \
+	"$(cat "$TMP/big-hold.log")" "200 $MIB16"
 check "3: accel off" "$SOCKWAY" accel off
-code=$(in_cg "$CG" curl -s --max-time 20 -o "$TMP/big.tcp" -w '%{http_code}' "http://127.0.0.1:$P_BIG/big")
+code=$(in_cg "$CG" curl -s --max-time 60 -o "$TMP/big.tcp" -w '%{http_code}' "http://127.0.0.1:$P_BIG/big")
 eq "3: the same download with accel off: 200" "$code" 200
 eq "3: redirected_bytes did not move with accel off" "$(stat_of redirected_bytes)" "$rb1"
 eq "3: both downloads have the same sha256" "$(sha256sum <"$TMP/big.fast")" "$(sha256sum <"$TMP/big.tcp")"
@@ -278,25 +284,26 @@ sock_entries_are() {
 	[ "$(sock_entries)" = "$1" ]
 }
 
-# fin_clean DESC ENTRIES PORT...: within 2 s no CLOSE-WAIT or FIN-WAIT-2 on the ports, then
-# nothing but LISTEN and TIME-WAIT, and sock_hash holds ENTRIES sockets again.
+# fin_clean DESC ENTRIES PORT...: no CLOSE-WAIT or FIN-WAIT-2 on the ports, then nothing but
+# LISTEN and TIME-WAIT, and sock_hash holds ENTRIES sockets again (each waited for: a socket
+# that never gets there is the leak; one that gets there late is a busy machine).
 fin_clean() {
 	local desc=$1 entries=$2 p
 	shift 2
 	for p in "$@"; do
-		if wait_until 2 no_fin_states "$p"; then
-			pass "$desc: within 2 s no CLOSE-WAIT or FIN-WAIT-2 socket on port $p"
+		if wait_until "$WAIT_S" no_fin_states "$p"; then
+			pass "$desc: no CLOSE-WAIT or FIN-WAIT-2 socket left on port $p"
 		else
-			fail "$desc: within 2 s no CLOSE-WAIT or FIN-WAIT-2 socket on port $p" "$(port_states "$p")"
+			fail "$desc: no CLOSE-WAIT or FIN-WAIT-2 socket left on port $p" "after $WAIT_S s: $(port_states "$p")"
 		fi
 	done
-	if wait_until 2 only_closed "$@"; then
+	if wait_until "$WAIT_S" only_closed "$@"; then
 		pass "$desc: nothing but LISTEN and TIME-WAIT on ports $*"
 	else
 		fail "$desc: nothing but LISTEN and TIME-WAIT on ports $*" \
 			"$(for p in "$@"; do echo -n "$p: $(port_states "$p") "; done)"
 	fi
-	if wait_until 2 sock_entries_are "$entries"; then
+	if wait_until "$WAIT_S" sock_entries_are "$entries"; then
 		pass "$desc: sock_hash is back to $entries entries (closed sockets left it)"
 	else
 		fail "$desc: sock_hash is back to $entries entries" "$(sock_entries) entries"
@@ -340,7 +347,7 @@ fin_clean "4: through sockwayd" "$n0" "$P_FIN_SWD" "$P_FIN_UP"
 stop_pid "$SWD_PID"
 eq "4: sockwayd exits 0 on SIGTERM afterwards" "$STOP_RC" 0
 r0=$(stat_of redirected)
-in_cg "$CG" timeout 10 python3 "$TMP/pair.py" halfclose >"$TMP/halfclose.json" 2>"$TMP/halfclose.err"
+in_cg "$CG" timeout 120 python3 "$TMP/pair.py" halfclose >"$TMP/halfclose.json" 2>"$TMP/halfclose.err"
 eq "4: half-close: 1 MiB then SHUT_WR arrives whole, then EOF" \
 	"$(jq -c '[.b_bytes, .b_intact, .b_eof]' "$TMP/halfclose.json" 2>/dev/null)" '[1048576,true,true]'
 eq "4: half-close: the reply sent after EOF arrives, then EOF" \
@@ -348,33 +355,44 @@ eq "4: half-close: the reply sent after EOF arrives, then EOF" \
 ge "4: half-close: the bytes went through sk_msg" $(($(stat_of redirected) - r0)) 2
 
 # --- 5. the kill switch ------------------------------------------------------------------------
+# 16 keep-alive connections run until the test stops them (SIGTERM; the duration is only a
+# cap), while the switch flips off and on 8 times; each flip waits until requests were
+# answered in the state before (the backend's count grew by 16), so that every flip lands
+# on traffic, however slowly the machine serves it.
 SPAWN_CGROUP=$CG start_backend ks "$P_KS"
 r0=$(stat_of redirected)
 SPAWN_CGROUP=$CG spawn ks-client "$SWCLIENT" --url "http://127.0.0.1:$P_KS/x" --connections 16 \
-	--duration-ms 4000 --timeout-ms 2000
+	--duration-ms 600000 --timeout-ms 10000
 ks_client=$SPAWNED
-sleep 0.3
+wait_until "$WAIT_S" stat_above redirected $((r0 + 99))
 ge "5: the 16 connections were on the fast path before the first flip" $(($(stat_of redirected) - r0)) 100
+# answered_from N: the backend has answered N requests or more.
+answered_from() {
+	[ "$(backend_count "$P_KS" requests)" -ge "$1" ]
+}
 offs=0
 ons=0
-end=$((${EPOCHREALTIME/./} + 3600000))
-while [ "${EPOCHREALTIME/./}" -lt "$end" ]; do
+served=0
+for i in 1 2 3 4 5 6 7 8; do
+	n=$(backend_count "$P_KS" requests)
 	"$SOCKWAY" accel off >/dev/null 2>&1 && offs=$((offs + 1))
-	sleep 0.25
+	wait_until "$WAIT_S" answered_from $((n + 16)) && served=$((served + 1))
+	n=$(backend_count "$P_KS" requests)
 	"$SOCKWAY" accel on >/dev/null 2>&1 && ons=$((ons + 1))
-	sleep 0.25
+	wait_until "$WAIT_S" answered_from $((n + 16)) && served=$((served + 1))
 done
-wait "$ks_client" 2>/dev/null
+stop_pid "$ks_client"
 cp "$TMP/ks-client.log" "$TMP/client.json"
-ge "5: accel off succeeded at least once" "$offs" 1
-ge "5: accel on succeeded at least once" "$ons" 1
+eq "5: accel off and accel on each succeeded 8 times" "$offs $ons" "8 8"
+eq "5: after each of the 16 flips, requests went on being answered" "$served" 16
+eq "5: flipping under load: swclient ran to its end" "$STOP_RC" 0
 eq "5: flipping under load: no error" "$(cj .errors)" 0
 eq "5: flipping under load: every request answered, all 200" \
 	"$(cj '.status["200"] // 0')" "$(cj .requests)"
 eq "5: the fast path is on after the last flip" "$("$SOCKWAY" -j accel list | jq .on)" true
 # Deterministic: bytes already moved into the peer's queue when "accel off" empties
 # sock_hash must still be read by the peer.
-in_cg "$CG" timeout 10 python3 "$TMP/pair.py" queued "$SOCKWAY" >"$TMP/queued.json" 2>"$TMP/queued.err"
+in_cg "$CG" timeout 120 python3 "$TMP/pair.py" queued "$SOCKWAY" >"$TMP/queued.json" 2>"$TMP/queued.err"
 eq "5: bytes sent but not yet read before accel off are read after it" \
 	"$(jq -r .before "$TMP/queued.json" 2>/dev/null)" queued-before-of
 eq "5: bytes sent after accel off are read" "$(jq -r .after "$TMP/queued.json" 2>/dev/null)" after
@@ -396,53 +414,65 @@ echo "# 7: stats.redirected grew by $r7 (client->sockwayd, sockwayd->b7 and back
 ge "7: sockwayd's sockets took the fast path (redirected grew by >= 4000)" "$r7" 4000
 stop_pid "$SWD_PID"
 
-# --- 8. a slow reader beside a normal client -----------------------------------------------------
+# --- 8. a reader that stops, beside a normal client ----------------------------------------------
+# A client stops reading a 64 MiB body (hold_client.py reads the head, then nothing until
+# told), beside a normal client of another backend. The backend never blocks on sk_msg
+# alone: without the limit in sk_msg.bpf.c all 64 MiB sat in the reader's queue. With it
+# the reader's socket holds the queue's limit (accel_queue, 4 MiB) plus one message, and
+# TCP's receive buffer; the rest waits in the backend, blocked by TCP's window. A reader
+# that does not read at all makes that a state to wait for, where a slow one (curl at
+# 2 MB/s) made it a race between its rate and the backend's.
 SPAWN_CGROUP=$CG start_backend slow "$P_SLOW" --body-size $((64 * 1048576))
 SPAWN_CGROUP=$CG start_backend fast "$P_FAST"
-mem0=$(tcp_mem)
-rb0=$(stat_of redirected_bytes)
-held0=$(stat_of held)
-SPAWN_CGROUP=$CG spawn slow-reader curl -s --limit-rate 2M -o /dev/null "http://127.0.0.1:$P_SLOW/big"
+hb0=$(stat_of held_bytes)
+SPAWN_CGROUP=$CG spawn slow-reader python3 tests/integration/hold_client.py "$P_SLOW" /big \
+	/dev/null "$TMP/slow.go"
 slow_reader=$SPAWNED
-sleep 0.3
-SPAWN_CGROUP=$CG spawn fast-client "$SWCLIENT" --url "http://127.0.0.1:$P_FAST/x" --requests 1000 --connections 4
-fast_client=$SPAWNED
-mem_max=0
-end=$((${EPOCHREALTIME/./} + 2700000))
-while [ "${EPOCHREALTIME/./}" -lt "$end" ]; do
-	m=$(tcp_mem)
-	[ "$m" -gt "$mem_max" ] && mem_max=$m
-	sleep 0.1
-done
-slow_alive=$(kill -0 "$slow_reader" 2>/dev/null && echo yes || echo no)
-rb_slow=$(($(stat_of redirected_bytes) - rb0))
-stop_pid "$slow_reader" KILL
-wait "$fast_client" 2>/dev/null
-cp "$TMP/fast-client.log" "$TMP/client.json"
-eq "8: the slow reader was still reading after 3 s" "$slow_alive" yes
-all_ok "8: the normal client beside the slow reader" 1000
-le "8: its p50 latency is under 20 ms (us)" "$(cj '.latency_us.p50 // 1e9')" 20000
-# The backend has 64 MiB to send and never blocks on sk_msg alone: without the limit in
-# sk_msg.bpf.c all of it sat in the reader's queue (16384 pages). With it the reader holds
-# at most 4 MiB redirected plus one message, and TCP's buffers: 4096 pages leave room.
-le "8: TCP memory grew by at most 4096 pages (16 MiB) while the backend had 64 MiB to send" \
-	$((mem_max - mem0)) 4096
-ge "8: the backend's sends to the slow reader were held back on TCP" "$(($(stat_of held) - held0))" 1
-echo "# 8: TCP mem $mem0 pages before, $mem_max at most during; the backend pushed $rb_slow bytes through sk_msg to a reader at 2 MB/s"
-if wait_until 2 tcp_mem_at_most $((mem0 + 4096)); then
-	pass "8: the slow reader's queued bytes are freed after it is killed"
+if wait_until "$WAIT_S" stat_above held_bytes "$hb0"; then
+	pass "8: once the stopped reader's queue was full, the backend's sends took TCP (held_bytes grew)"
 else
-	fail "8: the slow reader's queued bytes are freed after it is killed" "$(grep TCP: /proc/net/sockstat), $mem0 before"
+	fail "8: once the stopped reader's queue was full, the backend's sends took TCP (held_bytes grew)" \
+		"nothing held in $WAIT_S s"
+fi
+swc "$CG" --url "http://127.0.0.1:$P_FAST/x" --requests 1000 --connections 4
+all_ok "8: the normal client beside the stopped reader" 1000
+# A sanity bound, not a measure (tools/bench measures latency): the backend answers in
+# microseconds, and a client held up by the stopped reader would wait for as long as it
+# stops; half of the requests taking 500 ms each is far beyond what a busy machine adds.
+le "8: its p50 latency is under 500 ms (us)" "$(cj '.latency_us.p50 // 1e9')" 500000
+# reader_rmem: the receive memory of the reader's socket (ss skmem "r": its TCP receive
+# queue and the bytes sk_msg redirected into it), in bytes.
+reader_rmem() {
+	ss -Htmn "dport = :$P_SLOW" | sed -n 's/.*skmem:(r\([0-9]*\),.*/\1/p' | head -1
+}
+mem=$(reader_rmem)
+echo "# 8: the stopped reader's socket holds ${mem:-?} bytes; the backend had 64 MiB to send"
+le "8: the stopped reader's socket holds at most 16 MiB while the backend had 64 MiB to send" \
+	"${mem:-1e18}" 16777216
+eq "8: the stopped reader is still there, mid-body" \
+	"$(kill -0 "$slow_reader" 2>/dev/null && [ -e "$TMP/slow.go.held" ] && echo yes)" yes
+stop_pid "$slow_reader" KILL
+# reader_gone: the reader's socket, and the bytes queued in it, are freed.
+reader_gone() {
+	[ -z "$(ss -Htn "dport = :$P_SLOW")" ]
+}
+if wait_until "$WAIT_S" reader_gone; then
+	pass "8: killed, the stopped reader's socket and its queued bytes are freed"
+else
+	fail "8: killed, the stopped reader's socket and its queued bytes are freed" "$(ss -Htmn "dport = :$P_SLOW")"
 fi
 
-# --- 9. close races: connections opened and closed at a high rate while traffic flows -----------
-# Four churners open connections as fast as they can for 6 s, two straight to backends and two
-# through sockwayd, and leave in every way a client can: FIN or RST right after the request
-# (the response racing the close), FIN after the response, half-close, RST or FIN in the middle
-# of a 1 MiB response (bytes still queued for the dying socket; through sockwayd, a body the
-# kernel splices backend to client), RST in the middle of a request body, and
-# connect-then-close. Meanwhile steady keep-alive clients run, straight and through sockwayd,
-# one of them downloading 1 MiB bodies that the kernel splices, all on accelerated sockets.
+# --- 9. close races: connections opened and closed as fast as they can while traffic flows -----
+# Four churners open and close 1500 connections each as fast as they can, two straight to
+# backends and two through sockwayd, and leave in every way a client can: FIN or RST right
+# after the request (the response racing the close), FIN after the response, half-close, RST
+# or FIN in the middle of a 1 MiB response (bytes still queued for the dying socket; through
+# sockwayd, a body the kernel splices backend to client), RST in the middle of a request
+# body, and connect-then-close. Steady keep-alive clients run from before the churn to after it (they
+# are stopped once the churners are done), straight and through sockwayd, one of them
+# downloading 1 MiB bodies that the kernel splices, all on accelerated sockets; the churn
+# goes on until the kernel spliced bodies and the downloads went on during it. Counts of
+# work, never a time: a busy machine only takes longer.
 # The steady clients must see no error and every byte right, sockwayd must still serve and
 # exit cleanly, sock_hash must drain to where it was, no socket may be left half-closed, and
 # the kernel must not complain (DESIGN.md: sockmap has panicked and leaked on these paths).
@@ -451,16 +481,18 @@ P_RACE_BIG=$(port 25)
 P_RACE_SWD=$(port 26)
 P_RACE_ADMIN=$(port 27)
 P_DRIP=$(port 28)
-RACE_MS=6000
+RACE_COUNT=1500
 
-# race.py churn SMALL_PORT SMALL_PATH BIG_PORT BIG_PATH SECONDS: opens and closes connections
-#   as fast as it can, cycling through MODES; only "read_close" expects an answer (a whole
-#   200), the others count resets and timeouts.
-# race.py fetch PORT PATH SECONDS SHA256: one keep-alive connection downloading PATH again and
-#   again; every body must have that sha256.
-# Both print their counts as JSON.
+# race.py churn SMALL_PORT SMALL_PATH BIG_PORT BIG_PATH COUNT STOP: opens and closes
+#   connections as fast as it can, cycling through MODES, until it did COUNT and the file
+#   STOP exists (300 s at most); only "read_close" expects an answer (a whole 200), the
+#   others count resets and timeouts.
+# race.py fetch PORT PATH STOP SHA256 PROGRESS: one keep-alive connection downloading PATH
+#   again and again until the file STOP exists; every body must have that sha256; the count
+#   of responses goes to the file PROGRESS after each.
+# Both print their counts as JSON. Their timeouts only end a connection that is stuck.
 cat >"$TMP/race.py" <<'PY'
-import hashlib, json, socket, struct, sys, time
+import hashlib, json, os, socket, struct, sys, time
 LINGER_RST = struct.pack("ii", 1, 0)
 MODES = ["fin_unread", "rst_unread", "read_close", "halfclose", "big_fin", "big_rst",
          "post_rst", "connect_close"]
@@ -488,13 +520,13 @@ def read_response(s, buf=b""):
         body += d
     return head.split(b"\r\n", 1)[0].decode(errors="replace"), body[:length], body[length:]
 
-def churn(small_port, small_path, big_port, big_path, seconds):
+def churn(small_port, small_path, big_port, big_path, count, stop):
     out = {"modes": {m: 0 for m in MODES}, "resets": 0, "timeouts": 0, "read_close_ok": 0,
            "read_close_bad": 0, "bad": []}
 
     def one(mode):
         port = big_port if mode.startswith("big") else small_port
-        s = socket.create_connection(("127.0.0.1", port), timeout=2)
+        s = socket.create_connection(("127.0.0.1", port), timeout=30)
         try:
             if mode in ("fin_unread", "rst_unread"):
                 s.sendall(get(small_path))
@@ -521,9 +553,9 @@ def churn(small_port, small_path, big_port, big_path, seconds):
         finally:
             s.close()
 
-    end = time.monotonic() + seconds
+    end = time.monotonic() + 300
     i = 0
-    while time.monotonic() < end:
+    while (i < count or not os.path.exists(stop)) and time.monotonic() < end:
         mode = MODES[i % len(MODES)]
         i += 1
         out["modes"][mode] += 1
@@ -539,14 +571,13 @@ def churn(small_port, small_path, big_port, big_path, seconds):
     out["connections"] = i
     return out
 
-def fetch(port, path, seconds, sha):
+def fetch(port, path, stop, sha, progress):
     out = {"responses": 0, "intact": 0, "errors": 0, "bad": []}
-    end = time.monotonic() + seconds
     s, rest = None, b""
-    while time.monotonic() < end:
+    while not os.path.exists(stop):
         try:
             if s is None:
-                s, rest = socket.create_connection(("127.0.0.1", port), timeout=5), b""
+                s, rest = socket.create_connection(("127.0.0.1", port), timeout=30), b""
             s.sendall(get(path))
             status, body, rest = read_response(s, rest)
         except OSError as e:
@@ -563,13 +594,16 @@ def fetch(port, path, seconds, sha):
             out["intact"] += 1
         else:
             out["bad"] = (out["bad"] + ["%s, %d bytes" % (status, len(body))])[:5]
+        with open(progress, "w") as f:
+            f.write("%d\n" % out["responses"])
     return out
 
 if sys.argv[1] == "churn":
     print(json.dumps(churn(int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), sys.argv[5],
-                           float(sys.argv[6]))))
+                           int(sys.argv[6]), sys.argv[7])))
 else:
-    print(json.dumps(fetch(int(sys.argv[2]), sys.argv[3], float(sys.argv[4]), sys.argv[5])))
+    print(json.dumps(fetch(int(sys.argv[2]), sys.argv[3], sys.argv[4], sys.argv[5],
+                           sys.argv[6])))
 PY
 
 # kernel_complaints: dmesg lines that sockmap trouble leaves (those of kernel_warnings, and
@@ -579,13 +613,14 @@ kernel_complaints() {
 }
 
 # steady_ok DESC LOG: the keep-alive client whose JSON is in LOG answered every request with a
-# 200, had no error, and really ran (>= 1000 responses).
+# 200 and had no error, though it ran from before the churn to after it (a request stuck for
+# its 30 s timeout would be an error), and it did run (a response on each connection).
 steady_ok() {
 	cp "$2" "$TMP/client.json"
 	eq "$1: no error, every request answered with a 200" \
 		"$(cj '[.errors, .requests == .responses, (.status["200"] // 0) == .responses] | @tsv' 2>/dev/null)" \
 		"$(printf '0\ttrue\ttrue')"
-	ge "$1: >= 1000 responses ($(cj '.responses // 0'))" "$(cj '.responses // 0')" 1000
+	ge "$1: it ran ($(cj '.responses // 0') responses)" "$(cj '.responses // 0')" 4
 }
 
 # churn_sum VIA: the counts of the churners that went VIA (direct, swd), added up.
@@ -602,7 +637,7 @@ SPAWN_CGROUP=$CG start_backend race-big "$P_RACE_BIG" --body-size 1048576
 # The head, then 1 MiB in 64 KiB pieces 2 ms apart: sockwayd has the head before the body
 # comes, so the kernel splices the body (the first line of its log is the body's sha256).
 SPAWN_CGROUP=$CG spawn drip python3 tests/integration/drip_backend.py "$P_DRIP" 1048576 65536 2
-wait_until 5 grep -q '^ready' "$TMP/drip.log" || fail "9: drip_backend.py did not start" "$(head -c 400 "$TMP/drip.log")"
+wait_until "$WAIT_S" grep -q '^ready' "$TMP/drip.log" || fail "9: drip_backend.py did not start" "$(head -c 400 "$TMP/drip.log")"
 drip_sha=$(grep -m 1 -E '^[0-9a-f]{64}$' "$TMP/drip.log")
 check "9: backend race" "$SOCKWAY" backend create race "127.0.0.1:$P_RACE"
 check "9: backend drip" "$SOCKWAY" backend create drip "127.0.0.1:$P_DRIP"
@@ -618,35 +653,58 @@ check "9: sockwayd joined its own accelerated cgroup" sockwayd_accelerated "$rac
 r0=$(stat_of redirected)
 sp0=$(stat_of spliced_bytes)
 s0=$(stat_of sockets)
+# The swclients run until SIGTERM (the duration is only a cap), the fetch until its file.
 SPAWN_CGROUP=$CG spawn steady-direct "$SWCLIENT" --url "http://127.0.0.1:$P_RACE/steady" \
-	--connections 4 --duration-ms $((RACE_MS + 1000))
+	--connections 4 --duration-ms 600000 --timeout-ms 30000
 steady_direct=$SPAWNED
 SPAWN_CGROUP=$CG spawn steady-swd "$SWCLIENT" --url "http://127.0.0.1:$P_RACE_SWD/race/steady" \
-	--connections 4 --duration-ms $((RACE_MS + 1000))
+	--connections 4 --duration-ms 600000 --timeout-ms 30000
 steady_swd=$SPAWNED
 SPAWN_CGROUP=$CG spawn steady-fetch python3 "$TMP/race.py" fetch "$P_RACE_SWD" /drip/steady \
-	$((RACE_MS / 1000 + 1)) "$drip_sha"
+	"$TMP/fetch.stop" "$drip_sha" "$TMP/fetch.n"
 steady_fetch=$SPAWNED
-sleep 0.5
+wait_until "$WAIT_S" stat_above redirected $((r0 + 99))
 ge "9: the steady clients were on the sk_msg path before the churn began" $(($(stat_of redirected) - r0)) 100
+# fetched: the steady 1 MiB downloads done so far.
+fetched() {
+	cat "$TMP/fetch.n" 2>/dev/null || echo 0
+}
+# churn_seen: since the churn began, 3 more steady downloads ended and the kernel spliced
+# 1 MiB of bodies.
+churn_seen() {
+	[ "$(fetched)" -ge $((f1 + 3)) ] && [ "$(stat_of spliced_bytes)" -ge $((sp1 + 1048576)) ]
+}
+f1=$(fetched)
+sp1=$(stat_of spliced_bytes)
 churners=()
 for i in 1 2; do
 	SPAWN_CGROUP=$CG spawn "churn-direct-$i" python3 "$TMP/race.py" churn \
-		"$P_RACE" /x "$P_RACE_BIG" /x $((RACE_MS / 1000))
+		"$P_RACE" /x "$P_RACE_BIG" /x "$RACE_COUNT" "$TMP/churn.stop"
 	churners+=("$SPAWNED")
 	SPAWN_CGROUP=$CG spawn "churn-swd-$i" python3 "$TMP/race.py" churn \
-		"$P_RACE_SWD" /race/x "$P_RACE_SWD" /drip/x $((RACE_MS / 1000))
+		"$P_RACE_SWD" /race/x "$P_RACE_SWD" /drip/x "$RACE_COUNT" "$TMP/churn.stop"
 	churners+=("$SPAWNED")
 done
-for pid in "${churners[@]}" "$steady_direct" "$steady_swd" "$steady_fetch"; do
+if wait_until "$WAIT_S" churn_seen; then
+	pass "9: during the churn, the kernel spliced bodies (>= 1 MiB) and 3 steady downloads ended"
+else
+	fail "9: during the churn, the kernel spliced bodies (>= 1 MiB) and 3 steady downloads ended" \
+		"in $WAIT_S s: $(($(stat_of spliced_bytes) - sp1)) bytes spliced, $(($(fetched) - f1)) downloads"
+fi
+touch "$TMP/churn.stop"
+for pid in "${churners[@]}"; do
 	wait "$pid"
 done
+touch "$TMP/fetch.stop"
+stop_pid "$steady_direct"
+stop_pid "$steady_swd"
+wait "$steady_fetch"
 connections=0
 for via in direct swd; do
 	churn_sum $via >"$TMP/churn-$via.json"
 	echo "# 9: churn $via: $(jq -c . "$TMP/churn-$via.json")"
-	ge "9: the $via churners opened and closed >= 3000 connections in $((RACE_MS / 1000)) s" \
-		"$(jq '.connections // 0' "$TMP/churn-$via.json")" 3000
+	ge "9: the $via churners opened and closed their 2 x $RACE_COUNT connections" \
+		"$(jq '.connections // 0' "$TMP/churn-$via.json")" $((2 * RACE_COUNT))
 	eq "9: churn $via: every request read to the end before closing got its whole 200" \
 		"$(jq -c '[.read_close_bad, .bad]' "$TMP/churn-$via.json")" '[0,[]]'
 	connections=$((connections + $(jq '.connections // 0' "$TMP/churn-$via.json")))
@@ -657,13 +715,10 @@ steady_ok "9: steady keep-alive client beside the churn, through sockwayd" "$TMP
 echo "# 9: steady 1 MiB downloads: $(jq -c . "$TMP/steady-fetch.log" 2>/dev/null)"
 eq "9: steady 1 MiB downloads through sockwayd: no error, every body intact" \
 	"$(jq -c '[.errors, .responses == .intact, .bad]' "$TMP/steady-fetch.log" 2>/dev/null)" '[0,true,[]]'
-ge "9: steady 1 MiB downloads: >= 20 of them" "$(jq '.responses // 0' "$TMP/steady-fetch.log" 2>/dev/null)" 20
-sp=$(($(stat_of spliced_bytes) - sp0))
-echo "# 9: the kernel spliced $sp body bytes backend -> client during the churn"
-ge "9: response bodies were spliced in the kernel during the churn (>= 1 MiB)" "$sp" 1048576
+echo "# 9: the kernel spliced $(($(stat_of spliced_bytes) - sp0)) body bytes backend -> client in all"
 check "9: sockwayd is still running" kill -0 "$race_swd"
 eq "9: sockwayd still answers /healthz" \
-	"$(curl -s --max-time 2 "http://127.0.0.1:$P_RACE_ADMIN/healthz")" ok
+	"$(curl -s --max-time 30 "http://127.0.0.1:$P_RACE_ADMIN/healthz")" ok
 swc "$CG" --url "http://127.0.0.1:$P_RACE_SWD/race/after" --requests 200 --connections 4
 all_ok "9: sockwayd still routes after the churn" 200
 stop_pid "$race_swd"
@@ -677,21 +732,30 @@ eq "9: no new kernel WARNING/BUG/Oops/refcount/sk_msg/psock/sockmap line in dmes
 warn0=$(kernel_warnings)
 SPAWN_CGROUP=$CG start_backend b6 "$P_B6"
 b6=$BACKEND_PID
-SPAWN_CGROUP=$CG spawn kill-client "$SWCLIENT" --url "http://127.0.0.1:$P_B6/x" --connections 8 --duration-ms 3000
+# The client runs until it is killed (the duration is only a cap).
+SPAWN_CGROUP=$CG spawn kill-client "$SWCLIENT" --url "http://127.0.0.1:$P_B6/x" --connections 8 \
+	--duration-ms 600000
 kill_client=$SPAWNED
-sleep 1
+# sock_entries_within LO HI: sock_hash holds between LO and HI sockets.
+sock_entries_within() {
+	local n
+	n=$(sock_entries)
+	[ "$n" -ge "$1" ] && [ "$n" -le "$2" ]
+}
+wait_until "$WAIT_S" sock_entries_within 16 1000000
 ge "6: sockets of the keep-alive client are in sock_hash" "$(sock_entries)" 16
 stop_pid "$b6" KILL
-sleep 0.3
+# The backend's 8 sockets died with it; the client's go with the resets, and it goes on
+# connecting to a port nobody listens on.
+wait_until "$WAIT_S" sock_entries_within 0 8
 stop_pid "$kill_client" KILL
-sleep 0.5
-eq "6: no new kernel WARNING/BUG/Oops/refcount line in dmesg" "$(kernel_warnings)" "$warn0"
-check "6: accel list still answers" bash -c "'$SOCKWAY' -j accel list | jq -e .on"
-if wait_until 2 sock_hash_empty; then
+if wait_until "$WAIT_S" sock_hash_empty; then
 	pass "6: the killed processes' sockets left sock_hash"
 else
 	fail "6: the killed processes' sockets left sock_hash" "$(sock_entries) entries left"
 fi
+eq "6: no new kernel WARNING/BUG/Oops/refcount line in dmesg" "$(kernel_warnings)" "$warn0"
+check "6: accel list still answers" bash -c "'$SOCKWAY' -j accel list | jq -e .on"
 prog_id=$(bpftool -j cgroup show "$CG" | jq -r '.[] | select(.name == "sock_track") | .id')
 map_id=$(bpftool -j map show pinned "$SOCKWAY_PIN_ROOT/sock_hash" | jq -r .id)
 check "6: bpftool gives the ids of sock_track ($prog_id) and sock_hash ($map_id)" \
@@ -700,8 +764,8 @@ check "6: accel off" "$SOCKWAY" accel off
 check "6: unload" "$SOCKWAY" unload
 check "6: the pin directory is gone" test ! -e "$SOCKWAY_PIN_ROOT"
 eq "6: nothing attached to $CG after unload" "$(sockops_on "$CG")" 0
-check "6: the sockops program ($prog_id) is freed" wait_until 2 bash -c "! bpftool prog show id '$prog_id'"
-check "6: sock_hash ($map_id) is freed" wait_until 2 bash -c "! bpftool map show id '$map_id'"
+check "6: the sockops program ($prog_id) is freed" wait_until "$WAIT_S" bash -c "! bpftool prog show id '$prog_id'"
+check "6: sock_hash ($map_id) is freed" wait_until "$WAIT_S" bash -c "! bpftool map show id '$map_id'"
 eq "6: still no new kernel warning" "$(kernel_warnings)" "$warn0"
 
 finish

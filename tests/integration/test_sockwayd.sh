@@ -37,15 +37,17 @@ header() {
 }
 
 # raw NAME: sends $TMP/NAME.raw with swclient --raw; the response is in $TMP/NAME.resp.
+# swclient reads until sockwayd closes, which each of these requests makes it do; its 30 s
+# timeout is only reached by a connection left open.
 raw() {
-	"$SWCLIENT" --url "$SWD_URL/" --raw "$TMP/$1.raw" --timeout-ms 2000 >"$TMP/$1.resp" 2>"$TMP/$1.err"
+	"$SWCLIENT" --url "$SWD_URL/" --raw "$TMP/$1.raw" --timeout-ms 30000 >"$TMP/$1.resp" 2>"$TMP/$1.err"
 }
 
 # alive DESC: sockwayd answers /healthz with "ok" and routes a normal request.
 alive() {
 	local health code
-	health=$(curl -s --max-time 2 "$ADMIN_URL/healthz")
-	code=$(curl -s --max-time 2 -o /dev/null -w '%{http_code}' "$SWD_URL/alive")
+	health=$(curl -s --max-time 30 "$ADMIN_URL/healthz")
+	code=$(curl -s --max-time 30 -o /dev/null -w '%{http_code}' "$SWD_URL/alive")
 	if kill -0 "$SWD_PID" 2>/dev/null && [ "$health" = ok ] && [ "$code" = 200 ]; then
 		pass "$1: sockwayd is alive (healthz ok, a normal request 200)"
 	else
@@ -98,7 +100,7 @@ while True:
 EOF
 if command -v python3 >/dev/null; then
 	spawn capture python3 "$TMP/capture.py" "$P_CAP" "$TMP/captured"
-	wait_until 5 curl -s --max-time 1 "http://127.0.0.1:$P_CAP/" || fail "the capture server did not start" "$(cat "$TMP/capture.log")"
+	wait_until "$WAIT_S" curl -s --max-time 1 "http://127.0.0.1:$P_CAP/" || fail "the capture server did not start" "$(cat "$TMP/capture.log")"
 	: >"$TMP/captured"
 else
 	fail "python3 is missing: the forwarded bytes cannot be captured"
@@ -125,8 +127,8 @@ check "endpoint counted" "$SOCKWAY" endpoint create counted --route /counted --b
 start_sockwayd "$SWD_PORT" "$SWD_ADMIN" "${SWD_ARGS[@]}" || { finish; exit 1; }
 
 # --- admin: healthz -----------------------------------------------------------------------------
-eq "GET /healthz answers 200" "$(curl -s --max-time 2 -o /dev/null -w '%{http_code}' "$ADMIN_URL/healthz")" 200
-eq "GET /healthz says ok" "$(curl -s --max-time 2 "$ADMIN_URL/healthz")" ok
+eq "GET /healthz answers 200" "$(curl -s --max-time 30 -o /dev/null -w '%{http_code}' "$ADMIN_URL/healthz")" 200
+eq "GET /healthz says ok" "$(curl -s --max-time 30 "$ADMIN_URL/healthz")" ok
 
 # --- HTTP behaviour -----------------------------------------------------------------------------
 # Pipelining: two requests in one write get two responses, in order.
@@ -136,13 +138,13 @@ eq "pipelining: two responses, both 200" "$(grep -ac '^HTTP/1.1 200 ' "$TMP/pipe
 eq "pipelining: in the order of the requests" "$(tr -d '\r' <"$TMP/pipe.resp" | sed -n 's/^X-Seen-Path: //p' | tr '\n' ' ')" "/e/first /e/second "
 
 # HTTP/1.0: closes after each response unless the client asks for keep-alive.
-curl -sv --max-time 5 --http1.0 "$SWD_URL/e/a" "$SWD_URL/e/b" >/dev/null 2>"$TMP/h10.err"
+curl -sv --max-time 30 --http1.0 "$SWD_URL/e/a" "$SWD_URL/e/b" >/dev/null 2>"$TMP/h10.err"
 eq "HTTP/1.0: two requests, two 200s" "$(grep -c '^< HTTP/1.[01] 200' "$TMP/h10.err")" 2
 eq "HTTP/1.0 without keep-alive: the connection is not reused" "$(grep -c 'Re-using existing connection' "$TMP/h10.err")" 0
 check "HTTP/1.0 without keep-alive: the server closes it" grep -q 'Closing connection 0' "$TMP/h10.err"
 check "HTTP/1.0 without keep-alive: no Connection: keep-alive answered" \
 	bash -c "! grep -qi '^< Connection: keep-alive' '$TMP/h10.err'"
-curl -sv --max-time 5 --http1.0 -H 'Connection: keep-alive' "$SWD_URL/e/a" "$SWD_URL/e/b" >/dev/null 2>"$TMP/h10ka.err"
+curl -sv --max-time 30 --http1.0 -H 'Connection: keep-alive' "$SWD_URL/e/a" "$SWD_URL/e/b" >/dev/null 2>"$TMP/h10ka.err"
 eq "HTTP/1.0 keep-alive: two requests, two 200s" "$(grep -c '^< HTTP/1.[01] 200' "$TMP/h10ka.err")" 2
 check "HTTP/1.0 keep-alive: answered Connection: keep-alive" grep -qi '^< Connection: keep-alive' "$TMP/h10ka.err"
 check "HTTP/1.0 keep-alive: the second request reuses the connection" grep -q 'Re-using existing connection' "$TMP/h10ka.err"
@@ -151,11 +153,14 @@ t0=${EPOCHREALTIME/./}
 raw h10raw
 t1=${EPOCHREALTIME/./}
 eq "HTTP/1.0 raw: 200" "$(status_line "$TMP/h10raw.resp")" "HTTP/1.1 200 OK"
-le "HTTP/1.0 raw: sockwayd closes at once (not after swclient's 2 s wait)" $(((t1 - t0) / 1000)) 1000
+# Half of swclient's 30 s wait: a connection left open takes all of it, a busy machine
+# nowhere near half.
+le "HTTP/1.0 raw: sockwayd closes the connection (swclient did not wait out its 30 s)" \
+	$(((t1 - t0) / 1000)) 15000
 
 # Expect: 100-continue: the interim 100, then the final 200 with the whole body forwarded.
 head -c 5000 /dev/zero | tr '\0' x >"$TMP/body5k"
-curl -sv --max-time 5 -H 'Expect: 100-continue' --data-binary @"$TMP/body5k" "$SWD_URL/e/expect" >/dev/null 2>"$TMP/expect.err"
+curl -sv --max-time 30 -H 'Expect: 100-continue' --data-binary @"$TMP/body5k" "$SWD_URL/e/expect" >/dev/null 2>"$TMP/expect.err"
 eq "Expect: 100-continue gets 100 Continue, then 200" \
 	"$(grep -E '^< HTTP/1.1 [0-9]+' "$TMP/expect.err" | awk '{print $3}' | tr '\n' ' ')" "100 200 "
 eq "Expect: 100-continue: the backend got the 5000 bytes" \
@@ -167,25 +172,25 @@ client /e/chunked --chunked --body-size 100000 --requests 1 --method POST
 eq "chunked request body (swclient): 200" "$(cj '.status["200"]')" 1
 eq "chunked request body (swclient): the backend got 100000 bytes" "$(($(backend_count "$P_B1" body_bytes) - b1_body0))" 100000
 head -c 100000 /dev/urandom >"$TMP/body100k"
-curl -s --max-time 5 -D "$TMP/chunked.head" -o /dev/null -H 'Transfer-Encoding: chunked' --data-binary @"$TMP/body100k" "$SWD_URL/e/chunked"
+curl -s --max-time 30 -D "$TMP/chunked.head" -o /dev/null -H 'Transfer-Encoding: chunked' --data-binary @"$TMP/body100k" "$SWD_URL/e/chunked"
 eq "chunked request body (curl): X-Seen-Body-Bytes" "$(header "$TMP/chunked.head" X-Seen-Body-Bytes)" 100000
 
 # X-Forwarded-For / X-Forwarded-Proto.
-curl -s --max-time 5 -D "$TMP/xff.head" -o /dev/null "$SWD_URL/e/xff"
+curl -s --max-time 30 -D "$TMP/xff.head" -o /dev/null "$SWD_URL/e/xff"
 eq "X-Forwarded-For reaches the backend" "$(header "$TMP/xff.head" X-Seen-Forwarded-For)" 127.0.0.1
-curl -s --max-time 5 -D "$TMP/xff2.head" -o /dev/null -H 'X-Forwarded-For: 10.1.2.3' "$SWD_URL/e/xff"
+curl -s --max-time 30 -D "$TMP/xff2.head" -o /dev/null -H 'X-Forwarded-For: 10.1.2.3' "$SWD_URL/e/xff"
 eq "X-Forwarded-For ends with the client's address when the client sent one" \
 	"$(header "$TMP/xff2.head" X-Seen-Forwarded-For | awk -F', *' '{print $NF}')" 127.0.0.1
 
 # Hop-by-hop headers stop at sockwayd.
-curl -s --max-time 5 -D "$TMP/hop.head" -o /dev/null -H 'Connection: foo' -H 'Foo: bar' \
+curl -s --max-time 30 -D "$TMP/hop.head" -o /dev/null -H 'Connection: foo' -H 'Foo: bar' \
 	-H 'Keep-Alive: timeout=5' -H 'TE: trailers' -H 'Upgrade: websocket' -H 'Proxy-Connection: keep-alive' "$SWD_URL/e/hop"
 eq "hop-by-hop: the request was answered" "$(status_line "$TMP/hop.head")" "HTTP/1.1 200 OK"
 eq "hop-by-hop: Connection, Keep-Alive, TE, Upgrade, Proxy-Connection do not reach the backend" \
 	"$(header "$TMP/hop.head" X-Seen-Hop)" ""
 
 # The same through the capture server: the exact head forwarded.
-curl -s --max-time 5 -o /dev/null -H 'Connection: foo' -H 'Foo: bar' -H 'Keep-Alive: timeout=5' \
+curl -s --max-time 30 -o /dev/null -H 'Connection: foo' -H 'Foo: bar' -H 'Keep-Alive: timeout=5' \
 	-H 'TE: trailers' -H 'Upgrade: websocket' "$SWD_URL/cap/hop"
 tr -d '\r' <"$TMP/captured" >"$TMP/captured.txt"
 check "capture: the request reached the capture backend" grep -q '^GET /cap/hop HTTP/1.1$' "$TMP/captured.txt"
@@ -195,13 +200,13 @@ eq "capture: no hop-by-hop header (Connection, Foo, Keep-Alive, TE, Upgrade) for
 	"$(grep -icE '^(connection|foo|keep-alive|te|upgrade):' "$TMP/captured.txt")" 0
 
 # A 1 MiB response, streamed intact.
-curl -s --max-time 10 -o "$TMP/big.out" "$SWD_URL/big/file"
-curl -s --max-time 10 -o "$TMP/big.direct" "http://127.0.0.1:$P_BIG/big/file"
+curl -s --max-time 30 -o "$TMP/big.out" "$SWD_URL/big/file"
+curl -s --max-time 30 -o "$TMP/big.direct" "http://127.0.0.1:$P_BIG/big/file"
 eq "1 MiB response: 1048576 bytes" "$(stat -c %s "$TMP/big.out" 2>/dev/null)" 1048576
 check "1 MiB response: the same bytes as the backend sends directly" cmp "$TMP/big.out" "$TMP/big.direct"
 
 # 404 for a path no route matches, with a one-line body.
-code=$(curl -s --max-time 5 -o "$TMP/404.body" -w '%{http_code}' "$SWD_URL/nothing/here")
+code=$(curl -s --max-time 30 -o "$TMP/404.body" -w '%{http_code}' "$SWD_URL/nothing/here")
 eq "unknown path: 404" "$code" 404
 eq "unknown path: a one-line body" "$(wc -l <"$TMP/404.body") $(head -c 1 "$TMP/404.body" | wc -c)" "1 1"
 
@@ -211,7 +216,7 @@ custom_keys_mismatch() {
 	local i got want bad=""
 
 	for i in $(seq 1 20); do
-		got=$(curl -s --max-time 5 -D - -o /dev/null -H "X-User: user-$i" "$SWD_URL/custom/x" | tr -d '\r' | sed -n 's/^X-Backend: //p')
+		got=$(curl -s --max-time 30 -D - -o /dev/null -H "X-User: user-$i" "$SWD_URL/custom/x" | tr -d '\r' | sed -n 's/^X-Backend: //p')
 		want=$(jq -r --arg k "user-$i" '.[] | select(.key == $k) | .backend' "$TMP/custom.json")
 		[ "$got" = "$want" ] || bad="$bad user-$i:$got!=$want"
 	done
@@ -290,19 +295,30 @@ eq "metrics: sockway_bad_requests_total by status" \
 	"$(for s in 400 413 414 431; do metric "sockway_bad_requests_total{status=\"$s\"}"; done | tr '\n' ' ')" "9 1 1 1 "
 
 # --- backends killed mid-run -------------------------------------------------------------------------
-# (a) One of two replicas dies during a 3 s run: the other carries the traffic.
-"$SWCLIENT" --url "$SWD_URL/reps" --connections 8 --duration-ms 3000 >"$TMP/reps.json" 2>"$TMP/reps.err" &
+# (a) One of two replicas dies while a client runs: the other carries the traffic. The client
+# runs until SIGTERM (the duration is only a cap): from before both replicas answered to
+# after the survivor answered 1000 more requests.
+"$SWCLIENT" --url "$SWD_URL/reps" --connections 8 --duration-ms 600000 --timeout-ms 30000 \
+	>"$TMP/reps.json" 2>"$TMP/reps.err" &
 reps_client=$!
 LIB_PIDS+=("$reps_client")
-sleep 1
+# answered_from PORT N: the backend on PORT has answered N requests or more.
+answered_from() {
+	[ "$(backend_count "$1" requests)" -ge "$2" ]
+}
+wait_until "$WAIT_S" answered_from "$P_REP1" 1
+wait_until "$WAIT_S" answered_from "$P_REP2" 1
 stop_pid "$REP2_PID" KILL
-wait "$reps_client"
-eq "replica killed: swclient ran" "$?" 0
+wait_until "$WAIT_S" answered_from "$P_REP1" $(($(backend_count "$P_REP1" requests) + 1000))
+stop_pid "$reps_client"
+eq "replica killed: swclient ran" "$STOP_RC" 0
 cp "$TMP/reps.json" "$TMP/client.json"
 eq "replica killed: no client errors (every request got an answer)" "$(cj .errors)" 0
 eq "replica killed: every failure is a 502 or 503" "$(cj '[.status | keys[] | select(. != "200" and . != "502" and . != "503")] | join(",")')" ""
+# Failures are the requests that met the death (at most one per connection, and their
+# retries) and none after: a share of a run of 1000 answers at least after it, not of a time.
 check "replica killed: >= 95% of the answers are 200 ($(cj -c .status))" \
-	test "$(cj '(.status["200"] // 0) * 100 >= 95 * .responses and .responses > 100')" = true
+	test "$(cj '(.status["200"] // 0) * 100 >= 95 * .responses and .responses > 1000')" = true
 eq "replica killed: only rep answered" "$(cj '.backends | keys | join(",")')" rep
 check "replica killed: sockway stats shows connect_refused or reset errors" \
 	test "$(cell reps rep primary '.errors.connect_refused + .errors.reset')" -gt 0
@@ -326,7 +342,7 @@ alive "after a backend died"
 # --- admin: metrics and policy -----------------------------------------------------------------------
 client /counted --requests 37 --connections 2
 eq "counted: 37 answers" "$(cj '.status["200"] // 0')" 37
-curl -s --max-time 5 "$ADMIN_URL/metrics" >"$TMP/metrics"
+curl -s --max-time 30 "$ADMIN_URL/metrics" >"$TMP/metrics"
 L='endpoint="counted",backend="b2",role="primary"'
 eq "metrics: sockway_requests_total of counted" "$(awk -v k="sockway_requests_total{$L}" '$1 == k {print $2}' "$TMP/metrics")" 37
 eq "metrics: sockway_responses_total 2xx of counted" "$(awk -v k="sockway_responses_total{$L,class=\"2xx\"}" '$1 == k {print $2}' "$TMP/metrics")" 37
@@ -336,21 +352,26 @@ grep -F "sockway_request_duration_seconds_bucket{$L," "$TMP/metrics" | awk '{pri
 eq "metrics: 25 histogram buckets for counted" "$(wc -l <"$TMP/buckets")" 25
 check "metrics: the buckets are cumulative (never decrease)" awk 'NR > 1 && $1 < prev { exit 1 } { prev = $1 }' "$TMP/buckets"
 check "metrics: the histogram is declared" grep -q '^# TYPE sockway_request_duration_seconds histogram' "$TMP/metrics"
-curl -s --max-time 5 "$ADMIN_URL/policy" | jq -S . >"$TMP/policy.admin" 2>/dev/null
+curl -s --max-time 30 "$ADMIN_URL/policy" | jq -S . >"$TMP/policy.admin" 2>/dev/null
 "$SOCKWAY" export | jq -S . >"$TMP/policy.export"
 check "GET /policy equals sockway export" cmp "$TMP/policy.admin" "$TMP/policy.export"
 check "GET /policy is not empty" jq -e '.endpoints.counted.route == "/counted"' "$TMP/policy.admin"
 
 # --- SIGTERM drains, then a restart keeps the policy ----------------------------------------------------
-curl -s --max-time 10 -o /dev/null -w '%{http_code}' "$SWD_URL/slow/x" >"$TMP/slow.code" 2>/dev/null &
+slow0=$(backend_count "$P_SLOW" requests)
+curl -s --max-time 30 -o /dev/null -w '%{http_code}' "$SWD_URL/slow/x" >"$TMP/slow.code" 2>/dev/null &
 slow_client=$!
 LIB_PIDS+=("$slow_client")
-sleep 0.3
+# The request is in flight once the backend has it (it answers 1 s later).
+wait_until "$WAIT_S" answered_from "$P_SLOW" $((slow0 + 1))
 t0=${EPOCHREALTIME/./}
 stop_pid "$SWD_PID" TERM
 t1=${EPOCHREALTIME/./}
 eq "SIGTERM: sockwayd exits 0" "$STOP_RC" 0
-le "SIGTERM: it exits within the drain time (3 s; took $(((t1 - t0) / 1000)) ms)" $(((t1 - t0) / 1000)) 3500
+# A bound against waiting for ever (the keep-alive timeout is 60 s), not a measure: the
+# drain ends with the request in flight, or at 3 s; a busy machine does not add 7 s.
+le "SIGTERM: it exits within the drain time and then some (3 s; took $(((t1 - t0) / 1000)) ms)" \
+	$(((t1 - t0) / 1000)) 10000
 wait "$slow_client"
 eq "SIGTERM: the request in flight (1 s backend) still got its 200" "$(cat "$TMP/slow.code")" 200
 code=$(curl -s --max-time 2 -o /dev/null -w '%{http_code}' "$SWD_URL/e/after")

@@ -132,8 +132,16 @@ snapshot
 client /shadowed --requests 4000 --connections 8
 only_to "shadowed: the client sees only the primary" 4000 default_backend
 eq "shadowed: the client never saw a shadow response" "$(cj .shadow_seen)" 0
-settle backend_stats "${BPORT[shadow_a]}"
-settle backend_stats "${BPORT[shadow_b]}"
+# Shadow copies go out, and are counted, after the client has its answer: wait until each
+# shadow backend's count of copies received equals sockwayd's count of copies answered (no
+# copy between the two any more).
+shadows_answered() {
+	local b
+	for b in shadow_a shadow_b; do
+		[ "$(delta $b shadow_requests)" = "$(cell shadowed $b shadow .requests)" ] || return 1
+	done
+}
+wait_until "$WAIT_S" shadows_answered
 within "shadow_a got a fraction 0.5 of the requests" "$(delta shadow_a shadow_requests)" 4000 0.5
 within "shadow_b got a fraction 0.1 of the requests" "$(delta shadow_b shadow_requests)" 4000 0.1
 eq "shadow_a got nothing but shadows" "$(delta shadow_a requests)" "$(delta shadow_a shadow_requests)"
@@ -146,7 +154,7 @@ eq "shadowed counters: stats (shadowed, default_backend, primary) 2xx" \
 for b in shadow_a shadow_b; do
 	# The shadow's counters are written when its response ends: poll until they settle.
 	want=$(delta $b shadow_requests)
-	wait_until 2 cell_is shadowed $b shadow .requests "$want"
+	wait_until "$WAIT_S" cell_is shadowed $b shadow .requests "$want"
 	eq "shadowed counters: stats (shadowed, $b, shadow) requests = $b's shadow_requests" \
 		"$(cell shadowed $b shadow .requests)" "$want"
 	eq "shadowed counters: stats (shadowed, $b, shadow) 2xx = $b's shadow_requests" \
@@ -208,11 +216,12 @@ split "one keep-alive connection" perreq 2000 b1 b2
 # the requests over sockwayd's workers.
 check "endpoint storm" "$SOCKWAY" endpoint create storm --route /storm --backend b1
 check "endpoint fresh (created after the workers last routed)" "$SOCKWAY" endpoint create fresh --route /fresh --backend b1
-# The storm runs until its flag file is removed, at most 20 s.
+# The storm runs until its flag file is removed (600 s at most, should the test die), and
+# counts its commits in storm.n: the test goes on once it has made a few.
 touch "$TMP/storm.on"
 (
 	i=0
-	end=$((SECONDS + 20))
+	end=$((SECONDS + 600))
 	while [ -e "$TMP/storm.on" ] && [ "$SECONDS" -lt "$end" ]; do
 		if [ $((i % 2)) -eq 0 ]; then
 			"$SOCKWAY" traffic set storm b1=0.5 b2=0.5 >/dev/null
@@ -220,11 +229,16 @@ touch "$TMP/storm.on"
 			"$SOCKWAY" traffic set storm b1=0.9 b2=0.1 >/dev/null
 		fi
 		i=$((i + 1))
+		echo "$i" >"$TMP/storm.n"
 	done
 ) &
 storm=$!
 LIB_PIDS+=("$storm")
-sleep 0.3
+# storm_made N: the storm has committed N times or more.
+storm_made() {
+	[ "$(cat "$TMP/storm.n" 2>/dev/null || echo 0)" -ge "$1" ]
+}
+wait_until "$WAIT_S" storm_made 3
 client /fresh --no-keepalive --requests 400 --connections 4
 only_to "a new endpoint under a commit storm (every worker)" 400 b1
 # Forty rollouts and rollbacks of fresh between b1 and b2 during the storm: after each
@@ -241,17 +255,26 @@ rm -f "$TMP/storm.on"
 wait "$storm"
 eq "after each of 40 changes of fresh under the storm, every request follows it" "$stale" ""
 
-# --- changes under load: 50 weight flips a second, 64 connections, 5 s ---------------------------
+# --- changes under load: 250 weight flips, at most 50 a second, 64 connections --------------------
+# The client runs from before the first flip to after the last (it is stopped by SIGTERM;
+# the duration is only a cap); the flips start once it has traffic going. 250 of them
+# happen whatever the machine's speed: a busy one only takes longer.
 check "endpoint churn" "$SOCKWAY" endpoint create churn --route /churn --backend b1
 check "churn b1=0.9 b2=0.1 b3=0" "$SOCKWAY" traffic set churn b1=0.9 b2=0.1 b3=0
 snapshot
-nice -n 10 "$SWCLIENT" --url "$SWD_URL/churn" --connections 64 --duration-ms 5000 >"$TMP/churn.json" 2>"$TMP/churn.err" &
+nice -n 10 "$SWCLIENT" --url "$SWD_URL/churn" --connections 64 --duration-ms 600000 \
+	--timeout-ms 30000 >"$TMP/churn.json" 2>"$TMP/churn.err" &
 churn_client=$!
 LIB_PIDS+=("$churn_client")
+# b1_answered N: b1 answered N requests or more since the snapshot.
+b1_answered() {
+	[ "$(delta b1 requests)" -ge "$1" ]
+}
+wait_until "$WAIT_S" b1_answered 64
 flips=0
 flips_ok=0
 t0=${EPOCHREALTIME/./}
-while kill -0 "$churn_client" 2>/dev/null && [ "$flips" -lt 250 ]; do
+while [ "$flips" -lt 250 ]; do
 	if [ $((flips % 2)) -eq 0 ]; then
 		w="b1=0.1 b2=0.9 b3=0"
 	else
@@ -260,15 +283,15 @@ while kill -0 "$churn_client" 2>/dev/null && [ "$flips" -lt 250 ]; do
 	# shellcheck disable=SC2086
 	"$SOCKWAY" traffic set churn $w >/dev/null 2>>"$TMP/churn-set.err" && flips_ok=$((flips_ok + 1))
 	flips=$((flips + 1))
-	# 50 a second: sleep until the next 20 ms mark.
+	# No faster than 50 a second: sleep until the next 20 ms mark, if it is still ahead.
 	left=$((t0 + flips * 20000 - ${EPOCHREALTIME/./}))
 	[ "$left" -gt 0 ] && sleep "$(printf '0.%06d' "$left")"
 done
-wait "$churn_client"
-eq "churn: swclient ran" "$?" 0
+check "churn: the client ran all through the 250 changes" kill -0 "$churn_client"
+stop_pid "$churn_client"
+eq "churn: swclient ran" "$STOP_RC" 0
 cp "$TMP/churn.json" "$TMP/client.json"
-eq "churn: every weight change succeeded" "$flips_ok/$flips" "$flips/$flips"
-check "churn: at least 125 changes (half the 250 aimed at) during the run ($flips)" test "$flips" -ge 125
+eq "churn: every weight change succeeded" "$flips_ok/$flips" "250/250"
 eq "churn: no client errors" "$(cj .errors)" 0
 if [ "$(cj '(.status | keys) == ["200"] and .status["200"] == .requests and .requests > 0')" = true ]; then
 	pass "churn: every response was a 200 ($(cj .requests) requests)"
@@ -290,15 +313,18 @@ SWD_URL=http://127.0.0.1:$SWD_PORT2
 check "endpoint slowshadow" "$SOCKWAY" endpoint create slowshadow --route /slowshadow --backend b1
 client /slowshadow --requests 2000 --connections 4
 only_to "no shadow" 2000 b1
-p50_without=$(cj .latency_us.p50)
 for s in hang down; do
 	check "shadow $s at 1.0" "$SOCKWAY" shadow set slowshadow $s 1
 	client /slowshadow --requests 2000 --connections 4
 	only_to "with the $s shadow" 2000 b1
 	eq "with the $s shadow: the client never saw a shadow response" "$(cj .shadow_seen)" 0
-	p50_with=$(cj .latency_us.p50)
-	le "with the $s shadow: p50 ${p50_with} us <= 2 x ${p50_without} us + 2000 us" "$p50_with" $((2 * p50_without + 2000))
-	wait_until 2 cell_is slowshadow $s shadow '([.errors[]] | add) + .shadow_drops > 0' true
+	# A sanity bound, not a measure (tools/bench measures latency): a primary that waited for
+	# its shadow would wait for the shadow's 500 ms timeout (the hanging one answers after
+	# 10 s), so its median would be 500 ms or more; a busy machine does not add 250 ms to
+	# the median of a backend that answers in microseconds.
+	le "with the $s shadow: p50 $(cj .latency_us.p50) us < 250 ms (the primary does not wait for it)" \
+		"$(cj .latency_us.p50)" 250000
+	wait_until "$WAIT_S" cell_is slowshadow $s shadow '([.errors[]] | add) + .shadow_drops > 0' true
 	check "with the $s shadow: its errors or drops show in sockway stats" \
 		test "$(cell slowshadow $s shadow '([.errors[]] | add) + .shadow_drops')" -gt 0
 	eq "with the $s shadow: the primary cell has no errors" \
