@@ -70,6 +70,9 @@ FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(OUTPUT)/tests/fuzz/%,$(FUZZ_SRCS))
 TOOL_SRCS := $(wildcard tools/*.c tools/bench/*.c)
 TOOL_BINS := $(patsubst tools/%.c,$(OUTPUT)/tools/%,$(TOOL_SRCS))
+# What swbackend and swclient share (HTTP framing, a byte buffer); tools/lib holds no tool.
+TOOL_LIB_SRCS := $(wildcard tools/lib/*.c)
+TOOL_LIB_OBJS := $(patsubst %.c,$(OUTPUT)/%.o,$(TOOL_LIB_SRCS))
 
 SOCKWAY := $(OUTPUT)/sockway
 SOCKWAYD := $(OUTPUT)/sockwayd
@@ -155,6 +158,8 @@ $(OUTPUT)/tests/integration/test_parity: $(OUTPUT)/user/helper/snapshot.o
 $(OUTPUT)/tests/integration/%: $(OUTPUT)/tests/integration/%.o $(LIBSOCKWAY)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(SW_CFLAGS) $^ $(CMOCKA_LIBS) $(LDLIBS_PKG) -lm -pthread -o $@
+
+$(OUTPUT)/tools/swbackend $(OUTPUT)/tools/swclient: $(TOOL_LIB_OBJS)
 
 $(OUTPUT)/tools/%: $(OUTPUT)/tools/%.o $(LIBSOCKWAY)
 	$(call msg,LINK,$@)

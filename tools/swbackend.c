@@ -37,6 +37,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/bytes.h"
+#include "lib/http.h"
+
 #define MAX_LISTEN     16
 #define MAX_THREADS    256
 #define LISTEN_BACKLOG 4096
@@ -44,8 +47,6 @@
 /* A request head (request line and headers) larger than this is refused with 400. */
 #define MAX_HEAD_BYTES 65536
 #define IN_BUF_INITIAL 16384
-/* Chunk-size lines and trailer lines are short; anything longer is an attack or garbage. */
-#define MAX_LINE_BYTES 8192
 /*
  * A client that pipelines faster than it reads stops being read once this many responses
  * wait on its connection, so its memory stays bounded; reading resumes at half.
@@ -413,10 +414,7 @@ struct response {
 enum conn_state {
 	CONN_READ_HEAD,
 	CONN_READ_BODY,
-	CONN_READ_CHUNK_SIZE,
-	CONN_READ_CHUNK_DATA,
-	CONN_READ_CHUNK_END,
-	CONN_READ_TRAILERS,
+	CONN_READ_CHUNKED,
 };
 
 /* What the response to the request being read needs to know about it. */
@@ -429,12 +427,6 @@ struct request_facts {
 	uint64_t body_bytes;
 };
 
-/* A growable byte buffer. */
-struct bytes {
-	char *data;
-	size_t len, cap;
-};
-
 struct conn {
 	struct source src; /* first: epoll data points here */
 	struct worker *worker;
@@ -442,7 +434,8 @@ struct conn {
 
 	struct bytes in;    /* bytes read and not yet parsed */
 	size_t head_scan;   /* how far in.data was searched for the end of the head */
-	uint64_t remaining; /* body or chunk bytes still to discard */
+	uint64_t remaining; /* body bytes still to discard */
+	struct http_chunked chunked;
 	struct request_facts req;
 	struct bytes echo; /* the X-Seen-* lines of the request being read */
 	struct bytes xff;  /* X-Forwarded-For values, joined, until the head ends */
@@ -501,39 +494,6 @@ static int stats_format(char *buf, size_t size)
 			"{\"name\":\"%s\",\"requests\":%" PRIu64 ",\"shadow_requests\":%" PRIu64
 			",\"body_bytes\":%" PRIu64 "}",
 			cfg.name, requests, shadow, body);
-}
-
-static int bytes_reserve(struct bytes *b, size_t extra)
-{
-	size_t cap = b->cap ? b->cap : 256;
-	char *data;
-
-	if (b->len + extra <= b->cap)
-		return 0;
-	while (cap < b->len + extra)
-		cap *= 2;
-	data = realloc(b->data, cap);
-	if (!data)
-		return -ENOMEM;
-	b->data = data;
-	b->cap = cap;
-	return 0;
-}
-
-static int bytes_append(struct bytes *b, const void *data, size_t len)
-{
-	int err = bytes_reserve(b, len);
-
-	if (err)
-		return err;
-	memcpy(b->data + b->len, data, len);
-	b->len += len;
-	return 0;
-}
-
-static int bytes_append_str(struct bytes *b, const char *s)
-{
-	return bytes_append(b, s, strlen(s));
 }
 
 /* Points the worker's timerfd at the earliest due response, or disarms it. */
@@ -729,96 +689,6 @@ static int conn_flush(struct conn *c)
 	return 0;
 }
 
-/* RFC 9110 tchar: the characters of a method, a header name or a list token. */
-static bool is_tchar(unsigned char ch)
-{
-	if ((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z'))
-		return true;
-	return ch && strchr("!#$%&'*+-.^_`|~", ch);
-}
-
-/* A field value may hold tabs, spaces, visible ASCII and obs-text, never controls. */
-static bool field_value_valid(const char *value, size_t len)
-{
-	for (size_t i = 0; i < len; i++) {
-		unsigned char ch = value[i];
-
-		if (ch != '\t' && (ch < 0x20 || ch == 0x7f))
-			return false;
-	}
-	return true;
-}
-
-static bool name_is(const char *name, size_t len, const char *expected)
-{
-	return len == strlen(expected) && !strncasecmp(name, expected, len);
-}
-
-/*
- * Takes the line at [p, end): sets *line and *line_len (without CR LF) and returns how
- * many bytes it spans with its LF, or 0 when the LF has not arrived yet.
- */
-static size_t line_take(const char *p, const char *end, const char **line, size_t *line_len)
-{
-	const char *lf = memchr(p, '\n', end - p);
-
-	if (!lf)
-		return 0;
-	*line = p;
-	*line_len = lf - p;
-	if (*line_len && p[*line_len - 1] == '\r')
-		(*line_len)--;
-	return lf - p + 1;
-}
-
-/*
- * Finds the blank line that ends a request head in p[0..len). Returns the head's length
- * including it, or 0 when it has not arrived; *scan remembers how far there is nothing to
- * find, so a head that trickles in is not searched from the start each time.
- */
-static size_t head_end_find(const char *p, size_t len, size_t *scan)
-{
-	size_t i = *scan;
-
-	while (i < len) {
-		const char *lf = memchr(p + i, '\n', len - i);
-
-		if (!lf)
-			break;
-		i = lf - p + 1;
-		if (i < len && p[i] == '\n')
-			return i + 1;
-		if (i + 1 < len && p[i] == '\r' && p[i + 1] == '\n')
-			return i + 2;
-		if (i == len || (i + 1 == len && p[i] == '\r')) {
-			/* The next line has not arrived: look at this LF again. */
-			*scan = lf - p;
-			return 0;
-		}
-	}
-	*scan = len;
-	return 0;
-}
-
-/* Next token of a comma-separated list in [*p, end), without whitespace; false at end. */
-static bool list_next(const char **p, const char *end, const char **token, size_t *token_len)
-{
-	const char *s = *p;
-
-	while (s < end && (*s == ',' || *s == ' ' || *s == '\t'))
-		s++;
-	if (s == end)
-		return false;
-	*token = s;
-	while (s < end && *s != ',')
-		s++;
-	*p = s;
-	while (s > *token && (s[-1] == ' ' || s[-1] == '\t'))
-		s--;
-	*token_len = s - *token;
-	return true;
-}
-
 static const char *const hop_header_names[] = {
 	"Connection", "Keep-Alive", "TE", "Upgrade", "Proxy-Connection",
 };
@@ -827,16 +697,9 @@ static const char *const hop_header_names[] = {
 struct head_facts {
 	const char *target;
 	size_t target_len;
-	bool http10;
 	bool head_method;
 	bool get_method;
-	bool conn_close;
-	bool conn_keep_alive;
-	bool te_seen;
-	bool te_chunked_last;
-	int te_chunked_count;
-	bool cl_seen;
-	uint64_t content_length;
+	struct http_framing framing;
 	bool expect_continue;
 	bool shadow_seen;
 	bool shadow_one;
@@ -844,6 +707,7 @@ struct head_facts {
 	const char *shard_key;
 	size_t shard_key_len;
 	bool shard_key_seen;
+	struct bytes *xff; /* the connection's X-Forwarded-For values, joined */
 };
 
 /* "METHOD SP target SP HTTP/1.x"; 0 or -EBADMSG. */
@@ -852,7 +716,7 @@ static int request_line_parse(const char *line, size_t len, struct head_facts *h
 	const char *end = line + len, *p = line, *method = line;
 	size_t method_len;
 
-	while (p < end && is_tchar(*p))
+	while (p < end && http_is_tchar(*p))
 		p++;
 	method_len = p - method;
 	if (!method_len || p == end || *p != ' ')
@@ -867,95 +731,45 @@ static int request_line_parse(const char *line, size_t len, struct head_facts *h
 	if (!h->target_len || p == end || *p != ' ')
 		return -EBADMSG;
 	p++;
-
-	/* HTTP/1.2 and later minor versions are read as HTTP/1.1 (RFC 9110 2.5). */
-	if (end - p != 8 || memcmp(p, "HTTP/1.", 7) || p[7] < '0' || p[7] > '9')
+	if (end - p != 8)
 		return -EBADMSG;
-	h->http10 = p[7] == '0';
-	return 0;
+	return http_version_parse(p, &h->framing.http10);
 }
 
-/* One "Name: value" line; 0 or -EBADMSG, or -ENOMEM. */
-static int header_line_parse(struct conn *c, const char *line, size_t len, struct head_facts *h)
+/* Notes what the echo and the answer need from one field line; 0 or -ENOMEM. */
+static int header_field_note(void *arg, const struct http_field *f, enum http_field_kind kind)
 {
-	const char *end = line + len, *colon = memchr(line, ':', len), *value, *token;
-	size_t name_len, value_len, token_len;
+	struct head_facts *h = arg;
 
-	if (!colon || colon == line)
-		return -EBADMSG;
-	name_len = colon - line;
-	for (size_t i = 0; i < name_len; i++) {
-		/* Also refuses obs-fold and "Name :" (RFC 9112 5.1, 5.2). */
-		if (!is_tchar(line[i]))
-			return -EBADMSG;
-	}
-	value = colon + 1;
-	while (value < end && (*value == ' ' || *value == '\t'))
-		value++;
-	while (end > value && (end[-1] == ' ' || end[-1] == '\t'))
-		end--;
-	value_len = end - value;
-	if (!field_value_valid(value, value_len))
-		return -EBADMSG;
-
-	if (name_is(line, name_len, "content-length")) {
-		uint64_t cl = 0;
-
-		/* 18 digits cannot overflow; a list such as "5, 5" is refused, not merged. */
-		if (!value_len || value_len > 18)
-			return -EBADMSG;
-		for (size_t i = 0; i < value_len; i++) {
-			if (value[i] < '0' || value[i] > '9')
-				return -EBADMSG;
-			cl = cl * 10 + (value[i] - '0');
-		}
-		if (h->cl_seen && cl != h->content_length)
-			return -EBADMSG;
-		h->cl_seen = true;
-		h->content_length = cl;
-	} else if (name_is(line, name_len, "transfer-encoding")) {
-		const char *p = value;
-
-		h->te_seen = true;
-		while (list_next(&p, end, &token, &token_len)) {
-			h->te_chunked_last = name_is(token, token_len, "chunked");
-			h->te_chunked_count += h->te_chunked_last;
-		}
-	} else if (name_is(line, name_len, "connection")) {
-		const char *p = value;
-
+	if (kind == HTTP_FIELD_CONNECTION)
 		h->hop_mask |= 1u << 0;
-		while (list_next(&p, end, &token, &token_len)) {
-			if (name_is(token, token_len, "close"))
-				h->conn_close = true;
-			else if (name_is(token, token_len, "keep-alive"))
-				h->conn_keep_alive = true;
-		}
-	} else if (name_is(line, name_len, "keep-alive")) {
+	if (kind != HTTP_FIELD_OTHER)
+		return 0;
+	if (http_field_is(f, "keep-alive")) {
 		h->hop_mask |= 1u << 1;
-	} else if (name_is(line, name_len, "te")) {
+	} else if (http_field_is(f, "te")) {
 		h->hop_mask |= 1u << 2;
-	} else if (name_is(line, name_len, "upgrade")) {
+	} else if (http_field_is(f, "upgrade")) {
 		h->hop_mask |= 1u << 3;
-	} else if (name_is(line, name_len, "proxy-connection")) {
+	} else if (http_field_is(f, "proxy-connection")) {
 		h->hop_mask |= 1u << 4;
-	} else if (name_is(line, name_len, "x-serve-shard-key")) {
+	} else if (http_field_is(f, "x-serve-shard-key")) {
 		if (!h->shard_key_seen) {
 			h->shard_key_seen = true;
-			h->shard_key = value;
-			h->shard_key_len = value_len;
+			h->shard_key = f->value;
+			h->shard_key_len = f->value_len;
 		}
-	} else if (name_is(line, name_len, "x-forwarded-for")) {
+	} else if (http_field_is(f, "x-forwarded-for")) {
 		/* Several lines make one list (RFC 9110 5.3), as a proxy would see it. */
-		if (value_len && c->xff.len && bytes_append(&c->xff, ", ", 2))
+		if (f->value_len && h->xff->len && bytes_append(h->xff, ", ", 2))
 			return -ENOMEM;
-		if (bytes_append(&c->xff, value, value_len))
+		if (bytes_append(h->xff, f->value, f->value_len))
 			return -ENOMEM;
-	} else if (name_is(line, name_len, "x-sockway-shadow")) {
+	} else if (http_field_is(f, "x-sockway-shadow")) {
 		h->shadow_seen = true;
-		h->shadow_one |= value_len == 1 && value[0] == '1';
-	} else if (name_is(line, name_len, "expect")) {
-		h->expect_continue = name_is(value, value_len, "100-continue");
+		h->shadow_one |= f->value_len == 1 && f->value[0] == '1';
+	} else if (http_field_is(f, "expect")) {
+		h->expect_continue = http_name_is(f->value, f->value_len, "100-continue");
 	}
 	return 0;
 }
@@ -1069,97 +883,66 @@ next_request:
 static int request_head_parse(struct conn *c, const char *p, size_t len)
 {
 	static const char continue_line[] = "HTTP/1.1 100 Continue\r\n\r\n";
+	struct head_facts h = {.xff = &c->xff};
+	const struct http_framing *fr = &h.framing;
 	const char *end = p + len, *line;
-	struct head_facts h = {};
 	size_t line_len, used;
 	bool has_body;
 	int err;
 
 	c->xff.len = 0;
-	used = line_take(p, end, &line, &line_len);
+	used = http_line_take(p, end, &line, &line_len);
 	if (!used)
 		return -EBADMSG;
 	err = request_line_parse(line, line_len, &h);
+	if (!err)
+		err = http_fields_parse(p + used, end, &h.framing, header_field_note, &h);
 	if (err)
 		return err;
-	for (p += used; (used = line_take(p, end, &line, &line_len)) && line_len; p += used) {
-		err = header_line_parse(c, line, line_len, &h);
-		if (err)
-			return err;
-	}
 
 	/*
 	 * A length we cannot tell for sure is refused rather than guessed: that is where
 	 * request smuggling lives (RFC 9112 6.1, 6.3).
 	 */
-	if (h.te_seen && (!h.te_chunked_last || h.te_chunked_count != 1 || h.cl_seen))
+	if (fr->te_seen && (!fr->te_chunked_last || fr->te_chunked_count != 1 || fr->cl_seen))
 		return -EBADMSG;
 
 	err = echo_build(c, &h);
 	if (err)
 		return err;
-	c->req.http10 = h.http10;
-	c->req.keep_alive = !h.conn_close && (!h.http10 || h.conn_keep_alive);
+	c->req.http10 = fr->http10;
+	c->req.keep_alive = http_framing_keep_alive(fr);
 	c->req.shadow = h.shadow_one;
 	c->req.head_method = h.head_method;
 	c->req.stats = h.get_method && h.target_len == strlen(STATS_PATH) &&
 		       !memcmp(h.target, STATS_PATH, h.target_len);
 
-	has_body = h.te_seen || h.content_length;
-	if (h.expect_continue && !h.http10 && has_body &&
+	has_body = fr->te_seen || fr->content_length;
+	if (h.expect_continue && !fr->http10 && has_body &&
 	    response_queue_bytes(c, continue_line, sizeof(continue_line) - 1, false))
 		return -ENOMEM;
-	if (h.te_seen) {
-		c->state = CONN_READ_CHUNK_SIZE;
-	} else if (h.content_length) {
+	if (fr->te_seen) {
+		c->state = CONN_READ_CHUNKED;
+		http_chunked_start(&c->chunked);
+	} else if (fr->content_length) {
 		c->state = CONN_READ_BODY;
-		c->remaining = h.content_length;
+		c->remaining = fr->content_length;
 	} else {
 		return request_answer(c);
 	}
 	return 0;
 }
 
-/* "<hex>[;ext]" of a chunk-size line; 0 or -EBADMSG. */
-static int chunk_size_parse(const char *line, size_t len, uint64_t *size)
-{
-	size_t i;
-
-	*size = 0;
-	for (i = 0; i < len; i++) {
-		char ch = line[i];
-		int digit;
-
-		if (ch >= '0' && ch <= '9')
-			digit = ch - '0';
-		else if ((ch | 0x20) >= 'a' && (ch | 0x20) <= 'f')
-			digit = (ch | 0x20) - 'a' + 10;
-		else
-			break;
-		/* 15 hex digits cannot overflow 64 bits. */
-		if (i == 15)
-			return -EBADMSG;
-		*size = *size * 16 + digit;
-	}
-	if (i == 0)
-		return -EBADMSG;
-	while (i < len && (line[i] == ' ' || line[i] == '\t'))
-		i++;
-	if (i < len && line[i] != ';')
-		return -EBADMSG;
-	return field_value_valid(line + i, len - i) ? 0 : -EBADMSG;
-}
-
 /*
  * Takes one step of the request at c->in.data + *pos: a head, some body, a chunk line or a
- * trailer. 1 when it advanced, 0 when it needs more bytes, -EBADMSG or -ENOMEM.
+ * trailer. HTTP_STEP_ADVANCED, HTTP_STEP_MORE when it needs more bytes, -EBADMSG or -ENOMEM.
  */
 static int conn_parse_step(struct conn *c, size_t *pos)
 {
-	const char *p = c->in.data + *pos, *end = c->in.data + c->in.len, *line;
-	size_t avail = end - p, used, line_len;
+	const char *p = c->in.data + *pos;
+	size_t avail = c->in.len - *pos, used;
 	uint64_t take;
-	int err;
+	int ret;
 
 	switch (c->state) {
 	case CONN_READ_HEAD:
@@ -1167,76 +950,36 @@ static int conn_parse_step(struct conn *c, size_t *pos)
 		if (c->head_scan == 0 && avail >= 1 && (p[0] == '\n' || p[0] == '\r')) {
 			used = p[0] == '\n' ? 1 : avail >= 2 && p[1] == '\n' ? 2 : 0;
 			if (!used)
-				return avail >= 2 ? -EBADMSG : 0;
+				return avail >= 2 ? -EBADMSG : HTTP_STEP_MORE;
 			*pos += used;
-			return 1;
+			return HTTP_STEP_ADVANCED;
 		}
-		used = head_end_find(p, avail, &c->head_scan);
+		used = http_head_end_find(p, avail, &c->head_scan);
 		if (!used)
-			return avail > MAX_HEAD_BYTES ? -EBADMSG : 0;
+			return avail > MAX_HEAD_BYTES ? -EBADMSG : HTTP_STEP_MORE;
 		c->head_scan = 0;
-		err = request_head_parse(c, p, used);
+		ret = request_head_parse(c, p, used);
 		*pos += used;
-		return err ? err : 1;
+		return ret ? ret : HTTP_STEP_ADVANCED;
 
 	case CONN_READ_BODY:
-	case CONN_READ_CHUNK_DATA:
-		take = c->remaining < avail ? c->remaining : avail;
-		if (!take)
-			return 0;
+		take = http_body_take(&c->remaining, avail);
 		*pos += take;
-		c->remaining -= take;
 		c->req.body_bytes += take;
 		if (c->remaining)
-			return 0;
-		if (c->state == CONN_READ_CHUNK_DATA) {
-			c->state = CONN_READ_CHUNK_END;
-			return 1;
-		}
-		err = request_answer(c);
-		return err ? err : 1;
+			return HTTP_STEP_MORE;
+		break;
 
-	case CONN_READ_CHUNK_SIZE:
-		used = line_take(p, end, &line, &line_len);
-		if (!used)
-			return avail > MAX_LINE_BYTES ? -EBADMSG : 0;
-		err = chunk_size_parse(line, line_len, &c->remaining);
-		if (err)
-			return err;
-		*pos += used;
-		c->state = c->remaining ? CONN_READ_CHUNK_DATA : CONN_READ_TRAILERS;
-		return 1;
-
-	case CONN_READ_CHUNK_END:
-		/* The CRLF after a chunk's data. */
-		if (avail >= 1 && p[0] == '\n')
-			used = 1;
-		else if (avail >= 2 && p[0] == '\r' && p[1] == '\n')
-			used = 2;
-		else if (avail == 0 || (avail == 1 && p[0] == '\r'))
-			return 0;
-		else
-			return -EBADMSG;
-		*pos += used;
-		c->state = CONN_READ_CHUNK_SIZE;
-		return 1;
-
-	case CONN_READ_TRAILERS:
-		used = line_take(p, end, &line, &line_len);
-		if (!used)
-			return avail > MAX_LINE_BYTES ? -EBADMSG : 0;
-		*pos += used;
-		if (!line_len) {
-			err = request_answer(c);
-			return err ? err : 1;
-		}
-		/* Trailer fields are read for their syntax and otherwise ignored. */
-		if (!memchr(line, ':', line_len) || !is_tchar(line[0]) ||
-		    !field_value_valid(line, line_len))
-			return -EBADMSG;
-		return 1;
+	case CONN_READ_CHUNKED:
+		ret = http_chunked_step(&c->chunked, p, avail, pos);
+		if (ret != HTTP_STEP_DONE)
+			return ret;
+		c->req.body_bytes = c->chunked.data_bytes;
+		break;
 	}
-	return -EBADMSG;
+	/* The body is all in: answer. */
+	ret = request_answer(c);
+	return ret ? ret : HTTP_STEP_ADVANCED;
 }
 
 /*

@@ -36,12 +36,14 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/bytes.h"
+#include "lib/http.h"
+
 #define MAX_HEADERS	64
 #define MAX_CONNECTIONS 10000
 #define EVENT_BATCH	256
 /* A response head larger than this is taken as garbage rather than buffered forever. */
 #define MAX_HEAD_BYTES	   65536
-#define MAX_LINE_BYTES	   8192
 #define MAX_BACKEND_NAME   255
 #define IN_BUF_INITIAL	   16384
 #define BODY_CHUNK_BYTES   8192
@@ -122,31 +124,6 @@ static int parse_number(const char *text, long long min, long long max, long lon
 	return 0;
 }
 
-/* RFC 9110 tchar: the characters of a method, a header name or a list token. */
-static bool is_tchar(unsigned char ch)
-{
-	if ((ch >= '0' && ch <= '9') || (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z'))
-		return true;
-	return ch && strchr("!#$%&'*+-.^_`|~", ch);
-}
-
-/* A field value may hold tabs, spaces, visible ASCII and obs-text, never controls. */
-static bool field_value_valid(const char *value, size_t len)
-{
-	for (size_t i = 0; i < len; i++) {
-		unsigned char ch = value[i];
-
-		if (ch != '\t' && (ch < 0x20 || ch == 0x7f))
-			return false;
-	}
-	return true;
-}
-
-static bool name_is(const char *name, size_t len, const char *expected)
-{
-	return len == strlen(expected) && !strncasecmp(name, expected, len);
-}
-
 /*
  * Splits "http://host:port/path" into cfg.addr, cfg.authority and cfg.path. The host is
  * an IPv4 address, [IPv6] or a name; the port defaults to 80. 0 or -EINVAL.
@@ -208,10 +185,10 @@ static int header_arg_check(const char *header)
 	if (!colon || colon == header)
 		return -EINVAL;
 	for (const char *p = header; p < colon; p++) {
-		if (!is_tchar(*p))
+		if (!http_is_tchar(*p))
 			return -EINVAL;
 	}
-	return field_value_valid(colon + 1, strlen(colon + 1)) ? 0 : -EINVAL;
+	return http_field_value_valid(colon + 1, strlen(colon + 1)) ? 0 : -EINVAL;
 }
 
 /* Fills cfg from argv; 0 or -EINVAL after printing what was wrong. */
@@ -259,8 +236,8 @@ static int parse_args(int argc, char **argv)
 			break;
 		case 'p':
 			cfg.key_prefix = optarg;
-			if (!field_value_valid(optarg, strlen(optarg)) || strchr(optarg, '"') ||
-			    strchr(optarg, '\\'))
+			if (!http_field_value_valid(optarg, strlen(optarg)) ||
+			    strchr(optarg, '"') || strchr(optarg, '\\'))
 				bad = "--key-prefix must be printable, without quotes or "
 				      "backslashes";
 			break;
@@ -279,7 +256,7 @@ static int parse_args(int argc, char **argv)
 		case 'm':
 			cfg.method = optarg;
 			for (const char *p = optarg; *p; p++) {
-				if (!is_tchar(*p))
+				if (!http_is_tchar(*p))
 					bad = "--method must be a token such as GET or POST";
 			}
 			if (!*optarg)
@@ -298,7 +275,7 @@ static int parse_args(int argc, char **argv)
 			break;
 		case 'o':
 			cfg.host = optarg;
-			if (!*optarg || !field_value_valid(optarg, strlen(optarg)))
+			if (!*optarg || !http_field_value_valid(optarg, strlen(optarg)))
 				bad = "--host wants a printable host name";
 			break;
 		case 'K':
@@ -485,42 +462,12 @@ static int latency_add(uint64_t us)
 	return 0;
 }
 
-/* A growable byte buffer. */
-struct bytes {
-	char *data;
-	size_t len, cap;
-};
-
-static int bytes_reserve(struct bytes *b, size_t extra)
-{
-	size_t cap = b->cap ? b->cap : 256;
-	char *data;
-
-	if (b->len + extra <= b->cap)
-		return 0;
-	while (cap < b->len + extra)
-		cap *= 2;
-	data = realloc(b->data, cap);
-	if (!data)
-		return -ENOMEM;
-	b->data = data;
-	b->cap = cap;
-	return 0;
-}
-
 enum resp_state {
 	RESP_HEAD,
 	RESP_BODY_LENGTH,
 	RESP_BODY_TO_CLOSE,
-	RESP_CHUNK_SIZE,
-	RESP_CHUNK_DATA,
-	RESP_CHUNK_END,
-	RESP_TRAILERS,
+	RESP_CHUNKED,
 };
-
-/* What conn_parse_step() tells its caller besides 0 (needs bytes) and -EBADMSG. */
-#define STEP_ADVANCED 1
-#define STEP_RESPONSE 2
 
 /* One client connection: at most one request in flight, reopened when the server closes. */
 struct conn {
@@ -540,7 +487,8 @@ struct conn {
 	struct bytes in;
 	size_t head_scan; /* how far in.data was searched for the end of a head */
 	enum resp_state state;
-	uint64_t remaining; /* body or chunk bytes still to read */
+	uint64_t remaining; /* body bytes still to read */
+	struct http_chunked chunked;
 	/* The response being read. */
 	int status;
 	bool close_after;
@@ -553,88 +501,11 @@ static int epoll_fd;
 static uint64_t next_request_index;
 static uint64_t end_ns; /* 0 without --duration-ms */
 
-/*
- * Takes the line at [p, end): sets *line and *line_len (without CR LF) and returns how
- * many bytes it spans with its LF, or 0 when the LF has not arrived yet.
- */
-static size_t line_take(const char *p, const char *end, const char **line, size_t *line_len)
-{
-	const char *lf = memchr(p, '\n', end - p);
-
-	if (!lf)
-		return 0;
-	*line = p;
-	*line_len = lf - p;
-	if (*line_len && p[*line_len - 1] == '\r')
-		(*line_len)--;
-	return lf - p + 1;
-}
-
-/*
- * Finds the blank line that ends a head in p[0..len). Returns the head's length including
- * it, or 0 when it has not arrived; *scan remembers how far there is nothing to find.
- */
-static size_t head_end_find(const char *p, size_t len, size_t *scan)
-{
-	size_t i = *scan;
-
-	while (i < len) {
-		const char *lf = memchr(p + i, '\n', len - i);
-
-		if (!lf)
-			break;
-		i = lf - p + 1;
-		if (i < len && p[i] == '\n')
-			return i + 1;
-		if (i + 1 < len && p[i] == '\r' && p[i + 1] == '\n')
-			return i + 2;
-		if (i == len || (i + 1 == len && p[i] == '\r')) {
-			/* The next line has not arrived: look at this LF again. */
-			*scan = lf - p;
-			return 0;
-		}
-	}
-	*scan = len;
-	return 0;
-}
-
-/* Next token of a comma-separated list in [*p, end), without whitespace; false at end. */
-static bool list_next(const char **p, const char *end, const char **token, size_t *token_len)
-{
-	const char *s = *p;
-
-	while (s < end && (*s == ',' || *s == ' ' || *s == '\t'))
-		s++;
-	if (s == end)
-		return false;
-	*token = s;
-	while (s < end && *s != ',')
-		s++;
-	*p = s;
-	while (s > *token && (s[-1] == ' ' || s[-1] == '\t'))
-		s--;
-	*token_len = s - *token;
-	return true;
-}
-
-/* What a response head says about its framing and its connection. */
-struct head_facts {
-	bool http10;
-	bool conn_close;
-	bool conn_keep_alive;
-	bool te_seen;
-	bool te_chunked_last;
-	bool cl_seen;
-	uint64_t content_length;
-};
-
 /* "HTTP/1.x SSS[ reason]"; 0 or -EBADMSG. */
-static int status_line_parse(struct conn *c, const char *line, size_t len, struct head_facts *h)
+static int status_line_parse(struct conn *c, const char *line, size_t len, struct http_framing *fr)
 {
-	if (len < 12 || memcmp(line, "HTTP/1.", 7) || line[7] < '0' || line[7] > '9' ||
-	    line[8] != ' ')
+	if (len < 12 || http_version_parse(line, &fr->http10) || line[8] != ' ')
 		return -EBADMSG;
-	h->http10 = line[7] == '0';
 	c->status = 0;
 	for (int i = 9; i < 12; i++) {
 		if (line[i] < '0' || line[i] > '9')
@@ -643,165 +514,89 @@ static int status_line_parse(struct conn *c, const char *line, size_t len, struc
 	}
 	if (c->status < 100 || (len > 12 && line[12] != ' '))
 		return -EBADMSG;
-	return field_value_valid(line + 12, len - 12) ? 0 : -EBADMSG;
+	return http_field_value_valid(line + 12, len - 12) ? 0 : -EBADMSG;
 }
 
-/* One "Name: value" line of a response head; 0 or -EBADMSG. */
-static int header_line_parse(struct conn *c, const char *line, size_t len, struct head_facts *h)
+/* Notes who answered from one field line of a response head; always 0. */
+static int header_field_note(void *arg, const struct http_field *f, enum http_field_kind kind)
 {
-	const char *end = line + len, *colon = memchr(line, ':', len), *value, *token;
-	size_t name_len, value_len, token_len;
+	struct conn *c = arg;
+	size_t len = f->value_len;
 
-	if (!colon || colon == line)
-		return -EBADMSG;
-	name_len = colon - line;
-	for (size_t i = 0; i < name_len; i++) {
-		if (!is_tchar(line[i]))
-			return -EBADMSG;
-	}
-	value = colon + 1;
-	while (value < end && (*value == ' ' || *value == '\t'))
-		value++;
-	while (end > value && (end[-1] == ' ' || end[-1] == '\t'))
-		end--;
-	value_len = end - value;
-	if (!field_value_valid(value, value_len))
-		return -EBADMSG;
-
-	if (name_is(line, name_len, "content-length")) {
-		uint64_t cl = 0;
-
-		if (!value_len || value_len > 18)
-			return -EBADMSG;
-		for (size_t i = 0; i < value_len; i++) {
-			if (value[i] < '0' || value[i] > '9')
-				return -EBADMSG;
-			cl = cl * 10 + (value[i] - '0');
-		}
-		if (h->cl_seen && cl != h->content_length)
-			return -EBADMSG;
-		h->cl_seen = true;
-		h->content_length = cl;
-	} else if (name_is(line, name_len, "transfer-encoding")) {
-		const char *p = value;
-
-		h->te_seen = true;
-		while (list_next(&p, end, &token, &token_len))
-			h->te_chunked_last = name_is(token, token_len, "chunked");
-	} else if (name_is(line, name_len, "connection")) {
-		const char *p = value;
-
-		while (list_next(&p, end, &token, &token_len)) {
-			if (name_is(token, token_len, "close"))
-				h->conn_close = true;
-			else if (name_is(token, token_len, "keep-alive"))
-				h->conn_keep_alive = true;
-		}
-	} else if (name_is(line, name_len, "x-backend")) {
-		if (value_len > MAX_BACKEND_NAME)
-			value_len = MAX_BACKEND_NAME;
-		memcpy(c->backend, value, value_len);
-		c->backend[value_len] = '\0';
+	if (kind != HTTP_FIELD_OTHER)
+		return 0;
+	if (http_field_is(f, "x-backend")) {
+		if (len > MAX_BACKEND_NAME)
+			len = MAX_BACKEND_NAME;
+		memcpy(c->backend, f->value, len);
+		c->backend[len] = '\0';
 		c->has_backend = true;
-	} else if (name_is(line, name_len, "x-seen-shadow")) {
+	} else if (http_field_is(f, "x-seen-shadow")) {
 		c->shadow = true;
 	}
 	return 0;
 }
 
 /*
- * Acts on a complete response head p[0..len): decides how its body ends. STEP_ADVANCED,
- * STEP_RESPONSE when there is no body, or -EBADMSG.
+ * Acts on a complete response head p[0..len): decides how its body ends.
+ * HTTP_STEP_ADVANCED, HTTP_STEP_DONE when there is no body, or -EBADMSG.
  */
 static int response_head_parse(struct conn *c, const char *p, size_t len)
 {
 	const char *end = p + len, *line;
-	struct head_facts h = {};
+	struct http_framing fr = {};
 	size_t line_len, used;
 	int err;
 
 	c->has_backend = false;
 	c->shadow = false;
-	used = line_take(p, end, &line, &line_len);
+	used = http_line_take(p, end, &line, &line_len);
 	if (!used)
 		return -EBADMSG;
-	err = status_line_parse(c, line, line_len, &h);
+	err = status_line_parse(c, line, line_len, &fr);
+	if (!err)
+		err = http_fields_parse(p + used, end, &fr, header_field_note, c);
 	if (err)
 		return err;
-	for (p += used; (used = line_take(p, end, &line, &line_len)) && line_len; p += used) {
-		err = header_line_parse(c, line, line_len, &h);
-		if (err)
-			return err;
-	}
 
 	if (c->status < 200) {
 		/* 100 Continue and friends precede the real response; 101 would end HTTP. */
-		return c->status == 101 ? -EBADMSG : STEP_ADVANCED;
+		return c->status == 101 ? -EBADMSG : HTTP_STEP_ADVANCED;
 	}
-	c->close_after = h.conn_close || (h.http10 && !h.conn_keep_alive) || cfg.no_keepalive;
+	c->close_after = !http_framing_keep_alive(&fr) || cfg.no_keepalive;
 	/* RFC 9112 6.3: no body after HEAD, 204 and 304; then chunked; then Content-Length. */
 	if (cfg.head_method || c->status == 204 || c->status == 304)
-		return STEP_RESPONSE;
-	if (h.te_seen && h.te_chunked_last) {
-		c->state = RESP_CHUNK_SIZE;
-	} else if (h.te_seen || !h.cl_seen) {
+		return HTTP_STEP_DONE;
+	if (fr.te_seen && fr.te_chunked_last) {
+		c->state = RESP_CHUNKED;
+		http_chunked_start(&c->chunked);
+	} else if (fr.te_seen || !fr.cl_seen) {
 		c->state = RESP_BODY_TO_CLOSE;
 		c->close_after = true;
-	} else if (h.content_length) {
+	} else if (fr.content_length) {
 		c->state = RESP_BODY_LENGTH;
-		c->remaining = h.content_length;
+		c->remaining = fr.content_length;
 	} else {
-		return STEP_RESPONSE;
+		return HTTP_STEP_DONE;
 	}
-	return STEP_ADVANCED;
-}
-
-/* "<hex>[;ext]" of a chunk-size line; 0 or -EBADMSG. */
-static int chunk_size_parse(const char *line, size_t len, uint64_t *size)
-{
-	size_t i;
-
-	*size = 0;
-	for (i = 0; i < len; i++) {
-		char ch = line[i];
-		int digit;
-
-		if (ch >= '0' && ch <= '9')
-			digit = ch - '0';
-		else if ((ch | 0x20) >= 'a' && (ch | 0x20) <= 'f')
-			digit = (ch | 0x20) - 'a' + 10;
-		else
-			break;
-		/* 15 hex digits cannot overflow 64 bits. */
-		if (i == 15)
-			return -EBADMSG;
-		*size = *size * 16 + digit;
-	}
-	if (i == 0)
-		return -EBADMSG;
-	while (i < len && (line[i] == ' ' || line[i] == '\t'))
-		i++;
-	if (i < len && line[i] != ';')
-		return -EBADMSG;
-	return field_value_valid(line + i, len - i) ? 0 : -EBADMSG;
+	return HTTP_STEP_ADVANCED;
 }
 
 /*
- * Takes one step of the response at c->in.data + *pos. STEP_ADVANCED, STEP_RESPONSE when
- * a response is complete, 0 when more bytes are needed, or -EBADMSG.
+ * Takes one step of the response at c->in.data + *pos. HTTP_STEP_ADVANCED, HTTP_STEP_DONE
+ * when a response is complete, HTTP_STEP_MORE when more bytes are needed, or -EBADMSG.
  */
 static int conn_parse_step(struct conn *c, size_t *pos)
 {
-	const char *p = c->in.data + *pos, *end = c->in.data + c->in.len, *line;
-	size_t avail = end - p, used, line_len;
-	uint64_t take;
+	const char *p = c->in.data + *pos;
+	size_t avail = c->in.len - *pos, used;
 	int ret;
 
 	switch (c->state) {
 	case RESP_HEAD:
-		used = head_end_find(p, avail, &c->head_scan);
+		used = http_head_end_find(p, avail, &c->head_scan);
 		if (!used)
-			return avail > MAX_HEAD_BYTES ? -EBADMSG : 0;
+			return avail > MAX_HEAD_BYTES ? -EBADMSG : HTTP_STEP_MORE;
 		c->head_scan = 0;
 		ret = response_head_parse(c, p, used);
 		if (ret > 0)
@@ -809,58 +604,16 @@ static int conn_parse_step(struct conn *c, size_t *pos)
 		return ret;
 
 	case RESP_BODY_LENGTH:
-	case RESP_CHUNK_DATA:
+		*pos += http_body_take(&c->remaining, avail);
+		return c->remaining ? HTTP_STEP_MORE : HTTP_STEP_DONE;
+
 	case RESP_BODY_TO_CLOSE:
-		take = c->remaining < avail ? c->remaining : avail;
-		if (c->state == RESP_BODY_TO_CLOSE)
-			take = avail;
-		if (!take)
-			return 0;
-		*pos += take;
-		if (c->state == RESP_BODY_TO_CLOSE)
-			return 0;
-		c->remaining -= take;
-		if (c->remaining)
-			return 0;
-		if (c->state == RESP_BODY_LENGTH)
-			return STEP_RESPONSE;
-		c->state = RESP_CHUNK_END;
-		return STEP_ADVANCED;
+		/* Only the server's FIN ends this body: see conn_eof(). */
+		*pos += avail;
+		return HTTP_STEP_MORE;
 
-	case RESP_CHUNK_SIZE:
-		used = line_take(p, end, &line, &line_len);
-		if (!used)
-			return avail > MAX_LINE_BYTES ? -EBADMSG : 0;
-		if (chunk_size_parse(line, line_len, &c->remaining))
-			return -EBADMSG;
-		*pos += used;
-		c->state = c->remaining ? RESP_CHUNK_DATA : RESP_TRAILERS;
-		return STEP_ADVANCED;
-
-	case RESP_CHUNK_END:
-		if (avail >= 1 && p[0] == '\n')
-			used = 1;
-		else if (avail >= 2 && p[0] == '\r' && p[1] == '\n')
-			used = 2;
-		else if (avail == 0 || (avail == 1 && p[0] == '\r'))
-			return 0;
-		else
-			return -EBADMSG;
-		*pos += used;
-		c->state = RESP_CHUNK_SIZE;
-		return STEP_ADVANCED;
-
-	case RESP_TRAILERS:
-		used = line_take(p, end, &line, &line_len);
-		if (!used)
-			return avail > MAX_LINE_BYTES ? -EBADMSG : 0;
-		*pos += used;
-		if (!line_len)
-			return STEP_RESPONSE;
-		if (!memchr(line, ':', line_len) || !is_tchar(line[0]) ||
-		    !field_value_valid(line, line_len))
-			return -EBADMSG;
-		return STEP_ADVANCED;
+	case RESP_CHUNKED:
+		return http_chunked_step(&c->chunked, p, avail, pos);
 	}
 	return -EBADMSG;
 }
@@ -1052,7 +805,7 @@ static int conn_parse(struct conn *c)
 
 	while (c->in_flight && c->generation == generation) {
 		ret = conn_parse_step(c, &pos);
-		if (ret == STEP_RESPONSE) {
+		if (ret == HTTP_STEP_DONE) {
 			/* Bytes left over stay for the next response on this connection. */
 			c->in.len -= pos;
 			memmove(c->in.data, c->in.data + pos, c->in.len);
