@@ -37,7 +37,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/args.h"
 #include "lib/bytes.h"
+#include "lib/clock.h"
 #include "lib/http.h"
 
 #define MAX_LISTEN     16
@@ -101,22 +103,6 @@ static void usage(FILE *out)
 		"                 [--threads N] [--chunked] [--close]\n"
 		"  ADDR:PORT is 127.0.0.1:9001 or [::1]:9001; port 0 picks a free port, and the\n"
 		"  \"listening on\" line printed on stderr tells which.\n");
-}
-
-/* Parses a decimal number in [min, max]; 0 or -EINVAL. */
-static int parse_number(const char *text, long long min, long long max, long long *out)
-{
-	char *end;
-	long long value;
-
-	if (!*text || *text == '-' || *text == '+' || *text == ' ')
-		return -EINVAL;
-	errno = 0;
-	value = strtoll(text, &end, 10);
-	if (errno || *end || value < min || value > max)
-		return -EINVAL;
-	*out = value;
-	return 0;
 }
 
 /* Parses "1.2.3.4:80" or "[::1]:80" into addr; 0 or -EINVAL. */
@@ -471,14 +457,6 @@ struct worker {
 };
 
 static struct worker *workers;
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
-}
 
 /* Formats the counters of every worker as one JSON object; returns its length. */
 static int stats_format(char *buf, size_t size)

@@ -36,7 +36,9 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "lib/args.h"
 #include "lib/bytes.h"
+#include "lib/clock.h"
 #include "lib/http.h"
 
 #define MAX_HEADERS	64
@@ -98,30 +100,6 @@ static void usage(FILE *out)
 		"                [--keys K] [--key-prefix P] [--header 'Name: value' ...]\n"
 		"                [--method M] [--body-size B] [--chunked] [--duration-ms D]\n"
 		"                [--host HOST] [--no-keepalive] [--timeout-ms T] [--raw FILE]\n");
-}
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ULL + ts.tv_nsec;
-}
-
-/* Parses a decimal number in [min, max]; 0 or -EINVAL. */
-static int parse_number(const char *text, long long min, long long max, long long *out)
-{
-	char *end;
-	long long value;
-
-	if (!*text || *text == '-' || *text == '+' || *text == ' ')
-		return -EINVAL;
-	errno = 0;
-	value = strtoll(text, &end, 10);
-	if (errno || *end || value < min || value > max)
-		return -EINVAL;
-	*out = value;
-	return 0;
 }
 
 /*
