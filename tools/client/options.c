@@ -100,6 +100,78 @@ static int header_arg_check(const char *header)
 	return http_field_value_valid(colon + 1, strlen(colon + 1)) ? 0 : -EINVAL;
 }
 
+/* Applies one option to cfg: NULL, or what is wrong with its value. */
+static const char *option_apply(int opt, const char *arg)
+{
+	switch (opt) {
+	case 'u':
+		cfg.url = arg;
+		break;
+	case 'n':
+		if (parse_number(arg, 1, 1LL << 40, &cfg.requests))
+			return "--requests wants a number >= 1";
+		break;
+	case 'c':
+		if (parse_number(arg, 1, MAX_CONNECTIONS, &cfg.connections))
+			return "--connections wants 1..10000";
+		break;
+	case 'k':
+		if (parse_number(arg, 1, 1 << 24, &cfg.keys))
+			return "--keys wants 1..16777216";
+		break;
+	case 'p':
+		cfg.key_prefix = arg;
+		if (!http_field_value_valid(arg, strlen(arg)) || strchr(arg, '"') ||
+		    strchr(arg, '\\'))
+			return "--key-prefix must be printable, without quotes or backslashes";
+		break;
+	case 'H':
+		if (cfg.nr_headers == MAX_HEADERS)
+			return "too many --header";
+		if (header_arg_check(arg))
+			return "--header wants 'Name: value'";
+		cfg.user_host_header |= !strncasecmp(arg, "host:", 5);
+		cfg.headers[cfg.nr_headers++] = arg;
+		break;
+	case 'm':
+		cfg.method = arg;
+		if (!*arg)
+			return "--method must not be empty";
+		for (const char *p = arg; *p; p++) {
+			if (!http_is_tchar(*p))
+				return "--method must be a token such as GET or POST";
+		}
+		break;
+	case 'b':
+		if (parse_number(arg, 0, 1LL << 30, &cfg.body_size))
+			return "--body-size wants 0..1073741824";
+		break;
+	case 'C':
+		cfg.chunked = true;
+		break;
+	case 'd':
+		if (parse_number(arg, 1, 1LL << 40, &cfg.duration_ms))
+			return "--duration-ms wants a number >= 1";
+		break;
+	case 'o':
+		cfg.host = arg;
+		if (!*arg || !http_field_value_valid(arg, strlen(arg)))
+			return "--host wants a printable host name";
+		break;
+	case 'K':
+		cfg.no_keepalive = true;
+		break;
+	case 't':
+		if (parse_number(arg, 1, 1LL << 40, &cfg.timeout_ms))
+			return "--timeout-ms wants a number >= 1";
+		break;
+	case 'r':
+		cfg.raw_file = arg;
+		break;
+	}
+	return NULL;
+}
+
 /* Fills cfg from argv; 0 or -EINVAL after printing what was wrong. */
 int parse_args(int argc, char **argv)
 {
@@ -122,88 +194,21 @@ int parse_args(int argc, char **argv)
 		{},
 	};
 	bool requests_given = false;
-	const char *bad = NULL;
+	const char *bad;
 	int opt;
 
 	while ((opt = getopt_long(argc, argv, "", options, NULL)) != -1) {
-		switch (opt) {
-		case 'u':
-			cfg.url = optarg;
-			break;
-		case 'n':
-			requests_given = true;
-			if (parse_number(optarg, 1, 1LL << 40, &cfg.requests))
-				bad = "--requests wants a number >= 1";
-			break;
-		case 'c':
-			if (parse_number(optarg, 1, MAX_CONNECTIONS, &cfg.connections))
-				bad = "--connections wants 1..10000";
-			break;
-		case 'k':
-			if (parse_number(optarg, 1, 1 << 24, &cfg.keys))
-				bad = "--keys wants 1..16777216";
-			break;
-		case 'p':
-			cfg.key_prefix = optarg;
-			if (!http_field_value_valid(optarg, strlen(optarg)) ||
-			    strchr(optarg, '"') || strchr(optarg, '\\'))
-				bad = "--key-prefix must be printable, without quotes or "
-				      "backslashes";
-			break;
-		case 'H':
-			if (cfg.nr_headers == MAX_HEADERS) {
-				bad = "too many --header";
-				break;
-			}
-			if (header_arg_check(optarg)) {
-				bad = "--header wants 'Name: value'";
-				break;
-			}
-			cfg.user_host_header |= !strncasecmp(optarg, "host:", 5);
-			cfg.headers[cfg.nr_headers++] = optarg;
-			break;
-		case 'm':
-			cfg.method = optarg;
-			for (const char *p = optarg; *p; p++) {
-				if (!http_is_tchar(*p))
-					bad = "--method must be a token such as GET or POST";
-			}
-			if (!*optarg)
-				bad = "--method must not be empty";
-			break;
-		case 'b':
-			if (parse_number(optarg, 0, 1LL << 30, &cfg.body_size))
-				bad = "--body-size wants 0..1073741824";
-			break;
-		case 'C':
-			cfg.chunked = true;
-			break;
-		case 'd':
-			if (parse_number(optarg, 1, 1LL << 40, &cfg.duration_ms))
-				bad = "--duration-ms wants a number >= 1";
-			break;
-		case 'o':
-			cfg.host = optarg;
-			if (!*optarg || !http_field_value_valid(optarg, strlen(optarg)))
-				bad = "--host wants a printable host name";
-			break;
-		case 'K':
-			cfg.no_keepalive = true;
-			break;
-		case 't':
-			if (parse_number(optarg, 1, 1LL << 40, &cfg.timeout_ms))
-				bad = "--timeout-ms wants a number >= 1";
-			break;
-		case 'r':
-			cfg.raw_file = optarg;
-			break;
-		case 'h':
+		if (opt == 'h') {
 			usage(stdout);
 			exit(0);
-		default:
+		}
+		/* getopt_long() has printed what it did not know or what lacked its value. */
+		if (opt == '?') {
 			usage(stderr);
 			return -EINVAL;
 		}
+		requests_given |= opt == 'n';
+		bad = option_apply(opt, optarg);
 		if (bad) {
 			fprintf(stderr, "swclient: %s, not '%s'\n", bad, optarg);
 			return -EINVAL;
