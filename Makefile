@@ -70,6 +70,11 @@ FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(OUTPUT)/tests/fuzz/%,$(FUZZ_SRCS))
 TOOL_SRCS := $(wildcard tools/*.c tools/bench/*.c)
 TOOL_BINS := $(patsubst tools/%.c,$(OUTPUT)/tools/%,$(TOOL_SRCS))
+# swbackend and swclient: each a main in tools/ and its parts in tools/backend/ or
+# tools/client/; tools/lib/ holds what both share. These three directories hold no tool.
+TOOL_LIB_OBJS := $(patsubst %.c,$(OUTPUT)/%.o,$(wildcard tools/lib/*.c))
+SWBACKEND_OBJS := $(patsubst %.c,$(OUTPUT)/%.o,$(wildcard tools/backend/*.c))
+SWCLIENT_OBJS := $(patsubst %.c,$(OUTPUT)/%.o,$(wildcard tools/client/*.c))
 
 SOCKWAY := $(OUTPUT)/sockway
 SOCKWAYD := $(OUTPUT)/sockwayd
@@ -155,6 +160,9 @@ $(OUTPUT)/tests/integration/test_parity: $(OUTPUT)/user/helper/snapshot.o
 $(OUTPUT)/tests/integration/%: $(OUTPUT)/tests/integration/%.o $(LIBSOCKWAY)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(SW_CFLAGS) $^ $(CMOCKA_LIBS) $(LDLIBS_PKG) -lm -pthread -o $@
+
+$(OUTPUT)/tools/swbackend: $(SWBACKEND_OBJS) $(TOOL_LIB_OBJS)
+$(OUTPUT)/tools/swclient: $(SWCLIENT_OBJS) $(TOOL_LIB_OBJS)
 
 $(OUTPUT)/tools/%: $(OUTPUT)/tools/%.o $(LIBSOCKWAY)
 	$(call msg,LINK,$@)
