@@ -3,9 +3,11 @@
  * sk_msg: attached to sock_hash, it runs on every send of a socket in the map. When the
  * peer of the connection is in the map too (a local socket of an accelerated cgroup), the
  * bytes go straight into the peer's receive queue, skipping the TCP/IP stack twice;
- * otherwise they take the normal path. Nothing is ever dropped here.
+ * otherwise they take the normal path. Nothing is dropped here but the rest of a split
+ * message whose reader, sockwayd's socket, is gone.
  *
- * Two things ride on it for sockwayd's connections (the conns map, abi.h): the bytes are
+ * Two things ride on it for sockwayd's connections (the conns map, abi.h; the splice's
+ * transitions S1..S15 are tabled next to enum sw_splice_state there): the bytes are
  * counted per connection (sockwayd adds them to the exchange's counter cell), and a
  * response can skip sockwayd altogether, from the backend's socket straight into the
  * client's (the splice): its body, or all of it when its head is one that sockwayd would
@@ -305,7 +307,7 @@ static __always_inline enum splice_result splice_whole_send(struct sk_msg_md *ms
 		/* The client's socket is gone: the response goes to sockwayd, which finds
 		 * the splice stopped with nothing moved (and the client closed). */
 		e->done = 0;
-		__sync_val_compare_and_swap(&e->splice, SW_SPLICE_TAKING, SW_SPLICE_STOPPED);
+		__sync_val_compare_and_swap(&e->splice, SW_SPLICE_TAKING, SW_SPLICE_STOPPED); /* S7 */
 		return NOT_SPLICED;
 	}
 	e->done = size;
@@ -315,87 +317,43 @@ static __always_inline enum splice_result splice_whole_send(struct sk_msg_md *ms
 	__sync_fetch_and_add(&e->accel_bytes, size);
 	/* A swap: sockwayd may have freed the entry meanwhile (it never leaves TAKING
 	 * otherwise). */
-	__sync_val_compare_and_swap(&e->splice, SW_SPLICE_TAKING, SW_SPLICE_DONE);
+	__sync_val_compare_and_swap(&e->splice, SW_SPLICE_TAKING, SW_SPLICE_DONE); /* S6 */
 	return SPLICED_SENT;
 }
 
 /*
- * A send of a backend to sockwayd's upstream socket (key up, conns entry e)
- * while a splice is armed or on (abi.h, struct sw_conn): moves up to e->left bytes into
- * the client's socket. Every send after the splice stopped goes the normal way, to
- * sockwayd, which learns from e->done how much the kernel moved.
+ * A PREARMED response's first send: is it a head that passes on unchanged, with nothing
+ * past the response? Then *next is TAKING when all of it is here, ACTIVE when not, and
+ * *total its length. Else the arming goes back to sockwayd (S4): -1.
  */
-static __always_inline enum splice_result splice(struct sk_msg_md *msg, struct sw_conn *e,
-						 const struct sw_sock_key *up, __u64 size,
-						 int accel_off)
+static __always_inline int splice_prearmed(struct sk_msg_md *msg, struct sw_conn *e, __u64 size,
+					   __u32 *next, __u64 *total)
 {
-	struct sw_sock_key client, again;
-	__u32 state = e->splice, next = SW_SPLICE_ACTIVE;
-	struct tcp_sock *cl;
-	__u64 left, total;
+	if (head_scan(msg, size, e))
+		goto decline;
+	*total = (__u64)e->head.head_len + e->head.body_len;
+	/* Bytes past the response in its first send: not a stream to pass on. */
+	if (size > *total)
+		goto decline;
+	/* The whole response in this send (most small ones): all of it goes, and nothing
+	 * wakes sockwayd; it finds DONE when the client speaks again, or at its next tick. */
+	*next = size == *total ? SW_SPLICE_TAKING : SW_SPLICE_ACTIVE;
+	return 0;
+decline:
+	__sync_val_compare_and_swap(&e->splice, SW_SPLICE_PREARMED, SW_SPLICE_IDLE); /* S4 */
+	return -1;
+}
+
+/*
+ * An ACTIVE splice: up to e->left bytes of the message go into the client's socket, and the
+ * splice stops (S11) once left is 0 or the client cannot take more.
+ */
+static __always_inline enum splice_result splice_move(struct sk_msg_md *msg, struct sw_conn *e,
+						      struct sw_sock_key *client, __u64 size)
+{
+	__u64 left = e->left;
 	long ret;
 
-	if (state == SW_SPLICE_SPLIT) {
-		/* Split, but this is not the rest (msg_redirect handles that first): the
-		 * split's redirect failed and the backend sends again. The kernel counted
-		 * bytes it did not deliver; sockwayd finds bytes past the response and closes
-		 * the client (exchange_finish). */
-		__sync_val_compare_and_swap(&e->splice, SW_SPLICE_SPLIT, SW_SPLICE_STOPPED);
-		return NOT_SPLICED;
-	}
-	if (state != SW_SPLICE_ARMED && state != SW_SPLICE_ACTIVE && state != SW_SPLICE_PREARMED)
-		return NOT_SPLICED;
-	if (accel_off && state != SW_SPLICE_ACTIVE)
-		return NOT_SPLICED;
-	__builtin_memcpy(&client, &e->client, sizeof(client));
-	if (state != SW_SPLICE_ACTIVE && !splice_can_start(msg, up, &client))
-		return NOT_SPLICED;
-	if (state == SW_SPLICE_PREARMED) {
-		if (head_scan(msg, size, e)) {
-			__sync_val_compare_and_swap(&e->splice, SW_SPLICE_PREARMED, SW_SPLICE_IDLE);
-			return NOT_SPLICED;
-		}
-		total = (__u64)e->head.head_len + e->head.body_len;
-		/* Bytes past the response in its first send: not a stream to pass on. */
-		if (size > total) {
-			__sync_val_compare_and_swap(&e->splice, SW_SPLICE_PREARMED, SW_SPLICE_IDLE);
-			return NOT_SPLICED;
-		}
-		/* The whole response in this send (most small ones): all of it goes, and
-		 * nothing wakes sockwayd; it finds DONE when the client speaks again, or at
-		 * its next tick. */
-		if (size == total)
-			next = SW_SPLICE_TAKING;
-	}
-	if (state != SW_SPLICE_ACTIVE) {
-		if (__sync_val_compare_and_swap(&e->splice, state, next) != state)
-			return NOT_SPLICED; /* sockwayd disarmed it just now */
-		/* sockwayd may have disarmed and armed again, for another client, between the
-		 * copy above and the swap: then give this arming back untouched. */
-		__builtin_memcpy(&again, &e->client, sizeof(again));
-		if (!sw_sock_key_equal(&again, &client)) {
-			__sync_val_compare_and_swap(&e->splice, next, state);
-			return NOT_SPLICED;
-		}
-		/* Or disarmed, forwarded bytes to the same client and armed again (a 1xx, or
-		 * the head before a body): those bytes must not be on TCP still, where this
-		 * splice would overtake them. Checked again now that the arming is ours. */
-		if (!splice_can_start(msg, up, &client)) {
-			__sync_val_compare_and_swap(&e->splice, next, state);
-			return NOT_SPLICED;
-		}
-		if (next == SW_SPLICE_TAKING)
-			return splice_whole_send(msg, e, &client, size);
-		/* All of the response but its last byte; sockwayd reads the head's status
-		 * and lengths from e->head once it sees STOPPED. */
-		if (state == SW_SPLICE_PREARMED)
-			e->left = total - 1;
-	} else {
-		cl = sock_of(&client);
-		if (accel_off || !cl || !has_room(cl))
-			goto stop;
-	}
-	left = e->left;
 	if (!left)
 		goto stop;
 	if (size > left) {
@@ -403,7 +361,7 @@ static __always_inline enum splice_result splice(struct sk_msg_md *msg, struct s
 		 * the client; the kernel runs the program again on the rest, which goes to
 		 * sockwayd (msg_is_rest, in msg_redirect). */
 		bpf_msg_apply_bytes(msg, left);
-		ret = bpf_msg_redirect_hash(msg, &sock_hash, &client, BPF_F_INGRESS);
+		ret = bpf_msg_redirect_hash(msg, &sock_hash, client, BPF_F_INGRESS);
 		if (ret != SK_PASS) {
 			bpf_msg_apply_bytes(msg, 0);
 			goto stop; /* the client's socket is gone */
@@ -412,25 +370,136 @@ static __always_inline enum splice_result splice(struct sk_msg_md *msg, struct s
 		e->left = 0;
 		count(SPLICED, left);
 		__sync_fetch_and_add(&e->accel_bytes, left);
-		__sync_val_compare_and_swap(&e->splice, SW_SPLICE_ACTIVE, SW_SPLICE_SPLIT);
+		__sync_val_compare_and_swap(&e->splice, SW_SPLICE_ACTIVE, SW_SPLICE_SPLIT); /* S10 */
 		return SPLICED_SENT;
 	}
-	ret = bpf_msg_redirect_hash(msg, &sock_hash, &client, BPF_F_INGRESS);
+	ret = bpf_msg_redirect_hash(msg, &sock_hash, client, BPF_F_INGRESS);
 	if (ret != SK_PASS)
 		goto stop; /* the client's socket is gone */
 	e->done += size;
 	e->left = left - size;
 	count(SPLICED, size);
 	__sync_fetch_and_add(&e->accel_bytes, size);
-	if (left == size)
+	if (left == size) /* S11 */
 		__sync_val_compare_and_swap(&e->splice, SW_SPLICE_ACTIVE, SW_SPLICE_STOPPED);
 	return SPLICED_SENT;
 stop:
 	/* Only this program moves an active splice on; the swap (after the done count)
 	 * makes it visible to sockwayd. A swap, not a store: sockwayd may have freed the
-	 * entry meanwhile (IDLE), and another connection may hold it by now. */
+	 * entry meanwhile (IDLE), and another connection may hold it by now. S11. */
 	__sync_val_compare_and_swap(&e->splice, SW_SPLICE_ACTIVE, SW_SPLICE_STOPPED);
 	return NOT_SPLICED;
+}
+
+/*
+ * A send of a backend to sockwayd's upstream socket (key up, conns entry e) while a splice
+ * is armed or on (abi.h, struct sw_conn): moves up to e->left bytes into the client's
+ * socket. Every send after the splice stopped goes the normal way, to sockwayd, which
+ * learns from e->done how much the kernel moved.
+ */
+static __always_inline enum splice_result splice(struct sk_msg_md *msg, struct sw_conn *e,
+						 const struct sw_sock_key *up, __u64 size,
+						 int accel_off)
+{
+	struct sw_sock_key client, again;
+	__u32 state = e->splice, next = SW_SPLICE_ACTIVE;
+	struct tcp_sock *cl;
+	__u64 total = 0;
+
+	if (state == SW_SPLICE_SPLIT) {
+		/* Split, but this is not the rest (msg_redirect handles that first): the
+		 * split's redirect failed and the backend sends again. The kernel counted
+		 * bytes it did not deliver; sockwayd finds bytes past the response and closes
+		 * the client (exchange_finish). */
+		__sync_val_compare_and_swap(&e->splice, SW_SPLICE_SPLIT, SW_SPLICE_STOPPED); /* S12 */
+		return NOT_SPLICED;
+	}
+	if (state != SW_SPLICE_ARMED && state != SW_SPLICE_ACTIVE && state != SW_SPLICE_PREARMED)
+		return NOT_SPLICED;
+	if (accel_off && state != SW_SPLICE_ACTIVE)
+		return NOT_SPLICED;
+	__builtin_memcpy(&client, &e->client, sizeof(client));
+	if (state == SW_SPLICE_ACTIVE) {
+		cl = sock_of(&client);
+		if (!accel_off && cl && has_room(cl))
+			return splice_move(msg, e, &client, size);
+		__sync_val_compare_and_swap(&e->splice, SW_SPLICE_ACTIVE, SW_SPLICE_STOPPED); /* S11 */
+		return NOT_SPLICED;
+	}
+	if (!splice_can_start(msg, up, &client))
+		return NOT_SPLICED;
+	if (state == SW_SPLICE_PREARMED && splice_prearmed(msg, e, size, &next, &total))
+		return NOT_SPLICED;
+	/* S8, or S5 for a whole response */
+	if (__sync_val_compare_and_swap(&e->splice, state, next) != state)
+		return NOT_SPLICED; /* sockwayd disarmed it just now */
+	/* sockwayd may have disarmed and armed again, for another client, between the copy
+	 * above and the swap: then give this arming back untouched. */
+	__builtin_memcpy(&again, &e->client, sizeof(again));
+	if (!sw_sock_key_equal(&again, &client)) {
+		__sync_val_compare_and_swap(&e->splice, next, state); /* S9 */
+		return NOT_SPLICED;
+	}
+	/* Or disarmed, forwarded bytes to the same client and armed again (a 1xx, or the head
+	 * before a body): those bytes must not be on TCP still, where this splice would
+	 * overtake them. Checked again now that the arming is ours. */
+	if (!splice_can_start(msg, up, &client)) {
+		__sync_val_compare_and_swap(&e->splice, next, state); /* S9 */
+		return NOT_SPLICED;
+	}
+	if (next == SW_SPLICE_TAKING)
+		return splice_whole_send(msg, e, &client, size);
+	/* All of the response but its last byte; sockwayd reads the head's status and
+	 * lengths from e->head once it sees STOPPED. */
+	if (state == SW_SPLICE_PREARMED)
+		e->left = total - 1;
+	return splice_move(msg, e, &client, size);
+}
+
+/* The peer's key: the sender's tuple reversed, in its network namespace. */
+static __always_inline void peer_key(struct sk_msg_md *msg, struct sw_sock_key *peer)
+{
+	peer->netns = bpf_get_netns_cookie(msg);
+	peer->family = msg->family;
+	if (msg->family == AF_INET) {
+		peer->local_ip[0] = msg->remote_ip4;
+		peer->remote_ip[0] = msg->local_ip4;
+	} else {
+		peer->local_ip[0] = msg->remote_ip6[0];
+		peer->local_ip[1] = msg->remote_ip6[1];
+		peer->local_ip[2] = msg->remote_ip6[2];
+		peer->local_ip[3] = msg->remote_ip6[3];
+		peer->remote_ip[0] = msg->local_ip6[0];
+		peer->remote_ip[1] = msg->local_ip6[1];
+		peer->remote_ip[2] = msg->local_ip6[2];
+		peer->remote_ip[3] = msg->local_ip6[3];
+	}
+	peer->local_port = bpf_ntohl(msg->remote_port);
+	peer->remote_port = msg->local_port;
+}
+
+/*
+ * The rest of a message split by a splice: the response's last byte(s), for sockwayd's
+ * socket (the peer, entry pe), which is empty since the splice started. Whatever became of
+ * the splice meanwhile (the kill switch, sockwayd freeing the entry), the kernel's leftover
+ * target and byte count are replaced here, so these bytes never follow the client's old
+ * target and nothing after them is steered unchecked.
+ */
+static __always_inline int rest_redirect(struct sk_msg_md *msg, struct sw_conn *pe,
+					 struct sw_sock_key *peer, __u64 size)
+{
+	bpf_msg_apply_bytes(msg, 0);
+	if (pe) /* S12 */
+		__sync_val_compare_and_swap(&pe->splice, SW_SPLICE_SPLIT, SW_SPLICE_STOPPED);
+	if (bpf_msg_redirect_hash(msg, &sock_hash, peer, BPF_F_INGRESS) != SK_PASS) {
+		/* sockwayd's socket is gone: nobody reads this connection any more. */
+		count(PASSED, size);
+		return SK_DROP;
+	}
+	count(REDIRECTED, size);
+	if (pe)
+		__sync_fetch_and_add(&pe->accel_bytes, size);
+	return SK_PASS;
 }
 
 SEC("sk_msg")
@@ -454,54 +523,15 @@ int msg_redirect(struct sk_msg_md *msg)
 	/* sk_msg runs in the sender's sendmsg: its cgroup says whether sockwayd sends. */
 	from_swd = swd_cg && bpf_get_current_cgroup_id() == swd_cg;
 
-	/* The peer's tuple is ours reversed, in our network namespace. */
-	peer.netns = bpf_get_netns_cookie(msg);
-	peer.family = msg->family;
-	if (msg->family == AF_INET) {
-		peer.local_ip[0] = msg->remote_ip4;
-		peer.remote_ip[0] = msg->local_ip4;
-	} else {
-		peer.local_ip[0] = msg->remote_ip6[0];
-		peer.local_ip[1] = msg->remote_ip6[1];
-		peer.local_ip[2] = msg->remote_ip6[2];
-		peer.local_ip[3] = msg->remote_ip6[3];
-		peer.remote_ip[0] = msg->local_ip6[0];
-		peer.remote_ip[1] = msg->local_ip6[1];
-		peer.remote_ip[2] = msg->local_ip6[2];
-		peer.remote_ip[3] = msg->local_ip6[3];
-	}
-	peer.local_port = bpf_ntohl(msg->remote_port);
-	peer.remote_port = msg->local_port;
+	peer_key(msg, &peer);
 
 	/* A backend's send to sockwayd, with a response-body splice armed or on. The kill
 	 * switch stops an active one: the rest reaches the client through sockwayd. Only a
 	 * send from outside sockwayd can have sockwayd's socket as its peer (two sockwayds of
 	 * one pin directory talking to each other skip this: no splice, no count). */
 	pe = swd_cg && !from_swd ? conn_find(&peer) : 0;
-	if (msg_is_rest(msg)) {
-		/*
-		 * The rest of a message split by a splice: the response's last byte(s), for
-		 * sockwayd's socket, which is empty since the splice started. Whatever became
-		 * of the splice meanwhile (the kill switch, sockwayd freeing the entry), the
-		 * kernel's leftover target and byte count are replaced here, so these bytes
-		 * never follow the client's old target and nothing after them is steered
-		 * unchecked.
-		 */
-		bpf_msg_apply_bytes(msg, 0);
-		if (pe)
-			__sync_val_compare_and_swap(&pe->splice, SW_SPLICE_SPLIT,
-						    SW_SPLICE_STOPPED);
-		ret = bpf_msg_redirect_hash(msg, &sock_hash, &peer, BPF_F_INGRESS);
-		if (ret != SK_PASS) {
-			/* sockwayd's socket is gone: nobody reads this connection any more. */
-			count(PASSED, size);
-			return SK_DROP;
-		}
-		count(REDIRECTED, size);
-		if (pe)
-			__sync_fetch_and_add(&pe->accel_bytes, size);
-		return SK_PASS;
-	}
+	if (msg_is_rest(msg))
+		return rest_redirect(msg, pe, &peer, size);
 	if (pe && splice(msg, pe, &peer, size, off) == SPLICED_SENT)
 		return SK_PASS;
 

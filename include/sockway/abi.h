@@ -287,8 +287,9 @@ struct sw_accel_stats {
  *     (STOPPED) once left is 0 or the client cannot take more; the last byte, in
  *     sockwayd's socket, wakes sockwayd. sockwayd disarms (ARMED/PREARMED -> IDLE, a
  *     compare-and-swap) before it reads an armed socket or answers the client itself, so
- *     the kernel never overtakes bytes that sockwayd holds or writes. sk_msg.bpf.c and
- *     user/helper/proxy.c hold the rest.
+ *     the kernel never overtakes bytes that sockwayd holds or writes. The table of
+ *     transitions is next to enum sw_splice_state; sk_msg.bpf.c, user/lib/conns.c and
+ *     user/helper/splice.c hold the rest.
  * A sockwayd killed leaves its entries behind: sockops retires the key of an entry whose
  * key connects again (before any sockwayd can claim it, so no new connection ever finds an
  * old splice; only the owner, or reclaim() once it is dead, frees an entry), and sockwayd
@@ -298,6 +299,40 @@ struct sw_accel_stats {
 #define SW_CONN_WAYS	4
 #define SW_CONNS	(SW_CONN_BUCKETS * SW_CONN_WAYS)
 
+/*
+ * The splice of an upstream's conns entry (sw_conn.splice). Every transition, who makes it
+ * and how; the code that makes one cites its label:
+ *   S1  IDLE -> PREARMED           sockwayd  store-release  a request whose response head it
+ *                                                           would pass on unchanged, before it goes
+ *   S2  IDLE -> ARMED              sockwayd  store-release  the head forwarded, a Content-Length
+ *                                                           body of SW_SPLICE_MIN or more left
+ *   S3  ARMED/PREARMED -> IDLE     sockwayd  CAS            taken back before sockwayd reads the
+ *                                                           upstream or answers the client itself
+ *   S4  PREARMED -> IDLE           sk_msg    CAS            the backend's first send is no head to
+ *                                                           pass on, or holds bytes past it
+ *   S5  PREARMED -> TAKING         sk_msg    CAS            the whole response is in that send
+ *   S6  TAKING -> DONE             sk_msg    CAS            its redirect is queued (done, done_ns
+ *                                                           written before)
+ *   S7  TAKING -> STOPPED          sk_msg    CAS            the client's socket is gone (done 0)
+ *   S8  ARMED/PREARMED -> ACTIVE   sk_msg    CAS            a splice starts
+ *   S9  ACTIVE/TAKING -> ARMED/PREARMED
+ *                                  sk_msg    CAS            given back: sockwayd armed again for
+ *                                                           another client, or the start no longer
+ *                                                           holds once the arming is the kernel's
+ *   S10 ACTIVE -> SPLIT            sk_msg    CAS            the send holds the response's last byte:
+ *                                                           all before it went to the client
+ *   S11 ACTIVE -> STOPPED          sk_msg    CAS            left reached 0, the client has no room
+ *                                                           or is gone, or the kill switch
+ *   S12 SPLIT -> STOPPED           sk_msg    CAS            the rest's run (or a later send, when
+ *                                                           the split's redirect failed)
+ *   S13 STOPPED/DONE -> IDLE       sockwayd  store          it collected done (nothing writes after)
+ *   S14 ACTIVE -> IDLE             sockwayd  store          the backend closed early: nothing more
+ *                                                           comes for the kernel to move
+ *   S15 any -> IDLE                sockwayd  store          the entry is freed (its owner's close,
+ *                                                           or reclaim() of a dead owner's)
+ * sk_msg moves only by compare-and-swap, since sockwayd may free or re-arm the entry under
+ * it; sockwayd stores only where the kernel is done with the entry (S13, S14, S15).
+ */
 enum sw_splice_state {
 	SW_SPLICE_IDLE = 0,
 	SW_SPLICE_ARMED = 1,

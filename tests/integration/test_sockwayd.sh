@@ -291,8 +291,11 @@ raw ok_head
 eq "a 3 KiB head (under the limit): 200" "$(status_line "$TMP/ok_head.resp")" "HTTP/1.1 200 OK"
 # Refused before routing: the nine malformed heads and one over each limit (the invalid chunk
 # size comes after routing, so it counts in its endpoint's cell instead).
+printf 'CONNECT a:443 HTTP/1.1\r\nHost: a:443\r\n\r\n' >"$TMP/connect.raw"
+raw connect
+eq "CONNECT (sockwayd does not tunnel): 501" "$(status_line "$TMP/connect.resp" | awk '{print $2}')" 501
 eq "metrics: sockway_bad_requests_total by status" \
-	"$(for s in 400 413 414 431; do metric "sockway_bad_requests_total{status=\"$s\"}"; done | tr '\n' ' ')" "9 1 1 1 "
+	"$(for s in 400 413 414 431 501; do metric "sockway_bad_requests_total{status=\"$s\"}"; done | tr '\n' ' ')" "9 1 1 1 1 "
 
 # --- backends killed mid-run -------------------------------------------------------------------------
 # (a) One of two replicas dies while a client runs: the other carries the traffic. The client

@@ -168,8 +168,9 @@ static void metrics_cells(const struct admin *a, struct buf *b)
 
 static void metrics_workers(const struct admin *a, struct buf *b)
 {
-	static const int statuses[6] = { 400, 413, 414, 417, 431, 505 };
-	__u64 conns = 0, active = 0, unrouted = 0, drops = 0, reloads = 0, stale = 0, bad[6] = {};
+	static const int statuses[SWD_NR_BAD] = SWD_BAD_STATUSES;
+	__u64 conns = 0, active = 0, unrouted = 0, drops = 0, reloads = 0, stale = 0;
+	__u64 bad[SWD_NR_BAD] = {};
 	__u64 kresp = 0, ktick = 0, under = 0, retries[SWD_RETRY_MAX] = {};
 	unsigned i, k;
 
@@ -187,7 +188,7 @@ static void metrics_workers(const struct admin *a, struct buf *b)
 		under += load(&s->underscore_headers);
 		for (k = 0; k < SWD_RETRY_MAX; k++)
 			retries[k] += load(&s->retries[k]);
-		for (k = 0; k < 6; k++)
+		for (k = 0; k < SWD_NR_BAD; k++)
 			bad[k] += load(&s->bad_requests[k]);
 	}
 	buf_printf(b, "# HELP sockway_connections_total Client connections accepted.\n"
@@ -217,7 +218,7 @@ static void metrics_workers(const struct admin *a, struct buf *b)
 		   (unsigned long long)unrouted, (unsigned long long)drops,
 		   (unsigned long long)reloads, (unsigned long long)stale,
 		   (unsigned long long)sw_generation(a->maps));
-	for (k = 0; k < 6; k++)
+	for (k = 0; k < SWD_NR_BAD; k++)
 		buf_printf(b, "sockway_bad_requests_total{status=\"%d\"} %llu\n", statuses[k],
 			   (unsigned long long)bad[k]);
 	buf_printf(b, "# HELP sockway_kernel_responses_total Whole responses the kernel passed "

@@ -6,10 +6,11 @@
  * a shadow is created when the request is sampled, launched once the request body is
  * whole and the primary's status is known, and lives on its own connection afterwards.
  *
- * Connections to shadow backends are kept alive and pooled per worker, like the primary
- * ones: a shadow per request on a fresh connection would leave a TIME-WAIT socket each
- * time and run a busy host out of ephemeral ports. Each worker caps its shadows in
- * flight; a sample over the cap is dropped and counted.
+ * A shadow goes over an upstream connection like a primary request (upstream.c): the same
+ * replica pick and the same keep-alive pools, per replica (a shadow per request on a fresh
+ * connection would leave a TIME-WAIT socket each time and run a busy host out of ephemeral
+ * ports). Each worker caps its shadows in flight; a sample over the cap is dropped and
+ * counted.
  */
 #include <errno.h>
 #include <stdlib.h>
@@ -17,31 +18,21 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
-#include "sockwayd.h"
+#include "proxy.h"
 
-/* A connection to a replica of a shadow backend: busy with one shadow, or idle. */
-struct shadow_conn {
-	struct reactor_ev ev;
-	struct worker *w;
-	struct shadow_conn *next; /* the worker's idle list */
-	struct shadow *s;	  /* the shadow it carries, NULL when idle */
-	__u16 backend_id;
-	struct sw_addr addr;
-	bool connecting;
-	__u64 idle_until_ms;
-};
+/* Response bytes one read takes. */
+#define SHADOW_READ (16 * 1024)
 
 struct shadow {
 	struct worker *w;
 	struct shadow *prev, *next; /* the worker's shadows */
-	struct shadow_conn *conn;
+	struct upstream *u;	    /* the connection it goes over, once launched */
 	__u16 endpoint_id, backend_id, cell;
 	bool launched;
 	bool is_head; /* a HEAD: the response ends at its head */
 	int primary_status;
-	int status;
-	struct buf out; /* request head and body */
-	struct buf in;	/* response bytes not yet parsed */
+	int status;	/* the response's, 0 while none or when the shadow failed */
+	struct buf out; /* request head and body, until they go */
 	bool head_done;
 	enum http_body body;
 	__u64 left;
@@ -96,25 +87,6 @@ int shadow_append_body(struct shadow *s, const char *buf, size_t len)
 	return buf_append(&s->out, buf, len);
 }
 
-static void conn_close(struct shadow_conn *c)
-{
-	reactor_del(c->w->r, &c->ev);
-	close(c->ev.fd);
-	free(c);
-}
-
-static void conn_unlink_idle(struct shadow_conn *c)
-{
-	struct shadow_conn **p;
-
-	for (p = &c->w->shadow_idle; *p; p = &(*p)->next)
-		if (*p == c) {
-			*p = c->next;
-			c->w->nr_shadow_idle--;
-			break;
-		}
-}
-
 static void shadow_free(struct shadow *s)
 {
 	struct worker *w = s->w;
@@ -127,7 +99,6 @@ static void shadow_free(struct shadow *s)
 		s->next->prev = s->prev;
 	w->nr_shadows--;
 	buf_free(&s->out);
-	buf_free(&s->in);
 	free(s);
 }
 
@@ -139,13 +110,12 @@ void shadow_discard(struct shadow *s)
 
 /*
  * The shadow is over: count what it did (status 0: it failed with err_kind) and keep its
- * connection for the next shadow when the response ended cleanly.
+ * connection for the next request when the response ended cleanly.
  */
 static void shadow_end(struct shadow *s, int err_kind, bool reusable)
 {
 	struct sw_counters *ctr = worker_cell(s->w, s->cell);
-	struct shadow_conn *c = s->conn;
-	struct worker *w = s->w;
+	struct upstream *u = s->u;
 
 	if (ctr) {
 		counters_add(&ctr->requests, 1);
@@ -159,25 +129,23 @@ static void shadow_end(struct shadow *s, int err_kind, bool reusable)
 		} else {
 			counters_add(&ctr->errors[err_kind], 1);
 		}
+		/* What the kernel moved for it: the next exchange over u would count it. */
+		if (u && u->kc)
+			counters_add(&ctr->accel_bytes, accel_delta(u->kc, &u->accel_seen));
 	}
-	if (c) {
-		c->s = NULL;
-		if (reusable && s->keep_alive && !s->in.len && !w->draining &&
-		    w->nr_shadow_idle < swd_cfg.pool_size) {
-			c->idle_until_ms = reactor_now_ms(w->r) + swd_cfg.keepalive_timeout_ms;
-			c->next = w->shadow_idle;
-			w->shadow_idle = c;
-			w->nr_shadow_idle++;
-			reactor_mod(w->r, &c->ev, EPOLLIN);
-		} else {
-			conn_close(c);
-		}
+	if (u) {
+		u->s = NULL;
+		s->u = NULL;
+		if (reusable && s->keep_alive && !u->in.len && !u->out.len)
+			pool_put(u);
+		else
+			upstream_close(u);
 	}
 	shadow_free(s);
 }
 
 /* Parses what arrived of the response. Returns 1 when it is complete, -1 if malformed. */
-static int shadow_parse(struct shadow *s)
+static int shadow_parse(struct shadow *s, struct buf *in)
 {
 	static __thread struct http_response resp;
 	size_t consumed;
@@ -185,11 +153,11 @@ static int shadow_parse(struct shadow *s)
 	int ret;
 
 	while (!s->head_done) {
-		ret = http_parse_response(buf_head(&s->in), s->in.len, &swd_cfg.limits, s->is_head,
+		ret = http_parse_response(buf_head(in), in->len, &swd_cfg.limits, s->is_head,
 					  &resp);
 		if (ret <= 0)
 			return ret < 0 ? -1 : 0;
-		buf_consume(&s->in, resp.head_len);
+		buf_consume(in, resp.head_len);
 		if (resp.status < 200)
 			continue; /* interim responses carry nothing to count */
 		s->head_done = true;
@@ -205,155 +173,134 @@ static int shadow_parse(struct shadow *s)
 	}
 	switch (s->body) {
 	case HTTP_BODY_LENGTH:
-		consumed = s->in.len < s->left ? s->in.len : s->left;
+		consumed = in->len < s->left ? in->len : s->left;
 		s->left -= consumed;
-		buf_consume(&s->in, consumed);
+		buf_consume(in, consumed);
 		return s->left ? 0 : 1;
 	case HTTP_BODY_CHUNKED:
-		if (http_chunked_feed(&s->chunk, buf_head(&s->in), s->in.len, &consumed, &done))
+		if (http_chunked_feed(&s->chunk, buf_head(in), in->len, &consumed, &done))
 			return -1;
-		buf_consume(&s->in, consumed);
+		buf_consume(in, consumed);
 		return done;
 	default:
 		/* Until close: the caller ends it at EOF. */
-		buf_consume(&s->in, s->in.len);
+		buf_consume(in, in->len);
 		return 0;
 	}
 }
 
-static void conn_event(struct reactor *r, struct reactor_ev *ev, __u32 events)
+/* Sends the request over s->u, connected. 0, or -1 when the shadow ended. */
+static int shadow_send(struct shadow *s)
 {
-	struct shadow_conn *c = ev->owner;
-	struct shadow *s = c->s;
-	char tmp[16384];
-	int err = 0, ret;
-	socklen_t len = sizeof(err);
-	ssize_t n;
+	if (upstream_send(s->u, buf_head(&s->out), s->out.len)) {
+		shadow_end(s, SW_ERR_RESET, false);
+		return -1;
+	}
+	buf_free(&s->out);
+	return 0;
+}
 
-	if (!s) {
-		/* An idle connection that speaks is closing (or broken): drop it. */
-		conn_unlink_idle(c);
-		conn_close(c);
-		return;
+/* The connection came up: the request goes. 0, or -1 when the shadow ended. */
+static int shadow_connected(struct shadow *s)
+{
+	struct upstream *u = s->u;
+	socklen_t len = sizeof(int);
+	int err = 0;
+
+	getsockopt(u->ev.fd, SOL_SOCKET, SO_ERROR, &err, &len);
+	if (err) {
+		shadow_end(s, SW_ERR_CONNECT_REFUSED, false);
+		return -1;
 	}
-	if (c->connecting) {
-		getsockopt(ev->fd, SOL_SOCKET, SO_ERROR, &err, &len);
-		if (err || (events & EPOLLERR)) {
-			shadow_end(s, SW_ERR_CONNECT_REFUSED, false);
-			return;
-		}
-		c->connecting = false;
-	}
-	while (s->out.len) {
-		n = send(ev->fd, buf_head(&s->out), s->out.len, MSG_NOSIGNAL);
-		if (n < 0 && errno == EAGAIN)
-			break;
-		if (n <= 0) {
-			shadow_end(s, SW_ERR_RESET, false);
-			return;
-		}
-		buf_consume(&s->out, n);
-	}
+	u->connecting = false;
+	upstream_track(u);
+	return shadow_send(s);
+}
+
+/* Reads the response and drops it, counting. 0, or -1 when the shadow ended. */
+static int shadow_read(struct shadow *s)
+{
+	struct upstream *u = s->u;
+	ssize_t n;
+	int ret;
+
 	for (;;) {
-		n = recv(ev->fd, tmp, sizeof(tmp), 0);
-		if (n < 0 && errno == EAGAIN)
-			break;
+		if (buf_reserve(&u->in, SHADOW_READ)) {
+			shadow_end(s, SW_ERR_RESET, false);
+			return -1;
+		}
+		n = recv(u->ev.fd, buf_tail(&u->in), SHADOW_READ, 0);
+		if (n < 0 && (errno == EAGAIN || errno == EINTR))
+			return 0;
 		if (n <= 0) {
 			/* Closed: the end of a close-delimited body, or a failure. */
-			bool whole = s->head_done && s->body == HTTP_BODY_CLOSE;
-
-			if (!whole)
+			if (!s->head_done || s->body != HTTP_BODY_CLOSE)
 				s->status = 0;
 			shadow_end(s, s->bytes_read ? SW_ERR_BAD_RESPONSE : SW_ERR_RESET, false);
-			return;
+			return -1;
 		}
 		s->bytes_read += n;
-		if (buf_append(&s->in, tmp, n)) {
-			shadow_end(s, SW_ERR_RESET, false);
-			return;
-		}
-		ret = shadow_parse(s);
+		u->in.len += n;
+		ret = shadow_parse(s, &u->in);
 		if (ret) {
 			if (ret < 0)
 				s->status = 0;
 			shadow_end(s, SW_ERR_BAD_RESPONSE, ret > 0);
-			return;
+			return -1;
 		}
 	}
-	reactor_mod(r, &c->ev, s->out.len ? EPOLLOUT | EPOLLIN : EPOLLIN);
 }
 
-/* An idle connection to addr, or a new one. NULL when connect() fails at once. */
-static struct shadow_conn *conn_get(struct worker *w, __u16 backend, const struct sw_addr *addr)
+void shadow_upstream_event(struct upstream *u, __u32 events)
 {
-	struct shadow_conn *c, **p;
-	int fd;
+	struct shadow *s = u->s;
 
-	for (p = &w->shadow_idle; (c = *p); p = &c->next) {
-		if (c->backend_id == backend && !memcmp(&c->addr, addr, sizeof(*addr))) {
-			*p = c->next;
-			w->nr_shadow_idle--;
-			return c;
-		}
+	if (u->connecting && (!(events & (EPOLLOUT | EPOLLERR | EPOLLHUP)) || shadow_connected(s)))
+		return;
+	if ((events & EPOLLOUT) && upstream_flush(u)) {
+		shadow_end(s, SW_ERR_RESET, false);
+		return;
 	}
-	fd = tcp_connect_start(addr);
-	if (fd < 0)
-		return NULL;
-	c = calloc(1, sizeof(*c));
-	if (!c) {
-		close(fd);
-		return NULL;
-	}
-	c->w = w;
-	c->ev.fd = fd;
-	c->ev.fn = conn_event;
-	c->ev.owner = c;
-	c->backend_id = backend;
-	c->addr = *addr;
-	c->connecting = true;
-	if (reactor_add(w->r, &c->ev, EPOLLOUT | EPOLLIN)) {
-		close(fd);
-		free(c);
-		return NULL;
-	}
-	return c;
+	if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) && shadow_read(s))
+		return;
+	upstream_update(u);
 }
 
 void shadow_launch(struct shadow *s, int primary_status)
 {
 	struct worker *w = s->w;
 	const struct sw_backend *be = &w->snap->be[s->backend_id];
-	__u64 now = reactor_now_ms(w->r);
-	__u32 i, idx = 0;
-	bool found = false;
+	struct upstream *u = NULL;
+	int idx = -1;
 
 	s->launched = true;
 	s->primary_status = primary_status;
 	s->bytes_sent = s->out.len;
 	s->t_start_us = now_us();
-	s->deadline_ms = now + swd_cfg.connect_timeout_ms + swd_cfg.response_timeout_ms;
-	if (!(be->flags & SW_F_IN_USE) || !be->nr_replicas) {
+	s->deadline_ms =
+		reactor_now_ms(w->r) + swd_cfg.connect_timeout_ms + swd_cfg.response_timeout_ms;
+	/* The primaries' replica pick and pools: a shadow is one more request to a backend. */
+	if ((be->flags & SW_F_IN_USE) && be->nr_replicas)
+		idx = pick_replica(w, s->backend_id, be, 0, 0);
+	if (idx >= 0) {
+		u = pool_get(w, s->backend_id, idx, &be->replicas[idx], false);
+		if (!u)
+			u = upstream_connect(w, s->backend_id, idx, &be->replicas[idx]);
+	}
+	if (!u) {
 		shadow_end(s, SW_ERR_CONNECT_REFUSED, false);
 		return;
 	}
-	for (i = 0; i < be->nr_replicas && !found; i++) {
-		idx = w->rr[s->backend_id]++ % be->nr_replicas;
-		found = w->down_until[s->backend_id][idx] <= now;
-	}
-	s->conn = found ? conn_get(w, s->backend_id, &be->replicas[idx]) : NULL;
-	if (!s->conn) {
-		shadow_end(s, SW_ERR_CONNECT_REFUSED, false);
+	u->s = s;
+	s->u = u;
+	if (!u->connecting && shadow_send(s))
 		return;
-	}
-	s->conn->s = s;
-	/* A pooled connection is writable now; a new one says so when connected. */
-	reactor_mod(w->r, &s->conn->ev, EPOLLOUT | EPOLLIN);
+	upstream_update(u);
 }
 
 void shadow_tick(struct worker *w)
 {
 	__u64 now = reactor_now_ms(w->r);
-	struct shadow_conn *c, **p;
 	struct shadow *s, *sn;
 
 	for (s = w->shadows; s; s = sn) {
@@ -362,25 +309,5 @@ void shadow_tick(struct worker *w)
 			s->status = 0;
 			shadow_end(s, SW_ERR_TIMEOUT, false);
 		}
-	}
-	for (p = &w->shadow_idle; (c = *p);) {
-		if (c->idle_until_ms > now) {
-			p = &c->next;
-			continue;
-		}
-		*p = c->next;
-		w->nr_shadow_idle--;
-		conn_close(c);
-	}
-}
-
-void shadow_close_idle(struct worker *w)
-{
-	struct shadow_conn *c;
-
-	while ((c = w->shadow_idle)) {
-		w->shadow_idle = c->next;
-		w->nr_shadow_idle--;
-		conn_close(c);
 	}
 }

@@ -64,12 +64,16 @@ enum swd_retry {
 	SWD_RETRY_NONE = SWD_RETRY_MAX,
 };
 
+/* The statuses of requests refused before routing, as /metrics counts them. */
+#define SWD_BAD_STATUSES { 400, 408, 413, 414, 417, 431, 501, 505 }
+#define SWD_NR_BAD	 8
+
 /* Counters of a worker that belong to no cell (no route, bad request...). */
 struct swd_worker_stats {
 	__u64 connections;	/* accepted */
 	__u64 active;		/* open client connections */
 	__u64 unrouted;		/* 404: no route matched */
-	__u64 bad_requests[6];	/* 400, 413, 414, 417, 431, 505 */
+	__u64 bad_requests[SWD_NR_BAD]; /* by status, in the order of SWD_BAD_STATUSES */
 	__u64 shadow_drops;	/* shadow samples dropped (queue full, body too big) */
 	__u64 policy_reloads;
 	__u64 policy_stale;	/* refreshes that gave up (a writer stuck mid-commit) */
@@ -82,7 +86,6 @@ struct swd_worker_stats {
 struct client;
 struct upstream;
 struct shadow;
-struct shadow_conn;
 
 struct worker {
 	unsigned id;
@@ -99,8 +102,6 @@ struct worker {
 	struct upstream *upstreams;	/* every open upstream connection */
 	struct shadow *shadows;		/* shadow requests in flight */
 	unsigned nr_shadows;
-	struct shadow_conn *shadow_idle; /* idle keep-alive connections to shadow backends */
-	unsigned nr_shadow_idle;
 	unsigned nr_exchanges;		/* requests in flight */
 	/* Per backend: round-robin position, replicas refusing until a time, idle pool. */
 	__u32 rr[SW_MAX_BACKENDS];
@@ -130,8 +131,9 @@ void counters_add(__u64 *field, __u64 v);
 void counters_latency(struct sw_counters *c, __u64 us);
 void counters_status(struct sw_counters *c, int status);
 
-/* proxy.c */
+/* proxy.h: client.c, upstream.c, exchange.c, splice.c */
 void client_accept(struct reactor *r, struct reactor_ev *ev, __u32 events);
+/* The proxy's timers: client deadlines, upstream timeouts, idle pools. */
 void proxy_tick(struct worker *w);
 /* Closes idle client connections and pooled upstreams (for draining). */
 void proxy_close_idle(struct worker *w);
@@ -145,8 +147,6 @@ int shadow_append_body(struct shadow *s, const char *buf, size_t len);
 void shadow_launch(struct shadow *s, int primary_status);
 void shadow_discard(struct shadow *s);
 void shadow_tick(struct worker *w);
-/* Closes the idle shadow connections (for draining). */
-void shadow_close_idle(struct worker *w);
 
 /* admin.c */
 struct admin;

@@ -10,7 +10,7 @@
 #include <unistd.h>
 
 #include "log.h"
-#include "sockwayd.h"
+#include "proxy.h"
 
 /* Filled in by main() before any worker starts. */
 struct swd_config swd_cfg;
@@ -105,4 +105,19 @@ void counters_status(struct sw_counters *c, int status)
 {
 	if (status >= 100 && status < 600)
 		counters_add(&c->status[status / 100 - 1], 1);
+}
+
+void proxy_tick(struct worker *w)
+{
+	/* Each module its own timers; the exchange's may free upstreams and clients, so it
+	 * runs after the pool's walk and before the clients'. */
+	upstream_tick(w);
+	exchange_tick(w);
+	client_tick(w);
+}
+
+void proxy_close_idle(struct worker *w)
+{
+	client_close_idle(w);
+	upstream_close_idle(w);
 }

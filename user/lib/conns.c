@@ -161,6 +161,7 @@ unsigned sw_conns_sweep(struct sw_maps *m)
 	return n;
 }
 
+/* S15 (abi.h): the entry goes back to free, its splice idle. */
 void sw_conn_release(struct sw_maps *m, struct sw_conn *e)
 {
 	size_t idx = (size_t)(e - m->conns);
@@ -177,7 +178,7 @@ void sw_conn_splice_arm(struct sw_conn *e, const struct sw_sock_key *client, __u
 	e->client = *client;
 	e->left = left;
 	e->done = 0;
-	/* Release: the kernel sees client, left and done before it sees ARMED. */
+	/* Release: the kernel sees client, left and done before it sees ARMED (S2, abi.h). */
 	__atomic_store_n(&e->splice, SW_SPLICE_ARMED, __ATOMIC_RELEASE);
 }
 
@@ -186,7 +187,7 @@ void sw_conn_splice_prearm(struct sw_conn *e, const struct sw_sock_key *client)
 	e->client = *client;
 	e->left = 0;
 	e->done = 0;
-	/* Release: the kernel sees client and done before it sees PREARMED. */
+	/* Release: the kernel sees client and done before it sees PREARMED (S1, abi.h). */
 	__atomic_store_n(&e->splice, SW_SPLICE_PREARMED, __ATOMIC_RELEASE);
 }
 
@@ -194,8 +195,8 @@ long long sw_conn_splice_settle(struct sw_conn *e, __u32 *seen)
 {
 	__u32 state = __atomic_load_n(&e->splice, __ATOMIC_ACQUIRE);
 
-	/* Not started: take it back, unless the kernel starts it in between (then state
-	 * holds what it is now). */
+	/* Not started: take it back (S3, abi.h), unless the kernel starts it in between
+	 * (then state holds what it is now). */
 	if ((state == SW_SPLICE_ARMED || state == SW_SPLICE_PREARMED) &&
 	    __atomic_compare_exchange_n(&e->splice, &state, SW_SPLICE_IDLE, false,
 					__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
@@ -210,7 +211,7 @@ long long sw_conn_splice_settle(struct sw_conn *e, __u32 *seen)
 		 * them after. */
 		long long done = (long long)__atomic_load_n(&e->done, __ATOMIC_RELAXED);
 
-		__atomic_store_n(&e->splice, SW_SPLICE_IDLE, __ATOMIC_RELAXED);
+		__atomic_store_n(&e->splice, SW_SPLICE_IDLE, __ATOMIC_RELAXED); /* S13 */
 		return done;
 	}
 	/* IDLE: the kernel declined a PREARMED response (not a head it passes on). */

@@ -1,0 +1,411 @@
+// SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
+/*
+ * Client connections (proxy.h): accept, read, write, answers of sockwayd's own, deadlines,
+ * close. A request head that parses starts an exchange (exchange.c); its body and the
+ * pipelined requests behind it stay in the client's input buffer meanwhile.
+ */
+#include <errno.h>
+#include <netinet/tcp.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "conns.h"
+#include "proxy.h"
+
+static const char *reason_phrase(int status)
+{
+	switch (status) {
+	case 400:
+		return "Bad Request";
+	case 404:
+		return "Not Found";
+	case 408:
+		return "Request Timeout";
+	case 413:
+		return "Content Too Large";
+	case 414:
+		return "URI Too Long";
+	case 417:
+		return "Expectation Failed";
+	case 431:
+		return "Request Header Fields Too Large";
+	case 501:
+		return "Not Implemented";
+	case 502:
+		return "Bad Gateway";
+	case 503:
+		return "Service Unavailable";
+	case 504:
+		return "Gateway Timeout";
+	case 505:
+		return "HTTP Version Not Supported";
+	default:
+		return "Error";
+	}
+}
+
+/* ---- client connection -------------------------------------------------------------- */
+
+void client_update(struct client *c)
+{
+	struct exchange *x = c->x;
+	__u32 mask = 0;
+
+	if (c->state == C_HEAD)
+		mask |= EPOLLIN;
+	else if (c->state == C_PROXY && x->req != REQ_DONE)
+		/* Body bytes wait in the kernel until the upstream can take them. */
+		mask |= x->u && !x->u->connecting && x->u->out.len < HIGH_WATER ? EPOLLIN : 0;
+	else if (c->state == C_PROXY && c->in.len < swd_cfg.limits.max_header_bytes && !c->eof)
+		mask |= EPOLLIN; /* a pipelined request, kept for later */
+	if (c->out.len)
+		mask |= EPOLLOUT;
+	reactor_mod(c->w->r, &c->ev, mask);
+}
+
+void client_close(struct client *c)
+{
+	struct worker *w = c->w;
+	struct exchange *x = c->x;
+
+	if (x) {
+		if (x->u) {
+			x->u->x = NULL;
+			upstream_close(x->u);
+		}
+		w->nr_exchanges--;
+		exchange_free(x);
+	}
+	if (c->kc)
+		sw_conn_release(c->w->maps, c->kc);
+	reactor_del(w->r, &c->ev);
+	close(c->ev.fd);
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		w->clients = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	buf_free(&c->in);
+	buf_free(&c->out);
+	__atomic_fetch_sub(&w->stats.active, 1, __ATOMIC_RELAXED);
+	free(c);
+}
+
+/* Writes what is buffered. Returns -1 when the client is gone (and freed). */
+int client_flush(struct client *c)
+{
+	ssize_t n;
+
+	while (c->out.len) {
+		n = send(c->ev.fd, buf_head(&c->out), c->out.len, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			break;
+		if (n <= 0) {
+			client_close(c);
+			return -1;
+		}
+		buf_consume(&c->out, n);
+	}
+	if (!c->out.len && c->state == C_CLOSING) {
+		client_close(c);
+		return -1;
+	}
+	return 0;
+}
+
+/* Queues bytes for the client, writing directly when nothing waits before them. */
+int client_send(struct client *c, const char *p, size_t n)
+{
+	ssize_t sent = 0;
+
+	if (!c->out.len) {
+		sent = send(c->ev.fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (sent < 0 && errno != EAGAIN && errno != EINTR) {
+			client_close(c);
+			return -1;
+		}
+		if (sent < 0)
+			sent = 0;
+	}
+	if ((size_t)sent < n && buf_append(&c->out, p + sent, n - sent)) {
+		client_close(c);
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Answers the current request (or a request that could not start) with an error of our own,
+ * one line of text. close: the connection closes after it.
+ */
+int client_error(struct client *c, int status, bool close_after, const char *fmt, ...)
+{
+	char body[256];
+	va_list ap;
+	int n;
+
+	va_start(ap, fmt);
+	n = vsnprintf(body, sizeof(body) - 1, fmt, ap);
+	va_end(ap);
+	if (n < 0 || n > (int)sizeof(body) - 2)
+		n = sizeof(body) - 2;
+	body[n++] = '\n';
+	if (c->w->draining)
+		close_after = true;
+	if (buf_printf(&c->out,
+		       "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n"
+		       "%s\r\n",
+		       status, reason_phrase(status), n,
+		       close_after ? "Connection: close\r\n" : "") ||
+	    buf_append(&c->out, body, n)) {
+		client_close(c);
+		return -1;
+	}
+	if (close_after)
+		c->state = C_CLOSING;
+	return 0;
+}
+
+/* Bad requests by status, for /metrics. */
+void count_bad_request(struct worker *w, int status)
+{
+	static const int statuses[SWD_NR_BAD] = SWD_BAD_STATUSES;
+	int i;
+
+	for (i = 0; i < SWD_NR_BAD; i++)
+		if (statuses[i] == status)
+			__atomic_fetch_add(&w->stats.bad_requests[i], 1, __ATOMIC_RELAXED);
+}
+
+/* The head being parsed; exchange_start reads it before the next parse. */
+static __thread struct http_request scratch_req;
+
+int client_process(struct client *c)
+{
+	struct worker *w = c->w;
+	int ret;
+
+	while (c->state == C_HEAD && c->in.len) {
+		ret = http_parse_request(buf_head(&c->in), c->in.len, &swd_cfg.limits,
+					 &scratch_req);
+		if (ret == 0) {
+			/* The head timeout runs from the first byte of the request. */
+			if (c->deadline_ms > reactor_now_ms(w->r) + swd_cfg.header_timeout_ms)
+				c->deadline_ms = reactor_now_ms(w->r) + swd_cfg.header_timeout_ms;
+			break;
+		}
+		if (ret < 0) {
+			count_bad_request(w, -ret);
+			/* Nothing after a bad head can be trusted: answer and close. */
+			if (client_error(c, -ret, true, "%s", reason_phrase(-ret)))
+				return -1;
+			break;
+		}
+		if (exchange_start(c, &scratch_req))
+			return -1;
+	}
+	if (c->state == C_CLOSING)
+		return client_flush(c);
+	client_update(c);
+	return 0;
+}
+
+static int client_read(struct client *c)
+{
+	ssize_t n;
+
+	for (;;) {
+		/* Heads and pipelined requests are bounded by the head limit (431 past it). */
+		if ((c->state == C_HEAD || (c->x && c->x->req == REQ_DONE)) &&
+		    c->in.len > swd_cfg.limits.max_header_bytes)
+			break;
+		if (buf_reserve(&c->in, READ_CHUNK)) {
+			client_close(c);
+			return -1;
+		}
+		n = recv(c->ev.fd, c->in.data + c->in.off + c->in.len, READ_CHUNK, 0);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			break;
+		if (n < 0) {
+			client_close(c);
+			return -1;
+		}
+		if (n == 0) {
+			c->eof = true;
+			break;
+		}
+		c->in.len += n;
+		/* Stream body bytes as they come rather than hoarding them. */
+		if (c->state == C_PROXY && c->x && c->x->req != REQ_DONE)
+			break;
+		if (n < READ_CHUNK)
+			break;
+	}
+	if (c->state == C_HEAD) {
+		if (client_process(c))
+			return -1;
+		if (c->eof && c->state == C_HEAD) {
+			/* Closed between requests, or in the middle of a head. */
+			client_close(c);
+			return -1;
+		}
+		return 0;
+	}
+	if (c->state == C_PROXY && c->x) {
+		struct exchange *x = c->x;
+		enum xres ret = XR_GOES_ON;
+
+		/* A pipelined request: its turn must not hang on a response that wakes
+		 * nobody. */
+		if (x->req == REQ_DONE && (c->in.len || c->eof) && x->splice != SPLICE_OFF)
+			ret = splice_check(x, true);
+		else if (x->req != REQ_DONE)
+			ret = exchange_pump_request(x);
+		if (ret == XR_CLIENT_GONE)
+			return -1;
+		if (ret == XR_GOES_ON && c->eof && x->req != REQ_DONE) {
+			/* The body will never be whole: give up on this request. */
+			if (exchange_fail(x, 400, "%s", "request body cut short") == XR_CLIENT_GONE)
+				return -1;
+		}
+	}
+	if (c->state == C_HEAD)
+		return client_process(c);
+	if (c->state == C_PROXY)
+		client_update(c);
+	return 0;
+}
+
+static void client_event(struct reactor *r, struct reactor_ev *ev, __u32 events)
+{
+	struct client *c = ev->owner;
+	struct exchange *x;
+
+	(void)r;
+	/* The response the kernel passed on whole ends here (the client got it, and this
+	 * is its next request or its close), before anything else is decided. */
+	if (c->x && c->x->splice != SPLICE_OFF && splice_check(c->x, false) == XR_CLIENT_GONE)
+		return;
+	/* An error, or a peer gone both ways: nothing it asked can reach it any more. */
+	if (events & (EPOLLERR | EPOLLHUP)) {
+		client_close(c);
+		return;
+	}
+	if (events & EPOLLOUT) {
+		if (client_flush(c))
+			return;
+		x = c->x;
+		/* Room again downstream: let the upstream's bytes flow. */
+		if (x && x->u && c->out.len < HIGH_WATER)
+			upstream_update(x->u);
+		if (!c->x && c->state == C_HEAD && c->in.len && client_process(c))
+			return;
+	}
+	if (events & EPOLLIN) {
+		if (client_read(c))
+			return;
+	}
+	if (c->state != C_CLOSING)
+		client_update(c);
+}
+
+void client_accept(struct reactor *r, struct reactor_ev *ev, __u32 events)
+{
+	struct worker *w = ev->owner;
+	struct sockaddr_storage ss;
+	socklen_t len;
+	struct client *c;
+	int fd, one = 1;
+
+	(void)events;
+	for (;;) {
+		len = sizeof(ss);
+		fd = accept4(ev->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0)
+			return;
+		c = calloc(1, sizeof(*c));
+		if (!c) {
+			close(fd);
+			continue;
+		}
+		setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof(one));
+		if (ss.ss_family == AF_INET6) {
+			struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+
+			/* A v4 client on a dual-stack socket reads as a v4 address. */
+			if (IN6_IS_ADDR_V4MAPPED(&s6->sin6_addr))
+				inet_ntop(AF_INET, &s6->sin6_addr.s6_addr[12], c->peer_ip,
+					  sizeof(c->peer_ip));
+			else
+				inet_ntop(AF_INET6, &s6->sin6_addr, c->peer_ip, sizeof(c->peer_ip));
+		} else {
+			inet_ntop(AF_INET, &((struct sockaddr_in *)&ss)->sin_addr, c->peer_ip,
+				  sizeof(c->peer_ip));
+		}
+		c->w = w;
+		c->ev.fd = fd;
+		c->ev.fn = client_event;
+		c->ev.owner = c;
+		c->state = C_HEAD;
+		c->deadline_ms = reactor_now_ms(r) + swd_cfg.header_timeout_ms;
+		if (reactor_add(r, &c->ev, EPOLLIN)) {
+			close(fd);
+			free(c);
+			continue;
+		}
+		if (w->netns && !sw_conn_key(&c->key, w->netns, fd))
+			c->kc = sw_conn_claim(w->maps, &c->key);
+		if (c->kc)
+			c->accel_seen = __atomic_load_n(&c->kc->accel_bytes, __ATOMIC_RELAXED);
+		c->next = w->clients;
+		if (c->next)
+			c->next->prev = c;
+		w->clients = c;
+		__atomic_fetch_add(&w->stats.connections, 1, __ATOMIC_RELAXED);
+		__atomic_fetch_add(&w->stats.active, 1, __ATOMIC_RELAXED);
+	}
+}
+
+void client_tick(struct worker *w)
+{
+	__u64 now = reactor_now_ms(w->r);
+	struct client *c, *cn;
+
+	for (c = w->clients; c; c = cn) {
+		cn = c->next;
+		if (c->deadline_ms > now)
+			continue;
+		if (c->state == C_HEAD && c->in.len) {
+			/* A head that never finished arriving (slowloris). */
+			count_bad_request(w, 408);
+			if (!client_error(c, 408, true, "%s", "request head timeout"))
+				client_flush(c);
+		} else if (c->state == C_HEAD) {
+			client_close(c);
+		} else if (c->state == C_PROXY && c->x && c->x->req != REQ_DONE) {
+			exchange_fail(c->x, 408, "%s", "request body timeout");
+		} else if (c->state == C_CLOSING) {
+			client_close(c);
+		}
+	}
+}
+
+void client_close_idle(struct worker *w)
+{
+	struct client *c, *cn;
+
+	for (c = w->clients; c; c = cn) {
+		cn = c->next;
+		if (c->state == C_HEAD && !c->in.len)
+			client_close(c);
+	}
+}

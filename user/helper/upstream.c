@@ -1,0 +1,329 @@
+// SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
+/*
+ * Upstream connections (proxy.h): connect, the idle pool of each replica, the replica pick,
+ * and each connection's conns entry (the kernel fast path). What an upstream carries is an
+ * exchange's business (exchange.c); this file keeps the connections.
+ */
+#include <errno.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "conns.h"
+#include "proxy.h"
+
+void upstream_update(struct upstream *u)
+{
+	__u32 mask = 0;
+
+	if (u->connecting || u->out.len)
+		mask |= EPOLLOUT;
+	if (u->idle || u->s ||
+	    (u->x && u->x->resp != RESP_DONE && u->x->c && u->x->c->out.len < HIGH_WATER))
+		mask |= EPOLLIN;
+	reactor_mod(u->w->r, &u->ev, mask);
+}
+
+/* A conns entry whose splice is over, waiting a tick before it is freed. */
+struct deferred_entry {
+	struct sw_conn *e;
+	__u64 free_at_ms;
+	struct deferred_entry *next;
+};
+
+/*
+ * Frees the conns entry of an upstream being closed. One that had a splice armed may still
+ * be written by an sk_msg run that started before (its done and left counts, its head
+ * scan): freed now, the way could be claimed and armed by another connection in between.
+ * So the splice is stopped now (the kernel leaves ACTIVE by compare-and-swap only, and
+ * starts only from an armed state), and the entry is freed at the second tick from now
+ * (100-200 ms), long after any such run.
+ */
+static void upstream_release_entry(struct upstream *u)
+{
+	struct worker *w = u->w;
+	struct deferred_entry *d;
+
+	__atomic_store_n(&u->kc->splice, SW_SPLICE_IDLE, __ATOMIC_RELEASE);
+	d = u->splice_used ? malloc(sizeof(*d)) : NULL;
+	if (!d) {
+		sw_conn_release(w->maps, u->kc);
+		return;
+	}
+	d->e = u->kc;
+	d->free_at_ms = reactor_now_ms(w->r) + 100;
+	d->next = w->deferred;
+	w->deferred = d;
+}
+
+/* Frees the deferred entries whose time has come (at exit, sw_conns_release_mine frees
+ * what is left). */
+static void deferred_entries_free(struct worker *w)
+{
+	__u64 now = reactor_now_ms(w->r);
+	struct deferred_entry **p = &w->deferred, *d;
+
+	while ((d = *p)) {
+		if (d->free_at_ms > now) {
+			p = &d->next;
+			continue;
+		}
+		sw_conn_release(w->maps, d->e);
+		*p = d->next;
+		free(d);
+	}
+}
+
+void upstream_close(struct upstream *u)
+{
+	struct worker *w = u->w;
+
+	if (u->x)
+		u->x->u = NULL;
+	if (u->kc)
+		upstream_release_entry(u);
+	reactor_del(w->r, &u->ev);
+	close(u->ev.fd);
+	if (u->prev)
+		u->prev->next = u->next;
+	else
+		w->upstreams = u->next;
+	if (u->next)
+		u->next->prev = u->prev;
+	buf_free(&u->in);
+	buf_free(&u->out);
+	free(u);
+}
+
+/* Removes u from its replica's idle pool. */
+void pool_remove(struct upstream *u)
+{
+	struct worker *w = u->w;
+	struct upstream **p = &w->idle[u->backend_id][u->replica];
+
+	for (; *p; p = &(*p)->pool_next) {
+		if (*p == u) {
+			*p = u->pool_next;
+			w->nr_idle[u->backend_id][u->replica]--;
+			break;
+		}
+	}
+	u->idle = false;
+	u->pool_next = NULL;
+}
+
+/* Did the backend close the connection (its FIN, seen by sockops, may be unread yet)? */
+static bool upstream_peer_closed(const struct upstream *u)
+{
+	return u->kc && __atomic_load_n(&u->kc->peer_closed, __ATOMIC_RELAXED);
+}
+
+void pool_put(struct upstream *u)
+{
+	struct worker *w = u->w;
+
+	u->x = NULL;
+	u->s = NULL;
+	if (w->draining || w->nr_idle[u->backend_id][u->replica] >= swd_cfg.pool_size ||
+	    upstream_peer_closed(u)) {
+		upstream_close(u);
+		return;
+	}
+	u->idle = true;
+	u->deadline_ms = reactor_now_ms(w->r) + swd_cfg.keepalive_timeout_ms;
+	u->pool_next = w->idle[u->backend_id][u->replica];
+	w->idle[u->backend_id][u->replica] = u;
+	w->nr_idle[u->backend_id][u->replica]++;
+	upstream_update(u);
+}
+
+/*
+ * Has an idle connection been closed (or spoken) by the backend, with sockwayd not told yet?
+ * A request that must not be retried (exchange_retry) asks before it goes: the backend's
+ * FIN is often there already, and a request sent into it fails for sure. One syscall.
+ */
+static bool upstream_stale(const struct upstream *u)
+{
+	char b;
+	ssize_t n = recv(u->ev.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
+
+	return !(n < 0 && (errno == EAGAIN || errno == EINTR));
+}
+
+/* An idle connection to exactly this address, or NULL. check: make sure the backend did
+ * not close it (upstream_stale). */
+struct upstream *pool_get(struct worker *w, __u16 backend, __u8 replica, const struct sw_addr *addr,
+			  bool check)
+{
+	struct upstream *u;
+
+	while ((u = w->idle[backend][replica])) {
+		pool_remove(u);
+		if (!memcmp(&u->addr, addr, sizeof(*addr)) && !upstream_peer_closed(u) &&
+		    !(check && upstream_stale(u)))
+			return u;
+		/* The backend's replicas changed since this connection was pooled, or the
+		 * backend closed it. */
+		upstream_close(u);
+	}
+	return NULL;
+}
+
+/* Bytes the kernel moved on a connection since *seen, which moves on. */
+__u64 accel_delta(struct sw_conn *kc, __u64 *seen)
+{
+	__u64 now = __atomic_load_n(&kc->accel_bytes, __ATOMIC_RELAXED), d = now - *seen;
+
+	*seen = now;
+	return d;
+}
+
+/* Sends bytes to the upstream, buffering what the socket does not take now. */
+int upstream_send(struct upstream *u, const char *p, size_t n)
+{
+	ssize_t sent = 0;
+
+	if (!u->out.len && !u->connecting) {
+		sent = send(u->ev.fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (sent < 0 && errno != EAGAIN && errno != EINTR)
+			return -errno;
+		if (sent < 0)
+			sent = 0;
+	}
+	if ((size_t)sent < n && buf_append(&u->out, p + sent, n - sent))
+		return -ENOMEM;
+	return 0;
+}
+
+int upstream_flush(struct upstream *u)
+{
+	ssize_t n;
+
+	while (u->out.len) {
+		n = send(u->ev.fd, buf_head(&u->out), u->out.len, MSG_NOSIGNAL);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return 0;
+		if (n <= 0)
+			return n < 0 ? -errno : -EPIPE;
+		buf_consume(&u->out, n);
+	}
+	return 0;
+}
+
+/* Whoever the connection carries takes its events; one nobody holds is closing. */
+static void upstream_event(struct reactor *r, struct reactor_ev *ev, __u32 events)
+{
+	struct upstream *u = ev->owner;
+
+	(void)r;
+	if (u->x) {
+		exchange_upstream_event(u, events);
+		return;
+	}
+	if (u->s) {
+		shadow_upstream_event(u, events);
+		return;
+	}
+	/* An idle connection that speaks is closing (or broken): drop it. */
+	if (u->idle)
+		pool_remove(u);
+	upstream_close(u);
+}
+
+int pick_replica(struct worker *w, __u16 backend_id, const struct sw_backend *be, int tries,
+		 __u8 failed)
+{
+	__u64 now = reactor_now_ms(w->r);
+	__u32 i, idx, nr = be->nr_replicas;
+
+	for (i = 0; i < nr; i++) {
+		idx = w->rr[backend_id]++ % nr;
+		/* A retry goes elsewhere when there is an elsewhere. */
+		if (tries && idx == failed && nr > 1)
+			continue;
+		if (w->down_until[backend_id][idx] > now)
+			continue;
+		return idx;
+	}
+	return -1;
+}
+
+struct upstream *upstream_connect(struct worker *w, __u16 backend, __u8 replica,
+				  const struct sw_addr *addr)
+{
+	struct upstream *u;
+	int fd;
+
+	fd = tcp_connect_start(addr);
+	if (fd < 0)
+		return NULL;
+	u = calloc(1, sizeof(*u));
+	if (!u) {
+		close(fd);
+		return NULL;
+	}
+	u->w = w;
+	u->ev.fd = fd;
+	u->ev.fn = upstream_event;
+	u->ev.owner = u;
+	u->backend_id = backend;
+	u->replica = replica;
+	u->addr = *addr;
+	u->connecting = true;
+	u->deadline_ms = reactor_now_ms(w->r) + swd_cfg.connect_timeout_ms;
+	if (reactor_add(w->r, &u->ev, EPOLLOUT)) {
+		close(fd);
+		free(u);
+		return NULL;
+	}
+	u->next = w->upstreams;
+	if (u->next)
+		u->next->prev = u;
+	w->upstreams = u;
+	return u;
+}
+
+/* ---- the response-body splice (abi.h, struct sw_conn) ------------------------------------ */
+
+/* Files a connected upstream in the conns map, so that the kernel can find it. */
+void upstream_track(struct upstream *u)
+{
+	struct sw_sock_key key;
+
+	if (u->w->netns && !u->kc && !sw_conn_key(&key, u->w->netns, u->ev.fd))
+		u->kc = sw_conn_claim(u->w->maps, &key);
+	if (u->kc)
+		u->accel_seen = __atomic_load_n(&u->kc->accel_bytes, __ATOMIC_RELAXED);
+}
+
+void upstream_tick(struct worker *w)
+{
+	__u64 now = reactor_now_ms(w->r);
+	struct upstream *u, *un;
+
+	deferred_entries_free(w);
+	for (u = w->upstreams; u; u = un) {
+		un = u->next;
+		if (u->idle && u->deadline_ms <= now) {
+			pool_remove(u);
+			upstream_close(u);
+		}
+	}
+}
+
+void upstream_close_idle(struct worker *w)
+{
+	__u32 b, i;
+
+	for (b = 0; b < SW_MAX_BACKENDS; b++)
+		for (i = 0; i < SW_MAX_REPLICAS; i++)
+			while (w->idle[b][i]) {
+				struct upstream *u = w->idle[b][i];
+
+				pool_remove(u);
+				upstream_close(u);
+			}
+}
