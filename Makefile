@@ -161,7 +161,8 @@ $(OUTPUT)/tests/integration/%: $(OUTPUT)/tests/integration/%.o $(LIBSOCKWAY)
 	$(call msg,LINK,$@)
 	$(Q)$(CC) $(SW_CFLAGS) $^ $(CMOCKA_LIBS) $(LDLIBS_PKG) -lm -pthread -o $@
 
-$(OUTPUT)/tools/swbackend: $(SWBACKEND_OBJS) $(TOOL_LIB_OBJS)
+# The backend names its statuses as sockwayd does.
+$(OUTPUT)/tools/swbackend: $(SWBACKEND_OBJS) $(TOOL_LIB_OBJS) $(OUTPUT)/user/helper/reason.o
 $(OUTPUT)/tools/swclient: $(SWCLIENT_OBJS) $(TOOL_LIB_OBJS)
 
 $(OUTPUT)/tools/%: $(OUTPUT)/tools/%.o $(LIBSOCKWAY)

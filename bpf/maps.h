@@ -92,7 +92,8 @@ struct {
 /*
  * Counter cells (endpoint x backend x role), each with one shard per writer; mmap-able so
  * that sockwayd adds without a syscall. The agent assigns and frees cells; the data plane
- * (BPF: shard 0, sockwayd workers: the others) adds; `sockway stats` and bpftool read.
+ * (sockwayd workers: shards 1-7; shard 0 is kept for BPF) adds; `sockway stats` and bpftool
+ * read.
  */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);
@@ -112,7 +113,8 @@ struct {
 	__uint(type, BPF_MAP_TYPE_SOCKHASH);
 	__uint(max_entries, 65536);
 	__type(key, struct sw_sock_key);
-	/* A 4-byte value: userspace updates then take a plain int fd (DESIGN.md). */
+	/* A 4-byte value: userspace updates then take a plain int fd (with an 8-byte one
+	 * they must pass a 64-bit fd, or get EINVAL). */
 	__type(value, __u32);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sock_hash SEC(".maps") __weak;

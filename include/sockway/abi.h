@@ -26,7 +26,7 @@
 #define SW_HEADER_NAME_MAX 64	/* shard-key header name, NUL included */
 #define SW_SHARD_KEY_MAX   128	/* shard-key bytes hashed; longer keys are cut here */
 #define SW_MAX_CELLS	   2048 /* counter cells: (endpoint, backend, role) triples */
-#define SW_COUNTER_SHARDS  8	/* writers' shards per cell; shard 0 is the BPF side */
+#define SW_COUNTER_SHARDS  8	/* writers' shards per cell; shard 0 is kept for BPF */
 
 /*
  * Slot tables. A request takes slot hash(shard key) & (SW_SLOTS - 1), or a random slot.
@@ -201,7 +201,8 @@ struct sw_counters {
  * counters map value, indexed by cell (mmap-able array). The agent assigns a cell to each
  * (endpoint, backend, role) when the backend first joins the endpoint and frees it when the
  * endpoint is deleted, so a backend's history survives a rollback. Writers add to their own
- * shard: shard 0 is the BPF programs, sockwayd worker w uses 1 + w % (SW_COUNTER_SHARDS - 1).
+ * shard: shard 0 is kept for the BPF programs (none writes a cell yet: the kernel passes bytes
+ * on, sockwayd counts the exchanges), sockwayd worker w uses 1 + w % (SW_COUNTER_SHARDS - 1).
  * Readers sum the shards.
  */
 struct sw_cell {

@@ -43,16 +43,22 @@ static __always_inline __u64 sw_hash_final(__u64 h)
 	return h;
 }
 
-/* sw_hash64() of a whole buffer; BPF code feeds bytes through bpf_loop() instead. */
-static __always_inline __u64 sw_hash64(const void *buf, __u32 len)
+/* sw_hash64() of a whole buffer, in ASCII lower case if lower; BPF code feeds bytes
+ * through bpf_loop() instead. */
+static __always_inline __u64 sw_hash64_of(const void *buf, __u32 len, int lower)
 {
 	const __u8 *p = (const __u8 *)buf;
 	__u64 state = SW_FNV_OFFSET;
 	__u32 i;
 
 	for (i = 0; i < len; i++)
-		state = sw_hash_step(state, p[i]);
+		state = lower ? sw_hash_step_lower(state, p[i]) : sw_hash_step(state, p[i]);
 	return sw_hash_final(state);
+}
+
+static __always_inline __u64 sw_hash64(const void *buf, __u32 len)
+{
+	return sw_hash64_of(buf, len, 0);
 }
 
 /*
@@ -86,24 +92,18 @@ static __always_inline __u64 sw_sock_key_hash(const struct sw_sock_key *k)
 static __always_inline int sw_sock_key_equal(const struct sw_sock_key *a,
 					     const struct sw_sock_key *b)
 {
-	return a->netns == b->netns && a->family == b->family &&
-	       a->local_ip[0] == b->local_ip[0] && a->local_ip[1] == b->local_ip[1] &&
-	       a->local_ip[2] == b->local_ip[2] && a->local_ip[3] == b->local_ip[3] &&
-	       a->remote_ip[0] == b->remote_ip[0] && a->remote_ip[1] == b->remote_ip[1] &&
-	       a->remote_ip[2] == b->remote_ip[2] && a->remote_ip[3] == b->remote_ip[3] &&
-	       a->local_port == b->local_port && a->remote_port == b->remote_port;
+	return a->netns == b->netns && a->family == b->family && a->local_ip[0] == b->local_ip[0] &&
+	       a->local_ip[1] == b->local_ip[1] && a->local_ip[2] == b->local_ip[2] &&
+	       a->local_ip[3] == b->local_ip[3] && a->remote_ip[0] == b->remote_ip[0] &&
+	       a->remote_ip[1] == b->remote_ip[1] && a->remote_ip[2] == b->remote_ip[2] &&
+	       a->remote_ip[3] == b->remote_ip[3] && a->local_port == b->local_port &&
+	       a->remote_port == b->remote_port;
 }
 
 /* sw_hash64() of the ASCII lower case of a buffer: the hash of a Host. */
 static __always_inline __u64 sw_hash64_lower(const void *buf, __u32 len)
 {
-	const __u8 *p = (const __u8 *)buf;
-	__u64 state = SW_FNV_OFFSET;
-	__u32 i;
-
-	for (i = 0; i < len; i++)
-		state = sw_hash_step_lower(state, p[i]);
-	return sw_hash_final(state);
+	return sw_hash64_of(buf, len, 1);
 }
 
 /* Slot of a request with a shard key of hash h. */

@@ -8,7 +8,8 @@
 # switch flipped under load and with bytes queued; sockwayd on the fast path; a reader that
 # stops, beside a normal client (its memory bounded); connections opened and closed as fast
 # as they can while traffic flows (section 9: close races, dmesg clean); and processes
-# killed with sockets in the map. DESIGN.md ("Known hazards of sockmap") says why each is here.
+# killed with sockets in the map: the failure modes reported for sockmap in the field (stalls,
+# lost FINs, queues that grow without bound, panics on teardown).
 cd "$(dirname "$0")/../.." || exit 1
 . tests/integration/lib.sh
 
@@ -475,7 +476,7 @@ fi
 # work, never a time: a busy machine only takes longer.
 # The steady clients must see no error and every byte right, sockwayd must still serve and
 # exit cleanly, sock_hash must drain to where it was, no socket may be left half-closed, and
-# the kernel must not complain (DESIGN.md: sockmap has panicked and leaked on these paths).
+# the kernel must not complain (sockmap has panicked and leaked on these paths in the field).
 P_RACE=$(port 24)
 P_RACE_BIG=$(port 25)
 P_RACE_SWD=$(port 26)

@@ -12,6 +12,7 @@
 #include <sys/uio.h>
 
 #include "backend.h"
+#include "reason.h"
 
 /*
  * A client that pipelines faster than it reads stops being read once this many responses
@@ -20,44 +21,6 @@
 #define MAX_QUEUED_RESPONSES 128
 #define WRITE_IOVECS	     64
 #define FILLER		     "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZ\n"
-
-static const char *status_reason(int status)
-{
-	switch (status) {
-	case 200:
-		return "OK";
-	case 201:
-		return "Created";
-	case 202:
-		return "Accepted";
-	case 204:
-		return "No Content";
-	case 301:
-		return "Moved Permanently";
-	case 302:
-		return "Found";
-	case 304:
-		return "Not Modified";
-	case 400:
-		return "Bad Request";
-	case 403:
-		return "Forbidden";
-	case 404:
-		return "Not Found";
-	case 429:
-		return "Too Many Requests";
-	case 500:
-		return "Internal Server Error";
-	case 502:
-		return "Bad Gateway";
-	case 503:
-		return "Service Unavailable";
-	case 504:
-		return "Gateway Timeout";
-	default:
-		return "Status";
-	}
-}
 
 /*
  * Builds the parts every response shares: the body (once, however large, so a 1 MiB
@@ -104,7 +67,8 @@ int response_templates_build(void)
 
 	len = asprintf(&cfg.head_prefix,
 		       "HTTP/1.1 %d %s\r\nX-Backend: %s\r\nContent-Type: text/plain\r\n%s",
-		       cfg.status, status_reason(cfg.status), cfg.name, framing);
+		       cfg.status, http_reason(cfg.status) ? http_reason(cfg.status) : "Status", cfg.name,
+		       framing);
 	if (len < 0)
 		return -ENOMEM;
 	cfg.head_prefix_len = len;

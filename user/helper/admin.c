@@ -29,6 +29,7 @@
 
 #include "log.h"
 #include "policy_json.h"
+#include "reason.h"
 #include "sockwayd.h"
 
 /* Above this, a new connection closes the oldest one (admin_accept says why). */
@@ -245,17 +246,6 @@ static void metrics_workers(const struct admin *a, struct buf *b)
 		   (unsigned long long)retries[SWD_RETRY_TIMEOUT]);
 }
 
-static const char *admin_reason(int status)
-{
-	switch (status) {
-	case 200: return "OK";
-	case 400: return "Bad Request";
-	case 404: return "Not Found";
-	case 405: return "Method Not Allowed";
-	default: return "Internal Server Error";
-	}
-}
-
 static void admin_conn_close(struct admin_conn *c)
 {
 	struct admin *a = c->a;
@@ -308,7 +298,7 @@ static void admin_reply(struct admin_conn *c, bool head_only, int status, const 
 	if (buf_printf(&c->out,
 		       "HTTP/1.1 %d %s\r\nContent-Type: %s\r\nContent-Length: %zu\r\n%s"
 		       "Connection: close\r\n\r\n",
-		       status, admin_reason(status), type, len,
+		       status, http_reason(status), type, len,
 		       status == 405 ? "Allow: GET, HEAD\r\n" : "") ||
 	    (!head_only && buf_append(&c->out, body, len))) {
 		admin_conn_close(c);

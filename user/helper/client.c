@@ -15,38 +15,7 @@
 
 #include "conns.h"
 #include "proxy.h"
-
-static const char *reason_phrase(int status)
-{
-	switch (status) {
-	case 400:
-		return "Bad Request";
-	case 404:
-		return "Not Found";
-	case 408:
-		return "Request Timeout";
-	case 413:
-		return "Content Too Large";
-	case 414:
-		return "URI Too Long";
-	case 417:
-		return "Expectation Failed";
-	case 431:
-		return "Request Header Fields Too Large";
-	case 501:
-		return "Not Implemented";
-	case 502:
-		return "Bad Gateway";
-	case 503:
-		return "Service Unavailable";
-	case 504:
-		return "Gateway Timeout";
-	case 505:
-		return "HTTP Version Not Supported";
-	default:
-		return "Error";
-	}
-}
+#include "reason.h"
 
 /* ---- client connection -------------------------------------------------------------- */
 
@@ -162,7 +131,7 @@ int client_error(struct client *c, int status, bool close_after, const char *fmt
 	if (buf_printf(&c->out,
 		       "HTTP/1.1 %d %s\r\nContent-Type: text/plain\r\nContent-Length: %d\r\n"
 		       "%s\r\n",
-		       status, reason_phrase(status), n,
+		       status, http_reason(status) ? http_reason(status) : "Error", n,
 		       close_after ? "Connection: close\r\n" : "") ||
 	    buf_append(&c->out, body, n)) {
 		client_close(c);
@@ -204,7 +173,7 @@ int client_process(struct client *c)
 		if (ret < 0) {
 			count_bad_request(w, -ret);
 			/* Nothing after a bad head can be trusted: answer and close. */
-			if (client_error(c, -ret, true, "%s", reason_phrase(-ret)))
+			if (client_error(c, -ret, true, "%s", http_reason(-ret) ? http_reason(-ret) : "Error"))
 				return -1;
 			break;
 		}
