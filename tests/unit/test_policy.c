@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
 /*
- * The policy model (user/lib/policy.c): what the operator types, what the CLI refuses and
- * says, and that a refused edit leaves the policy exactly as it was.
+ * The policy model (user/lib/parse.c, policy.c, validate.c): what the operator types, what
+ * the CLI refuses and says, and that a refused edit leaves the policy exactly as it was.
  */
 #include <errno.h>
 #include <math.h>
@@ -587,7 +587,7 @@ static int teardown_policy(void **state)
 static void test_lists_stay_sorted(void **state)
 {
 	struct sw_policy *p = *state;
-	struct sw_policy_endpoint *ep;
+	const struct sw_policy_endpoint *ep;
 
 	assert_int_equal(p->nr_backends, 3);
 	assert_string_equal(p->backends[0].name, "canary_backend");
@@ -839,7 +839,7 @@ static void test_set_traffic(void **state)
 {
 	struct sw_policy *p = *state;
 	struct sw_policy_weight w[SW_MAX_SPLIT + 1];
-	struct sw_policy_endpoint *ep;
+	const struct sw_policy_endpoint *ep;
 	struct sw_err e;
 	__u32 i;
 
@@ -900,7 +900,7 @@ static void test_set_shadow(void **state)
 {
 	struct sw_policy *p = *state;
 	struct sw_policy_backend b;
-	struct sw_policy_endpoint *ep = policy_find_endpoint(p, "fifty");
+	const struct sw_policy_endpoint *ep = policy_find_endpoint(p, "fifty");
 	struct sw_policy *before;
 	char name[SW_NAME_MAX];
 	struct sw_err e;

@@ -141,7 +141,7 @@ static void assert_round_trip(const struct sw_policy *p)
 static void test_canary_file(void **state)
 {
 	struct sw_policy *p = load(canary_doc);
-	struct sw_policy_endpoint *ep;
+	const struct sw_policy_endpoint *ep;
 	struct sw_err e;
 	char *text;
 

@@ -91,14 +91,14 @@ static int policy_diff(struct sw_maps *m, const struct sw_policy *old, const str
 		goto cleanup;
 	}
 	for (i = 0; i < old->nr_backends; i++)
-		if (!policy_find_backend((struct sw_policy *)new, old->backends[i].name))
+		if (!policy_find_backend(new, old->backends[i].name))
 			json_array_append_new(changes, json_pack("{s:s, s:s, s:s}", "op", "delete",
 								 "backend", old->backends[i].name,
 								 "text", ""));
 	for (i = 0; i < new->nr_backends; i++) {
 		const struct sw_policy_backend *nb = &new->backends[i];
-		struct sw_policy_backend *ob =
-			policy_find_backend((struct sw_policy *)old, nb->name);
+		const struct sw_policy_backend *ob =
+			policy_find_backend(old, nb->name);
 
 		if (!ob)
 			json_array_append_new(changes, json_pack("{s:s, s:s, s:s}", "op", "create",
@@ -111,14 +111,14 @@ static int policy_diff(struct sw_maps *m, const struct sw_policy *old, const str
 							"backend", nb->name, "text", "replicas"));
 	}
 	for (i = 0; i < old->nr_endpoints; i++)
-		if (!policy_find_endpoint((struct sw_policy *)new, old->endpoints[i].name))
+		if (!policy_find_endpoint(new, old->endpoints[i].name))
 			json_array_append_new(changes, json_pack("{s:s, s:s, s:s}", "op", "delete",
 								 "endpoint", old->endpoints[i].name,
 								 "text", ""));
 	for (i = 0; i < new->nr_endpoints; i++) {
 		const struct sw_policy_endpoint *ne = &new->endpoints[i];
-		struct sw_policy_endpoint *oe =
-			policy_find_endpoint((struct sw_policy *)old, ne->name);
+		const struct sw_policy_endpoint *oe =
+			policy_find_endpoint(old, ne->name);
 		char text[2 * sizeof(a) + 64];
 		json_t *change;
 

@@ -615,18 +615,18 @@ static int plan_build(struct sw_maps *m, struct commit_plan *plan, const struct 
 	/* Ids in use: those of backends and endpoints that stay. A deleted one's id may go to
 	 * a new name in the same commit; readers of the old generation retry (maps.h). */
 	for (i = 0; i < old->nr_backends; i++)
-		if (policy_find_backend((struct sw_policy *)new, old->backends[i].name) &&
+		if (policy_find_backend(new, old->backends[i].name) &&
 		    !sw_backend_id(m, old->backends[i].name, &id) && id < SW_MAX_BACKENDS)
 			used_be[id] = true;
 	for (i = 0; i < old->nr_endpoints; i++)
-		if (policy_find_endpoint((struct sw_policy *)new, old->endpoints[i].name) &&
+		if (policy_find_endpoint(new, old->endpoints[i].name) &&
 		    !sw_endpoint_id(m, old->endpoints[i].name, &id) && id < SW_MAX_ENDPOINTS)
 			used_ep[id] = true;
 
 	for (i = 0; i < new->nr_backends; i++) {
 		const struct sw_policy_backend *nb = &new->backends[i];
-		struct sw_policy_backend *ob =
-			policy_find_backend((struct sw_policy *)old, nb->name);
+		const struct sw_policy_backend *ob =
+			policy_find_backend(old, nb->name);
 
 		if (ob && !sw_backend_id(m, nb->name, &plan->backend_id[i])) {
 			plan->backend_write[i] = !backend_equal(ob, nb);
@@ -639,11 +639,11 @@ static int plan_build(struct sw_maps *m, struct commit_plan *plan, const struct 
 		plan->backend_write[i] = true;
 	}
 	for (i = 0; i < old->nr_backends; i++)
-		if (!policy_find_backend((struct sw_policy *)new, old->backends[i].name) &&
+		if (!policy_find_backend(new, old->backends[i].name) &&
 		    !sw_backend_id(m, old->backends[i].name, &id))
 			plan->gone_backend[plan->nr_gone_backends++] = id;
 	for (i = 0; i < old->nr_endpoints; i++)
-		if (!policy_find_endpoint((struct sw_policy *)new, old->endpoints[i].name) &&
+		if (!policy_find_endpoint(new, old->endpoints[i].name) &&
 		    !sw_endpoint_id(m, old->endpoints[i].name, &id))
 			plan->gone_endpoint[plan->nr_gone_endpoints++] = id;
 
@@ -663,8 +663,8 @@ static int plan_build(struct sw_maps *m, struct commit_plan *plan, const struct 
 
 	for (i = 0; i < new->nr_endpoints; i++) {
 		const struct sw_policy_endpoint *ne = &new->endpoints[i];
-		struct sw_policy_endpoint *oe =
-			policy_find_endpoint((struct sw_policy *)old, ne->name);
+		const struct sw_policy_endpoint *oe =
+			policy_find_endpoint(old, ne->name);
 
 		if (oe && !sw_endpoint_id(m, ne->name, &plan->endpoint_id[i])) {
 			/* Backend ids are stable by name, so an equal endpoint's copy holds. */
@@ -854,7 +854,7 @@ static int plan_write(struct sw_maps *m, struct commit_plan *plan, const struct 
 		id = plan->gone_backend[i];
 		for (c = 0; c < old->nr_backends; c++)
 			if (!sw_backend_id(m, old->backends[c].name, &oid) && oid == id &&
-			    !policy_find_backend((struct sw_policy *)new, old->backends[c].name))
+			    !policy_find_backend(new, old->backends[c].name))
 				name = old->backends[c].name;
 		if (name) {
 			memset(key, 0, sizeof(key));
