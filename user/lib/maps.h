@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause */
 /*
- * The pinned state under /sys/fs/bpf/sockway: loading and unloading it, opening it from any
- * process, reading the policy out of it and committing a new policy into it.
+ * The pinned state under /sys/fs/bpf/sockway: loading and unloading it (load.c), opening it
+ * from any process and reaching its maps (maps.c), reading the policy out of it (read.c) and
+ * committing a new policy into it (commit.c).
  *
  * Commit protocol (readers: include/sockway/decide.h):
  *   1. ctl.generation += 1 (now odd: a commit is writing);
@@ -42,7 +43,7 @@ struct sw_load_info {
 	bool reused;	    /* the maps were pinned already and kept their contents */
 };
 
-/* The pin directory: $SOCKWAY_PIN_ROOT, or SW_PIN_ROOT. */
+/* load.c. The pin directory: $SOCKWAY_PIN_ROOT, or SW_PIN_ROOT. */
 const char *sw_pin_root(void);
 
 /* Mounts bpffs if needed, loads the object and pins maps and programs. Idempotent. */
@@ -50,18 +51,18 @@ int sw_load(struct sw_load_info *info, struct sw_err *e);
 /* Unpins everything under SW_PIN_ROOT and removes it. -ENOENT when nothing is loaded. */
 int sw_unload(struct sw_err *e);
 
-/* Opens the pinned maps: -ENOENT with "run `sockway load` first" when nothing is loaded. */
+/* maps.c. Opens the pinned maps: -ENOENT with "run `sockway load` first" when nothing is loaded. */
 int sw_maps_open(struct sw_maps *m, struct sw_err *e);
 void sw_maps_close(struct sw_maps *m);
 /* Takes the writers' lock (blocking). sw_maps_unlock() or sw_maps_close() releases it. */
 int sw_maps_lock(struct sw_maps *m, struct sw_err *e);
 void sw_maps_unlock(struct sw_maps *m);
 
-/* Reads the live policy (every endpoint's active copy) into p. */
+/* read.c. Reads the live policy (every endpoint's active copy) into p. */
 int policy_read(struct sw_maps *m, struct sw_policy *p, struct sw_err *e);
 
 /*
- * Writes the difference between old (what policy_read() returned) and new (validated) into
+ * commit.c. Writes the difference between old (what policy_read() returned) and new (validated) into
  * the maps, as one generation. The caller holds the lock. dry_run computes without writing.
  */
 int policy_commit(struct sw_maps *m, const struct sw_policy *old, const struct sw_policy *new,
