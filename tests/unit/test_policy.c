@@ -610,6 +610,45 @@ static void test_lists_stay_sorted(void **state)
 	assert_null(policy_find_endpoint(p, "nope"));
 }
 
+/*
+ * Ids say where an entry lives in the maps; the commit takes them from the policy it
+ * replaces. An added entry has none yet, and every edit keeps the ids of the others.
+ */
+static void test_edits_keep_ids(void **state)
+{
+	struct sw_policy *p = *state;
+	struct sw_policy_weight w[2] = {weight("default_backend", ONE / 4),
+					weight("canary_backend", 3 * (ONE / 4))};
+	struct sw_policy_backend b = backend("a_new", "127.0.0.1:9005", NULL);
+	struct sw_policy_endpoint ep = endpoint("new", "/new", "default_backend", ONE, NULL, 0);
+	struct sw_err e;
+	__u32 i;
+
+	/* As policy_read() would: ids in creation order, not name order. */
+	for (i = 0; i < p->nr_backends; i++) {
+		assert_int_equal(p->backends[i].id, SW_ID_NONE);
+		p->backends[i].id = 10 + i;
+	}
+	for (i = 0; i < p->nr_endpoints; i++)
+		p->endpoints[i].id = 20 + i;
+	b.id = 7;
+	assert_int_equal(policy_add_backend(p, &b, &e), 0);
+	ep.id = 8;
+	assert_int_equal(policy_add_endpoint(p, &ep, &e), 0);
+	assert_int_equal(policy_set_traffic(p, "fifty", w, 2, &e), 0);
+	assert_int_equal(policy_set_shadow(p, "fifty", "shadow_a", ONE / 10, &e), 0);
+	assert_int_equal(policy_del_endpoint(p, "canary", &e), 0);
+
+	assert_int_equal(policy_find_backend(p, "a_new")->id, SW_ID_NONE);
+	assert_int_equal(policy_find_backend(p, "canary_backend")->id, 10);
+	assert_int_equal(policy_find_backend(p, "default_backend")->id, 11);
+	assert_int_equal(policy_find_backend(p, "shadow_a")->id, 12);
+	assert_int_equal(policy_find_endpoint(p, "fifty")->id, 21);
+	assert_int_equal(policy_find_endpoint(p, "new")->id, SW_ID_NONE);
+	policy_sort(p);
+	assert_int_equal(policy_find_backend(p, "shadow_a")->id, 12);
+}
+
 static void test_add_backend_refusals(void **state)
 {
 	struct sw_policy *p = *state;
@@ -1077,6 +1116,7 @@ int main(void)
 		cmocka_unit_test(test_format_quoted),
 		cmocka_unit_test_setup_teardown(test_lists_stay_sorted, setup_canary,
 						teardown_policy),
+		cmocka_unit_test_setup_teardown(test_edits_keep_ids, setup_canary, teardown_policy),
 		cmocka_unit_test_setup_teardown(test_add_backend_refusals, setup_canary,
 						teardown_policy),
 		cmocka_unit_test(test_backend_limit),

@@ -84,7 +84,7 @@ static int backend_list(int argc, char **argv)
 	struct sw_maps m;
 	char addr[64];
 	json_t *out;
-	__u32 i, j, id;
+	__u32 i, j;
 	int err;
 
 	(void)argv;
@@ -100,10 +100,8 @@ static int backend_list(int argc, char **argv)
 		const struct sw_policy_backend *b = &p->backends[i];
 		json_t *replicas = json_array();
 
-		id = 0;
-		sw_backend_id(&m, b->name, &id);
 		if (!agent_cfg.json)
-			printf("%-31s %4u ", b->name, id);
+			printf("%-31s %4u ", b->name, b->id);
 		for (j = 0; j < b->nr_replicas; j++) {
 			sw_format_addr(&b->replicas[j], addr, sizeof(addr));
 			json_array_append_new(replicas, json_string(addr));
@@ -112,7 +110,7 @@ static int backend_list(int argc, char **argv)
 		}
 		if (!agent_cfg.json)
 			printf("\n");
-		json_array_append_new(out, json_pack("{s:s, s:i, s:o}", "name", b->name, "id", id,
+		json_array_append_new(out, json_pack("{s:s, s:i, s:o}", "name", b->name, "id", b->id,
 						     "replicas", replicas));
 	}
 	if (agent_cfg.json)

@@ -149,7 +149,7 @@ static int endpoint_list(int argc, char **argv)
 	struct sw_policy *p = NULL;
 	struct sw_maps m;
 	json_t *out;
-	__u32 i, j, id;
+	__u32 i, j;
 	int err;
 
 	(void)argv;
@@ -166,13 +166,11 @@ static int endpoint_list(int argc, char **argv)
 		const struct sw_policy_endpoint *ep = &p->endpoints[i];
 		json_t *jw = json_object(), *js = json_object();
 
-		id = 0;
-		sw_endpoint_id(&m, ep->name, &id);
 		sw_format_methods(ep->methods, methods, sizeof(methods));
 		format_weights(ep, weights, sizeof(weights));
 		format_shadows(ep, shadows, sizeof(shadows));
 		if (!agent_cfg.json)
-			printf("%-20s %4u  %-20s %-16s %-12s %-18s %-28s %s\n", ep->name, id,
+			printf("%-20s %4u  %-20s %-16s %-12s %-18s %-28s %s\n", ep->name, ep->id,
 			       ep->route, ep->host[0] ? ep->host : "*", methods[0] ? methods : "*",
 			       ep->shard_header, weights, shadows);
 		for (j = 0; j < ep->nr_weights; j++)
@@ -185,7 +183,7 @@ static int endpoint_list(int argc, char **argv)
 				json_real(ep->shadows[j].fraction / (double)SW_WEIGHT_ONE));
 		json_array_append_new(out,
 				      json_pack("{s:s, s:i, s:s, s:s, s:s, s:s, s:o, s:o}", "name",
-						ep->name, "id", id, "route", ep->route, "host",
+						ep->name, "id", ep->id, "route", ep->route, "host",
 						ep->host, "methods", methods, "shard_header",
 						ep->shard_header, "traffic", jw, "shadows", js));
 	}

@@ -28,12 +28,12 @@
 struct sockway;
 
 struct sw_maps {
-	struct sockway *skel;  /* opened, not loaded: its maps reuse the pinned fds */
-	struct sw_ctl *ctl;    /* mmap of the ctl map */
-	struct sw_cell *cells; /* mmap of the counters map */
-	struct sw_conn *conns; /* mmap of the conns map (sockwayd's connections) */
+	struct sockway *skel;		  /* opened, not loaded: its maps reuse the pinned fds */
+	struct sw_ctl *ctl;		  /* mmap of the ctl map */
+	struct sw_cell *cells;		  /* mmap of the counters map */
+	struct sw_conn *conns;		  /* mmap of the conns map (sockwayd's connections) */
 	struct sw_conn_bucket *conn_tags; /* mmap of conn_tags, their tags */
-	int dir_fd;	       /* the pin directory, flock()ed by writers */
+	int dir_fd;			  /* the pin directory, flock()ed by writers */
 	bool locked;
 };
 
@@ -61,10 +61,64 @@ void sw_maps_unlock(struct sw_maps *m);
 /* read.c. Reads the live policy (every endpoint's active copy) into p. */
 int policy_read(struct sw_maps *m, struct sw_policy *p, struct sw_err *e);
 
+/* commit.c. What a commit does to one backend or endpoint. */
+enum sw_plan_op {
+	SW_PLAN_KEEP,	/* the same in both policies: nothing is written */
+	SW_PLAN_CREATE, /* only in the new one: it gets a free id */
+	SW_PLAN_CHANGE, /* in both, different: rewritten under its id */
+	SW_PLAN_DELETE, /* only in the old one: its id is cleared, or taken by a create */
+};
+
+/* What a CHANGE of an endpoint changes. */
+enum sw_plan_change {
+	SW_PLAN_ROUTE = 1 << 0, /* route or host */
+	SW_PLAN_METHODS = 1 << 1,
+	SW_PLAN_SHARD_HEADER = 1 << 2,
+	SW_PLAN_TRAFFIC = 1 << 3, /* the weights, so a new slot table */
+	SW_PLAN_SHADOWS = 1 << 4,
+};
+
+struct sw_plan_backend {
+	enum sw_plan_op op;
+	__u32 id;
+	const struct sw_policy_backend *old, *new; /* NULL in the policy that lacks it */
+};
+
+struct sw_plan_endpoint {
+	enum sw_plan_op op;
+	__u32 id;
+	__u32 changes;	   /* enum sw_plan_change bits, of a CHANGE */
+	__u32 moved_slots; /* of SW_SLOTS, whose backend a CHANGE of traffic moves */
+	const struct sw_policy_endpoint *old, *new;
+};
+
+struct sw_plan_write;
+
 /*
- * commit.c. Writes the difference between old (what policy_read() returned) and new (validated) into
- * the maps, as one generation. The caller holds the lock. dry_run computes without writing.
+ * A commit worked out whole before its first write: what happens to each backend and
+ * endpoint, the deleted ones first, then those of the new policy in its order. It points
+ * into the two policies it was made from, which must outlive it.
  */
+struct sw_plan {
+	__u32 nr_backends;
+	struct sw_plan_backend backends[2 * SW_MAX_BACKENDS];
+	__u32 nr_endpoints;
+	struct sw_plan_endpoint endpoints[2 * SW_MAX_ENDPOINTS];
+	__u32 nr_changes;	     /* entries that are not SW_PLAN_KEEP */
+	struct sw_plan_write *write; /* commit.c's: copies, slot tables, counter cells */
+};
+
+/*
+ * Plans the commit of new (validated) over old (what policy_read() returned: its ids say
+ * where each entry lives; a policy built by hand has none, and the live one is read
+ * instead). Reads the maps, writes nothing. *plan is policy_plan_free()d by the caller.
+ */
+int policy_plan(struct sw_maps *m, const struct sw_policy *old, const struct sw_policy *new,
+		struct sw_plan **plan, struct sw_err *e);
+/* Writes a plan as one generation. The caller holds the lock, as it did for policy_plan(). */
+int policy_plan_write(struct sw_maps *m, const struct sw_plan *plan, struct sw_err *e);
+void policy_plan_free(struct sw_plan *plan);
+/* policy_plan(), policy_plan_write(), policy_plan_free(): one generation, even unchanged. */
 int policy_commit(struct sw_maps *m, const struct sw_policy *old, const struct sw_policy *new,
 		  struct sw_err *e);
 

@@ -158,6 +158,7 @@ int policy_add_backend(struct sw_policy *p, const struct sw_policy_backend *b, s
 	/* Copy field by field so that bytes past the name and the replicas stay zero. */
 	dst = &p->backends[insert_slot(p->backends, p->nr_backends, sizeof(*dst), b->name)];
 	strcpy(dst->name, b->name);
+	dst->id = SW_ID_NONE;
 	dst->nr_replicas = b->nr_replicas;
 	memcpy(dst->replicas, b->replicas, b->nr_replicas * sizeof(b->replicas[0]));
 	p->nr_backends++;
@@ -244,6 +245,7 @@ int policy_add_endpoint(struct sw_policy *p, const struct sw_policy_endpoint *ep
 	/* Field by field, as in policy_add_backend(): unused bytes stay zero. */
 	dst = &p->endpoints[insert_slot(p->endpoints, p->nr_endpoints, sizeof(*dst), ep->name)];
 	strcpy(dst->name, ep->name);
+	dst->id = SW_ID_NONE;
 	strcpy(dst->route, ep->route);
 	strcpy(dst->host, ep->host);
 	dst->methods = ep->methods;

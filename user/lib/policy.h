@@ -18,8 +18,15 @@
 #include "err.h"
 #include "parse.h"
 
+/*
+ * A backend's and an endpoint's id is its index in the maps: policy_read() fills it in, the
+ * edits keep it, and an entry that no commit has written yet (an edit added it, or a policy
+ * file holds it) has SW_ID_NONE. The commit takes ids from the policy it replaces, so that it
+ * never looks a name up in the maps.
+ */
 struct sw_policy_backend {
 	char name[SW_NAME_MAX];
+	__u32 id; /* index in the backends map, or SW_ID_NONE */
 	__u32 nr_replicas;
 	struct sw_addr replicas[SW_MAX_REPLICAS]; /* in the order given */
 };
@@ -36,6 +43,7 @@ struct sw_policy_shadow {
 
 struct sw_policy_endpoint {
 	char name[SW_NAME_MAX];
+	__u32 id;		   /* index of its two copies in the endpoints map, or SW_ID_NONE */
 	char route[SW_PREFIX_MAX]; /* normalised by sw_parse_route() */
 	char host[SW_HOST_MAX];	   /* lower case; "" = any host */
 	__u32 methods;		   /* SW_METHOD_* bits; 0 = any */
@@ -65,9 +73,10 @@ int policy_weight_index(const struct sw_policy_endpoint *ep, const char *backend
 int policy_shadow_index(const struct sw_policy_endpoint *ep, const char *backend);
 
 /*
- * Edits. Each keeps the lists sorted and returns 0 or -errno with e filled: -EEXIST for a
- * name in use, -ENOENT for an unknown name, -ENOSPC past a limit, -EBUSY when deleting a
- * backend that endpoints still use (the message lists them).
+ * Edits. Each keeps the lists sorted and the ids of the entries it keeps (an added one has
+ * SW_ID_NONE), and returns 0 or -errno with e filled: -EEXIST for a name in use, -ENOENT
+ * for an unknown name, -ENOSPC past a limit, -EBUSY when deleting a backend that endpoints
+ * still use (the message lists them).
  */
 int policy_add_backend(struct sw_policy *p, const struct sw_policy_backend *b, struct sw_err *e);
 int policy_del_backend(struct sw_policy *p, const char *name, struct sw_err *e);

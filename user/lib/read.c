@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
 /*
- * Maps to model (maps.h): the live policy, every endpoint's active copy, read back by id.
+ * Maps to model (maps.h): the live policy, every endpoint's active copy, read back by id. The
+ * ids come along, so that a commit of an edited copy knows where each entry lives.
  */
 #include <string.h>
 
@@ -14,17 +15,14 @@
 		(dst)[sizeof(dst) - 1] = '\0';                                                     \
 	} while (0)
 
-int policy_read(struct sw_maps *m, struct sw_policy *p, struct sw_err *e)
+/* Reads every backend in use into p, and its name by id into names (for the splits). */
+static int read_backends(struct sw_maps *m, struct sw_policy *p,
+			 char names[SW_MAX_BACKENDS][SW_NAME_MAX], struct sw_err *e)
 {
-	static const char unknown[] = "?";
-	char names[SW_MAX_BACKENDS][SW_NAME_MAX];
-	struct sw_endpoint ep;
 	struct sw_backend b;
-	__u32 id, i;
+	__u32 id;
 	int err;
 
-	memset(p, 0, sizeof(*p));
-	memset(names, 0, sizeof(names));
 	for (id = 0; id < SW_MAX_BACKENDS; id++) {
 		struct sw_policy_backend *pb = &p->backends[p->nr_backends];
 
@@ -34,41 +32,63 @@ int policy_read(struct sw_maps *m, struct sw_policy *p, struct sw_err *e)
 		if (!(b.flags & SW_F_IN_USE))
 			continue;
 		COPY_STR(pb->name, b.name);
+		pb->id = id;
 		memcpy(names[id], pb->name, SW_NAME_MAX);
 		pb->nr_replicas = b.nr_replicas < SW_MAX_REPLICAS ? b.nr_replicas : SW_MAX_REPLICAS;
 		memcpy(pb->replicas, b.replicas, sizeof(pb->replicas));
 		p->nr_backends++;
 	}
-	for (id = 0; id < SW_MAX_ENDPOINTS; id++) {
-		struct sw_policy_endpoint *pe = &p->endpoints[p->nr_endpoints];
+	return 0;
+}
 
+/* The name of backend id, or "?" for an id no backend has (a map written by hand). */
+static const char *backend_name(char names[SW_MAX_BACKENDS][SW_NAME_MAX], __u16 id)
+{
+	return id < SW_MAX_BACKENDS && names[id][0] ? names[id] : "?";
+}
+
+static void endpoint_from_copy(struct sw_policy_endpoint *pe, const struct sw_endpoint *ep,
+			       char names[SW_MAX_BACKENDS][SW_NAME_MAX])
+{
+	__u32 i;
+
+	COPY_STR(pe->name, ep->name);
+	COPY_STR(pe->route, ep->route.prefix);
+	COPY_STR(pe->host, ep->route.host);
+	COPY_STR(pe->shard_header, ep->shard_header);
+	pe->methods = ep->route.methods;
+	pe->nr_weights = ep->nr_splits < SW_MAX_SPLIT ? ep->nr_splits : SW_MAX_SPLIT;
+	for (i = 0; i < pe->nr_weights; i++) {
+		strcpy(pe->weights[i].backend, backend_name(names, ep->splits[i].backend_id));
+		pe->weights[i].weight = ep->splits[i].weight;
+	}
+	pe->nr_shadows = ep->nr_shadows < SW_MAX_SHADOWS ? ep->nr_shadows : SW_MAX_SHADOWS;
+	for (i = 0; i < pe->nr_shadows; i++) {
+		strcpy(pe->shadows[i].backend, backend_name(names, ep->shadows[i].backend_id));
+		pe->shadows[i].fraction = ep->shadows[i].fraction;
+	}
+}
+
+int policy_read(struct sw_maps *m, struct sw_policy *p, struct sw_err *e)
+{
+	char names[SW_MAX_BACKENDS][SW_NAME_MAX];
+	struct sw_endpoint ep;
+	__u32 id;
+	int err;
+
+	memset(p, 0, sizeof(*p));
+	memset(names, 0, sizeof(names));
+	err = read_backends(m, p, names, e);
+	if (err)
+		return err;
+	for (id = 0; id < SW_MAX_ENDPOINTS; id++) {
 		err = sw_endpoint_read(m, id, &ep, NULL);
 		if (err)
 			return sw_errorf(e, err, "cannot read endpoint %u: %s", id, strerror(-err));
 		if (!(ep.flags & SW_F_IN_USE))
 			continue;
-		COPY_STR(pe->name, ep.name);
-		COPY_STR(pe->route, ep.route.prefix);
-		COPY_STR(pe->host, ep.route.host);
-		COPY_STR(pe->shard_header, ep.shard_header);
-		pe->methods = ep.route.methods;
-		pe->nr_weights = ep.nr_splits < SW_MAX_SPLIT ? ep.nr_splits : SW_MAX_SPLIT;
-		for (i = 0; i < pe->nr_weights; i++) {
-			__u16 bid = ep.splits[i].backend_id;
-
-			strcpy(pe->weights[i].backend,
-			       bid < SW_MAX_BACKENDS && names[bid][0] ? names[bid] : unknown);
-			pe->weights[i].weight = ep.splits[i].weight;
-		}
-		pe->nr_shadows = ep.nr_shadows < SW_MAX_SHADOWS ? ep.nr_shadows : SW_MAX_SHADOWS;
-		for (i = 0; i < pe->nr_shadows; i++) {
-			__u16 bid = ep.shadows[i].backend_id;
-
-			strcpy(pe->shadows[i].backend,
-			       bid < SW_MAX_BACKENDS && names[bid][0] ? names[bid] : unknown);
-			pe->shadows[i].fraction = ep.shadows[i].fraction;
-		}
-		p->nr_endpoints++;
+		endpoint_from_copy(&p->endpoints[p->nr_endpoints], &ep, names);
+		p->endpoints[p->nr_endpoints++].id = id;
 	}
 	/* Ids follow creation order; the model is sorted by name. */
 	policy_sort(p);
