@@ -6,7 +6,8 @@
  *
  * Commit protocol (readers: include/sockway/decide.h):
  *   1. ctl.generation += 1 (now odd: a commit is writing);
- *   2. backends that are new or changed are written;
+ *   2. counter cells that the commit releases or takes are zeroed; backends that are new
+ *      or changed are written;
  *   3. each new or changed endpoint gets its inactive copy and slot table written, then
  *      ctl.active[id] flips to that copy;
  *   4. routes are swapped, deleted endpoints and backends are cleared;
@@ -43,25 +44,49 @@ struct sw_load_info {
 	bool reused;	    /* the maps were pinned already and kept their contents */
 };
 
-/* load.c. The pin directory: $SOCKWAY_PIN_ROOT, or SW_PIN_ROOT. */
-const char *sw_pin_root(void);
+/* load.c: loading and unloading. */
 
+/* The pin directory: $SOCKWAY_PIN_ROOT, or SW_PIN_ROOT. */
+const char *sw_pin_root(void);
 /* Mounts bpffs if needed, loads the object and pins maps and programs. Idempotent. */
 int sw_load(struct sw_load_info *info, struct sw_err *e);
 /* Unpins everything under SW_PIN_ROOT and removes it. -ENOENT when nothing is loaded. */
 int sw_unload(struct sw_err *e);
 
-/* maps.c. Opens the pinned maps: -ENOENT with "run `sockway load` first" when nothing is loaded. */
+/* maps.c: the pinned maps from any process. */
+
+/* Opens the pinned maps: -ENOENT with "run `sockway load` first" when nothing is loaded. */
 int sw_maps_open(struct sw_maps *m, struct sw_err *e);
 void sw_maps_close(struct sw_maps *m);
 /* Takes the writers' lock (blocking). sw_maps_unlock() or sw_maps_close() releases it. */
 int sw_maps_lock(struct sw_maps *m, struct sw_err *e);
 void sw_maps_unlock(struct sw_maps *m);
 
-/* read.c. Reads the live policy (every endpoint's active copy) into p. */
+/* Copies endpoint id's live copy and slot table (either pointer may be NULL). */
+int sw_endpoint_read(struct sw_maps *m, __u32 id, struct sw_endpoint *ep,
+		     struct sw_slot_table *table);
+/* The id of a named endpoint or backend (a lookup each: a loop takes ids from the model). */
+int sw_endpoint_id(struct sw_maps *m, const char *name, __u32 *id);
+int sw_backend_id(struct sw_maps *m, const char *name, __u32 *id);
+/* Copies backend id (flags == 0 when unused). */
+int sw_backend_read(struct sw_maps *m, __u32 id, struct sw_backend *b);
+
+/* The generation, read once. */
+__u64 sw_generation(const struct sw_maps *m);
+
+/* Sums the shards of a cell into out. */
+void sw_cell_sum(const struct sw_cell *cell, struct sw_counters *out);
+/* Zeroes the counters of every cell of endpoint id (all of them for SW_ID_NONE). */
+void sw_cells_reset(struct sw_maps *m, __u32 endpoint_id);
+
+/* read.c: maps to model. */
+
+/* Reads the live policy (every endpoint's active copy), with the ids, into p. */
 int policy_read(struct sw_maps *m, struct sw_policy *p, struct sw_err *e);
 
-/* commit.c. What a commit does to one backend or endpoint. */
+/* commit.c: model to maps. */
+
+/* What a commit does to one backend or endpoint. */
 enum sw_plan_op {
 	SW_PLAN_KEEP,	/* the same in both policies: nothing is written */
 	SW_PLAN_CREATE, /* only in the new one: it gets a free id */
@@ -110,8 +135,8 @@ struct sw_plan {
 
 /*
  * Plans the commit of new (validated) over old (what policy_read() returned: its ids say
- * where each entry lives; a policy built by hand has none, and the live one is read
- * instead). Reads the maps, writes nothing. *plan is policy_plan_free()d by the caller.
+ * where each entry lives; for a policy built by hand, without ids, the name maps are read
+ * whole). Reads the maps, writes nothing. *plan is policy_plan_free()d by the caller.
  */
 int policy_plan(struct sw_maps *m, const struct sw_policy *old, const struct sw_policy *new,
 		struct sw_plan **plan, struct sw_err *e);
@@ -121,22 +146,5 @@ void policy_plan_free(struct sw_plan *plan);
 /* policy_plan(), policy_plan_write(), policy_plan_free(): one generation, even unchanged. */
 int policy_commit(struct sw_maps *m, const struct sw_policy *old, const struct sw_policy *new,
 		  struct sw_err *e);
-
-/* Copies endpoint id's live copy and slot table (either pointer may be NULL). */
-int sw_endpoint_read(struct sw_maps *m, __u32 id, struct sw_endpoint *ep,
-		     struct sw_slot_table *table);
-/* The id of a named endpoint or backend: 0 or -ENOENT. */
-int sw_endpoint_id(struct sw_maps *m, const char *name, __u32 *id);
-int sw_backend_id(struct sw_maps *m, const char *name, __u32 *id);
-/* Copies backend id (flags == 0 when unused). */
-int sw_backend_read(struct sw_maps *m, __u32 id, struct sw_backend *b);
-
-/* The generation, read once. */
-__u64 sw_generation(const struct sw_maps *m);
-
-/* Sums the shards of a cell into out. */
-void sw_cell_sum(const struct sw_cell *cell, struct sw_counters *out);
-/* Zeroes the counters of every cell of endpoint id (all of them for SW_ID_NONE). */
-void sw_cells_reset(struct sw_maps *m, __u32 endpoint_id);
 
 #endif /* SOCKWAY_MAPS_H */
