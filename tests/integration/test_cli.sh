@@ -93,6 +93,9 @@ check "shadow 0.5 to canary_backend" "$SOCKWAY" shadow set shadow canary_backend
 check "shadow 0.1 to new_backend" "$SOCKWAY" shadow set shadow new_backend 0.1
 sw -j shadow list shadow
 eq "two shadows listed" "$(jq -c '[.[] | [.backend, .fraction]]' "$TMP/out")" '[["canary_backend",0.5],["new_backend",0.1]]'
+sw shadow set shadow canary_backend 5e-1
+eq "shadow set prints the fraction it stored, not the one typed" "$(cat "$TMP/out")" \
+	"shadowing a fraction 0.5 of shadow's requests to canary_backend"
 check "shadow fraction 0 stops it" "$SOCKWAY" shadow set shadow new_backend 0
 sw -j shadow list
 eq "one shadow left" "$(jq length "$TMP/out")" 1
@@ -123,6 +126,14 @@ refused "an unknown method" 'FETCH' endpoint create e1 --route /e1 --backend def
 refused "a duplicate endpoint" '"fifty"' endpoint create fifty --route /other --backend default_backend
 sw endpoint create
 eq "a usage error exits 2" "$RC" 2
+sw -j traffic show ghost
+eq "under -j a refusal still exits 1" "$RC" 1
+eq "and is {\"error\": ...} on stdout" "$(jq -r .error "$TMP/out")" \
+	'endpoint "ghost" does not exist; see "sockway endpoint list"'
+eq "with nothing on stderr" "$(wc -c <"$TMP/err")" 0
+sw -j frobnicate
+eq "under -j a usage error still exits 2" "$RC" 2
+check "and is a JSON error too" jq -e '.error | test("unknown command")' "$TMP/out"
 sw frobnicate
 eq "an unknown object exits 2" "$RC" 2
 
