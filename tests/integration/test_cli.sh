@@ -158,9 +158,20 @@ check "dry run names the change" grep -q "endpoint fifty" "$TMP/out"
 check "dry run prints the share of shard keys that move" grep -qE "shard keys moving: 25\.[0-9]+%" "$TMP/out"
 eq "dry run changes nothing" "$("$SOCKWAY" export | cmp - "$TMP/policy.json" && echo same)" same
 eq "dry run commits no generation" "$("$SOCKWAY" -j status | jq .generation)" "$gen_before"
-check "apply the change" "$SOCKWAY" apply -f "$TMP/p3.json"
+sed '$d' "$TMP/out" >"$TMP/dry.txt"
+sw apply -f "$TMP/p3.json"
+eq "apply the change" "$RC" 0
+eq "apply prints the plan the dry run printed" "$(sed '$d' "$TMP/out")" "$(cat "$TMP/dry.txt")"
 eq "apply moved fifty to 0.75/0.25" "$(slots fifty canary_backend)" 4096
 eq "one apply is one generation (two steps of the count)" "$("$SOCKWAY" -j status | jq .generation)" $((gen_before + 2))
+jq '.endpoints.fifty.route = "/fifty2" | .endpoints.fifty.methods = ["GET"]' "$TMP/p3.json" >"$TMP/p4.json"
+sw apply -f "$TMP/p4.json" --dry-run
+eq "a dry run names what of an endpoint changes, and only that" "$(head -1 "$TMP/out")" \
+	"~ endpoint fifty: route /fifty -> /fifty2; methods * -> GET"
+fifty_id=$("$SOCKWAY" -j endpoint list | jq '.[] | select(.name == "fifty") | .id')
+sw -j apply -f "$TMP/p4.json" --dry-run
+eq "its JSON twin gives the change with the endpoint's id" "$(jq -c '.changes | map([.op, .endpoint, .id])' "$TMP/out")" \
+	"[[\"change\",\"fifty\",$fifty_id]]"
 jq '.endpoints.fifty.traffic = {"default_backend": 0.5, "canary_backend": 0.4}' "$TMP/policy.json" >"$TMP/bad.json"
 refused "apply of a policy whose weights sum to 0.9" 'sum to 0\.9' apply -f "$TMP/bad.json"
 echo '{"version": 1, "backends": {}, "endpoints": {}, "bogus": 1}' >"$TMP/bad.json"

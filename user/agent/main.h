@@ -48,8 +48,6 @@ struct printer {
 	json_t *(*json)(const void *data);
 };
 int agent_print(const struct printer *printer, const void *data);
-/* Prints a JSON value on stdout (compact, newline-terminated) and frees it. */
-int json_print(json_t *value);
 
 /*
  * Errors: "sockway: <message>" on stderr, or under -j {"error": "<message>"} on stdout, as

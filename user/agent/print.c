@@ -11,7 +11,8 @@
 
 #include "main.h"
 
-int json_print(json_t *value)
+/* Writes a JSON value on stdout (compact, newline-terminated) and frees it. */
+static int json_print(json_t *value)
 {
 	int err;
 
