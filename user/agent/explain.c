@@ -181,7 +181,6 @@ static void explain_decide(struct sw_maps *m, const struct explain_args *x, stru
 		r->err = a.err;
 		r->slot = a.slot;
 		r->routed = a.endpoint_id != SW_ID_NONE;
-		ep.flags = 0;
 		if (r->routed && !sw_endpoint_read(m, a.endpoint_id, &ep, NULL))
 			strcpy(r->endpoint, ep.name);
 		else

@@ -7,6 +7,7 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "main.h"
@@ -40,19 +41,23 @@ int agent_print(const struct printer *printer, const void *data)
  */
 static json_t *json_message(const char *msg)
 {
-	char safe[4 * sizeof(((struct sw_err *)0)->msg)];
-	size_t i, n = 0;
 	json_t *s = json_string(msg);
+	size_t i, n = 0;
+	char *safe;
 
 	if (s)
 		return s;
-	for (i = 0; msg[i] && n + 5 < sizeof(safe); i++) {
+	safe = malloc(4 * strlen(msg) + 1);
+	if (!safe)
+		return NULL;
+	for (i = 0; msg[i]; i++) {
 		unsigned char c = msg[i];
 
-		n += snprintf(safe + n, sizeof(safe) - n, c < 0x80 ? "%c" : "\\x%02x", c);
+		n += sprintf(safe + n, c < 0x80 ? "%c" : "\\x%02x", c);
 	}
-	safe[n] = '\0';
-	return json_string(safe);
+	s = json_string(safe);
+	free(safe);
+	return s;
 }
 
 /*
@@ -61,13 +66,17 @@ static json_t *json_message(const char *msg)
  */
 static void error_print(const char *fmt, va_list ap)
 {
-	char msg[sizeof(((struct sw_err *)0)->msg) + 256];
+	char *msg;
 
-	vsnprintf(msg, sizeof(msg), fmt, ap);
+	if (vasprintf(&msg, fmt, ap) < 0) {
+		fputs("sockway: out of memory\n", stderr);
+		return;
+	}
 	if (agent_cfg.json)
 		json_print(json_pack("{s:o}", "error", json_message(msg)));
 	else
 		fprintf(stderr, "sockway: %s\n", msg);
+	free(msg);
 }
 
 int agent_error(int err, const char *fmt, ...)

@@ -6,7 +6,8 @@
  * a commit does. See maps.h for the protocol readers rely on.
  *
  * Ids come from the old policy (read back from the maps), matched to the new one by name in
- * memory: nothing here looks a name up in the maps.
+ * memory: nothing here looks names up in the maps one by one. (A policy built by hand has no
+ * ids; for it the two name maps are read whole, in batches.)
  */
 #include <errno.h>
 #include <stdlib.h>
