@@ -93,6 +93,9 @@ check "shadow 0.5 to canary_backend" "$SOCKWAY" shadow set shadow canary_backend
 check "shadow 0.1 to new_backend" "$SOCKWAY" shadow set shadow new_backend 0.1
 sw -j shadow list shadow
 eq "two shadows listed" "$(jq -c '[.[] | [.backend, .fraction]]' "$TMP/out")" '[["canary_backend",0.5],["new_backend",0.1]]'
+sw shadow set shadow canary_backend 5e-1
+eq "shadow set prints the fraction it stored, not the one typed" "$(cat "$TMP/out")" \
+	"shadowing a fraction 0.5 of shadow's requests to canary_backend"
 check "shadow fraction 0 stops it" "$SOCKWAY" shadow set shadow new_backend 0
 sw -j shadow list
 eq "one shadow left" "$(jq length "$TMP/out")" 1
@@ -123,6 +126,14 @@ refused "an unknown method" 'FETCH' endpoint create e1 --route /e1 --backend def
 refused "a duplicate endpoint" '"fifty"' endpoint create fifty --route /other --backend default_backend
 sw endpoint create
 eq "a usage error exits 2" "$RC" 2
+sw -j traffic show ghost
+eq "under -j a refusal still exits 1" "$RC" 1
+eq "and is {\"error\": ...} on stdout" "$(jq -r .error "$TMP/out")" \
+	'endpoint "ghost" does not exist; see "sockway endpoint list"'
+eq "with nothing on stderr" "$(wc -c <"$TMP/err")" 0
+sw -j frobnicate
+eq "under -j a usage error still exits 2" "$RC" 2
+check "and is a JSON error too" jq -e '.error | test("unknown command")' "$TMP/out"
 sw frobnicate
 eq "an unknown object exits 2" "$RC" 2
 
@@ -147,9 +158,20 @@ check "dry run names the change" grep -q "endpoint fifty" "$TMP/out"
 check "dry run prints the share of shard keys that move" grep -qE "shard keys moving: 25\.[0-9]+%" "$TMP/out"
 eq "dry run changes nothing" "$("$SOCKWAY" export | cmp - "$TMP/policy.json" && echo same)" same
 eq "dry run commits no generation" "$("$SOCKWAY" -j status | jq .generation)" "$gen_before"
-check "apply the change" "$SOCKWAY" apply -f "$TMP/p3.json"
+sed '$d' "$TMP/out" >"$TMP/dry.txt"
+sw apply -f "$TMP/p3.json"
+eq "apply the change" "$RC" 0
+eq "apply prints the plan the dry run printed" "$(sed '$d' "$TMP/out")" "$(cat "$TMP/dry.txt")"
 eq "apply moved fifty to 0.75/0.25" "$(slots fifty canary_backend)" 4096
 eq "one apply is one generation (two steps of the count)" "$("$SOCKWAY" -j status | jq .generation)" $((gen_before + 2))
+jq '.endpoints.fifty.route = "/fifty2" | .endpoints.fifty.methods = ["GET"]' "$TMP/p3.json" >"$TMP/p4.json"
+sw apply -f "$TMP/p4.json" --dry-run
+eq "a dry run names what of an endpoint changes, and only that" "$(head -1 "$TMP/out")" \
+	"~ endpoint fifty: route /fifty -> /fifty2; methods * -> GET"
+fifty_id=$("$SOCKWAY" -j endpoint list | jq '.[] | select(.name == "fifty") | .id')
+sw -j apply -f "$TMP/p4.json" --dry-run
+eq "its JSON twin gives the change with the endpoint's id" "$(jq -c '.changes | map([.op, .endpoint, .id])' "$TMP/out")" \
+	"[[\"change\",\"fifty\",$fifty_id]]"
 jq '.endpoints.fifty.traffic = {"default_backend": 0.5, "canary_backend": 0.4}' "$TMP/policy.json" >"$TMP/bad.json"
 refused "apply of a policy whose weights sum to 0.9" 'sum to 0\.9' apply -f "$TMP/bad.json"
 echo '{"version": 1, "backends": {}, "endpoints": {}, "bogus": 1}' >"$TMP/bad.json"

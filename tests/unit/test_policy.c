@@ -1,7 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
 /*
- * The policy model (user/lib/policy.c): what the operator types, what the CLI refuses and
- * says, and that a refused edit leaves the policy exactly as it was.
+ * The policy model (user/lib/parse.c, policy.c, validate.c): what the operator types, what
+ * the CLI refuses and says, and that a refused edit leaves the policy exactly as it was.
  */
 #include <errno.h>
 #include <math.h>
@@ -587,7 +587,7 @@ static int teardown_policy(void **state)
 static void test_lists_stay_sorted(void **state)
 {
 	struct sw_policy *p = *state;
-	struct sw_policy_endpoint *ep;
+	const struct sw_policy_endpoint *ep;
 
 	assert_int_equal(p->nr_backends, 3);
 	assert_string_equal(p->backends[0].name, "canary_backend");
@@ -608,6 +608,45 @@ static void test_lists_stay_sorted(void **state)
 	assert_ptr_equal(policy_find_backend(p, "shadow_a"), &p->backends[2]);
 	assert_null(policy_find_backend(p, "nope"));
 	assert_null(policy_find_endpoint(p, "nope"));
+}
+
+/*
+ * Ids say where an entry lives in the maps; the commit takes them from the policy it
+ * replaces. An added entry has none yet, and every edit keeps the ids of the others.
+ */
+static void test_edits_keep_ids(void **state)
+{
+	struct sw_policy *p = *state;
+	struct sw_policy_weight w[2] = {weight("default_backend", ONE / 4),
+					weight("canary_backend", 3 * (ONE / 4))};
+	struct sw_policy_backend b = backend("a_new", "127.0.0.1:9005", NULL);
+	struct sw_policy_endpoint ep = endpoint("new", "/new", "default_backend", ONE, NULL, 0);
+	struct sw_err e;
+	__u32 i;
+
+	/* As policy_read() would: ids in creation order, not name order. */
+	for (i = 0; i < p->nr_backends; i++) {
+		assert_int_equal(p->backends[i].id, SW_ID_NONE);
+		p->backends[i].id = 10 + i;
+	}
+	for (i = 0; i < p->nr_endpoints; i++)
+		p->endpoints[i].id = 20 + i;
+	b.id = 7;
+	assert_int_equal(policy_add_backend(p, &b, &e), 0);
+	ep.id = 8;
+	assert_int_equal(policy_add_endpoint(p, &ep, &e), 0);
+	assert_int_equal(policy_set_traffic(p, "fifty", w, 2, &e), 0);
+	assert_int_equal(policy_set_shadow(p, "fifty", "shadow_a", ONE / 10, &e), 0);
+	assert_int_equal(policy_del_endpoint(p, "canary", &e), 0);
+
+	assert_int_equal(policy_find_backend(p, "a_new")->id, SW_ID_NONE);
+	assert_int_equal(policy_find_backend(p, "canary_backend")->id, 10);
+	assert_int_equal(policy_find_backend(p, "default_backend")->id, 11);
+	assert_int_equal(policy_find_backend(p, "shadow_a")->id, 12);
+	assert_int_equal(policy_find_endpoint(p, "fifty")->id, 21);
+	assert_int_equal(policy_find_endpoint(p, "new")->id, SW_ID_NONE);
+	policy_sort(p);
+	assert_int_equal(policy_find_backend(p, "shadow_a")->id, 12);
 }
 
 static void test_add_backend_refusals(void **state)
@@ -839,7 +878,7 @@ static void test_set_traffic(void **state)
 {
 	struct sw_policy *p = *state;
 	struct sw_policy_weight w[SW_MAX_SPLIT + 1];
-	struct sw_policy_endpoint *ep;
+	const struct sw_policy_endpoint *ep;
 	struct sw_err e;
 	__u32 i;
 
@@ -900,7 +939,7 @@ static void test_set_shadow(void **state)
 {
 	struct sw_policy *p = *state;
 	struct sw_policy_backend b;
-	struct sw_policy_endpoint *ep = policy_find_endpoint(p, "fifty");
+	const struct sw_policy_endpoint *ep = policy_find_endpoint(p, "fifty");
 	struct sw_policy *before;
 	char name[SW_NAME_MAX];
 	struct sw_err e;
@@ -1077,6 +1116,7 @@ int main(void)
 		cmocka_unit_test(test_format_quoted),
 		cmocka_unit_test_setup_teardown(test_lists_stay_sorted, setup_canary,
 						teardown_policy),
+		cmocka_unit_test_setup_teardown(test_edits_keep_ids, setup_canary, teardown_policy),
 		cmocka_unit_test_setup_teardown(test_add_backend_refusals, setup_canary,
 						teardown_policy),
 		cmocka_unit_test(test_backend_limit),

@@ -141,7 +141,7 @@ static void assert_round_trip(const struct sw_policy *p)
 static void test_canary_file(void **state)
 {
 	struct sw_policy *p = load(canary_doc);
-	struct sw_policy_endpoint *ep;
+	const struct sw_policy_endpoint *ep;
 	struct sw_err e;
 	char *text;
 
@@ -149,7 +149,10 @@ static void test_canary_file(void **state)
 	assert_int_equal(policy_validate(p, &e), 0);
 	assert_int_equal(p->nr_backends, 3);
 	assert_string_equal(p->backends[0].name, "canary_backend");
+	/* A file says nothing of where an entry lives: the commit finds out. */
+	assert_int_equal(p->backends[0].id, SW_ID_NONE);
 	ep = policy_find_endpoint(p, "canary");
+	assert_int_equal(ep->id, SW_ID_NONE);
 	assert_ptr_equal(ep, &p->endpoints[0]);
 	assert_string_equal(ep->host, "example.com");
 	assert_int_equal(ep->methods, SW_METHOD_GET | SW_METHOD_POST);

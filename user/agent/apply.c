@@ -1,11 +1,11 @@
 // SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
 /* sockway apply -f FILE|- [--dry-run], sockway export: the whole policy as one document. */
 #include <errno.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "compile.h"
 #include "policy_json.h"
 #include "main.h"
 
@@ -21,7 +21,8 @@ static int apply_help(void)
 		"apply makes the maps hold exactly the policy in FILE (- for stdin): backends\n"
 		"and endpoints missing from it are deleted. The document is validated whole and\n"
 		"committed as one generation, or refused with nothing changed. --dry-run prints\n"
-		"the changes and, per endpoint, the fraction of shard keys that would move.\n"
+		"the commit's plan without writing it: the changes and, per endpoint, the\n"
+		"fraction of shard keys that would move.\n"
 		"export prints the live policy; \"sockway export | sockway apply -f -\" is a "
 		"no-op.\n");
 	return 0;
@@ -58,162 +59,252 @@ static char *read_all(FILE *f, size_t *len)
 	return buf;
 }
 
-static void weights_str(const struct sw_policy_endpoint *ep, char *buf, size_t len)
+/* What apply did, or would do (dry_run): the commit's own plan. */
+struct apply_view {
+	const struct sw_plan *plan;
+	bool dry_run;
+	__u64 generation;
+};
+
+static const char *const op_names[] = {
+	[SW_PLAN_KEEP] = "keep",
+	[SW_PLAN_CREATE] = "create",
+	[SW_PLAN_CHANGE] = "change",
+	[SW_PLAN_DELETE] = "delete",
+};
+
+static const char op_signs[] = {
+	[SW_PLAN_KEEP] = '=',
+	[SW_PLAN_CREATE] = '+',
+	[SW_PLAN_CHANGE] = '~',
+	[SW_PLAN_DELETE] = '-',
+};
+
+/* Appends one "; "-separated part to text. */
+static void text_add(char *text, size_t len, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+static void text_add(char *text, size_t len, const char *fmt, ...)
+{
+	size_t n = strlen(text);
+	va_list ap;
+
+	if (n && n + 2 < len)
+		n += snprintf(text + n, len - n, "; ");
+	va_start(ap, fmt);
+	vsnprintf(text + n, len - n, fmt, ap);
+	va_end(ap);
+}
+
+static char *replicas_text(const struct sw_policy_backend *b, char *buf, size_t len)
 {
 	size_t off = 0;
-	char num[32];
+	char addr[64];
 	__u32 i;
 
 	buf[0] = '\0';
-	for (i = 0; i < ep->nr_weights && off < len; i++)
-		off += snprintf(buf + off, len - off, "%s%s=%s", i ? " " : "",
-				ep->weights[i].backend,
-				sw_format_fraction(ep->weights[i].weight, num, sizeof(num)));
+	for (i = 0; i < b->nr_replicas && off < len; i++)
+		off += snprintf(buf + off, len - off, "%s%s", i ? " " : "",
+				sw_format_addr(&b->replicas[i], addr, sizeof(addr)));
+	return buf;
 }
 
-/*
- * Prints what changes from old to new, and for endpoints whose weights change the share of
- * shard keys that move (the new table compiled here against the live one). Counts changes.
- */
-static int policy_diff(struct sw_maps *m, const struct sw_policy *old, const struct sw_policy *new,
-		       json_t *changes, struct sw_err *e)
+/* "GET,POST", or "*" for any method, as endpoint list prints them. */
+static const char *methods_text(__u32 methods, char *buf, size_t len)
+{
+	return methods ? sw_format_methods(methods, buf, len) : "*";
+}
+
+/* A backend's change: what its replicas become. Creates and deletes say nothing more. */
+static char *backend_text(const struct sw_plan_backend *pb, char *text, size_t len)
+{
+	char a[SW_MAX_REPLICAS * 48], b[SW_MAX_REPLICAS * 48];
+
+	text[0] = '\0';
+	if (pb->op == SW_PLAN_CHANGE)
+		snprintf(text, len, "replicas %s -> %s", replicas_text(pb->old, a, sizeof(a)),
+			 replicas_text(pb->new, b, sizeof(b)));
+	return text;
+}
+
+/* An endpoint's: a created one's route and split, what a change changes, and the shard keys
+ * that a change of its split moves. */
+static char *endpoint_text(const struct sw_plan_endpoint *pe, char *text, size_t len)
 {
 	char a[SW_MAX_SPLIT * 48], b[SW_MAX_SPLIT * 48];
-	struct sw_slot_table *live = NULL;
-	__u8 *table = NULL;
-	__u32 i, id, moved;
-	int err = 0;
+	const struct sw_policy_endpoint *o = pe->old, *n = pe->new;
 
-	live = malloc(sizeof(*live));
-	table = malloc(SW_SLOTS);
-	if (!live || !table) {
-		err = sw_errorf(e, -ENOMEM, "out of memory");
-		goto cleanup;
-	}
-	for (i = 0; i < old->nr_backends; i++)
-		if (!policy_find_backend((struct sw_policy *)new, old->backends[i].name))
-			json_array_append_new(changes, json_pack("{s:s, s:s, s:s}", "op", "delete",
-								 "backend", old->backends[i].name,
-								 "text", ""));
-	for (i = 0; i < new->nr_backends; i++) {
-		const struct sw_policy_backend *nb = &new->backends[i];
-		struct sw_policy_backend *ob =
-			policy_find_backend((struct sw_policy *)old, nb->name);
-
-		if (!ob)
-			json_array_append_new(changes, json_pack("{s:s, s:s, s:s}", "op", "create",
-								 "backend", nb->name, "text", ""));
-		else if (ob->nr_replicas != nb->nr_replicas ||
-			 memcmp(ob->replicas, nb->replicas,
-				nb->nr_replicas * sizeof(nb->replicas[0])))
-			json_array_append_new(changes,
-					      json_pack("{s:s, s:s, s:s}", "op", "change",
-							"backend", nb->name, "text", "replicas"));
-	}
-	for (i = 0; i < old->nr_endpoints; i++)
-		if (!policy_find_endpoint((struct sw_policy *)new, old->endpoints[i].name))
-			json_array_append_new(changes, json_pack("{s:s, s:s, s:s}", "op", "delete",
-								 "endpoint", old->endpoints[i].name,
-								 "text", ""));
-	for (i = 0; i < new->nr_endpoints; i++) {
-		const struct sw_policy_endpoint *ne = &new->endpoints[i];
-		struct sw_policy_endpoint *oe =
-			policy_find_endpoint((struct sw_policy *)old, ne->name);
-		char text[2 * sizeof(a) + 64];
-		json_t *change;
-
-		weights_str(ne, b, sizeof(b));
-		if (!oe) {
-			snprintf(text, sizeof(text), "route %s%s traffic %s", ne->host, ne->route,
-				 b);
-			json_array_append_new(changes,
-					      json_pack("{s:s, s:s, s:s}", "op", "create",
-							"endpoint", ne->name, "text", text));
-			continue;
-		}
-		weights_str(oe, a, sizeof(a));
-		change = json_pack("{s:s, s:s}", "op", "change", "endpoint", ne->name);
-		text[0] = '\0';
-		if (strcmp(oe->route, ne->route) || strcmp(oe->host, ne->host) ||
-		    oe->methods != ne->methods || strcmp(oe->shard_header, ne->shard_header))
-			snprintf(text, sizeof(text), "route %s%s -> %s%s; ", oe->host, oe->route,
-				 ne->host, ne->route);
-		if (strcmp(a, b)) {
-			if (sw_endpoint_id(m, ne->name, &id) ||
-			    sw_endpoint_read(m, id, NULL, live)) {
-				err = sw_errorf(e, -ENOENT, "cannot read endpoint \"%s\"",
-						ne->name);
-				json_decref(change);
-				goto cleanup;
-			}
-			err = policy_compile_slots(ne->weights, ne->nr_weights, table, SW_SLOTS);
-			if (err) {
-				sw_errorf(e, err, "cannot compile endpoint \"%s\"", ne->name);
-				json_decref(change);
-				goto cleanup;
-			}
-			moved = policy_slots_moved(oe->weights, oe->nr_weights, live->split,
-						   ne->weights, ne->nr_weights, table, SW_SLOTS);
-			snprintf(text + strlen(text), sizeof(text) - strlen(text),
-				 "traffic %s -> %s; shard keys moving: %.4f%% (%u of %u slots)", a,
-				 b, 100.0 * moved / SW_SLOTS, moved, SW_SLOTS);
-			json_object_set_new(change, "moved_slots", json_integer(moved));
-			json_object_set_new(change, "moved_fraction",
-					    json_real(moved / (double)SW_SLOTS));
-		}
-		if (oe->nr_shadows != ne->nr_shadows ||
-		    memcmp(oe->shadows, ne->shadows, ne->nr_shadows * sizeof(ne->shadows[0])))
-			snprintf(text + strlen(text), sizeof(text) - strlen(text), "%sshadows",
-				 text[0] ? "; " : "");
-		if (!text[0]) {
-			json_decref(change);
-			continue;
-		}
-		json_object_set_new(change, "text", json_string(text));
-		json_array_append_new(changes, change);
-	}
-cleanup:
-	free(table);
-	free(live);
-	return err;
+	text[0] = '\0';
+	if (pe->op == SW_PLAN_CREATE)
+		snprintf(text, len, "route %s%s traffic %s", n->host, n->route,
+			 format_weights(n, b, sizeof(b)));
+	if (pe->op != SW_PLAN_CHANGE)
+		return text;
+	if (pe->changes & SW_PLAN_ROUTE)
+		text_add(text, len, "route %s%s -> %s%s", o->host, o->route, n->host, n->route);
+	if (pe->changes & SW_PLAN_METHODS)
+		text_add(text, len, "methods %s -> %s", methods_text(o->methods, a, sizeof(a)),
+			 methods_text(n->methods, b, sizeof(b)));
+	if (pe->changes & SW_PLAN_SHARD_HEADER)
+		text_add(text, len, "shard header %s -> %s", o->shard_header, n->shard_header);
+	if (pe->changes & SW_PLAN_TRAFFIC)
+		text_add(text, len, "traffic %s -> %s; shard keys moving: %.4f%% (%u of %u slots)",
+			 format_weights(o, a, sizeof(a)), format_weights(n, b, sizeof(b)),
+			 100.0 * pe->moved_slots / SW_SLOTS, pe->moved_slots, SW_SLOTS);
+	if (pe->changes & SW_PLAN_SHADOWS)
+		text_add(text, len, "shadows %s -> %s", format_shadows(o, a, sizeof(a)),
+			 format_shadows(n, b, sizeof(b)));
+	return text;
 }
 
-static void changes_print(json_t *changes, const char *verb)
+static void change_plain(enum sw_plan_op op, const char *kind, const char *name, const char *text)
 {
-	size_t i;
+	printf("%c %s %s%s%s\n", op_signs[op], kind, name, text[0] ? ": " : "", text);
+}
 
-	if (!json_array_size(changes)) {
+static void apply_plain(const void *data)
+{
+	const struct apply_view *v = data;
+	const struct sw_plan *plan = v->plan;
+	char text[4 * SW_MAX_SPLIT * 48];
+	__u32 i;
+
+	if (!plan->nr_changes) {
 		printf("no changes\n");
 		return;
 	}
-	for (i = 0; i < json_array_size(changes); i++) {
-		json_t *c = json_array_get(changes, i);
-		const char *op = json_string_value(json_object_get(c, "op"));
-		const char *kind = json_object_get(c, "backend") ? "backend" : "endpoint";
-		const char *text = json_string_value(json_object_get(c, "text"));
+	for (i = 0; i < plan->nr_backends; i++) {
+		const struct sw_plan_backend *pb = &plan->backends[i];
 
-		printf("%c %s %s%s%s\n",
-		       op[0] == 'c' && op[1] == 'r' ? '+'
-		       : op[0] == 'd'		    ? '-'
-						    : '~',
-		       kind, json_string_value(json_object_get(c, kind)),
-		       text && text[0] ? ": " : "", text ? text : "");
+		if (pb->op != SW_PLAN_KEEP)
+			change_plain(pb->op, "backend", (pb->new ? pb->new : pb->old)->name,
+				     backend_text(pb, text, sizeof(text)));
 	}
-	printf("%s %zu change%s\n", verb, json_array_size(changes),
-	       json_array_size(changes) == 1 ? "" : "s");
+	for (i = 0; i < plan->nr_endpoints; i++) {
+		const struct sw_plan_endpoint *pe = &plan->endpoints[i];
+
+		if (pe->op != SW_PLAN_KEEP)
+			change_plain(pe->op, "endpoint", (pe->new ? pe->new : pe->old)->name,
+				     endpoint_text(pe, text, sizeof(text)));
+	}
+	printf("%s %u change%s\n", v->dry_run ? "would apply" : "applied", plan->nr_changes,
+	       plan->nr_changes == 1 ? "" : "s");
+}
+
+static json_t *change_json(enum sw_plan_op op, const char *kind, const char *name, __u32 id,
+			   const char *text)
+{
+	return json_pack("{s:s, s:s, s:i, s:s}", "op", op_names[op], kind, name, "id", id, "text",
+			 text);
+}
+
+static json_t *apply_json(const void *data)
+{
+	const struct apply_view *v = data;
+	const struct sw_plan *plan = v->plan;
+	char text[4 * SW_MAX_SPLIT * 48];
+	json_t *changes = json_array(), *c;
+	__u32 i;
+
+	for (i = 0; i < plan->nr_backends; i++) {
+		const struct sw_plan_backend *pb = &plan->backends[i];
+
+		if (pb->op != SW_PLAN_KEEP)
+			json_array_append_new(
+				changes,
+				change_json(pb->op, "backend", (pb->new ? pb->new : pb->old)->name,
+					    pb->id, backend_text(pb, text, sizeof(text))));
+	}
+	for (i = 0; i < plan->nr_endpoints; i++) {
+		const struct sw_plan_endpoint *pe = &plan->endpoints[i];
+
+		if (pe->op == SW_PLAN_KEEP)
+			continue;
+		c = change_json(pe->op, "endpoint", (pe->new ? pe->new : pe->old)->name, pe->id,
+				endpoint_text(pe, text, sizeof(text)));
+		if (pe->changes & SW_PLAN_TRAFFIC) {
+			json_object_set_new(c, "moved_slots", json_integer(pe->moved_slots));
+			json_object_set_new(c, "moved_fraction",
+					    json_real(pe->moved_slots / (double)SW_SLOTS));
+		}
+		json_array_append_new(changes, c);
+	}
+	return json_pack("{s:b, s:I, s:o}", "dry_run", v->dry_run, "generation",
+			 (json_int_t)v->generation, "changes", changes);
+}
+
+static const struct printer apply_printer = {apply_plain, apply_json};
+
+/* Reads and checks the policy file (- for stdin) into p. */
+static int policy_file_read(const char *file, struct sw_policy *p)
+{
+	struct sw_err e = {};
+	size_t len = 0;
+	char *text;
+	FILE *f;
+	int err;
+
+	f = strcmp(file, "-") ? fopen(file, "r") : stdin;
+	if (!f)
+		return agent_error(-errno, "cannot open %s: %s", file, strerror(errno));
+	text = read_all(f, &len);
+	if (!text)
+		err = agent_error(-errno, "cannot read %s: %s", file, strerror(errno));
+	if (f != stdin)
+		fclose(f);
+	if (!text)
+		return err;
+	err = policy_from_json(text, len, p, &e);
+	if (!err)
+		err = policy_validate(p, &e);
+	if (err)
+		agent_error(err, "%s: %s", file, e.msg);
+	free(text);
+	return err;
+}
+
+/* Plans new over the live policy and, unless a dry run, commits the plan; prints it. */
+static int apply_policy(const struct sw_policy *new, bool dry_run)
+{
+	struct apply_view v = {.dry_run = dry_run};
+	struct sw_policy *old = NULL;
+	struct sw_plan *plan = NULL;
+	struct sw_err e = {};
+	struct sw_maps m;
+	int err;
+
+	/* A dry run takes no lock: it plans against what the maps hold now. */
+	err = agent_open(&m, !dry_run);
+	if (err)
+		return err;
+	old = policy_alloc();
+	if (!old) {
+		err = agent_error(-ENOMEM, "out of memory");
+		goto cleanup;
+	}
+	err = policy_read(&m, old, &e);
+	if (!err)
+		err = policy_plan(&m, old, new, &plan, &e);
+	if (!err && !dry_run && plan->nr_changes)
+		err = policy_plan_write(&m, plan, &e);
+	if (err) {
+		agent_fail(&e, err);
+		goto cleanup;
+	}
+	v.plan = plan;
+	v.generation = sw_generation(&m);
+	err = agent_print(&apply_printer, &v);
+cleanup:
+	policy_plan_free(plan);
+	policy_free(old);
+	sw_maps_close(&m);
+	return err;
 }
 
 int do_apply(int argc, char **argv)
 {
-	struct sw_policy *old = NULL, *new = NULL;
+	struct sw_policy *new;
 	const char *file = NULL;
 	bool dry_run = false;
-	struct sw_err e = {};
-	json_t *changes = NULL;
-	struct sw_maps m = {};
-	char *text = NULL;
-	size_t len = 0;
-	FILE *f;
 	int i, err;
 
 	for (i = 0; i < argc; i++) {
@@ -228,56 +319,13 @@ int do_apply(int argc, char **argv)
 	}
 	if (!file)
 		return usage_error("apply needs -f FILE (or -f - for stdin)");
-	f = strcmp(file, "-") ? fopen(file, "r") : stdin;
-	if (!f)
-		return agent_error(-errno, "cannot open %s: %s", file, strerror(errno));
-	text = read_all(f, &len);
-	if (!text)
-		err = agent_error(-errno, "cannot read %s: %s", file, strerror(errno));
-	if (f != stdin)
-		fclose(f);
-	if (!text)
-		return err;
-
-	old = policy_alloc();
 	new = policy_alloc();
-	changes = json_array();
-	if (!old || !new || !changes) {
-		err = agent_error(-ENOMEM, "out of memory");
-		goto cleanup;
-	}
-	err = policy_from_json(text, len, new, &e);
+	if (!new)
+		return agent_error(-ENOMEM, "out of memory");
+	err = policy_file_read(file, new);
 	if (!err)
-		err = policy_validate(new, &e);
-	if (err) {
-		agent_error(err, "%s: %s", file, e.msg);
-		goto cleanup;
-	}
-	err = agent_open(&m, !dry_run);
-	if (err)
-		goto cleanup;
-	err = policy_read(&m, old, &e);
-	if (!err)
-		err = policy_diff(&m, old, new, changes, &e);
-	if (!err && !dry_run && json_array_size(changes))
-		err = policy_commit(&m, old, new, &e);
-	if (err) {
-		agent_fail(&e, err);
-		goto cleanup;
-	}
-	if (agent_cfg.json) {
-		err = json_print(json_pack("{s:b, s:I, s:O}", "dry_run", dry_run, "generation",
-					   (json_int_t)sw_generation(&m), "changes", changes));
-		goto cleanup;
-	}
-	changes_print(changes, dry_run ? "would apply" : "applied");
-cleanup:
-	json_decref(changes);
-	if (m.skel)
-		sw_maps_close(&m);
+		err = apply_policy(new, dry_run);
 	policy_free(new);
-	policy_free(old);
-	free(text);
 	return err;
 }
 

@@ -27,6 +27,23 @@ static int edit_add_backend(struct sw_policy *p, void *ctx, struct sw_err *e)
 	return policy_add_backend(p, ctx, e);
 }
 
+static void created_plain(const void *data)
+{
+	const struct sw_policy_backend *b = data;
+
+	printf("created backend %s with %u replica%s\n", b->name, b->nr_replicas,
+	       b->nr_replicas == 1 ? "" : "s");
+}
+
+static json_t *created_json(const void *data)
+{
+	const struct sw_policy_backend *b = data;
+
+	return json_pack("{s:s, s:i}", "created", b->name, "replicas", b->nr_replicas);
+}
+
+static const struct printer created_printer = {created_plain, created_json};
+
 static int backend_create(int argc, char **argv)
 {
 	struct sw_policy_backend b = {};
@@ -48,20 +65,25 @@ static int backend_create(int argc, char **argv)
 			return agent_fail(&e, err);
 	}
 	err = agent_edit(edit_add_backend, &b);
-	if (err)
-		return err;
-	if (agent_cfg.json)
-		return json_print(
-			json_pack("{s:s, s:i}", "created", b.name, "replicas", b.nr_replicas));
-	printf("created backend %s with %u replica%s\n", b.name, b.nr_replicas,
-	       b.nr_replicas == 1 ? "" : "s");
-	return 0;
+	return err ? err : agent_print(&created_printer, &b);
 }
 
 static int edit_del_backend(struct sw_policy *p, void *ctx, struct sw_err *e)
 {
 	return policy_del_backend(p, ctx, e);
 }
+
+static void deleted_plain(const void *data)
+{
+	printf("deleted backend %s\n", (const char *)data);
+}
+
+static json_t *deleted_json(const void *data)
+{
+	return json_pack("{s:s}", "deleted", (const char *)data);
+}
+
+static const struct printer deleted_printer = {deleted_plain, deleted_json};
 
 static int backend_delete(int argc, char **argv)
 {
@@ -70,58 +92,55 @@ static int backend_delete(int argc, char **argv)
 	if (argc != 1)
 		return usage_error("usage: sockway backend delete NAME");
 	err = agent_edit(edit_del_backend, argv[0]);
-	if (err)
-		return err;
-	if (agent_cfg.json)
-		return json_print(json_pack("{s:s}", "deleted", argv[0]));
-	printf("deleted backend %s\n", argv[0]);
-	return 0;
+	return err ? err : agent_print(&deleted_printer, argv[0]);
 }
+
+static void list_plain(const void *data)
+{
+	const struct sw_policy *p = data;
+	char addr[64];
+	__u32 i, j;
+
+	printf("%-31s %4s  %s\n", "NAME", "ID", "REPLICAS");
+	for (i = 0; i < p->nr_backends; i++) {
+		const struct sw_policy_backend *b = &p->backends[i];
+
+		printf("%-31s %4u ", b->name, b->id);
+		for (j = 0; j < b->nr_replicas; j++)
+			printf(" %s", sw_format_addr(&b->replicas[j], addr, sizeof(addr)));
+		printf("\n");
+	}
+}
+
+static json_t *list_json(const void *data)
+{
+	const struct sw_policy *p = data;
+	json_t *out = json_array(), *replicas;
+	char addr[64];
+	__u32 i, j;
+
+	for (i = 0; i < p->nr_backends; i++) {
+		const struct sw_policy_backend *b = &p->backends[i];
+
+		replicas = json_array();
+		for (j = 0; j < b->nr_replicas; j++)
+			json_array_append_new(
+				replicas,
+				json_string(sw_format_addr(&b->replicas[j], addr, sizeof(addr))));
+		json_array_append_new(out, json_pack("{s:s, s:i, s:o}", "name", b->name, "id",
+						     b->id, "replicas", replicas));
+	}
+	return out;
+}
+
+static const struct printer list_printer = {list_plain, list_json};
 
 static int backend_list(int argc, char **argv)
 {
-	struct sw_policy *p = NULL;
-	struct sw_maps m;
-	char addr[64];
-	json_t *out;
-	__u32 i, j, id;
-	int err;
-
 	(void)argv;
 	if (argc)
 		return usage_error("usage: sockway backend list");
-	err = agent_open_policy(&m, &p);
-	if (err)
-		return err;
-	out = json_array();
-	if (!agent_cfg.json)
-		printf("%-31s %4s  %s\n", "NAME", "ID", "REPLICAS");
-	for (i = 0; i < p->nr_backends; i++) {
-		const struct sw_policy_backend *b = &p->backends[i];
-		json_t *replicas = json_array();
-
-		id = 0;
-		sw_backend_id(&m, b->name, &id);
-		if (!agent_cfg.json)
-			printf("%-31s %4u ", b->name, id);
-		for (j = 0; j < b->nr_replicas; j++) {
-			sw_format_addr(&b->replicas[j], addr, sizeof(addr));
-			json_array_append_new(replicas, json_string(addr));
-			if (!agent_cfg.json)
-				printf(" %s", addr);
-		}
-		if (!agent_cfg.json)
-			printf("\n");
-		json_array_append_new(out, json_pack("{s:s, s:i, s:o}", "name", b->name, "id", id,
-						     "replicas", replicas));
-	}
-	if (agent_cfg.json)
-		err = json_print(out);
-	else
-		json_decref(out);
-	policy_free(p);
-	sw_maps_close(&m);
-	return err;
+	return agent_print_policy(&list_printer);
 }
 
 static const struct cmd backend_cmds[] = {

@@ -38,6 +38,25 @@ static const char *opt_value(int argc, char **argv, int *i)
 	return argv[++*i];
 }
 
+/* A created endpoint has its whole traffic on one backend. */
+static void created_plain(const void *data)
+{
+	const struct sw_policy_endpoint *ep = data;
+
+	printf("created endpoint %s: %s%s -> %s\n", ep->name, ep->host, ep->route,
+	       ep->weights[0].backend);
+}
+
+static json_t *created_json(const void *data)
+{
+	const struct sw_policy_endpoint *ep = data;
+
+	return json_pack("{s:s, s:s, s:s, s:s}", "created", ep->name, "route", ep->route, "host",
+			 ep->host, "backend", ep->weights[0].backend);
+}
+
+static const struct printer created_printer = {created_plain, created_json};
+
 static int endpoint_create(int argc, char **argv)
 {
 	struct sw_policy_endpoint ep = {};
@@ -87,19 +106,25 @@ static int endpoint_create(int argc, char **argv)
 	ep.weights[0].weight = SW_WEIGHT_ONE;
 	ep.nr_weights = 1;
 	err = agent_edit(edit_add_endpoint, &ep);
-	if (err)
-		return err;
-	if (agent_cfg.json)
-		return json_print(json_pack("{s:s, s:s, s:s}", "created", ep.name, "route",
-					    ep.route, "backend", backend));
-	printf("created endpoint %s: %s%s -> %s\n", ep.name, ep.host, ep.route, backend);
-	return 0;
+	return err ? err : agent_print(&created_printer, &ep);
 }
 
 static int edit_del_endpoint(struct sw_policy *p, void *ctx, struct sw_err *e)
 {
 	return policy_del_endpoint(p, ctx, e);
 }
+
+static void deleted_plain(const void *data)
+{
+	printf("deleted endpoint %s\n", (const char *)data);
+}
+
+static json_t *deleted_json(const void *data)
+{
+	return json_pack("{s:s}", "deleted", (const char *)data);
+}
+
+static const struct printer deleted_printer = {deleted_plain, deleted_json};
 
 static int endpoint_delete(int argc, char **argv)
 {
@@ -108,94 +133,56 @@ static int endpoint_delete(int argc, char **argv)
 	if (argc != 1)
 		return usage_error("usage: sockway endpoint delete NAME");
 	err = agent_edit(edit_del_endpoint, argv[0]);
-	if (err)
-		return err;
-	if (agent_cfg.json)
-		return json_print(json_pack("{s:s}", "deleted", argv[0]));
-	printf("deleted endpoint %s\n", argv[0]);
-	return 0;
+	return err ? err : agent_print(&deleted_printer, argv[0]);
 }
 
-/* "b1=0.5 b2=0.5" into buf. */
-static void format_weights(const struct sw_policy_endpoint *ep, char *buf, size_t len)
+static void list_plain(const void *data)
 {
-	char num[32];
-	size_t off = 0;
+	char weights[SW_MAX_SPLIT * 48], shadows[SW_MAX_SHADOWS * 48], methods[96];
+	const struct sw_policy *p = data;
 	__u32 i;
 
-	buf[0] = '\0';
-	for (i = 0; i < ep->nr_weights && off < len; i++)
-		off += snprintf(buf + off, len - off, "%s%s=%s", i ? " " : "",
-				ep->weights[i].backend,
-				sw_format_fraction(ep->weights[i].weight, num, sizeof(num)));
+	printf("%-20s %4s  %-20s %-16s %-12s %-18s %-28s %s\n", "NAME", "ID", "ROUTE", "HOST",
+	       "METHODS", "SHARD HEADER", "TRAFFIC", "SHADOWS");
+	for (i = 0; i < p->nr_endpoints; i++) {
+		const struct sw_policy_endpoint *ep = &p->endpoints[i];
+
+		sw_format_methods(ep->methods, methods, sizeof(methods));
+		printf("%-20s %4u  %-20s %-16s %-12s %-18s %-28s %s\n", ep->name, ep->id, ep->route,
+		       ep->host[0] ? ep->host : "*", methods[0] ? methods : "*", ep->shard_header,
+		       format_weights(ep, weights, sizeof(weights)),
+		       format_shadows(ep, shadows, sizeof(shadows)));
+	}
 }
 
-static void format_shadows(const struct sw_policy_endpoint *ep, char *buf, size_t len)
+static json_t *list_json(const void *data)
 {
-	char num[32];
-	size_t off = 0;
+	const struct sw_policy *p = data;
+	json_t *out = json_array();
+	char methods[96];
 	__u32 i;
 
-	snprintf(buf, len, "-");
-	for (i = 0; i < ep->nr_shadows && off < len; i++)
-		off += snprintf(buf + off, len - off, "%s%s=%s", i ? " " : "",
-				ep->shadows[i].backend,
-				sw_format_fraction(ep->shadows[i].fraction, num, sizeof(num)));
+	for (i = 0; i < p->nr_endpoints; i++) {
+		const struct sw_policy_endpoint *ep = &p->endpoints[i];
+
+		sw_format_methods(ep->methods, methods, sizeof(methods));
+		json_array_append_new(
+			out, json_pack("{s:s, s:i, s:s, s:s, s:s, s:s, s:o, s:o}", "name", ep->name,
+				       "id", ep->id, "route", ep->route, "host", ep->host,
+				       "methods", methods, "shard_header", ep->shard_header,
+				       "traffic", json_weights(ep), "shadows", json_shadows(ep)));
+	}
+	return out;
 }
+
+static const struct printer list_printer = {list_plain, list_json};
 
 static int endpoint_list(int argc, char **argv)
 {
-	char weights[SW_MAX_SPLIT * 48], shadows[SW_MAX_SHADOWS * 48], methods[96];
-	struct sw_policy *p = NULL;
-	struct sw_maps m;
-	json_t *out;
-	__u32 i, j, id;
-	int err;
-
 	(void)argv;
 	if (argc)
 		return usage_error("usage: sockway endpoint list");
-	err = agent_open_policy(&m, &p);
-	if (err)
-		return err;
-	out = json_array();
-	if (!agent_cfg.json)
-		printf("%-20s %4s  %-20s %-16s %-12s %-18s %-28s %s\n", "NAME", "ID", "ROUTE",
-		       "HOST", "METHODS", "SHARD HEADER", "TRAFFIC", "SHADOWS");
-	for (i = 0; i < p->nr_endpoints; i++) {
-		const struct sw_policy_endpoint *ep = &p->endpoints[i];
-		json_t *jw = json_object(), *js = json_object();
-
-		id = 0;
-		sw_endpoint_id(&m, ep->name, &id);
-		sw_format_methods(ep->methods, methods, sizeof(methods));
-		format_weights(ep, weights, sizeof(weights));
-		format_shadows(ep, shadows, sizeof(shadows));
-		if (!agent_cfg.json)
-			printf("%-20s %4u  %-20s %-16s %-12s %-18s %-28s %s\n", ep->name, id,
-			       ep->route, ep->host[0] ? ep->host : "*", methods[0] ? methods : "*",
-			       ep->shard_header, weights, shadows);
-		for (j = 0; j < ep->nr_weights; j++)
-			json_object_set_new(
-				jw, ep->weights[j].backend,
-				json_real(ep->weights[j].weight / (double)SW_WEIGHT_ONE));
-		for (j = 0; j < ep->nr_shadows; j++)
-			json_object_set_new(
-				js, ep->shadows[j].backend,
-				json_real(ep->shadows[j].fraction / (double)SW_WEIGHT_ONE));
-		json_array_append_new(out,
-				      json_pack("{s:s, s:i, s:s, s:s, s:s, s:s, s:o, s:o}", "name",
-						ep->name, "id", id, "route", ep->route, "host",
-						ep->host, "methods", methods, "shard_header",
-						ep->shard_header, "traffic", jw, "shadows", js));
-	}
-	if (agent_cfg.json)
-		err = json_print(out);
-	else
-		json_decref(out);
-	policy_free(p);
-	sw_maps_close(&m);
-	return err;
+	return agent_print_policy(&list_printer);
 }
 
 static const struct cmd endpoint_cmds[] = {

@@ -1,7 +1,9 @@
 // SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
 /* sockway load | unload | status */
 #include <errno.h>
+#include <limits.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -11,6 +13,8 @@
 #include "sockway.skel.h"
 #include "accel.h"
 #include "main.h"
+
+#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
 
 static int no_args(const char *cmd, int argc, char **argv)
 {
@@ -22,6 +26,25 @@ static int no_args(const char *cmd, int argc, char **argv)
 		return usage_error("\"sockway %s\" takes no arguments, got \"%s\"", cmd, argv[0]);
 	return 0;
 }
+
+static void load_plain(const void *data)
+{
+	const struct sw_load_info *info = data;
+
+	printf("loaded into %s%s%s\n", sw_pin_root(),
+	       info->reused ? " (maps were pinned already: the policy is kept)" : "",
+	       info->mounted_bpffs ? "; mounted bpffs on " SW_BPFFS : "");
+}
+
+static json_t *load_json(const void *data)
+{
+	const struct sw_load_info *info = data;
+
+	return json_pack("{s:b, s:s, s:b, s:b}", "loaded", 1, "pin_root", sw_pin_root(), "reused",
+			 info->reused, "mounted_bpffs", info->mounted_bpffs);
+}
+
+static const struct printer load_printer = {load_plain, load_json};
 
 int do_load(int argc, char **argv)
 {
@@ -49,15 +72,22 @@ int do_load(int argc, char **argv)
 		if (err)
 			return agent_fail(&e, err);
 	}
-	if (agent_cfg.json)
-		return json_print(json_pack("{s:b, s:s, s:b, s:b}", "loaded", 1, "pin_root",
-					    sw_pin_root(), "reused", info.reused, "mounted_bpffs",
-					    info.mounted_bpffs));
-	printf("loaded into %s%s%s\n", sw_pin_root(),
-	       info.reused ? " (maps were pinned already: the policy is kept)" : "",
-	       info.mounted_bpffs ? "; mounted bpffs on " SW_BPFFS : "");
-	return 0;
+	return agent_print(&load_printer, &info);
 }
+
+static void unload_plain(const void *data)
+{
+	(void)data;
+	printf("unloaded: removed %s\n", sw_pin_root());
+}
+
+static json_t *unload_json(const void *data)
+{
+	(void)data;
+	return json_pack("{s:b}", "unloaded", 1);
+}
+
+static const struct printer unload_printer = {unload_plain, unload_json};
 
 int do_unload(int argc, char **argv)
 {
@@ -72,10 +102,7 @@ int do_unload(int argc, char **argv)
 	err = sw_unload(&e);
 	if (err)
 		return agent_fail(&e, err);
-	if (agent_cfg.json)
-		return json_print(json_pack("{s:b}", "unloaded", 1));
-	printf("unloaded: removed %s\n", sw_pin_root());
-	return 0;
+	return agent_print(&unload_printer, NULL);
 }
 
 /* id of an object by fd, 0 if unknown. */
@@ -90,19 +117,146 @@ static __u32 obj_id(int fd, bool prog)
 	return prog ? pinfo.id : minfo.id;
 }
 
-int do_status(int argc, char **argv)
+/* A pinned map or program: its name, pin and kernel id. */
+struct pinned {
+	const char *name;
+	char path[PATH_MAX];
+	__u32 id;
+};
+
+/* What is loaded: the generation, what the policy uses of each limit, the fast path. */
+struct status_view {
+	bool loaded;
+	__u64 generation;
+	__u32 nr_backends, nr_endpoints, nr_cells, nr_cgroups;
+	bool accel_on;
+	struct sw_accel_stats accel;
+	__u32 nr_maps, nr_progs;
+	struct pinned maps[32], progs[32];
+};
+
+static void pinned_plain(const char *title, const struct pinned *p, __u32 nr)
 {
-	__u32 nr_backends = 0, nr_endpoints = 0, nr_cells = 0, nr_cgroups, id;
-	struct sw_accel_stats ast;
-	__u64 cgid, *prev;
-	json_t *jmaps = NULL, *jprogs = NULL;
+	__u32 i;
+
+	printf("%s", title);
+	for (i = 0; i < nr; i++)
+		printf(" %s (id %u)", p[i].name, p[i].id);
+	printf("\n");
+}
+
+static void status_plain(const void *data)
+{
+	const struct status_view *v = data;
+
+	if (!v->loaded) {
+		printf("not loaded (%s does not exist); run \"sockway load\"\n", sw_pin_root());
+		return;
+	}
+	printf("loaded:     yes, pinned under %s\n", sw_pin_root());
+	printf("generation: %llu\n", (unsigned long long)v->generation);
+	printf("backends:   %u of %u\n", v->nr_backends, SW_MAX_BACKENDS);
+	printf("endpoints:  %u of %u\n", v->nr_endpoints, SW_MAX_ENDPOINTS);
+	printf("counters:   %u of %u cells\n", v->nr_cells, SW_MAX_CELLS);
+	printf("accel:      %s, %u cgroup%s; %llu sends (%llu bytes) took the kernel path\n",
+	       v->accel_on ? "on" : "off (kill switch)", v->nr_cgroups,
+	       v->nr_cgroups == 1 ? "" : "s", (unsigned long long)v->accel.redirected,
+	       (unsigned long long)v->accel.redirected_bytes);
+	pinned_plain("maps:      ", v->maps, v->nr_maps);
+	pinned_plain("programs:  ", v->progs, v->nr_progs);
+}
+
+static json_t *pinned_json(const struct pinned *p, __u32 nr)
+{
+	json_t *out = json_array();
+	__u32 i;
+
+	for (i = 0; i < nr; i++)
+		json_array_append_new(out, json_pack("{s:s, s:s, s:i}", "name", p[i].name, "pinned",
+						     p[i].path, "id", p[i].id));
+	return out;
+}
+
+static json_t *status_json(const void *data)
+{
+	const struct status_view *v = data;
+
+	if (!v->loaded)
+		return json_pack("{s:b}", "loaded", 0);
+	return json_pack(
+		"{s:b, s:s, s:I, s:{s:i, s:i}, s:{s:i, s:i}, s:{s:i, s:i}, "
+		"s:{s:b, s:i, s:I, s:I}, s:o, s:o}",
+		"loaded", 1, "pin_root", sw_pin_root(), "generation", (json_int_t)v->generation,
+		"backends", "count", v->nr_backends, "limit", SW_MAX_BACKENDS, "endpoints", "count",
+		v->nr_endpoints, "limit", SW_MAX_ENDPOINTS, "counter_cells", "count", v->nr_cells,
+		"limit", SW_MAX_CELLS, "accel", "on", v->accel_on, "cgroups", v->nr_cgroups,
+		"redirected", (json_int_t)v->accel.redirected, "redirected_bytes",
+		(json_int_t)v->accel.redirected_bytes, "maps", pinned_json(v->maps, v->nr_maps),
+		"programs", pinned_json(v->progs, v->nr_progs));
+}
+
+static const struct printer status_printer = {status_plain, status_json};
+
+/* The pinned maps and programs of the object, with their kernel ids. */
+static void pins_read(struct sw_maps *m, struct status_view *v)
+{
 	struct bpf_program *prog;
+	struct bpf_map *map;
+	struct pinned *p;
+	int fd;
+
+	bpf_object__for_each_map(map, m->skel->obj)
+	{
+		if (!bpf_map__pin_path(map) || v->nr_maps == ARRAY_SIZE(v->maps))
+			continue;
+		p = &v->maps[v->nr_maps++];
+		p->name = bpf_map__name(map);
+		snprintf(p->path, sizeof(p->path), "%s", bpf_map__pin_path(map));
+		p->id = obj_id(bpf_map__fd(map), false);
+	}
+	bpf_object__for_each_program(prog, m->skel->obj)
+	{
+		if (v->nr_progs == ARRAY_SIZE(v->progs))
+			break;
+		p = &v->progs[v->nr_progs++];
+		p->name = bpf_program__name(prog);
+		snprintf(p->path, sizeof(p->path), "%s/%s", sw_pin_root(), p->name);
+		fd = bpf_obj_get(p->path);
+		p->id = fd < 0 ? 0 : obj_id(fd, true);
+		if (fd >= 0)
+			close(fd);
+	}
+}
+
+static void status_read(struct sw_maps *m, struct status_view *v)
+{
+	int fd = bpf_map__fd(m->skel->maps.accel_cgroups);
 	struct sw_endpoint ep;
 	struct sw_backend b;
-	struct bpf_map *map;
-	struct sw_maps m;
-	char path[512];
-	int err, fd;
+	__u64 cgid, *prev;
+	__u32 id;
+
+	v->loaded = true;
+	v->generation = sw_generation(m);
+	for (id = 0; id < SW_MAX_BACKENDS; id++)
+		v->nr_backends += !sw_backend_read(m, id, &b) && (b.flags & SW_F_IN_USE);
+	for (id = 0; id < SW_MAX_ENDPOINTS; id++)
+		v->nr_endpoints += !sw_endpoint_read(m, id, &ep, NULL) && (ep.flags & SW_F_IN_USE);
+	for (id = 0; id < SW_MAX_CELLS; id++)
+		v->nr_cells += !!(m->cells[id].flags & SW_F_IN_USE);
+	for (prev = NULL; !bpf_map_get_next_key(fd, prev, &cgid); prev = &cgid)
+		v->nr_cgroups++;
+	v->accel_on = sw_accel_is_on(m);
+	if (sw_accel_stats_read(m, &v->accel))
+		memset(&v->accel, 0, sizeof(v->accel));
+	pins_read(m, v);
+}
+
+int do_status(int argc, char **argv)
+{
+	struct status_view *v;
+	struct sw_maps m = {};
+	int err;
 
 	err = no_args("status", argc, argv);
 	if (err)
@@ -110,88 +264,18 @@ int do_status(int argc, char **argv)
 	if (geteuid() != 0)
 		return agent_error(-EPERM, "must run as root: the maps under %s are root-only",
 				   sw_pin_root());
-	if (access(sw_pin_root(), F_OK)) {
-		if (agent_cfg.json)
-			return json_print(json_pack("{s:b}", "loaded", 0));
-		printf("not loaded (%s does not exist); run \"sockway load\"\n", sw_pin_root());
-		return 0;
+	v = calloc(1, sizeof(*v));
+	if (!v)
+		return agent_error(-ENOMEM, "out of memory");
+	if (!access(sw_pin_root(), F_OK)) {
+		err = agent_open(&m, false);
+		if (!err)
+			status_read(&m, v);
 	}
-	err = agent_open(&m, false);
-	if (err)
-		return err;
-	for (id = 0; id < SW_MAX_BACKENDS; id++)
-		nr_backends += !sw_backend_read(&m, id, &b) && (b.flags & SW_F_IN_USE);
-	for (id = 0; id < SW_MAX_ENDPOINTS; id++)
-		nr_endpoints += !sw_endpoint_read(&m, id, &ep, NULL) && (ep.flags & SW_F_IN_USE);
-	for (id = 0; id < SW_MAX_CELLS; id++)
-		nr_cells += !!(m.cells[id].flags & SW_F_IN_USE);
-
-	jmaps = json_array();
-	jprogs = json_array();
-	bpf_object__for_each_map(map, m.skel->obj)
-	{
-		if (bpf_map__pin_path(map))
-			json_array_append_new(jmaps, json_pack("{s:s, s:s, s:i}", "name",
-							       bpf_map__name(map), "pinned",
-							       bpf_map__pin_path(map), "id",
-							       obj_id(bpf_map__fd(map), false)));
-	}
-	bpf_object__for_each_program(prog, m.skel->obj)
-	{
-		snprintf(path, sizeof(path), "%s/%s", sw_pin_root(), bpf_program__name(prog));
-		fd = bpf_obj_get(path);
-		json_array_append_new(jprogs, json_pack("{s:s, s:s, s:i}", "name",
-							bpf_program__name(prog), "pinned", path,
-							"id", fd < 0 ? 0 : obj_id(fd, true)));
-		if (fd >= 0)
-			close(fd);
-	}
-	nr_cgroups = 0;
-	for (prev = NULL; !bpf_map_get_next_key(bpf_map__fd(m.skel->maps.accel_cgroups), prev, &cgid);
-	     prev = &cgid)
-		nr_cgroups++;
-	if (sw_accel_stats_read(&m, &ast))
-		memset(&ast, 0, sizeof(ast));
-	if (agent_cfg.json) {
-		err = json_print(json_pack(
-			"{s:b, s:s, s:I, s:{s:i, s:i}, s:{s:i, s:i}, s:{s:i, s:i}, s:{s:b, s:i, s:I, "
-			"s:I}, s:o, s:o}",
-			"loaded", 1, "pin_root", sw_pin_root(), "generation",
-			(json_int_t)sw_generation(&m), "backends", "count", nr_backends, "limit",
-			SW_MAX_BACKENDS, "endpoints", "count", nr_endpoints, "limit", SW_MAX_ENDPOINTS,
-			"counter_cells", "count", nr_cells, "limit", SW_MAX_CELLS, "accel", "on",
-			sw_accel_is_on(&m), "cgroups", nr_cgroups, "redirected",
-			(json_int_t)ast.redirected, "redirected_bytes", (json_int_t)ast.redirected_bytes,
-			"maps", jmaps, "programs", jprogs));
-		goto cleanup;
-	}
-	printf("loaded:     yes, pinned under %s\n", sw_pin_root());
-	printf("generation: %llu\n", (unsigned long long)sw_generation(&m));
-	printf("backends:   %u of %u\n", nr_backends, SW_MAX_BACKENDS);
-	printf("endpoints:  %u of %u\n", nr_endpoints, SW_MAX_ENDPOINTS);
-	printf("counters:   %u of %u cells\n", nr_cells, SW_MAX_CELLS);
-	printf("accel:      %s, %u cgroup%s; %llu sends (%llu bytes) took the kernel path\n",
-	       sw_accel_is_on(&m) ? "on" : "off (kill switch)", nr_cgroups,
-	       nr_cgroups == 1 ? "" : "s", (unsigned long long)ast.redirected,
-	       (unsigned long long)ast.redirected_bytes);
-	printf("maps:      ");
-	for (size_t i = 0; i < json_array_size(jmaps); i++) {
-		json_t *j = json_array_get(jmaps, i);
-
-		printf(" %s (id %lld)", json_string_value(json_object_get(j, "name")),
-		       json_integer_value(json_object_get(j, "id")));
-	}
-	printf("\nprograms:  ");
-	for (size_t i = 0; i < json_array_size(jprogs); i++) {
-		json_t *j = json_array_get(jprogs, i);
-
-		printf(" %s (id %lld)", json_string_value(json_object_get(j, "name")),
-		       json_integer_value(json_object_get(j, "id")));
-	}
-	printf("\n");
-	json_decref(jmaps);
-	json_decref(jprogs);
-cleanup:
-	sw_maps_close(&m);
+	if (!err)
+		err = agent_print(&status_printer, v);
+	if (m.skel)
+		sw_maps_close(&m);
+	free(v);
 	return err;
 }

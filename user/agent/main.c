@@ -5,7 +5,6 @@
  */
 #include <errno.h>
 #include <getopt.h>
-#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -21,35 +20,6 @@ struct agent_cfg agent_cfg;
 bool is_prefix(const char *arg, const char *word)
 {
 	return arg[0] && !strncmp(arg, word, strlen(arg));
-}
-
-int agent_error(int err, const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("sockway: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	return err;
-}
-
-int usage_error(const char *fmt, ...)
-{
-	va_list ap;
-
-	fputs("sockway: ", stderr);
-	va_start(ap, fmt);
-	vfprintf(stderr, fmt, ap);
-	va_end(ap);
-	fputc('\n', stderr);
-	return -EUSAGE;
-}
-
-int agent_fail(const struct sw_err *e, int err)
-{
-	return agent_error(err, "%s", e->msg[0] ? e->msg : strerror(-err));
 }
 
 int cmd_select(const char *object, const struct cmd *cmds, int argc, char **argv,
@@ -129,6 +99,21 @@ int agent_open_policy(struct sw_maps *m, struct sw_policy **p)
 	return 0;
 }
 
+int agent_print_policy(const struct printer *printer)
+{
+	struct sw_policy *p = NULL;
+	struct sw_maps m;
+	int err;
+
+	err = agent_open_policy(&m, &p);
+	if (err)
+		return err;
+	err = agent_print(printer, p);
+	policy_free(p);
+	sw_maps_close(&m);
+	return err;
+}
+
 int agent_edit(policy_edit_fn edit, void *ctx)
 {
 	struct sw_policy *old = NULL, *new = NULL;
@@ -169,18 +154,6 @@ cleanup:
 	return err;
 }
 
-int json_print(json_t *value)
-{
-	int err;
-
-	if (!value)
-		return agent_error(-ENOMEM, "out of memory");
-	err = json_dumpf(value, stdout, JSON_COMPACT | JSON_REAL_PRECISION(9));
-	fputc('\n', stdout);
-	json_decref(value);
-	return err ? -EIO : 0;
-}
-
 static int do_help(int argc, char **argv)
 {
 	(void)argc;
@@ -207,12 +180,28 @@ static int do_help(int argc, char **argv)
 }
 
 static const struct cmd top_cmds[] = {
-	{"backend", do_backend}, {"endpoint", do_endpoint}, {"traffic", do_traffic},
-	{"shadow", do_shadow},	 {"stats", do_stats},	    {"apply", do_apply},
-	{"export", do_export},	 {"explain", do_explain},   {"load", do_load},
-	{"unload", do_unload},	 {"accel", do_accel},
-	{"status", do_status},	 {"help", do_help},	    {NULL, NULL},
+	{"backend", do_backend}, {"endpoint", do_endpoint},
+	{"traffic", do_traffic}, {"shadow", do_shadow},
+	{"stats", do_stats},	 {"apply", do_apply},
+	{"export", do_export},	 {"explain", do_explain},
+	{"load", do_load},	 {"unload", do_unload},
+	{"accel", do_accel},	 {"status", do_status},
+	{"help", do_help},	 {NULL, NULL},
 };
+
+static void version_plain(const void *data)
+{
+	(void)data;
+	printf("sockway %s\n", SOCKWAY_VERSION);
+}
+
+static json_t *version_json(const void *data)
+{
+	(void)data;
+	return json_pack("{s:s}", "version", SOCKWAY_VERSION);
+}
+
+static const struct printer version_printer = {version_plain, version_json};
 
 int main(int argc, char **argv)
 {
@@ -223,6 +212,7 @@ int main(int argc, char **argv)
 		{"version", no_argument, NULL, 'V'},
 		{NULL, 0, NULL, 0},
 	};
+	bool version = false;
 	int opt, err;
 
 	/* '+': options end at the object, so verbs keep their own options. */
@@ -238,13 +228,16 @@ int main(int argc, char **argv)
 			do_help(0, NULL);
 			return 0;
 		case 'V':
-			printf("sockway %s\n", SOCKWAY_VERSION);
-			return 0;
+			version = true;
+			break;
 		default:
 			do_help(0, NULL);
 			return 2;
 		}
 	}
+	/* After the loop, so that -V prints JSON whether -j comes before it or after. */
+	if (version)
+		return agent_print(&version_printer, NULL) ? 1 : 0;
 	log_init("sockway", agent_cfg.verbose >= 2 ? SW_LOG_DEBUG
 			    : agent_cfg.verbose	   ? SW_LOG_INFO
 						   : SW_LOG_WARN);

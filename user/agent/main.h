@@ -38,11 +38,33 @@ int cmd_select(const char *object, const struct cmd *cmds, int argc, char **argv
 /* True when arg is a non-empty prefix of word ("cr" of "create"). */
 bool is_prefix(const char *arg, const char *word);
 
-/* Prints "sockway: <message>" on stderr; returns err (for usage errors, -EUSAGE). */
+/*
+ * Printers (print.c). Each object prints through a pair fed from the same C data: a plain
+ * printer that writes text on stdout, and its JSON twin that returns the value, which
+ * agent_print() writes on stdout, compact, on one line. -j picks the twin.
+ */
+struct printer {
+	void (*plain)(const void *data);
+	json_t *(*json)(const void *data);
+};
+int agent_print(const struct printer *printer, const void *data);
+
+/*
+ * Errors: "sockway: <message>" on stderr, or under -j {"error": "<message>"} on stdout, as
+ * bpftool does. Each returns err (usage_error: -EUSAGE, which main() turns into exit 2).
+ */
 int agent_error(int err, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 int usage_error(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 /* Prints e's message and returns err. */
 int agent_fail(const struct sw_err *e, int err);
+
+/* An endpoint's split as "b1=0.5 b2=0.5", its shadows as "s=0.1" or "-"; return buf. */
+char *format_weights(const struct sw_policy_endpoint *ep, char *buf, size_t len);
+char *format_shadows(const struct sw_policy_endpoint *ep, char *buf, size_t len);
+/* The same in JSON: a fraction as a number, a split or the shadows as {"b1": 0.5, ...}. */
+json_t *json_fraction(__u32 v);
+json_t *json_weights(const struct sw_policy_endpoint *ep);
+json_t *json_shadows(const struct sw_policy_endpoint *ep);
 
 /* Opens the pinned maps; with lock, also takes the writers' lock. Prints errors. */
 int agent_open(struct sw_maps *m, bool lock);
@@ -51,13 +73,13 @@ int agent_open(struct sw_maps *m, bool lock);
  * sw_maps_close()). Prints errors. */
 int agent_open_policy(struct sw_maps *m, struct sw_policy **p);
 
+/* Reads the live policy and prints it with printer (its data is the struct sw_policy). */
+int agent_print_policy(const struct printer *printer);
+
 /* One policy change: read the live policy, let edit() change a copy, validate the copy
  * whole, commit it. Nothing is written unless every step succeeds. */
 typedef int (*policy_edit_fn)(struct sw_policy *p, void *ctx, struct sw_err *e);
 int agent_edit(policy_edit_fn edit, void *ctx);
-
-/* Prints a JSON value on stdout (compact, newline-terminated) and frees it. */
-int json_print(json_t *value);
 
 /* The objects. */
 int do_load(int argc, char **argv);

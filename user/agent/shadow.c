@@ -34,6 +34,28 @@ static int edit_set_shadow(struct sw_policy *p, void *ctx, struct sw_err *e)
 	return policy_set_shadow(p, s->endpoint, s->backend, s->fraction, e);
 }
 
+static void set_plain(const void *data)
+{
+	const struct shadow_edit *s = data;
+	char num[32];
+
+	if (s->fraction)
+		printf("shadowing a fraction %s of %s's requests to %s\n",
+		       sw_format_fraction(s->fraction, num, sizeof(num)), s->endpoint, s->backend);
+	else
+		printf("stopped shadowing %s to %s\n", s->endpoint, s->backend);
+}
+
+static json_t *set_json(const void *data)
+{
+	const struct shadow_edit *s = data;
+
+	return json_pack("{s:s, s:s, s:o}", "endpoint", s->endpoint, "backend", s->backend,
+			 "fraction", json_fraction(s->fraction));
+}
+
+static const struct printer set_printer = {set_plain, set_json};
+
 static int shadow_set(int argc, char **argv)
 {
 	struct shadow_edit s;
@@ -48,27 +70,60 @@ static int shadow_set(int argc, char **argv)
 	if (err)
 		return agent_fail(&e, err);
 	err = agent_edit(edit_set_shadow, &s);
-	if (err)
-		return err;
-	if (agent_cfg.json)
-		return json_print(json_pack("{s:s, s:s, s:f}", "endpoint", s.endpoint, "backend",
-					    s.backend, "fraction",
-					    s.fraction / (double)SW_WEIGHT_ONE));
-	if (s.fraction)
-		printf("shadowing a fraction %s of %s's requests to %s\n", argv[2], s.endpoint,
-		       s.backend);
-	else
-		printf("stopped shadowing %s to %s\n", s.endpoint, s.backend);
-	return 0;
+	return err ? err : agent_print(&set_printer, &s);
 }
+
+/* The shadows of every endpoint, or of one. */
+struct shadow_view {
+	const struct sw_policy *p;
+	const char *endpoint; /* NULL: all */
+};
+
+static void list_plain(const void *data)
+{
+	const struct shadow_view *v = data;
+	char num[32];
+	__u32 i, j;
+
+	printf("%-31s %-31s %s\n", "ENDPOINT", "BACKEND", "FRACTION");
+	for (i = 0; i < v->p->nr_endpoints; i++) {
+		const struct sw_policy_endpoint *ep = &v->p->endpoints[i];
+
+		if (v->endpoint && strcmp(ep->name, v->endpoint))
+			continue;
+		for (j = 0; j < ep->nr_shadows; j++)
+			printf("%-31s %-31s %s\n", ep->name, ep->shadows[j].backend,
+			       sw_format_fraction(ep->shadows[j].fraction, num, sizeof(num)));
+	}
+}
+
+static json_t *list_json(const void *data)
+{
+	const struct shadow_view *v = data;
+	json_t *out = json_array();
+	__u32 i, j;
+
+	for (i = 0; i < v->p->nr_endpoints; i++) {
+		const struct sw_policy_endpoint *ep = &v->p->endpoints[i];
+
+		if (v->endpoint && strcmp(ep->name, v->endpoint))
+			continue;
+		for (j = 0; j < ep->nr_shadows; j++)
+			json_array_append_new(
+				out, json_pack("{s:s, s:s, s:o}", "endpoint", ep->name, "backend",
+					       ep->shadows[j].backend, "fraction",
+					       json_fraction(ep->shadows[j].fraction)));
+	}
+	return out;
+}
+
+static const struct printer list_printer = {list_plain, list_json};
 
 static int shadow_list(int argc, char **argv)
 {
+	struct shadow_view v = {.endpoint = argc == 1 ? argv[0] : NULL};
 	struct sw_policy *p = NULL;
 	struct sw_maps m;
-	char num[32];
-	json_t *out;
-	__u32 i, j;
 	int err;
 
 	if (argc > 1)
@@ -76,36 +131,13 @@ static int shadow_list(int argc, char **argv)
 	err = agent_open_policy(&m, &p);
 	if (err)
 		return err;
-	if (argc == 1 && !policy_find_endpoint(p, argv[0])) {
+	v.p = p;
+	if (v.endpoint && !policy_find_endpoint(p, v.endpoint))
 		err = agent_error(-ENOENT,
-				  "endpoint \"%s\" does not exist; see \"sockway endpoint "
-				  "list\"",
-				  argv[0]);
-		goto cleanup;
-	}
-	out = json_array();
-	if (!agent_cfg.json)
-		printf("%-31s %-31s %s\n", "ENDPOINT", "BACKEND", "FRACTION");
-	for (i = 0; i < p->nr_endpoints; i++) {
-		const struct sw_policy_endpoint *ep = &p->endpoints[i];
-
-		if (argc == 1 && strcmp(ep->name, argv[0]))
-			continue;
-		for (j = 0; j < ep->nr_shadows; j++) {
-			sw_format_fraction(ep->shadows[j].fraction, num, sizeof(num));
-			if (!agent_cfg.json)
-				printf("%-31s %-31s %s\n", ep->name, ep->shadows[j].backend, num);
-			json_array_append_new(
-				out, json_pack("{s:s, s:s, s:f}", "endpoint", ep->name, "backend",
-					       ep->shadows[j].backend, "fraction",
-					       ep->shadows[j].fraction / (double)SW_WEIGHT_ONE));
-		}
-	}
-	if (agent_cfg.json)
-		err = json_print(out);
+				  "endpoint \"%s\" does not exist; see \"sockway endpoint list\"",
+				  v.endpoint);
 	else
-		json_decref(out);
-cleanup:
+		err = agent_print(&list_printer, &v);
 	policy_free(p);
 	sw_maps_close(&m);
 	return err;

@@ -2,6 +2,7 @@
 /* sockway stats [ENDPOINT] [--reset]: the counter cells, summed over their shards. */
 #include <errno.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "main.h"
@@ -72,16 +73,116 @@ static json_t *counters_json(const struct sw_counters *c)
 		"accel_bytes", (json_int_t)c->accel_bytes);
 }
 
+/* One counter cell, summed, with the names of its endpoint and backend. */
+struct stats_row {
+	__u32 cell;
+	const char *role;
+	char endpoint[SW_NAME_MAX];
+	char backend[SW_NAME_MAX];
+	struct sw_counters sum;
+};
+
+struct stats_view {
+	__u32 nr;
+	struct stats_row rows[SW_MAX_CELLS];
+};
+
+static void list_plain(const void *data)
+{
+	const struct stats_view *v = data;
+	__u64 errors;
+	__u32 r;
+	int i;
+
+	printf("%-20s %-20s %-7s %10s %8s %8s %8s %8s %8s %7s %12s %12s %9s %9s\n", "ENDPOINT",
+	       "BACKEND", "ROLE", "REQUESTS", "1XX", "2XX", "3XX", "4XX", "5XX", "ERRORS",
+	       "BYTES_IN", "BYTES_OUT", "P50_US", "P99_US");
+	for (r = 0; r < v->nr; r++) {
+		const struct stats_row *row = &v->rows[r];
+		const struct sw_counters *c = &row->sum;
+
+		for (i = 0, errors = 0; i < SW_ERR_MAX; i++)
+			errors += c->errors[i];
+		printf("%-20s %-20s %-7s %10llu %8llu %8llu %8llu %8llu %8llu %7llu %12llu %12llu "
+		       "%9llu %9llu\n",
+		       row->endpoint, row->backend, row->role, (unsigned long long)c->requests,
+		       (unsigned long long)c->status[0], (unsigned long long)c->status[1],
+		       (unsigned long long)c->status[2], (unsigned long long)c->status[3],
+		       (unsigned long long)c->status[4], (unsigned long long)errors,
+		       (unsigned long long)c->bytes_from_client,
+		       (unsigned long long)c->bytes_to_client,
+		       (unsigned long long)latency_quantile(c, 0.5),
+		       (unsigned long long)latency_quantile(c, 0.99));
+	}
+}
+
+static json_t *list_json(const void *data)
+{
+	const struct stats_view *v = data;
+	json_t *out = json_array();
+	__u32 r;
+
+	for (r = 0; r < v->nr; r++) {
+		const struct stats_row *row = &v->rows[r];
+
+		json_array_append_new(out, json_pack("{s:s, s:s, s:s, s:i, s:o}", "endpoint",
+						     row->endpoint, "backend", row->backend, "role",
+						     row->role, "cell", row->cell, "counters",
+						     counters_json(&row->sum)));
+	}
+	return out;
+}
+
+static const struct printer list_printer = {list_plain, list_json};
+
+/* The cells in use, of endpoint filter (SW_ID_NONE: all), summed over their shards. */
+static void stats_read(struct sw_maps *m, __u32 filter, struct stats_view *v)
+{
+	struct sw_endpoint ep;
+	struct sw_backend b;
+	__u32 c;
+
+	for (c = 0; c < SW_MAX_CELLS; c++) {
+		const struct sw_cell *cell = &m->cells[c];
+		struct stats_row *row = &v->rows[v->nr];
+
+		if (!(cell->flags & SW_F_IN_USE))
+			continue;
+		if (filter != SW_ID_NONE && cell->endpoint_id != filter)
+			continue;
+		row->cell = c;
+		row->role = cell->role == SW_ROLE_SHADOW ? "shadow" : "primary";
+		ep.flags = 0;
+		sw_endpoint_read(m, cell->endpoint_id, &ep, NULL);
+		strcpy(row->endpoint, ep.flags & SW_F_IN_USE ? ep.name : "?");
+		b.flags = 0;
+		sw_backend_read(m, cell->backend_id, &b);
+		strcpy(row->backend, b.flags & SW_F_IN_USE ? b.name : "?");
+		sw_cell_sum(cell, &row->sum);
+		v->nr++;
+	}
+}
+
+/* Whose counters --reset zeroed: one endpoint's, or (NULL) every endpoint's. */
+static void reset_plain(const void *data)
+{
+	printf("reset the counters of %s\n", data ? (const char *)data : "every endpoint");
+}
+
+static json_t *reset_json(const void *data)
+{
+	return json_pack("{s:s}", "reset", data ? (const char *)data : "*");
+}
+
+static const struct printer reset_printer = {reset_plain, reset_json};
+
 int do_stats(int argc, char **argv)
 {
 	const char *endpoint = NULL;
-	__u32 filter = SW_ID_NONE, c;
-	struct sw_counters sum;
-	struct sw_endpoint ep;
-	struct sw_backend b;
+	__u32 filter = SW_ID_NONE;
+	struct stats_view *v = NULL;
 	bool reset = false;
 	struct sw_maps m;
-	json_t *out;
 	int i, err;
 
 	for (i = 0; i < argc; i++) {
@@ -99,63 +200,24 @@ int do_stats(int argc, char **argv)
 		return err;
 	if (endpoint && sw_endpoint_id(&m, endpoint, &filter)) {
 		err = agent_error(-ENOENT,
-				  "endpoint \"%s\" does not exist; see \"sockway endpoint "
-				  "list\"",
+				  "endpoint \"%s\" does not exist; see \"sockway endpoint list\"",
 				  endpoint);
 		goto cleanup;
 	}
 	if (reset) {
 		sw_cells_reset(&m, filter);
-		if (agent_cfg.json)
-			err = json_print(json_pack("{s:s}", "reset", endpoint ? endpoint : "*"));
-		else
-			printf("reset the counters of %s\n",
-			       endpoint ? endpoint : "every endpoint");
+		err = agent_print(&reset_printer, endpoint);
 		goto cleanup;
 	}
-	out = json_array();
-	if (!agent_cfg.json)
-		printf("%-20s %-20s %-7s %10s %8s %8s %8s %8s %8s %7s %12s %12s %9s %9s\n",
-		       "ENDPOINT", "BACKEND", "ROLE", "REQUESTS", "1XX", "2XX", "3XX", "4XX", "5XX",
-		       "ERRORS", "BYTES_IN", "BYTES_OUT", "P50_US", "P99_US");
-	for (c = 0; c < SW_MAX_CELLS; c++) {
-		const struct sw_cell *cell = &m.cells[c];
-		const char *ep_name = "?", *be_name = "?";
-		const char *role;
-		__u64 errors = 0;
-
-		if (!(cell->flags & SW_F_IN_USE))
-			continue;
-		if (filter != SW_ID_NONE && cell->endpoint_id != filter)
-			continue;
-		if (!sw_endpoint_read(&m, cell->endpoint_id, &ep, NULL) && (ep.flags & SW_F_IN_USE))
-			ep_name = ep.name;
-		if (!sw_backend_read(&m, cell->backend_id, &b) && (b.flags & SW_F_IN_USE))
-			be_name = b.name;
-		role = cell->role == SW_ROLE_SHADOW ? "shadow" : "primary";
-		sw_cell_sum(cell, &sum);
-		for (i = 0; i < SW_ERR_MAX; i++)
-			errors += sum.errors[i];
-		if (!agent_cfg.json)
-			printf("%-20s %-20s %-7s %10llu %8llu %8llu %8llu %8llu %8llu %7llu %12llu "
-			       "%12llu %9llu %9llu\n",
-			       ep_name, be_name, role, (unsigned long long)sum.requests,
-			       (unsigned long long)sum.status[0], (unsigned long long)sum.status[1],
-			       (unsigned long long)sum.status[2], (unsigned long long)sum.status[3],
-			       (unsigned long long)sum.status[4], (unsigned long long)errors,
-			       (unsigned long long)sum.bytes_from_client,
-			       (unsigned long long)sum.bytes_to_client,
-			       (unsigned long long)latency_quantile(&sum, 0.5),
-			       (unsigned long long)latency_quantile(&sum, 0.99));
-		json_array_append_new(out, json_pack("{s:s, s:s, s:s, s:i, s:o}", "endpoint",
-						     ep_name, "backend", be_name, "role", role,
-						     "cell", c, "counters", counters_json(&sum)));
+	v = calloc(1, sizeof(*v));
+	if (!v) {
+		err = agent_error(-ENOMEM, "out of memory");
+		goto cleanup;
 	}
-	if (agent_cfg.json)
-		err = json_print(out);
-	else
-		json_decref(out);
+	stats_read(&m, filter, v);
+	err = agent_print(&list_printer, v);
 cleanup:
+	free(v);
 	sw_maps_close(&m);
 	return err;
 }

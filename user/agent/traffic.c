@@ -38,6 +38,22 @@ static int edit_set_traffic(struct sw_policy *p, void *ctx, struct sw_err *e)
 	return policy_set_traffic(p, t->endpoint, t->weights, t->nr, e);
 }
 
+static void set_plain(const void *data)
+{
+	const struct traffic_edit *t = data;
+
+	printf("traffic of %s set; see \"sockway traffic show %s\"\n", t->endpoint, t->endpoint);
+}
+
+static json_t *set_json(const void *data)
+{
+	const struct traffic_edit *t = data;
+
+	return json_pack("{s:s, s:b}", "endpoint", t->endpoint, "set", 1);
+}
+
+static const struct printer set_printer = {set_plain, set_json};
+
 static int traffic_set(int argc, char **argv)
 {
 	struct traffic_edit t = {};
@@ -70,23 +86,95 @@ static int traffic_set(int argc, char **argv)
 		strcpy(t.weights[t.nr++].backend, name);
 	}
 	err = agent_edit(edit_set_traffic, &t);
-	if (err)
-		return err;
-	if (agent_cfg.json)
-		return json_print(json_pack("{s:s, s:b}", "endpoint", t.endpoint, "set", 1));
-	printf("traffic of %s set; see \"sockway traffic show %s\"\n", t.endpoint, t.endpoint);
-	return 0;
+	return err ? err : agent_print(&set_printer, &t);
+}
+
+/* An endpoint's live split: its copy, and per split entry the backend and its slots. */
+struct traffic_view {
+	struct sw_endpoint ep;
+	__u64 generation;
+	char names[SW_MAX_SPLIT][SW_NAME_MAX];
+	__u32 slots[SW_MAX_SPLIT];
+};
+
+static void show_plain(const void *data)
+{
+	const struct traffic_view *v = data;
+	char num[32];
+	__u32 i;
+
+	printf("endpoint %s  route %s%s  slots %u  generation %llu\n", v->ep.name, v->ep.route.host,
+	       v->ep.route.prefix, SW_SLOTS, (unsigned long long)v->generation);
+	printf("%-31s %12s %8s %10s\n", "BACKEND", "WEIGHT", "SLOTS", "SHARE");
+	for (i = 0; i < v->ep.nr_splits; i++)
+		printf("%-31s %12s %8u %9.4f%%\n", v->names[i],
+		       sw_format_fraction(v->ep.splits[i].weight, num, sizeof(num)), v->slots[i],
+		       100.0 * v->slots[i] / SW_SLOTS);
+	printf("last change moved %u of %u slots (%.4f%% of shard keys)\n", v->ep.moved_slots,
+	       SW_SLOTS, 100.0 * v->ep.moved_slots / SW_SLOTS);
+}
+
+static json_t *show_json(const void *data)
+{
+	const struct traffic_view *v = data;
+	json_t *backends = json_array();
+	__u32 i;
+
+	for (i = 0; i < v->ep.nr_splits; i++)
+		json_array_append_new(backends,
+				      json_pack("{s:s, s:o, s:i, s:f}", "backend", v->names[i],
+						"weight", json_fraction(v->ep.splits[i].weight),
+						"slots", v->slots[i], "share",
+						v->slots[i] / (double)SW_SLOTS));
+	return json_pack("{s:s, s:s, s:s, s:i, s:I, s:o, s:i, s:f}", "endpoint", v->ep.name,
+			 "route", v->ep.route.prefix, "host", v->ep.route.host, "slots", SW_SLOTS,
+			 "generation", (json_int_t)v->generation, "backends", backends,
+			 "last_change_moved_slots", v->ep.moved_slots, "last_change_moved_fraction",
+			 v->ep.moved_slots / (double)SW_SLOTS);
+}
+
+static const struct printer show_printer = {show_plain, show_json};
+
+/* Reads endpoint name's live copy and counts the slots of each backend of its split. */
+static int traffic_read(struct sw_maps *m, const char *name, struct traffic_view *v)
+{
+	struct sw_slot_table *table;
+	struct sw_backend b;
+	__u32 id, i, s;
+	int err;
+
+	if (sw_endpoint_id(m, name, &id))
+		return agent_error(-ENOENT,
+				   "endpoint \"%s\" does not exist; see \"sockway endpoint list\"",
+				   name);
+	table = malloc(sizeof(*table));
+	if (!table)
+		return agent_error(-ENOMEM, "out of memory");
+	err = sw_endpoint_read(m, id, &v->ep, table);
+	if (err) {
+		agent_error(err, "cannot read endpoint \"%s\": %s", name, strerror(-err));
+		goto cleanup;
+	}
+	v->generation = sw_generation(m);
+	if (v->ep.nr_splits > SW_MAX_SPLIT)
+		v->ep.nr_splits = SW_MAX_SPLIT;
+	for (s = 0; s < SW_SLOTS; s++)
+		if (table->split[s] < SW_MAX_SPLIT)
+			v->slots[table->split[s]]++;
+	for (i = 0; i < v->ep.nr_splits; i++) {
+		b.flags = 0;
+		sw_backend_read(m, v->ep.splits[i].backend_id, &b);
+		strcpy(v->names[i], b.flags & SW_F_IN_USE ? b.name : "?");
+	}
+cleanup:
+	free(table);
+	return err;
 }
 
 static int traffic_show(int argc, char **argv)
 {
-	struct sw_slot_table *table = NULL;
-	__u32 counts[SW_MAX_SPLIT] = {}, id, i, s;
-	struct sw_backend b;
-	struct sw_endpoint ep;
+	struct traffic_view *v;
 	struct sw_maps m;
-	char num[32];
-	json_t *jb;
 	int err;
 
 	if (argc != 1)
@@ -94,61 +182,14 @@ static int traffic_show(int argc, char **argv)
 	err = agent_open(&m, false);
 	if (err)
 		return err;
-	table = malloc(sizeof(*table));
-	if (!table) {
+	v = calloc(1, sizeof(*v));
+	if (!v)
 		err = agent_error(-ENOMEM, "out of memory");
-		goto cleanup;
-	}
-	if (sw_endpoint_id(&m, argv[0], &id)) {
-		err = agent_error(-ENOENT,
-				  "endpoint \"%s\" does not exist; see \"sockway endpoint "
-				  "list\"",
-				  argv[0]);
-		goto cleanup;
-	}
-	err = sw_endpoint_read(&m, id, &ep, table);
-	if (err) {
-		agent_error(err, "cannot read endpoint \"%s\": %s", argv[0], strerror(-err));
-		goto cleanup;
-	}
-	for (s = 0; s < SW_SLOTS; s++)
-		if (table->split[s] < SW_MAX_SPLIT)
-			counts[table->split[s]]++;
-
-	jb = json_array();
-	if (!agent_cfg.json) {
-		printf("endpoint %s  route %s%s  slots %u  generation %llu\n", ep.name,
-		       ep.route.host, ep.route.prefix, SW_SLOTS,
-		       (unsigned long long)sw_generation(&m));
-		printf("%-31s %12s %8s %10s\n", "BACKEND", "WEIGHT", "SLOTS", "SHARE");
-	}
-	for (i = 0; i < ep.nr_splits && i < SW_MAX_SPLIT; i++) {
-		const char *name = "?";
-
-		if (!sw_backend_read(&m, ep.splits[i].backend_id, &b) && (b.flags & SW_F_IN_USE))
-			name = b.name;
-		sw_format_fraction(ep.splits[i].weight, num, sizeof(num));
-		if (!agent_cfg.json)
-			printf("%-31s %12s %8u %9.4f%%\n", name, num, counts[i],
-			       100.0 * counts[i] / SW_SLOTS);
-		json_array_append_new(
-			jb, json_pack("{s:s, s:f, s:i, s:f}", "backend", name, "weight",
-				      ep.splits[i].weight / (double)SW_WEIGHT_ONE, "slots",
-				      counts[i], "share", counts[i] / (double)SW_SLOTS));
-	}
-	if (agent_cfg.json) {
-		err = json_print(
-			json_pack("{s:s, s:i, s:I, s:o, s:i, s:f}", "endpoint", ep.name, "slots",
-				  SW_SLOTS, "generation", (json_int_t)sw_generation(&m), "backends",
-				  jb, "last_change_moved_slots", ep.moved_slots,
-				  "last_change_moved_fraction", ep.moved_slots / (double)SW_SLOTS));
-		goto cleanup;
-	}
-	json_decref(jb);
-	printf("last change moved %u of %u slots (%.4f%% of shard keys)\n", ep.moved_slots,
-	       SW_SLOTS, 100.0 * ep.moved_slots / SW_SLOTS);
-cleanup:
-	free(table);
+	if (!err)
+		err = traffic_read(&m, argv[0], v);
+	if (!err)
+		err = agent_print(&show_printer, v);
+	free(v);
 	sw_maps_close(&m);
 	return err;
 }

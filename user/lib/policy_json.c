@@ -152,6 +152,7 @@ static int parse_backend(const char *name, json_t *obj, struct sw_policy_backend
 			"it into several backends",
 			name, json_array_size(replicas), SW_MAX_REPLICAS);
 	strcpy(b->name, name);
+	b->id = SW_ID_NONE;
 	path_join(replicas_path, path, "replicas");
 	for (i = 0; i < json_array_size(replicas); i++) {
 		elem = json_array_get(replicas, i);
@@ -272,6 +273,7 @@ static int parse_endpoint(const char *name, json_t *obj, struct sw_policy_endpoi
 		return err;
 
 	strcpy(ep->name, name);
+	ep->id = SW_ID_NONE;
 	path_join(child, path, "route");
 	err = sw_parse_route(json_string_value(route), ep->route, e);
 	if (err)
