@@ -208,8 +208,8 @@ static __always_inline struct sw_conn *conn_find(const struct sw_sock_key *k)
 	b = bpf_map_lookup_elem(&conn_tags, &bucket);
 	if (!b)
 		return 0;
-	/* Every way: two sockets may share a tag (one of them made to), and only one of
-	 * them has this key. */
+		/* Every way: two sockets may share a tag (one of them made to), and only one of
+		 * them has this key. */
 #pragma unroll
 	for (i = 0; i < SW_CONN_WAYS; i++) {
 		e = conn_way(b, bucket, i, tag, k);

@@ -55,7 +55,6 @@ static __always_inline void count(enum verdict v, __u64 size)
 	}
 }
 
-
 /* The same connection from its other end. */
 static __always_inline void key_reverse(struct sw_sock_key *out, const struct sw_sock_key *k)
 {
@@ -81,7 +80,8 @@ static __always_inline struct tcp_sock *sock_of(const struct sw_sock_key *k)
 
 	if (!addr)
 		return 0;
-	return bpf_rdonly_cast((void *)(unsigned long)*addr, bpf_core_type_id_kernel(struct tcp_sock));
+	return bpf_rdonly_cast((void *)(unsigned long)*addr,
+			       bpf_core_type_id_kernel(struct tcp_sock));
 }
 
 /* Every byte the socket sent on TCP has been acked, so it is in its peer's queue. */
@@ -299,15 +299,15 @@ enum splice_result {
  * goes to the client, and the entry says DONE with what moved and when. Nothing reaches
  * sockwayd's socket, so nothing wakes it: the client's next request does, or its tick.
  */
-static __always_inline enum splice_result splice_whole_send(struct sk_msg_md *msg,
-							    struct sw_conn *e,
-							    struct sw_sock_key *client, __u64 size)
+static __always_inline enum splice_result
+splice_whole_send(struct sk_msg_md *msg, struct sw_conn *e, struct sw_sock_key *client, __u64 size)
 {
 	if (bpf_msg_redirect_hash(msg, &sock_hash, client, BPF_F_INGRESS) != SK_PASS) {
 		/* The client's socket is gone: the response goes to sockwayd, which finds
 		 * the splice stopped with nothing moved (and the client closed). */
 		e->done = 0;
-		__sync_val_compare_and_swap(&e->splice, SW_SPLICE_TAKING, SW_SPLICE_STOPPED); /* S7 */
+		__sync_val_compare_and_swap(&e->splice, SW_SPLICE_TAKING,
+					    SW_SPLICE_STOPPED); /* S7 */
 		return NOT_SPLICED;
 	}
 	e->done = size;
@@ -370,7 +370,8 @@ static __always_inline enum splice_result splice_move(struct sk_msg_md *msg, str
 		e->left = 0;
 		count(SPLICED, left);
 		__sync_fetch_and_add(&e->accel_bytes, left);
-		__sync_val_compare_and_swap(&e->splice, SW_SPLICE_ACTIVE, SW_SPLICE_SPLIT); /* S10 */
+		__sync_val_compare_and_swap(&e->splice, SW_SPLICE_ACTIVE,
+					    SW_SPLICE_SPLIT); /* S10 */
 		return SPLICED_SENT;
 	}
 	ret = bpf_msg_redirect_hash(msg, &sock_hash, client, BPF_F_INGRESS);
@@ -411,7 +412,8 @@ static __always_inline enum splice_result splice(struct sk_msg_md *msg, struct s
 		 * split's redirect failed and the backend sends again. The kernel counted
 		 * bytes it did not deliver; sockwayd finds bytes past the response and closes
 		 * the client (exchange_finish). */
-		__sync_val_compare_and_swap(&e->splice, SW_SPLICE_SPLIT, SW_SPLICE_STOPPED); /* S12 */
+		__sync_val_compare_and_swap(&e->splice, SW_SPLICE_SPLIT,
+					    SW_SPLICE_STOPPED); /* S12 */
 		return NOT_SPLICED;
 	}
 	if (state != SW_SPLICE_ARMED && state != SW_SPLICE_ACTIVE && state != SW_SPLICE_PREARMED)
@@ -423,7 +425,8 @@ static __always_inline enum splice_result splice(struct sk_msg_md *msg, struct s
 		cl = sock_of(&client);
 		if (!accel_off && cl && has_room(cl))
 			return splice_move(msg, e, &client, size);
-		__sync_val_compare_and_swap(&e->splice, SW_SPLICE_ACTIVE, SW_SPLICE_STOPPED); /* S11 */
+		__sync_val_compare_and_swap(&e->splice, SW_SPLICE_ACTIVE,
+					    SW_SPLICE_STOPPED); /* S11 */
 		return NOT_SPLICED;
 	}
 	if (!splice_can_start(msg, up, &client))

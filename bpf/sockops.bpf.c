@@ -11,9 +11,8 @@
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-#define AF_INET 2
+#define AF_INET	 2
 #define AF_INET6 10
-
 
 /*
  * A new connection with the key of a conns entry whose socket is gone: a killed sockwayd's

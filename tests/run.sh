@@ -2,7 +2,7 @@
 # SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
 #
 # Runs the test suites and ends with one line: "N passed, M failed".
-#   tests/run.sh [unit|fuzz|integration]...     (default: all of them)
+#   tests/run.sh [style|unit|fuzz|integration]...     (default: all of them)
 # Unit tests are cmocka binaries; integration tests are cmocka binaries and bash scripts
 # (tests/integration/*.sh, which print their own "N passed, M failed"). Integration tests
 # need root and real BPF: without root they fail, loudly, rather than skip. A script that
@@ -12,7 +12,7 @@ set -u
 cd "$(dirname "$0")/.."
 OUTPUT=${OUTPUT:-.output}
 export OUTPUT SOCKWAY=${SOCKWAY:-$OUTPUT/sockway}
-suites=${*:-unit fuzz integration}
+suites=${*:-style unit fuzz integration}
 FUZZ_SECONDS=${FUZZ_SECONDS:-10}
 ACCEL_MODES=${SOCKWAY_TEST_ACCEL:-on off}
 passed=0
@@ -59,6 +59,11 @@ run_one() {
 
 for suite in $suites; do
 	case $suite in
+	style)
+		# Every C source and header as .clang-format has it (one check for them all).
+		run_one "style/clang-format" clang-format --dry-run --Werror \
+			$(find bpf include user tests tools -name '*.[ch]' | sort)
+		;;
 	unit)
 		for t in "$OUTPUT"/tests/unit/test_*; do
 			[ -x "$t" ] && run_one "unit/$(basename "$t")" "$t"

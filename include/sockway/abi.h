@@ -240,10 +240,10 @@ struct sw_sock_key {
 
 /* accel_stats map value (per CPU): what the kernel path did. */
 struct sw_accel_stats {
-	__u64 sockets;	     /* sockets the sockops program put into sock_hash */
-	__u64 redirected;    /* messages sk_msg moved straight to the peer socket */
+	__u64 sockets;	  /* sockets the sockops program put into sock_hash */
+	__u64 redirected; /* messages sk_msg moved straight to the peer socket */
 	__u64 redirected_bytes;
-	__u64 passed;	     /* messages whose peer was not local: the normal TCP path */
+	__u64 passed; /* messages whose peer was not local: the normal TCP path */
 	__u64 passed_bytes;
 	__u64 held;	     /* messages to a local peer that took TCP all the same: the peer */
 	__u64 held_bytes;    /* had a full buffer, or earlier bytes were still on TCP */
@@ -302,37 +302,39 @@ struct sw_accel_stats {
 
 /*
  * The splice of an upstream's conns entry (sw_conn.splice). Every transition, who makes it
- * and how; the code that makes one cites its label:
- *   S1  IDLE -> PREARMED           sockwayd  store-release  a request whose response head it
- *                                                           would pass on unchanged, before it goes
- *   S2  IDLE -> ARMED              sockwayd  store-release  the head forwarded, a Content-Length
- *                                                           body of SW_SPLICE_MIN or more left
- *   S3  ARMED/PREARMED -> IDLE     sockwayd  CAS            taken back before sockwayd reads the
- *                                                           upstream or answers the client itself
- *   S4  PREARMED -> IDLE           sk_msg    CAS            the backend's first send is no head to
- *                                                           pass on, or holds bytes past it
- *   S5  PREARMED -> TAKING         sk_msg    CAS            the whole response is in that send
- *   S6  TAKING -> DONE             sk_msg    CAS            its redirect is queued (done, done_ns
- *                                                           written before)
- *   S7  TAKING -> STOPPED          sk_msg    CAS            the client's socket is gone (done 0)
- *   S8  ARMED/PREARMED -> ACTIVE   sk_msg    CAS            a splice starts
+ * and how (CAS: compare-and-swap); the code that makes one cites its label:
+ *   S1  IDLE -> PREARMED        sockwayd store    a request whose response head it would
+ *                                                 pass on unchanged, before it goes
+ *   S2  IDLE -> ARMED           sockwayd store    the head forwarded, a Content-Length body
+ *                                                 of SW_SPLICE_MIN or more left
+ *   S3  ARMED/PREARMED -> IDLE  sockwayd CAS      taken back before sockwayd reads the
+ *                                                 upstream or answers the client itself
+ *   S4  PREARMED -> IDLE        sk_msg   CAS      the backend's first send is no head to
+ *                                                 pass on, or holds bytes past it
+ *   S5  PREARMED -> TAKING      sk_msg   CAS      the whole response is in that send
+ *   S6  TAKING -> DONE          sk_msg   CAS      its redirect is queued (done, done_ns
+ *                                                 written before)
+ *   S7  TAKING -> STOPPED       sk_msg   CAS      the client's socket is gone (done 0)
+ *   S8  ARMED/PREARMED -> ACTIVE
+ *                               sk_msg   CAS      a splice starts
  *   S9  ACTIVE/TAKING -> ARMED/PREARMED
- *                                  sk_msg    CAS            given back: sockwayd armed again for
- *                                                           another client, or the start no longer
- *                                                           holds once the arming is the kernel's
- *   S10 ACTIVE -> SPLIT            sk_msg    CAS            the send holds the response's last byte:
- *                                                           all before it went to the client
- *   S11 ACTIVE -> STOPPED          sk_msg    CAS            left reached 0, the client has no room
- *                                                           or is gone, or the kill switch
- *   S12 SPLIT -> STOPPED           sk_msg    CAS            the rest's run (or a later send, when
- *                                                           the split's redirect failed)
- *   S13 STOPPED/DONE -> IDLE       sockwayd  store          it collected done (nothing writes after)
- *   S14 ACTIVE -> IDLE             sockwayd  store          the backend closed early: nothing more
- *                                                           comes for the kernel to move
- *   S15 any -> IDLE                sockwayd  store          the entry is freed (its owner's close,
- *                                                           or reclaim() of a dead owner's)
- * sk_msg moves only by compare-and-swap, since sockwayd may free or re-arm the entry under
- * it; sockwayd stores only where the kernel is done with the entry (S13, S14, S15).
+ *                               sk_msg   CAS      given back: sockwayd armed again for
+ *                                                 another client, or the start no longer
+ *                                                 holds once the arming is the kernel's
+ *   S10 ACTIVE -> SPLIT         sk_msg   CAS      the send holds the response's last byte:
+ *                                                 all before it went to the client
+ *   S11 ACTIVE -> STOPPED       sk_msg   CAS      left reached 0, the client has no room or
+ *                                                 is gone, or the kill switch
+ *   S12 SPLIT -> STOPPED        sk_msg   CAS      the rest's run (or a later send, when the
+ *                                                 split's redirect failed)
+ *   S13 STOPPED/DONE -> IDLE    sockwayd store    it collected done (nothing writes after)
+ *   S14 ACTIVE -> IDLE          sockwayd store    the backend closed early: nothing more
+ *                                                 comes for the kernel to move
+ *   S15 any -> IDLE             sockwayd store    the entry is freed (its owner's close,
+ *                                                 or reclaim() of a dead owner's)
+ * The stores of S1 and S2 are release stores, after client, left and done. sk_msg moves
+ * only by compare-and-swap, since sockwayd may free or re-arm the entry under it; sockwayd
+ * stores only where the kernel is done with the entry (S13, S14, S15).
  */
 enum sw_splice_state {
 	SW_SPLICE_IDLE = 0,
@@ -377,16 +379,16 @@ enum sw_resphead_state {
  * following the scan's values through every byte.
  */
 struct sw_resphead {
-	__u32 state;	   /* enum sw_resphead_state */
-	__u32 name_start;  /* offset of the current field name */
-	__u64 name[3];	   /* its first 24 bytes, lower case, 8 per word, low byte first */
-	__u32 fields;	   /* field lines so far */
-	__u32 cl_digits;   /* digits of Content-Length so far; 0 before it */
-	__u32 in_cl;	   /* the current value is Content-Length's */
-	__u32 last_ws;	   /* the value's last byte so far was SP or HTAB */
-	__u64 body_len;	   /* Content-Length */
-	__u32 status;	   /* 200-599 */
-	__u32 head_len;	   /* when done: bytes of the head, its empty line included */
+	__u32 state;	  /* enum sw_resphead_state */
+	__u32 name_start; /* offset of the current field name */
+	__u64 name[3];	  /* its first 24 bytes, lower case, 8 per word, low byte first */
+	__u32 fields;	  /* field lines so far */
+	__u32 cl_digits;  /* digits of Content-Length so far; 0 before it */
+	__u32 in_cl;	  /* the current value is Content-Length's */
+	__u32 last_ws;	  /* the value's last byte so far was SP or HTAB */
+	__u64 body_len;	  /* Content-Length */
+	__u32 status;	  /* 200-599 */
+	__u32 head_len;	  /* when done: bytes of the head, its empty line included */
 };
 
 /* conn_tags map value: sw_sock_key_hash() of each way's socket; 0 for a free way. A hint,
@@ -397,8 +399,8 @@ struct sw_conn_bucket {
 
 struct sw_conn {
 	/* The first cache line is what every lookup reads (owner, self). */
-	__u32 owner;		   /* pid of the sockwayd that claimed it; 0 while free */
-	__u32 splice;		   /* enum sw_splice_state; written with compare-and-swap */
+	__u32 owner;  /* pid of the sockwayd that claimed it; 0 while free */
+	__u32 splice; /* enum sw_splice_state; written with compare-and-swap */
 	/* The key of the socket this entry belongs to, written by sockwayd before owner: a
 	 * lookup matches the whole key, never the tag alone. */
 	struct sw_sock_key self;
@@ -450,8 +452,8 @@ struct sw_decide_args {
 	__u16 backend_id;
 	__u16 split;
 	__u16 cell;
-	__u32 copy; /* the endpoint copy (0 or 1) that was live */
-	__u32 norm_len;			/* bytes of norm */
+	__u32 copy;		       /* the endpoint copy (0 or 1) that was live */
+	__u32 norm_len;		       /* bytes of norm */
 	char norm[SW_DECIDE_PATH_MAX]; /* the path in normal form (norm.h), as forwarded */
 };
 

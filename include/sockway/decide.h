@@ -108,7 +108,7 @@ static __always_inline int sw_route_same(const struct sw_route *r, const struct 
 
 	if (r->prefix_len != m->len)
 		return 0;
-SW_UNROLL
+	SW_UNROLL
 	for (i = 0; i < SW_PREFIX_MAX / 8; i++) {
 		__u64 a, b;
 
@@ -124,7 +124,7 @@ SW_UNROLL
 	n = hn->name_len;
 	if (n >= SW_HOST_MAX)
 		return 0;
-SW_UNROLL
+	SW_UNROLL
 	for (i = 0; i < SW_HOST_MAX / 8; i++) {
 		__u64 a, b;
 
@@ -278,7 +278,6 @@ static __always_inline int sw_pick_backend(void *env, __u16 endpoint_id, __u32 s
 		return -EAGAIN;
 	return 0;
 }
-
 
 /* The callbacks' context: bpf_loop passes a pointer to the caller's stack. */
 struct sw_decide_ctx {

@@ -20,10 +20,10 @@ struct sw_route_match {
 	__u8 done;	 /* 1 once no longer prefix can match */
 	__u8 params;	 /* in a segment's parameters (after its ';'): left out */
 	__u8 pad;
-	__u16 host_ep;	 /* best match among routes with a Host, or SW_ID_NONE */
-	__u16 any_ep;	 /* best match among routes without a Host, or SW_ID_NONE */
-	__u16 host_len;	 /* prefix length of host_ep's route */
-	__u16 any_len;	 /* prefix length of any_ep's route */
+	__u16 host_ep;		 /* best match among routes with a Host, or SW_ID_NONE */
+	__u16 any_ep;		 /* best match among routes without a Host, or SW_ID_NONE */
+	__u16 host_len;		 /* prefix length of host_ep's route */
+	__u16 any_len;		 /* prefix length of any_ep's route */
 	__u8 fed[SW_PREFIX_MAX]; /* the len bytes fed, to confirm a route found by hash */
 };
 

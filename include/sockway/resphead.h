@@ -33,13 +33,13 @@
 
 /* A token byte (RFC 9110 5.6.2): ALPHA, DIGIT and !#$%&'*+-.^_`|~. As a bit mask so the
  * BPF side needs no table. */
-#define SW_RH_BIT(c)	  (1ULL << ((c) & 63))
-#define SW_RH_TCHAR_LO                                                                         \
-	(SW_RH_BIT('!') | SW_RH_BIT('#') | SW_RH_BIT('$') | SW_RH_BIT('%') | SW_RH_BIT('&') |    \
-	 SW_RH_BIT('\'') | SW_RH_BIT('*') | SW_RH_BIT('+') | SW_RH_BIT('-') | SW_RH_BIT('.') |   \
+#define SW_RH_BIT(c) (1ULL << ((c)&63))
+#define SW_RH_TCHAR_LO                                                                             \
+	(SW_RH_BIT('!') | SW_RH_BIT('#') | SW_RH_BIT('$') | SW_RH_BIT('%') | SW_RH_BIT('&') |      \
+	 SW_RH_BIT('\'') | SW_RH_BIT('*') | SW_RH_BIT('+') | SW_RH_BIT('-') | SW_RH_BIT('.') |     \
 	 (0x3ffULL << ('0' & 63)))
-#define SW_RH_TCHAR_HI                                                                         \
-	(SW_RH_BIT('^') | SW_RH_BIT('_') | SW_RH_BIT('`') | SW_RH_BIT('|') | SW_RH_BIT('~') |    \
+#define SW_RH_TCHAR_HI                                                                             \
+	(SW_RH_BIT('^') | SW_RH_BIT('_') | SW_RH_BIT('`') | SW_RH_BIT('|') | SW_RH_BIT('~') |      \
 	 (0x3ffffffULL << ('A' & 63)) | (0x3ffffffULL << ('a' & 63)))
 
 static __always_inline int sw_rh_tchar(__u8 c)
@@ -58,8 +58,8 @@ static __always_inline int sw_rh_value_byte(__u8 c)
 }
 
 /* Eight bytes as the name words hold them. */
-#define SW_RH_W(a, b, c, d, e, f, g, h)                                                        \
-	((__u64)(a) | (__u64)(b) << 8 | (__u64)(c) << 16 | (__u64)(d) << 24 | (__u64)(e) << 32 | \
+#define SW_RH_W(a, b, c, d, e, f, g, h)                                                            \
+	((__u64)(a) | (__u64)(b) << 8 | (__u64)(c) << 16 | (__u64)(d) << 24 | (__u64)(e) << 32 |   \
 	 (__u64)(f) << 40 | (__u64)(g) << 48 | (__u64)(h) << 56)
 
 enum sw_rh_name { SW_RH_OTHER, SW_RH_HOP, SW_RH_CONTENT_LENGTH };

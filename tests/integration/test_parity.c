@@ -74,35 +74,16 @@ static const char *const segments[] = {
 };
 /* Dot segments, escapes, and what is refused: one segment in four comes from here. */
 static const char *const odd_segments[] = {
-	"..",
-	".",
-	"...",
-	".a",
-	"%61pi",
-	"v%31",
-	"%7e%7E",
-	"caf%c3%a9",
-	"%41",
-	"%2F",
-	"%2e%2E",
-	"%5c",
-	"%00",
-	"..;x",
-	".;",
-	"a;b",
-	"%zz",
-	"%4",
-	"%c0%ae",
-	"%C1%9c",
-	"%C2%A0",
-	"%e0%80%ae",
-	"%E0%A0%80",
-	"%f0%8f%bf%bf",
-	"%F0%90%80%80",
-	"admin;x",
-	";jsessionid=1",
-	"v1;a=b;c",
-	"a\\b",
+	"..",		".",	     "...",
+	".a",		"%61pi",     "v%31",
+	"%7e%7E",	"caf%c3%a9", "%41",
+	"%2F",		"%2e%2E",    "%5c",
+	"%00",		"..;x",	     ".;",
+	"a;b",		"%zz",	     "%4",
+	"%c0%ae",	"%C1%9c",    "%C2%A0",
+	"%e0%80%ae",	"%E0%A0%80", "%f0%8f%bf%bf",
+	"%F0%90%80%80", "admin;x",   ";jsessionid=1",
+	"v1;a=b;c",	"a\\b",
 };
 static const char *const hosts[] = {
 	"",
@@ -216,7 +197,8 @@ static bool reference_normal(const char *path, size_t len, char *out)
 		if (v == '/' || v == '\\' || v == '.' || v == 0 || v == 0xc0 || v == 0xc1)
 			return false;
 		/* Overlong three- and four-byte forms: the escape just before leads them. */
-		if ((prev == 0xe0 && v >= 0x80 && v <= 0x9f) || (prev == 0xf0 && v >= 0x80 && v <= 0x8f))
+		if ((prev == 0xe0 && v >= 0x80 && v <= 0x9f) ||
+		    (prev == 0xf0 && v >= 0x80 && v <= 0x8f))
 			return false;
 		prev = v;
 		if (isalnum(v) || v == '-' || v == '_' || v == '~') {
@@ -272,8 +254,7 @@ static bool reference_host(const char *host, char *out)
 		n = strchr(host, ']') - host + 1;
 	} else {
 		n = strcspn(host, ":");
-		if (strchr(host, '%') || (host[0] == ':') || strstr(host, "..") ||
-		    host[0] == '.')
+		if (strchr(host, '%') || (host[0] == ':') || strstr(host, "..") || host[0] == '.')
 			return false;
 		if (n && host[n - 1] == '.')
 			n--;
@@ -310,7 +291,6 @@ static int reference_route(const char *normal, const char *host, __u32 method)
 		size_t len = strlen(routes[i].route);
 		bool is_host = routes[i].host[0];
 
-
 		if (routes[i].methods && !(routes[i].methods & method))
 			continue;
 		if (is_host && strcmp(routes[i].host, host))
@@ -345,8 +325,8 @@ static void make_request(struct sw_decide_args *a)
 	for (i = 0; i < depth; i++) {
 		const char *seg =
 			rng() % 4 ? segments[rng() % (sizeof(segments) / sizeof(segments[0]))]
-				  : odd_segments[rng() % (sizeof(odd_segments) /
-							  sizeof(odd_segments[0]))];
+				  : odd_segments[rng() %
+						 (sizeof(odd_segments) / sizeof(odd_segments[0]))];
 
 		/* Within the kernel build's limit (a '/' may follow). */
 		if (len + 2 + strlen(seg) >= sizeof(a->path))
@@ -430,18 +410,20 @@ static void test_parity_10000(void **state)
 				 "backend %u slot %u err %d norm \"%.*s\"",
 				 n, user.path, user.host, swd.endpoint_id, swd.backend_id, swd.slot,
 				 swd.err, (int)swd.norm_len, swd.norm, user.endpoint_id,
-				 user.backend_id, user.slot, user.err, (int)user.norm_len, user.norm);
+				 user.backend_id, user.slot, user.err, (int)user.norm_len,
+				 user.norm);
 		if (memcmp(&kernel, &user, sizeof(kernel))) {
 			fail_msg(
 				"request %d (path \"%s\" host \"%s\" method %u key_len %u): kernel "
-				"endpoint %u backend %u slot %u err %d host %llx key %llx norm \"%.*s\"; "
+				"endpoint %u backend %u slot %u err %d host %llx key %llx norm "
+				"\"%.*s\"; "
 				"user endpoint %u backend %u slot %u err %d host %llx key %llx "
 				"norm \"%.*s\"",
 				n, kernel.path, kernel.host, kernel.method, kernel.key_len,
 				kernel.endpoint_id, kernel.backend_id, kernel.slot, kernel.err,
 				(unsigned long long)kernel.host_hash,
-				(unsigned long long)kernel.key_hash, (int)kernel.norm_len, kernel.norm,
-				user.endpoint_id, user.backend_id, user.slot, user.err,
+				(unsigned long long)kernel.key_hash, (int)kernel.norm_len,
+				kernel.norm, user.endpoint_id, user.backend_id, user.slot, user.err,
 				(unsigned long long)user.host_hash,
 				(unsigned long long)user.key_hash, (int)user.norm_len, user.norm);
 		}
@@ -450,7 +432,8 @@ static void test_parity_10000(void **state)
 		dotted += strstr(user.path, "/.") != NULL;
 		if (!reference_host(user.host, host)) {
 			if (user.err != -EINVAL)
-				fail_msg("host \"%s\": err %d, expected a refusal", user.host, user.err);
+				fail_msg("host \"%s\": err %d, expected a refusal", user.host,
+					 user.err);
 			refused++;
 			continue;
 		}
@@ -460,7 +443,8 @@ static void test_parity_10000(void **state)
 		}
 		if (!reference_normal(user.path, user.path_len, norm)) {
 			if (user.err != -EINVAL)
-				fail_msg("path \"%s\": err %d, expected a refusal", user.path, user.err);
+				fail_msg("path \"%s\": err %d, expected a refusal", user.path,
+					 user.err);
 			refused++;
 			continue;
 		}
@@ -480,7 +464,8 @@ static void test_parity_10000(void **state)
 		if (user.endpoint_id != id)
 			fail_msg("path \"%s\" (normal \"%s\") host \"%s\" method %u: endpoint %u, "
 				 "expected %s (%u)",
-				 user.path, norm, user.host, user.method, user.endpoint_id, name, id);
+				 user.path, norm, user.host, user.method, user.endpoint_id, name,
+				 id);
 		assert_int_equal(user.err, 0);
 		assert_int_equal(user.slot, user.key_len ? sw_slot_of_hash(user.key_hash)
 							 : sw_slot_of_random(user.rnd));
@@ -552,8 +537,10 @@ static void test_route_collision(void **state)
 		user = kernel;
 		assert_int_equal(test_decide_bpf(bfd, &kernel), 0);
 		assert_int_equal(sw_decide(&maps, &user), 0);
-		if (kernel.endpoint_id != before.endpoint_id || user.endpoint_id != before.endpoint_id)
-			fail_msg("forged route %u: kernel endpoint %u, user %u, want %u as without it",
+		if (kernel.endpoint_id != before.endpoint_id ||
+		    user.endpoint_id != before.endpoint_id)
+			fail_msg("forged route %u: kernel endpoint %u, user %u, want %u as without "
+				 "it",
 				 i, kernel.endpoint_id, user.endpoint_id, before.endpoint_id);
 		assert_int_equal(bpf_map_delete_elem(fd, &key), 0);
 	}

@@ -21,7 +21,7 @@
 
 static struct sw_sock_key key_of(__u32 port)
 {
-	struct sw_sock_key k = { .netns = 4096, .family = 2, .local_port = port, .remote_port = 80 };
+	struct sw_sock_key k = {.netns = 4096, .family = 2, .local_port = port, .remote_port = 80};
 
 	k.local_ip[0] = 0x0100007f;
 	k.remote_ip[0] = 0x0100007f;
@@ -56,17 +56,17 @@ static void test_settle_states(void **state)
 		long long ret;
 		__u32 seen, out;
 	} cases[] = {
-		{ SW_SPLICE_IDLE, 0, SW_SPLICE_IDLE, SW_SPLICE_IDLE },
+		{SW_SPLICE_IDLE, 0, SW_SPLICE_IDLE, SW_SPLICE_IDLE},
 		/* Not started: taken back. */
-		{ SW_SPLICE_ARMED, 0, SW_SPLICE_IDLE, SW_SPLICE_IDLE },
-		{ SW_SPLICE_PREARMED, 0, SW_SPLICE_IDLE, SW_SPLICE_IDLE },
+		{SW_SPLICE_ARMED, 0, SW_SPLICE_IDLE, SW_SPLICE_IDLE},
+		{SW_SPLICE_PREARMED, 0, SW_SPLICE_IDLE, SW_SPLICE_IDLE},
 		/* The kernel is moving bytes: left alone. */
-		{ SW_SPLICE_ACTIVE, -1, SW_SPLICE_ACTIVE, SW_SPLICE_ACTIVE },
-		{ SW_SPLICE_SPLIT, -1, SW_SPLICE_SPLIT, SW_SPLICE_SPLIT },
-		{ SW_SPLICE_TAKING, -1, SW_SPLICE_TAKING, SW_SPLICE_TAKING },
+		{SW_SPLICE_ACTIVE, -1, SW_SPLICE_ACTIVE, SW_SPLICE_ACTIVE},
+		{SW_SPLICE_SPLIT, -1, SW_SPLICE_SPLIT, SW_SPLICE_SPLIT},
+		{SW_SPLICE_TAKING, -1, SW_SPLICE_TAKING, SW_SPLICE_TAKING},
 		/* Over: what it moved, and the entry is sockwayd's again. */
-		{ SW_SPLICE_STOPPED, 777, SW_SPLICE_STOPPED, SW_SPLICE_IDLE },
-		{ SW_SPLICE_DONE, 777, SW_SPLICE_DONE, SW_SPLICE_IDLE },
+		{SW_SPLICE_STOPPED, 777, SW_SPLICE_STOPPED, SW_SPLICE_IDLE},
+		{SW_SPLICE_DONE, 777, SW_SPLICE_DONE, SW_SPLICE_IDLE},
 	};
 	struct sw_sock_key k = key_of(40001);
 	struct sw_conn e;
@@ -98,7 +98,7 @@ struct race {
 	struct sw_conn e;
 	unsigned round; /* the round the kernel side is to play; 0: stop */
 	unsigned played;
-	int took;	/* that round's kernel took the response */
+	int took; /* that round's kernel took the response */
 };
 
 /* Rounds at least, and more while some outcome is still rare, for 3 s at most. */
@@ -106,8 +106,8 @@ struct race {
 #define RACE_SEEN   20
 /* Until every outcome came up RACE_SEEN times: at once on an idle machine; a busy one (the
  * threads seldom overlap) may need many more rounds, so the bound is only a backstop. */
-#define RACE_NS	    60000000000ll
-#define RACE_BYTES	1234
+#define RACE_NS	   60000000000ll
+#define RACE_BYTES 1234
 
 static void *kernel_side(void *arg)
 {
@@ -194,7 +194,8 @@ static void test_settle_races_whole_response(void **state)
 	__atomic_store_n(&r.round, 0, __ATOMIC_RELEASE);
 	pthread_join(t, NULL);
 	print_message("# %u rounds: the kernel took %u (%u found being taken), sockwayd took "
-		      "back %u\n", round - 1, took, busy, back);
+		      "back %u\n",
+		      round - 1, took, busy, back);
 	assert_int_equal(took + back, round - 1);
 	/* With two CPUs the race really ran: every outcome came up (one CPU interleaves
 	 * the threads only at their yields; a busy machine makes some outcomes rare). */

@@ -303,13 +303,15 @@ static const struct bad_request {
 	{S("POST /public HTTP/1.1\r\nHost: x\r\nConnection: content-length\r\n"
 	   "Content-Length: 72\r\n\r\n"),
 	 -400},
-	{S("POST / HTTP/1.1\r\n" HOST "Connection: close, Content-Length\r\nContent-Length: 1\r\n\r\n"),
+	{S("POST / HTTP/1.1\r\n" HOST
+	   "Connection: close, Content-Length\r\nContent-Length: 1\r\n\r\n"),
 	 -400},
 	{S("POST / HTTP/1.1\r\n" HOST "Transfer-Encoding: chunked\r\nConnection: TRANSFER-ENCODING"
 	   "\r\n\r\n"),
 	 -400},
 	{S("GET / HTTP/1.1\r\n" HOST "Connection: host\r\n\r\n"), -400},
-	{S("GET / HTTP/1.1\r\n" HOST "Connection: keep-alive\r\nConnection: x, Host\r\n\r\n"), -400},
+	{S("GET / HTTP/1.1\r\n" HOST "Connection: keep-alive\r\nConnection: x, Host\r\n\r\n"),
+	 -400},
 	{S("POST / HTTP/1.1\r\n" HOST "Content-Length: 5, 5\r\n\r\n"), -400},
 	{S("POST / HTTP/1.1\r\n" HOST "Content-Length: 18446744073709551616\r\n\r\n"), -400},
 	{S("POST / HTTP/1.1\r\n" HOST "Content-Length: 99999999999999999999999\r\n\r\n"), -400},
@@ -717,7 +719,8 @@ static void test_response_bad(void **state)
 		/* A backend naming its own framing hop-by-hop: the client would read two
 		 * responses run together. */
 		S("HTTP/1.1 200 OK\r\nConnection: Content-Length\r\nContent-Length: 5\r\n\r\n"),
-		S("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: transfer-encoding\r\n\r\n"),
+		S("HTTP/1.1 200 OK\r\nTransfer-Encoding: chunked\r\nConnection: "
+		  "transfer-encoding\r\n\r\n"),
 	};
 	struct http_response *resp = malloc(sizeof(*resp));
 	struct http_limits lim;
@@ -1025,22 +1028,14 @@ static void test_chunked_trailer_limit(void **state)
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
-		cmocka_unit_test(test_request_good),
-		cmocka_unit_test(test_request_fields),
-		cmocka_unit_test(test_hop_by_hop),
-		cmocka_unit_test(test_request_bad),
-		cmocka_unit_test(test_request_early),
-		cmocka_unit_test(test_limit_request_line),
-		cmocka_unit_test(test_limit_head),
-		cmocka_unit_test(test_limit_headers),
-		cmocka_unit_test(test_limit_body),
-		cmocka_unit_test(test_response_good),
-		cmocka_unit_test(test_response_bad),
-		cmocka_unit_test(test_chunked_good),
-		cmocka_unit_test(test_chunked_recode),
-		cmocka_unit_test(test_chunked_bad),
-		cmocka_unit_test(test_chunked_state),
-		cmocka_unit_test(test_chunked_trailer_limit),
+		cmocka_unit_test(test_request_good),   cmocka_unit_test(test_request_fields),
+		cmocka_unit_test(test_hop_by_hop),     cmocka_unit_test(test_request_bad),
+		cmocka_unit_test(test_request_early),  cmocka_unit_test(test_limit_request_line),
+		cmocka_unit_test(test_limit_head),     cmocka_unit_test(test_limit_headers),
+		cmocka_unit_test(test_limit_body),     cmocka_unit_test(test_response_good),
+		cmocka_unit_test(test_response_bad),   cmocka_unit_test(test_chunked_good),
+		cmocka_unit_test(test_chunked_recode), cmocka_unit_test(test_chunked_bad),
+		cmocka_unit_test(test_chunked_state),  cmocka_unit_test(test_chunked_trailer_limit),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -353,8 +353,9 @@ static void test_parse_route(void **state)
 		{"/a\x7f", "byte 0x7f"},
 		{"/caf\xc3\xa9", "byte 0xc3"},
 		/* Requests are matched in normal form (norm.h): a route must be in it. */
-		{"/a/../b", "not in the normal form requests are matched in (no dot segments, "
-			    "unreserved characters unescaped, escapes in upper case); write \"/b\""},
+		{"/a/../b",
+		 "not in the normal form requests are matched in (no dot segments, "
+		 "unreserved characters unescaped, escapes in upper case); write \"/b\""},
 		{"/a/./b", "write \"/a/b\""},
 		{"/a/..", "write \"/\""},
 		{"/.", "write \"/\""},
@@ -464,8 +465,10 @@ static void test_parse_header_name(void **state)
 	static const struct {
 		const char *in, *msg;
 	} bad[] = {
-		{"", "header name is empty"}, {"X Key", "contains a space"},
-		{"X:Key", "contains ':'"},    {"X(", "contains '('"},
+		{"", "header name is empty"},
+		{"X Key", "contains a space"},
+		{"X:Key", "contains ':'"},
+		{"X(", "contains '('"},
 		{"X\"", "contains '\"'"},
 		{"X_KEY", "contains '_'; sockwayd drops such fields from requests, so use '-'"},
 	};

@@ -67,8 +67,8 @@ int response_templates_build(void)
 
 	len = asprintf(&cfg.head_prefix,
 		       "HTTP/1.1 %d %s\r\nX-Backend: %s\r\nContent-Type: text/plain\r\n%s",
-		       cfg.status, http_reason(cfg.status) ? http_reason(cfg.status) : "Status", cfg.name,
-		       framing);
+		       cfg.status, http_reason(cfg.status) ? http_reason(cfg.status) : "Status",
+		       cfg.name, framing);
 	if (len < 0)
 		return -ENOMEM;
 	cfg.head_prefix_len = len;

@@ -33,16 +33,16 @@
 #include "sockwayd.h"
 
 /* Above this, a new connection closes the oldest one (admin_accept says why). */
-#define ADMIN_MAX_CONNS		64
+#define ADMIN_MAX_CONNS 64
 /* Accepts per round: fewer than half the cap, so a connection accepted in one round is not
  * pushed out by the accepts of that round and the next before its request was read. */
-#define ADMIN_ACCEPT_BATCH	16
+#define ADMIN_ACCEPT_BATCH 16
 /* A request head is a line and a few fields; 8 KiB is plenty and bounds each connection. */
 #define ADMIN_HEAD_MAX		8192
 #define ADMIN_HEAD_TIMEOUT_MS	2000
 #define ADMIN_ANSWER_TIMEOUT_MS 10000
 /* Deadlines are checked this often: they fire up to this late. */
-#define ADMIN_TICK_MS		100
+#define ADMIN_TICK_MS 100
 
 enum admin_conn_state {
 	ADMIN_READ_HEAD,
@@ -81,8 +81,8 @@ struct admin {
 	__u64 policy_generation;
 };
 
-static const char *const error_kinds[SW_ERR_MAX] = { "connect_refused", "reset", "timeout",
-						     "bad_response" };
+static const char *const error_kinds[SW_ERR_MAX] = {"connect_refused", "reset", "timeout",
+						    "bad_response"};
 
 static __u64 load(const __u64 *p)
 {
@@ -97,24 +97,29 @@ static void metrics_cells(const struct admin *a, struct buf *b)
 	struct sw_counters c;
 	__u32 i, k;
 
-	buf_printf(b, "# HELP sockway_requests_total Requests per endpoint, backend and role.\n"
-		      "# TYPE sockway_requests_total counter\n"
-		      "# HELP sockway_responses_total Responses by status class.\n"
-		      "# TYPE sockway_responses_total counter\n"
-		      "# HELP sockway_upstream_errors_total Upstream failures by kind.\n"
-		      "# TYPE sockway_upstream_errors_total counter\n"
-		      "# HELP sockway_bytes_from_client_total Request bytes.\n"
-		      "# TYPE sockway_bytes_from_client_total counter\n"
-		      "# HELP sockway_bytes_to_client_total Response bytes.\n"
-		      "# TYPE sockway_bytes_to_client_total counter\n"
-		      "# HELP sockway_accel_bytes_total Bytes the kernel moved socket to socket (sk_msg) for these exchanges, both ways.\n"
-		      "# TYPE sockway_accel_bytes_total counter\n"
-		      "# HELP sockway_request_duration_seconds Time from request head to response end.\n"
-		      "# TYPE sockway_request_duration_seconds histogram\n"
-		      "# HELP sockway_shadow_status_match_total Shadow responses whose status equalled the primary's.\n"
-		      "# TYPE sockway_shadow_status_match_total counter\n"
-		      "# HELP sockway_shadow_dropped_total Shadow samples dropped (queue full, body too large).\n"
-		      "# TYPE sockway_shadow_dropped_total counter\n");
+	buf_printf(
+		b,
+		"# HELP sockway_requests_total Requests per endpoint, backend and role.\n"
+		"# TYPE sockway_requests_total counter\n"
+		"# HELP sockway_responses_total Responses by status class.\n"
+		"# TYPE sockway_responses_total counter\n"
+		"# HELP sockway_upstream_errors_total Upstream failures by kind.\n"
+		"# TYPE sockway_upstream_errors_total counter\n"
+		"# HELP sockway_bytes_from_client_total Request bytes.\n"
+		"# TYPE sockway_bytes_from_client_total counter\n"
+		"# HELP sockway_bytes_to_client_total Response bytes.\n"
+		"# TYPE sockway_bytes_to_client_total counter\n"
+		"# HELP sockway_accel_bytes_total Bytes the kernel moved socket to socket (sk_msg) "
+		"for these exchanges, both ways.\n"
+		"# TYPE sockway_accel_bytes_total counter\n"
+		"# HELP sockway_request_duration_seconds Time from request head to response end.\n"
+		"# TYPE sockway_request_duration_seconds histogram\n"
+		"# HELP sockway_shadow_status_match_total Shadow responses whose status equalled "
+		"the primary's.\n"
+		"# TYPE sockway_shadow_status_match_total counter\n"
+		"# HELP sockway_shadow_dropped_total Shadow samples dropped (queue full, body too "
+		"large).\n"
+		"# TYPE sockway_shadow_dropped_total counter\n");
 	for (i = 0; i < SW_MAX_CELLS; i++) {
 		const struct sw_cell *cell = &a->maps->cells[i];
 		char labels[160];
@@ -128,17 +133,17 @@ static void metrics_cells(const struct admin *a, struct buf *b)
 			en = ep.name;
 		if (!sw_backend_read(a->maps, cell->backend_id, &be) && (be.flags & SW_F_IN_USE))
 			bn = be.name;
-		snprintf(labels, sizeof(labels), "endpoint=\"%s\",backend=\"%s\",role=\"%s\"", en, bn,
-			 cell->role == SW_ROLE_SHADOW ? "shadow" : "primary");
+		snprintf(labels, sizeof(labels), "endpoint=\"%s\",backend=\"%s\",role=\"%s\"", en,
+			 bn, cell->role == SW_ROLE_SHADOW ? "shadow" : "primary");
 		sw_cell_sum(cell, &c);
 		buf_printf(b, "sockway_requests_total{%s} %llu\n", labels,
 			   (unsigned long long)c.requests);
 		for (k = 0; k < 5; k++)
-			buf_printf(b, "sockway_responses_total{%s,class=\"%uxx\"} %llu\n", labels, k + 1,
-				   (unsigned long long)c.status[k]);
+			buf_printf(b, "sockway_responses_total{%s,class=\"%uxx\"} %llu\n", labels,
+				   k + 1, (unsigned long long)c.status[k]);
 		for (k = 0; k < SW_ERR_MAX; k++)
-			buf_printf(b, "sockway_upstream_errors_total{%s,kind=\"%s\"} %llu\n", labels,
-				   error_kinds[k], (unsigned long long)c.errors[k]);
+			buf_printf(b, "sockway_upstream_errors_total{%s,kind=\"%s\"} %llu\n",
+				   labels, error_kinds[k], (unsigned long long)c.errors[k]);
 		buf_printf(b, "sockway_bytes_from_client_total{%s} %llu\n", labels,
 			   (unsigned long long)c.bytes_from_client);
 		buf_printf(b, "sockway_bytes_to_client_total{%s} %llu\n", labels,
@@ -148,8 +153,9 @@ static void metrics_cells(const struct admin *a, struct buf *b)
 		/* Prometheus buckets are cumulative, in seconds; ours are [2^k, 2^(k+1)) us. */
 		for (k = 0; k + 1 < SW_LAT_BUCKETS; k++) {
 			cum += c.latency[k];
-			buf_printf(b, "sockway_request_duration_seconds_bucket{%s,le=\"%g\"} %llu\n",
-				   labels, (double)(1ULL << (k + 1)) / 1e6, (unsigned long long)cum);
+			buf_printf(
+				b, "sockway_request_duration_seconds_bucket{%s,le=\"%g\"} %llu\n",
+				labels, (double)(1ULL << (k + 1)) / 1e6, (unsigned long long)cum);
 		}
 		cum += c.latency[SW_LAT_BUCKETS - 1];
 		buf_printf(b, "sockway_request_duration_seconds_bucket{%s,le=\"+Inf\"} %llu\n",
@@ -192,29 +198,31 @@ static void metrics_workers(const struct admin *a, struct buf *b)
 		for (k = 0; k < SWD_NR_BAD; k++)
 			bad[k] += load(&s->bad_requests[k]);
 	}
-	buf_printf(b, "# HELP sockway_connections_total Client connections accepted.\n"
-		      "# TYPE sockway_connections_total counter\n"
-		      "sockway_connections_total %llu\n"
-		      "# HELP sockway_connections_active Client connections open.\n"
-		      "# TYPE sockway_connections_active gauge\n"
-		      "sockway_connections_active %llu\n"
-		      "# HELP sockway_unrouted_requests_total Requests no route matched (404).\n"
-		      "# TYPE sockway_unrouted_requests_total counter\n"
-		      "sockway_unrouted_requests_total %llu\n"
-		      "# HELP sockway_shadow_drops_total Shadow samples dropped by all workers.\n"
-		      "# TYPE sockway_shadow_drops_total counter\n"
-		      "sockway_shadow_drops_total %llu\n"
-		      "# HELP sockway_policy_reloads_total Policy copies reloaded by the workers.\n"
-		      "# TYPE sockway_policy_reloads_total counter\n"
-		      "sockway_policy_reloads_total %llu\n"
-		      "# HELP sockway_policy_stale_total Policy reloads given up (a writer stuck mid-commit).\n"
-		      "# TYPE sockway_policy_stale_total counter\n"
-		      "sockway_policy_stale_total %llu\n"
-		      "# HELP sockway_policy_generation The policy generation in the maps.\n"
-		      "# TYPE sockway_policy_generation gauge\n"
-		      "sockway_policy_generation %llu\n"
-		      "# HELP sockway_bad_requests_total Requests refused before routing, by status.\n"
-		      "# TYPE sockway_bad_requests_total counter\n",
+	buf_printf(b,
+		   "# HELP sockway_connections_total Client connections accepted.\n"
+		   "# TYPE sockway_connections_total counter\n"
+		   "sockway_connections_total %llu\n"
+		   "# HELP sockway_connections_active Client connections open.\n"
+		   "# TYPE sockway_connections_active gauge\n"
+		   "sockway_connections_active %llu\n"
+		   "# HELP sockway_unrouted_requests_total Requests no route matched (404).\n"
+		   "# TYPE sockway_unrouted_requests_total counter\n"
+		   "sockway_unrouted_requests_total %llu\n"
+		   "# HELP sockway_shadow_drops_total Shadow samples dropped by all workers.\n"
+		   "# TYPE sockway_shadow_drops_total counter\n"
+		   "sockway_shadow_drops_total %llu\n"
+		   "# HELP sockway_policy_reloads_total Policy copies reloaded by the workers.\n"
+		   "# TYPE sockway_policy_reloads_total counter\n"
+		   "sockway_policy_reloads_total %llu\n"
+		   "# HELP sockway_policy_stale_total Policy reloads given up (a writer stuck "
+		   "mid-commit).\n"
+		   "# TYPE sockway_policy_stale_total counter\n"
+		   "sockway_policy_stale_total %llu\n"
+		   "# HELP sockway_policy_generation The policy generation in the maps.\n"
+		   "# TYPE sockway_policy_generation gauge\n"
+		   "sockway_policy_generation %llu\n"
+		   "# HELP sockway_bad_requests_total Requests refused before routing, by status.\n"
+		   "# TYPE sockway_bad_requests_total counter\n",
 		   (unsigned long long)conns, (unsigned long long)active,
 		   (unsigned long long)unrouted, (unsigned long long)drops,
 		   (unsigned long long)reloads, (unsigned long long)stale,
@@ -222,34 +230,36 @@ static void metrics_workers(const struct admin *a, struct buf *b)
 	for (k = 0; k < SWD_NR_BAD; k++)
 		buf_printf(b, "sockway_bad_requests_total{status=\"%d\"} %llu\n", statuses[k],
 			   (unsigned long long)bad[k]);
-	buf_printf(b, "# HELP sockway_kernel_responses_total Whole responses the kernel passed "
-		      "backend -> client with nobody woken.\n"
-		      "# TYPE sockway_kernel_responses_total counter\n"
-		      "sockway_kernel_responses_total %llu\n"
-		      "# HELP sockway_kernel_responses_tick_total Of those, the ones sockwayd ended at "
-		      "its tick (the client stayed quiet).\n"
-		      "# TYPE sockway_kernel_responses_tick_total counter\n"
-		      "sockway_kernel_responses_tick_total %llu\n"
-		      "# HELP sockway_underscore_headers_dropped_total Request header fields dropped "
-		      "for a '_' in their name.\n"
-		      "# TYPE sockway_underscore_headers_dropped_total counter\n"
-		      "sockway_underscore_headers_dropped_total %llu\n"
-		      "# HELP sockway_upstream_retries_total Requests sent to a second replica, by "
-		      "why the first failed.\n"
-		      "# TYPE sockway_upstream_retries_total counter\n"
-		      "sockway_upstream_retries_total{reason=\"connect\"} %llu\n"
-		      "sockway_upstream_retries_total{reason=\"reset\"} %llu\n"
-		      "sockway_upstream_retries_total{reason=\"timeout\"} %llu\n",
-		   (unsigned long long)kresp, (unsigned long long)ktick, (unsigned long long)under,
-		   (unsigned long long)retries[SWD_RETRY_CONNECT],
-		   (unsigned long long)retries[SWD_RETRY_RESET],
-		   (unsigned long long)retries[SWD_RETRY_TIMEOUT]);
+	buf_printf(
+		b,
+		"# HELP sockway_kernel_responses_total Whole responses the kernel passed "
+		"backend -> client with nobody woken.\n"
+		"# TYPE sockway_kernel_responses_total counter\n"
+		"sockway_kernel_responses_total %llu\n"
+		"# HELP sockway_kernel_responses_tick_total Of those, the ones sockwayd ended at "
+		"its tick (the client stayed quiet).\n"
+		"# TYPE sockway_kernel_responses_tick_total counter\n"
+		"sockway_kernel_responses_tick_total %llu\n"
+		"# HELP sockway_underscore_headers_dropped_total Request header fields dropped "
+		"for a '_' in their name.\n"
+		"# TYPE sockway_underscore_headers_dropped_total counter\n"
+		"sockway_underscore_headers_dropped_total %llu\n"
+		"# HELP sockway_upstream_retries_total Requests sent to a second replica, by "
+		"why the first failed.\n"
+		"# TYPE sockway_upstream_retries_total counter\n"
+		"sockway_upstream_retries_total{reason=\"connect\"} %llu\n"
+		"sockway_upstream_retries_total{reason=\"reset\"} %llu\n"
+		"sockway_upstream_retries_total{reason=\"timeout\"} %llu\n",
+		(unsigned long long)kresp, (unsigned long long)ktick, (unsigned long long)under,
+		(unsigned long long)retries[SWD_RETRY_CONNECT],
+		(unsigned long long)retries[SWD_RETRY_RESET],
+		(unsigned long long)retries[SWD_RETRY_TIMEOUT]);
 }
 
 static void admin_conn_close(struct admin_conn *c)
 {
 	struct admin *a = c->a;
-	struct linger reset = { .l_onoff = 1, .l_linger = 0 };
+	struct linger reset = {.l_onoff = 1, .l_linger = 0};
 
 	/* An answer the client did not take would sit in an orphaned socket probing its zero
 	 * window for minutes: a reset frees it now. */

@@ -173,7 +173,8 @@ int client_process(struct client *c)
 		if (ret < 0) {
 			count_bad_request(w, -ret);
 			/* Nothing after a bad head can be trusted: answer and close. */
-			if (client_error(c, -ret, true, "%s", http_reason(-ret) ? http_reason(-ret) : "Error"))
+			if (client_error(c, -ret, true, "%s",
+					 http_reason(-ret) ? http_reason(-ret) : "Error"))
 				return -1;
 			break;
 		}

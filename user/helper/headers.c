@@ -101,9 +101,9 @@ static bool in_list(const struct http_header *h, const char *const *names, unsig
 static bool forwarding_field(const struct http_header *h)
 {
 	static const char *const names[] = {
-		"x-forwarded-proto", "x-forwarded-host", "x-forwarded-port", "x-forwarded-prefix",
+		"x-forwarded-proto",  "x-forwarded-host", "x-forwarded-port", "x-forwarded-prefix",
 		"x-forwarded-server", "x-real-ip",	  "true-client-ip",   "x-client-ip",
-		"x-original-url",    "x-rewrite-url",
+		"x-original-url",     "x-rewrite-url",
 	};
 
 	return in_list(h, names, sizeof(names) / sizeof(names[0]));

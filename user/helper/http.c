@@ -840,8 +840,8 @@ static size_t http_chunk_size_line(char *out, __u64 size)
  * only once the line that carries it is whole and valid (a size line at its LF, the CRLF
  * after data at its LF, the end at the final LF), data as it comes.
  */
-static int http_chunked_run(struct http_chunked *c, const char *buf, size_t len,
-			    size_t *consumed, bool *done, char *out, size_t *out_len)
+static int http_chunked_run(struct http_chunked *c, const char *buf, size_t len, size_t *consumed,
+			    bool *done, char *out, size_t *out_len)
 {
 	enum http_chunk_state prev;
 	size_t i = 0, n, o = 0;

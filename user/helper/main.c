@@ -151,7 +151,8 @@ static void accel_join(struct sw_maps *maps)
 	if (err)
 		pr_warn("kernel fast path unused: %s", e.msg);
 	else
-		pr_info("joined %s (kernel fast path %s)", path, sw_accel_is_on(maps) ? "on" : "off");
+		pr_info("joined %s (kernel fast path %s)", path,
+			sw_accel_is_on(maps) ? "on" : "off");
 }
 
 static int listener_open(const struct sockaddr_storage *ss, socklen_t len)
@@ -266,7 +267,8 @@ int main(int argc, char **argv)
 	if (err)
 		return err == 1 ? 0 : 2;
 	log_init("sockwayd", swd_cfg.verbose >= 2 ? SW_LOG_DEBUG
-			     : swd_cfg.verbose ? SW_LOG_INFO : SW_LOG_WARN);
+			     : swd_cfg.verbose	  ? SW_LOG_INFO
+						  : SW_LOG_WARN);
 	if (geteuid() != 0) {
 		pr_warn("must run as root: the maps under %s are root-only", sw_pin_root());
 		return 1;

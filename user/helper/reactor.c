@@ -50,7 +50,7 @@ void reactor_free(struct reactor *r)
 
 int reactor_add(struct reactor *r, struct reactor_ev *ev, __u32 mask)
 {
-	struct epoll_event e = { .events = mask, .data.ptr = ev };
+	struct epoll_event e = {.events = mask, .data.ptr = ev};
 
 	ev->mask = mask;
 	return epoll_ctl(r->epfd, EPOLL_CTL_ADD, ev->fd, &e) ? -errno : 0;
@@ -58,7 +58,7 @@ int reactor_add(struct reactor *r, struct reactor_ev *ev, __u32 mask)
 
 int reactor_mod(struct reactor *r, struct reactor_ev *ev, __u32 mask)
 {
-	struct epoll_event e = { .events = mask, .data.ptr = ev };
+	struct epoll_event e = {.events = mask, .data.ptr = ev};
 
 	if (ev->mask == mask)
 		return 0;

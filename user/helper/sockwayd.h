@@ -19,9 +19,9 @@
 #include "reactor.h"
 #include "snapshot.h"
 
-#define SWD_MAX_LISTEN 16
+#define SWD_MAX_LISTEN	16
 #define SWD_MAX_WORKERS 64
-#define SWD_MAX_STRIP 16
+#define SWD_MAX_STRIP	16
 
 /* The configuration: set by main() from the command line, read-only afterwards. */
 struct swd_config {
@@ -33,24 +33,24 @@ struct swd_config {
 	unsigned workers;
 	int verbose;
 	struct http_limits limits;
-	unsigned header_timeout_ms;	   /* a request head must arrive within this */
-	unsigned keepalive_timeout_ms;	   /* an idle client connection is closed after this */
-	unsigned body_timeout_ms;	   /* a request body must make progress within this */
-	unsigned connect_timeout_ms;	   /* upstream connect */
-	unsigned response_timeout_ms;	   /* upstream response head after the request was sent */
-	unsigned drain_ms;		   /* in-flight requests get this long after SIGTERM */
-	unsigned pool_size;		   /* idle upstream connections kept per replica and worker */
-	unsigned down_ms;		   /* a replica that refused a connection is skipped this long */
-	size_t body_copy_max;		   /* request body kept for retries and shadow copies */
-	unsigned shadow_queue;		   /* shadow requests in flight per worker */
-	const char *strip[SWD_MAX_STRIP];  /* headers removed from shadow copies */
+	unsigned header_timeout_ms;    /* a request head must arrive within this */
+	unsigned keepalive_timeout_ms; /* an idle client connection is closed after this */
+	unsigned body_timeout_ms;      /* a request body must make progress within this */
+	unsigned connect_timeout_ms;   /* upstream connect */
+	unsigned response_timeout_ms;  /* upstream response head after the request was sent */
+	unsigned drain_ms;	       /* in-flight requests get this long after SIGTERM */
+	unsigned pool_size;	       /* idle upstream connections kept per replica and worker */
+	unsigned down_ms;      /* a replica that refused a connection is skipped this long */
+	size_t body_copy_max;  /* request body kept for retries and shadow copies */
+	unsigned shadow_queue; /* shadow requests in flight per worker */
+	const char *strip[SWD_MAX_STRIP]; /* headers removed from shadow copies */
 	unsigned nr_strip;
 	/* credentials (Authorization, Proxy-Authorization, Cookie) kept on shadow copies */
 	const char *shadow_keep[SWD_MAX_STRIP];
 	unsigned nr_shadow_keep;
-	bool no_accel;			   /* stay out of the kernel fast path */
-	bool no_splice;			   /* never hand a response body to the kernel */
-	bool retry_on_timeout;		   /* retry idempotent requests after a response timeout */
+	bool no_accel;	       /* stay out of the kernel fast path */
+	bool no_splice;	       /* never hand a response body to the kernel */
+	bool retry_on_timeout; /* retry idempotent requests after a response timeout */
 };
 
 extern struct swd_config swd_cfg;
@@ -65,21 +65,24 @@ enum swd_retry {
 };
 
 /* The statuses of requests refused before routing, as /metrics counts them. */
-#define SWD_BAD_STATUSES { 400, 408, 413, 414, 417, 431, 501, 505 }
-#define SWD_NR_BAD	 8
+#define SWD_BAD_STATUSES                                                                           \
+	{                                                                                          \
+		400, 408, 413, 414, 417, 431, 501, 505                                             \
+	}
+#define SWD_NR_BAD 8
 
 /* Counters of a worker that belong to no cell (no route, bad request...). */
 struct swd_worker_stats {
-	__u64 connections;	/* accepted */
-	__u64 active;		/* open client connections */
-	__u64 unrouted;		/* 404: no route matched */
+	__u64 connections;		/* accepted */
+	__u64 active;			/* open client connections */
+	__u64 unrouted;			/* 404: no route matched */
 	__u64 bad_requests[SWD_NR_BAD]; /* by status, in the order of SWD_BAD_STATUSES */
-	__u64 shadow_drops;	/* shadow samples dropped (queue full, body too big) */
+	__u64 shadow_drops;		/* shadow samples dropped (queue full, body too big) */
 	__u64 policy_reloads;
-	__u64 policy_stale;	/* refreshes that gave up (a writer stuck mid-commit) */
-	__u64 kernel_responses;	     /* whole responses the kernel passed on by itself */
-	__u64 kernel_responses_tick; /* ... of them, ended at the tick (a quiet client) */
-	__u64 underscore_headers;    /* request fields dropped for a '_' in their name */
+	__u64 policy_stale;	      /* refreshes that gave up (a writer stuck mid-commit) */
+	__u64 kernel_responses;	      /* whole responses the kernel passed on by itself */
+	__u64 kernel_responses_tick;  /* ... of them, ended at the tick (a quiet client) */
+	__u64 underscore_headers;     /* request fields dropped for a '_' in their name */
 	__u64 retries[SWD_RETRY_MAX]; /* requests sent to a second replica, by enum swd_retry */
 };
 
@@ -95,14 +98,14 @@ struct worker {
 	struct snapshot *snap, *spare;
 	struct reactor_ev listeners[SWD_MAX_LISTEN];
 	unsigned nr_listeners;
-	unsigned shard;			/* counter shard this worker adds to */
-	__u64 netns;			/* its sockets' netns cookie; 0: no conns entries */
-	__u64 rng;			/* xorshift state: slot and shadow draws */
-	struct client *clients;		/* every open client connection */
-	struct upstream *upstreams;	/* every open upstream connection */
-	struct shadow *shadows;		/* shadow requests in flight */
+	unsigned shard;		    /* counter shard this worker adds to */
+	__u64 netns;		    /* its sockets' netns cookie; 0: no conns entries */
+	__u64 rng;		    /* xorshift state: slot and shadow draws */
+	struct client *clients;	    /* every open client connection */
+	struct upstream *upstreams; /* every open upstream connection */
+	struct shadow *shadows;	    /* shadow requests in flight */
 	unsigned nr_shadows;
-	unsigned nr_exchanges;		/* requests in flight */
+	unsigned nr_exchanges; /* requests in flight */
 	/* Per backend: round-robin position, replicas refusing until a time, idle pool. */
 	__u32 rr[SW_MAX_BACKENDS];
 	__u64 down_until[SW_MAX_BACKENDS][SW_MAX_REPLICAS];
@@ -111,9 +114,9 @@ struct worker {
 	/* conns entries of closed upstreams that had a splice armed, freed a tick later
 	 * (proxy.c, upstream_release_entry). */
 	struct deferred_entry *deferred;
-	struct buf norm;		/* the normal path of the request being decided */
-	struct swd_worker_stats stats;	/* written by this worker, read by admin (relaxed) */
-	__u64 stale_generation;		/* a generation the worker gave up reading */
+	struct buf norm;	       /* the normal path of the request being decided */
+	struct swd_worker_stats stats; /* written by this worker, read by admin (relaxed) */
+	__u64 stale_generation;	       /* a generation the worker gave up reading */
 	bool draining;
 	bool stop;
 	__u64 drain_deadline_ms;

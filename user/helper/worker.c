@@ -67,7 +67,8 @@ void worker_policy_refresh(struct worker *w)
 		/* Not again for this generation: a stuck writer must not stall every request. */
 		w->stale_generation = gen;
 		w->stats.policy_stale++;
-		pr_warn("worker %u: cannot read policy generation %llu (%s); still deciding on %llu",
+		pr_warn("worker %u: cannot read policy generation %llu (%s); still deciding on "
+			"%llu",
 			w->id, (unsigned long long)gen, strerror(-err),
 			(unsigned long long)w->snap->ctl.generation);
 		return;

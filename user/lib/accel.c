@@ -46,10 +46,11 @@ static int cgroup_resolve(const char *path, char *real, __u64 *id, struct sw_err
 	if (!realpath(path, real))
 		return sw_errorf(e, -errno, "cgroup %s: %s", path, strerror(errno));
 	if (statfs(real, &sfs) || sfs.f_type != CGROUP2_SUPER_MAGIC)
-		return sw_errorf(e, -EINVAL,
-				 "%s is not a cgroup v2 directory; give a directory under the cgroup2 "
-				 "mount (see /proc/mounts)",
-				 real);
+		return sw_errorf(
+			e, -EINVAL,
+			"%s is not a cgroup v2 directory; give a directory under the cgroup2 "
+			"mount (see /proc/mounts)",
+			real);
 	if (stat(real, &st))
 		return sw_errorf(e, -errno, "cgroup %s: %s", real, strerror(errno));
 	/* On cgroup v2 the directory's inode number is the cgroup id (kernfs). */
@@ -91,7 +92,8 @@ static int cgroup_attach(struct sw_maps *m, const char *path, __u64 id, struct s
 		return sw_errorf(e, -errno, "cannot open cgroup %s: %s", path, strerror(errno));
 	prog = prog_fd(m->skel->progs.sock_track);
 	if (prog < 0) {
-		err = sw_errorf(e, -errno, "the sockops program is not pinned; run \"sockway load\"");
+		err = sw_errorf(e, -errno,
+				"the sockops program is not pinned; run \"sockway load\"");
 		goto cleanup;
 	}
 	link = bpf_link_create(prog, cg, BPF_CGROUP_SOCK_OPS, NULL);
@@ -116,9 +118,11 @@ static int verdict_attach(struct sw_maps *m, struct sw_err *e)
 	int prog = prog_fd(m->skel->progs.msg_redirect), err = 0;
 
 	if (prog < 0)
-		return sw_errorf(e, -errno, "the sk_msg program is not pinned; run \"sockway load\"");
+		return sw_errorf(e, -errno,
+				 "the sk_msg program is not pinned; run \"sockway load\"");
 	if (bpf_prog_attach(prog, bpf_map__fd(m->skel->maps.sock_hash), BPF_SK_MSG_VERDICT, 0))
-		err = sw_errorf(e, -errno, "cannot attach sk_msg to sock_hash: %s", strerror(errno));
+		err = sw_errorf(e, -errno, "cannot attach sk_msg to sock_hash: %s",
+				strerror(errno));
 	close(prog);
 	return err;
 }
@@ -142,8 +146,8 @@ int sw_accel_add(struct sw_maps *m, const char *path, struct sw_err *e)
 		return sw_errorf(e, -ENAMETOOLONG, "cgroup path %s is too long (limit %zu)", real,
 				 sizeof(val.path) - 1);
 	strcpy(val.path, real);
-	err = bpf_map__update_elem(m->skel->maps.accel_cgroups, &id, sizeof(id), &val,
-				   sizeof(val), BPF_ANY);
+	err = bpf_map__update_elem(m->skel->maps.accel_cgroups, &id, sizeof(id), &val, sizeof(val),
+				   BPF_ANY);
 	if (err)
 		return sw_errorf(e, err, "cannot record cgroup %s: %s", real, strerror(-err));
 	if (!sw_accel_is_on(m))
@@ -183,8 +187,10 @@ int sw_accel_del(struct sw_maps *m, const char *path, struct sw_err *e)
 			return err;
 	}
 	if (bpf_map__delete_elem(m->skel->maps.accel_cgroups, &id, sizeof(id), 0))
-		return sw_errorf(e, -ENOENT, "cgroup %s is not accelerated; see \"sockway accel "
-					     "list\"", real);
+		return sw_errorf(e, -ENOENT,
+				 "cgroup %s is not accelerated; see \"sockway accel "
+				 "list\"",
+				 real);
 	link_path(lpath, sizeof(lpath), id);
 	/* The pin holds the last reference: unlinking it detaches the program. */
 	if (unlink(lpath) && errno != ENOENT)
@@ -252,7 +258,8 @@ int sw_accel_reattach(struct sw_maps *m, struct sw_err *e)
 	prog = prog_fd(m->skel->progs.sock_track);
 	if (prog < 0)
 		return sw_errorf(e, -errno, "the sockops program is not pinned");
-	while (!err && !bpf_map_get_next_key(bpf_map__fd(m->skel->maps.accel_cgroups), prev, &key)) {
+	while (!err &&
+	       !bpf_map_get_next_key(bpf_map__fd(m->skel->maps.accel_cgroups), prev, &key)) {
 		prev = &key;
 		link_path(lpath, sizeof(lpath), key);
 		link = bpf_obj_get(lpath);

@@ -198,8 +198,8 @@ long long sw_conn_splice_settle(struct sw_conn *e, __u32 *seen)
 	/* Not started: take it back (S3, abi.h), unless the kernel starts it in between
 	 * (then state holds what it is now). */
 	if ((state == SW_SPLICE_ARMED || state == SW_SPLICE_PREARMED) &&
-	    __atomic_compare_exchange_n(&e->splice, &state, SW_SPLICE_IDLE, false,
-					__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE)) {
+	    __atomic_compare_exchange_n(&e->splice, &state, SW_SPLICE_IDLE, false, __ATOMIC_ACQ_REL,
+					__ATOMIC_ACQUIRE)) {
 		*seen = SW_SPLICE_IDLE;
 		return 0;
 	}
