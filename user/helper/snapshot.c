@@ -74,7 +74,6 @@ static int routes_read(struct sw_maps *m, struct snapshot *s)
 	/* The batch cursor is opaque (a bucket index for hash maps): room for a key. */
 	__u64 in_batch[2], out_batch[2];
 	int fd = bpf_map__fd(m->skel->maps.routes), err;
-	struct snap_route *r;
 	bool first = true;
 	__u32 count, i;
 
@@ -85,17 +84,25 @@ static int routes_read(struct sw_maps *m, struct snapshot *s)
 					   &count, &opts);
 		if (err && errno != ENOENT)
 			return -errno;
-		for (i = 0; i < count; i++) {
-			r = route_slot(s, &keys[i], true);
-			if (!r)
+		for (i = 0; i < count; i++)
+			if (snapshot_route_set(s, &keys[i], &values[i]))
 				return -ENOSPC;
-			r->key = keys[i];
-			r->route = values[i];
-			r->used = true;
-		}
 		memcpy(in_batch, out_batch, sizeof(in_batch));
 		first = false;
 	} while (!err);
+	return 0;
+}
+
+int snapshot_route_set(struct snapshot *s, const struct sw_route_key *key,
+		       const struct sw_route *route)
+{
+	struct snap_route *r = route_slot(s, key, true);
+
+	if (!r)
+		return -ENOSPC;
+	r->key = *key;
+	r->route = *route;
+	r->used = true;
 	return 0;
 }
 

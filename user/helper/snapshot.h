@@ -39,6 +39,10 @@ void snapshot_free(struct snapshot *s);
  */
 int snapshot_load(struct sw_maps *m, const struct snapshot *cur, struct snapshot *next);
 
+/* Files a route in the snapshot (the load does, and tests that build one by hand). */
+int snapshot_route_set(struct snapshot *s, const struct sw_route_key *key,
+		       const struct sw_route *route);
+
 /* The decision (include/sockway/decide.h: sw_decide_route, sw_decide_pick) on a snapshot:
  * the request's route, then its backend once the caller has set the shard key. */
 int snapshot_decide_route(struct snapshot *s, struct sw_decide_state *d);
