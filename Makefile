@@ -170,15 +170,16 @@ $(OUTPUT)/tools/%: $(OUTPUT)/tools/%.o $(LIBSOCKWAY)
 	$(Q)$(CC) $(SW_CFLAGS) $^ $(LDLIBS_PKG) -lm -pthread -o $@
 
 # libFuzzer harnesses: clang with ASan and UBSan; make test runs each for a few seconds.
-# Each links the HTTP parser and the head builders alone (no sockwayd around them).
+# Each links the HTTP parser and the head builders alone (no sockwayd around them), and
+# cmocka (fuzz_reqhead runs the checks of tests/unit/test_reqhead.c).
 FUZZ_LIB_SRCS := user/helper/http.c user/helper/headers.c user/helper/buf.c
 # (One compile of several sources: -MMD would keep the last one's headers only.)
 $(OUTPUT)/tests/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB_SRCS) $(wildcard user/helper/*.h) \
-		$(wildcard include/sockway/*.h) | $(DEPS_STAMP)
+		$(wildcard include/sockway/*.h) tests/unit/test_reqhead.c | $(DEPS_STAMP)
 	$(call msg,FUZZ,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Iinclude \
-		-Iuser/helper $< $(FUZZ_LIB_SRCS) -o $@
+		-Iuser/helper $< $(FUZZ_LIB_SRCS) -lcmocka -o $@
 
 # The test runner prints one summary line, "N passed, M failed", and fails if M > 0.
 test: $(SOCKWAY) $(SOCKWAYD) $(UNIT_BINS) $(INTEG_BINS) $(FUZZ_BINS) tools narrow

@@ -5,10 +5,7 @@
  * pinned maps as the data plane, so tests can prove that the BPF build and the userspace
  * build of the decision agree, normal forms included.
  */
-#include "maps.h"
-#include <bpf/bpf_helpers.h>
-
-#include "sockway/decide.h"
+#include "decide_env.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
@@ -19,27 +16,6 @@ struct {
 	__type(key, __u32);
 	__type(value, struct sw_decide_state);
 } decide_state SEC(".maps");
-
-static __always_inline const struct sw_route *sw_routes_lookup(void *env,
-							       const struct sw_route_key *key)
-{
-	return bpf_map_lookup_elem(&routes, key);
-}
-
-static __always_inline const struct sw_ctl *sw_ctl_get(void *env)
-{
-	__u32 zero = 0;
-
-	return bpf_map_lookup_elem(&ctl, &zero);
-}
-
-static __always_inline int sw_endpoint_get(void *env, __u32 index, const struct sw_endpoint **ep,
-					   const struct sw_slot_table **table)
-{
-	*ep = bpf_map_lookup_elem(&endpoints, &index);
-	*table = bpf_map_lookup_elem(&slots, &index);
-	return *ep && *table ? 0 : -ENOENT;
-}
 
 SEC("syscall")
 int decide(struct sw_decide_args *args)

@@ -157,6 +157,20 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } conns SEC(".maps") __weak;
 
+/*
+ * Idle upstream connections that sockwayd lent the kernel, per backend, replica and worker
+ * (abi.h, struct sw_lend_set): mmap-able, so that sockwayd lends and takes back with a
+ * compare-and-swap and no syscall. sk_msg takes from them and gives back.
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__uint(max_entries, SW_LEND_SETS + 1); /* the sets, then the lender ids (abi.h) */
+	__type(key, __u32);
+	__type(value, struct sw_lend_set);
+	__uint(map_flags, BPF_F_MMAPABLE);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} lend SEC(".maps") __weak;
+
 /* What the kernel path did, per CPU. sockops and sk_msg add; `sockway status` reads. */
 struct {
 	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
@@ -183,7 +197,8 @@ struct {
  * the BPF ISA of clang 14 has no load-acquire; decide.h's SW_READ_ONCE says the same.)
  */
 static __always_inline struct sw_conn *conn_way(const struct sw_conn_bucket *b, __u32 bucket,
-						__u32 i, __u64 tag, const struct sw_sock_key *k)
+						__u32 i, __u64 tag, const struct sw_sock_key *k,
+						__u32 *index)
 {
 	struct sw_conn *e;
 	__u32 idx;
@@ -194,11 +209,13 @@ static __always_inline struct sw_conn *conn_way(const struct sw_conn_bucket *b, 
 	e = bpf_map_lookup_elem(&conns, &idx);
 	if (!e || !*(volatile __u32 *)&e->owner || !sw_sock_key_equal(&e->self, k))
 		return 0;
+	*index = idx;
 	return e;
 }
 
-/* The conns entry of a socket of sockwayd, by its key; NULL for any other socket. */
-static __always_inline struct sw_conn *conn_find(const struct sw_sock_key *k)
+/* The conns entry of a socket of sockwayd, by its key, and its index in conns; NULL for
+ * any other socket. */
+static __always_inline struct sw_conn *conn_find_idx(const struct sw_sock_key *k, __u32 *index)
 {
 	__u64 tag = sw_sock_key_hash(k);
 	__u32 bucket = (__u32)(tag % SW_CONN_BUCKETS), i;
@@ -212,11 +229,18 @@ static __always_inline struct sw_conn *conn_find(const struct sw_sock_key *k)
 		 * them has this key. */
 #pragma unroll
 	for (i = 0; i < SW_CONN_WAYS; i++) {
-		e = conn_way(b, bucket, i, tag, k);
+		e = conn_way(b, bucket, i, tag, k, index);
 		if (e)
 			return e;
 	}
 	return 0;
+}
+
+static __always_inline struct sw_conn *conn_find(const struct sw_sock_key *k)
+{
+	__u32 index;
+
+	return conn_find_idx(k, &index);
 }
 
 #endif /* SOCKWAY_BPF_MAPS_H */

@@ -66,9 +66,18 @@ sockway demo: sockwayd on 127.0.0.1:8000, admin on 127.0.0.1:8001. Try:
   .output/sockway stats
   curl http://127.0.0.1:8001/metrics
   .output/sockway accel list                              # what took the kernel fast path
-Ctrl-C stops everything.
-
 TXT
+if [ -n "$CG" ]; then
+	cat <<TXT
+The kernel routes the requests of clients in an accelerated cgroup, e.g. $CG (the first
+requests to each backend go through sockwayd, which then lends the kernel connections):
+  sh -c 'echo \$\$ > $CG/cgroup.procs; exec curl -s http://127.0.0.1:8000/fifty/{a,b,c,d,e,f}'
+  .output/sockway accel list | grep routed                # requests routed by the kernel ...
+  bpftool -j map dump pinned /sys/fs/bpf/sockway/counters |
+      jq -c '.[] | select(.formatted.value.shard[0].requests > 0) | {cell: .key, kernel: .formatted.value.shard[0].requests}'
+TXT
+fi
+printf 'Ctrl-C stops everything.\n\n'
 "$OUTPUT/sockwayd" --listen 127.0.0.1:8000 --admin 127.0.0.1:8001 &
 pids+=($!)
 wait "${pids[-1]}"

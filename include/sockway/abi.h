@@ -154,6 +154,7 @@ struct sw_endpoint {
 	__u32 nr_shadows;
 	__u32 moved_slots; /* slots whose backend the last weight change moved */
 	__u32 pad;
+	__u64 shard_header_hash; /* sw_hash64 of shard_header in lower case (kernel routing) */
 	struct sw_split splits[SW_MAX_SPLIT];
 	struct sw_shadow shadows[SW_MAX_SHADOWS];
 };
@@ -238,6 +239,22 @@ struct sw_sock_key {
  * is not a setting anyone runs). */
 #define SW_ACCEL_QUEUE_FLOOR (128u << 10)
 
+/* Why sk_msg left a request of an OPEN client to sockwayd (accel_stats.kmiss). */
+enum sw_kroute_miss {
+	SW_KM_ORDER = 0,    /* bytes of the client's still on their way, or sockwayd's socket
+			     * not empty: taking it could reorder */
+	SW_KM_SCRATCH = 1,  /* another sk_msg run on this CPU had the scratch (preempted) */
+	SW_KM_HEAD = 2,	    /* not a head the kernel routes (reqhead.h), or not all of the
+			     * request in one send, or more than it */
+	SW_KM_ROUTE = 3,    /* no route, a path or Host refused, or a path not in normal form */
+	SW_KM_POLICY = 4,   /* a commit ran while it decided */
+	SW_KM_SHADOW = 5,   /* a shadow sampled it: sockwayd mirrors it */
+	SW_KM_NO_CONN = 6,  /* no idle lent connection to the replica */
+	SW_KM_UPSTREAM = 7, /* the lent connection or the backend's socket not ready */
+	SW_KM_FAMILY = 8,   /* not IPv4 */
+	SW_KM_MAX = 9,
+};
+
 /* accel_stats map value (per CPU): what the kernel path did. */
 struct sw_accel_stats {
 	__u64 sockets;	  /* sockets the sockops program put into sock_hash */
@@ -245,11 +262,15 @@ struct sw_accel_stats {
 	__u64 redirected_bytes;
 	__u64 passed; /* messages whose peer was not local: the normal TCP path */
 	__u64 passed_bytes;
-	__u64 held;	     /* messages to a local peer that took TCP all the same: the peer */
-	__u64 held_bytes;    /* had a full buffer, or earlier bytes were still on TCP */
-	__u64 spliced;	     /* messages of a response (or of its body) moved from the */
-	__u64 spliced_bytes; /* backend straight to the client, past sockwayd (counted in
-			      * redirected too) */
+	__u64 held;		/* messages to a local peer that took TCP all the same: the peer */
+	__u64 held_bytes;	/* had a full buffer, or earlier bytes were still on TCP */
+	__u64 spliced;		/* messages of a response (or of its body) moved from the */
+	__u64 spliced_bytes;	/* backend straight to the client, past sockwayd (counted in
+				 * redirected too) */
+	__u64 krouted;		/* requests sk_msg routed itself (kernel routing) */
+	__u64 krouted_bytes;	/* their bytes as the clients sent them */
+	__u64 kanswered;	/* ... whose response it passed on whole, upstream given back */
+	__u64 kmiss[SW_KM_MAX]; /* requests of OPEN clients left to sockwayd, by reason */
 };
 
 /*
@@ -332,6 +353,12 @@ struct sw_accel_stats {
  *                                                 comes for the kernel to move
  *   S15 any -> IDLE             sockwayd store    the entry is freed (its owner's close,
  *                                                 or reclaim() of a dead owner's)
+ *   S16 IDLE -> PREARMED        sk_msg   CAS      kernel routing (K4 below): a lent
+ *                                                 upstream's request, before it goes
+ *   S17 TAKING -> IDLE          sk_msg   CAS      its response went whole to a client
+ *                                                 still the kernel's (K5): back to its set
+ *   S18 PREARMED -> IDLE        sk_msg   CAS      the routing undone before the request
+ *                                                 went (the upstream back to its set)
  * The stores of S1 and S2 are release stores, after client, left and done. sk_msg moves
  * only by compare-and-swap, since sockwayd may free or re-arm the entry under it; sockwayd
  * stores only where the kernel is done with the entry (S13, S14, S15).
@@ -414,13 +441,166 @@ struct sw_conn {
 	__u64 done_ns;	   /* DONE: when the kernel passed the response on (CLOCK_MONOTONIC) */
 	__u32 peer_closed; /* sockops saw the socket get the peer's FIN or die (CLOSE_WAIT,
 			    * CLOSE): sockwayd does not reuse it. 0 in a free entry. */
+	__u16 worker;	   /* lender id of the worker that owns the socket (kernel routing) */
+	__u16 pad16;
+	/* Kernel routing, on a client connection's entry (enum sw_kroute_state): */
+	__u32 kroute;  /* enum sw_kroute_state, moved by compare-and-swap */
+	__u32 handoff; /* SW_HANDOFF_*: what sk_msg decided of the request it passed on */
+	__u32 kx_up;   /* conns index + 1 of the upstream carrying its routed request */
 	__u32 pad32;
+	__u64 kx_done; /* routed requests of this client answered whole by the kernel */
+	/* ... and on a lent upstream's entry: */
+	__u32 lent;	   /* 1: sockwayd lent it to the kernel, in lend set lend_set */
+	__u32 lend_set;	   /* sw_lend_index() of its (backend, replica, worker) */
+	__u32 kx_client;   /* conns index + 1 of the client whose request it carries; 0: idle */
+	__u32 kx_bytes;	   /* that request's bytes, as the client sent them */
+	__u64 kx_start_ns; /* when sk_msg routed it (CLOCK_MONOTONIC) */
+	__u64 kx_last_ns;  /* when it last went back to the lend set */
+	__u16 kx_cell;	   /* counter cell of the routed request */
+	__u16 kx_endpoint;
+	__u32 kx_method; /* SW_METHOD_* bit */
 	__u64 pad[4];
 };
+
+/*
+ * Kernel routing: sk_msg, on a client's send to sockwayd's socket, routes a plain request
+ * itself (include/sockway/reqhead.h says which) into an idle upstream connection that
+ * sockwayd lent it, and the response comes back by the whole-response splice above. The
+ * client's conns entry says whether the kernel may, and keeps requests and responses of one
+ * connection in order; transitions, who makes them and how:
+ *   K1 CLOSED -> OPEN   sockwayd store   the client is idle: no exchange, nothing read
+ *                                        and unparsed, nothing to write
+ *   K2 OPEN -> CLOSED   sockwayd CAS     an event on the client, before sockwayd reads it
+ *                                        (or closes it)
+ *   K3 OPEN -> CLOSED   sk_msg   CAS     a request it decided on (shadows drawn) but leaves
+ *                                        to sockwayd: handoff says what it drew
+ *   K4 OPEN -> BUSY     sk_msg   CAS     a request routed (kx_up names the upstream)
+ *   K5 BUSY -> OPEN     sk_msg   CAS     its response passed on whole: the upstream goes
+ *                                        back to its lend set
+ *   K6 BUSY -> WANT     sockwayd CAS     an event on the client or the upstream, a timeout:
+ *                                        sockwayd takes the exchange over
+ *   K7 WANT -> CLOSED   sockwayd store   the exchange taken over has ended
+ * sk_msg takes a request only when the client's entry is OPEN and nothing of the client's is
+ * anywhere but read by sockwayd (its socket empty, no byte still on TCP either way), so a
+ * request the kernel takes never overtakes one sockwayd holds, and one that comes while a
+ * routed one is BUSY goes to sockwayd, which takes the routed one over first (K6).
+ */
+enum sw_kroute_state {
+	SW_KR_CLOSED = 0,
+	SW_KR_OPEN = 1,
+	SW_KR_BUSY = 2,
+	SW_KR_WANT = 3,
+};
+
+/* handoff: valid, the reason (enum sw_kroute_miss) and the shadows drawn (bit i: shadow i
+ * of the endpoint copy that was live). sockwayd uses the draw for the next request it parses
+ * from the client instead of drawing again, so each shadow samples a request once. */
+#define SW_HANDOFF_VALID       (1U << 31)
+#define SW_HANDOFF_REASON(h)   (((h) >> 8) & 0xff)
+#define SW_HANDOFF_SHADOWS(h)  ((h)&0xff)
+#define SW_HANDOFF(reason, sh) (SW_HANDOFF_VALID | (__u32)(reason) << 8 | (__u32)(sh))
+
+/*
+ * Lend sets: the idle upstream connections that sockwayd lent the kernel, per backend,
+ * replica and lender (a request goes over a connection of the worker that holds the
+ * client, which then owns both ends if it takes the exchange over). The kernel takes a
+ * connection with a compare-and-swap of its slot to 0 and gives it back the same way;
+ * sockwayd adds and removes them so too.
+ *
+ * A lender is a worker that holds one of SW_LEND_WORKERS lender ids, of whichever sockwayd
+ * on the pin directory (two run side by side in a rolling restart: they must not share a
+ * set, or each would find the other's connections in it). The entry SW_LEND_OWNERS of the
+ * lend map, after the sets, is not a set: its slot[i] is the pid of the sockwayd whose
+ * worker holds lender id i, 0 when it is free. A worker claims a free id, or the id of a
+ * sockwayd gone, with a compare-and-swap; a worker that finds none does not lend.
+ */
+#define SW_LEND_WORKERS 8
+#define SW_LEND_SLOTS	32
+#define SW_LEND_SETS	(SW_MAX_BACKENDS * SW_MAX_REPLICAS * SW_LEND_WORKERS)
+#define SW_LEND_OWNERS	SW_LEND_SETS
+
+struct sw_lend_set {
+	__u32 slot[SW_LEND_SLOTS]; /* conns index + 1 of an idle lent upstream; 0: empty */
+	__u32 rr;		   /* set of replica 0 only: the next replica to try */
+	__u32 pad;
+	__u64 misses; /* requests that found this set empty: sockwayd lends more */
+};
+
+static inline __u32 sw_lend_index(__u32 backend, __u32 replica, __u32 worker)
+{
+	return (backend * SW_MAX_REPLICAS + replica) * SW_LEND_WORKERS + worker;
+}
 
 /* accel_cgroups map value, keyed by cgroup id: a cgroup whose sockets are accelerated. */
 struct sw_accel_cgroup {
 	char path[256]; /* as given to `sockway accel add`, for `accel list` and `accel on` */
+};
+
+/*
+ * Kernel routing: the request heads sk_msg routes itself (include/sockway/reqhead.h says
+ * which). The head must be in the first SW_REQHEAD_MAX bytes of one send, with at most
+ * SW_REQHEAD_FIELDS field lines (Host included), and the send must hold the request whole:
+ * the head and a Content-Length body of at most SW_KROUTE_BODY_MAX bytes, nothing after.
+ * sockwayd lets the kernel route only when its own limits take every such request.
+ */
+#define SW_REQHEAD_MAX	   4096
+#define SW_REQHEAD_FIELDS  32
+#define SW_KROUTE_BODY_MAX (64 * 1024)
+/* Digits of a Content-Length the scan reads at most (SW_KROUTE_BODY_MAX has 5). */
+#define SW_REQHEAD_CL_DIGITS 6
+
+enum sw_reqhead_state {
+	SW_RQ_METHOD,	   /* the method's letters, up to its SP */
+	SW_RQ_TARGET,	   /* the target's first byte, '/' */
+	SW_RQ_PATH,	   /* the path, up to '?' or SP */
+	SW_RQ_QUERY,	   /* the query, up to SP */
+	SW_RQ_VERSION,	   /* "HTTP/1.1" CRLF */
+	SW_RQ_HOST_NAME,   /* "Host: " */
+	SW_RQ_HOST,	   /* the Host's name */
+	SW_RQ_PORT,	   /* its port's digits */
+	SW_RQ_LINE_LF,	   /* the LF that ends a line */
+	SW_RQ_LINE_START,  /* a field name's first byte, or the CR of the empty line */
+	SW_RQ_NAME,	   /* more of a name, or its ':' */
+	SW_RQ_COLON_SP,	   /* the one space after ':' */
+	SW_RQ_VALUE_FIRST, /* a value's first byte, or the CR of an empty value */
+	SW_RQ_VALUE,	   /* more of a value, or its CR */
+	SW_RQ_END_LF,	   /* the LF of the empty line */
+};
+
+/* A field line of a scanned request head: where its name and value are in the message. */
+struct sw_reqhead_field {
+	__u64 hash; /* sw_hash64 of the name in lower case */
+	__u16 name_off;
+	__u16 name_len;
+	__u16 value_off;
+	__u16 value_len;
+};
+
+/* The scan of a request head (reqhead.h), in sk_msg's per-CPU scratch (struct sw_kscratch). */
+struct sw_reqhead {
+	__u32 state;	/* enum sw_reqhead_state */
+	__u32 method;	/* SW_METHOD_* bit */
+	__u32 start;	/* offset of the current method, version, name or value */
+	__u32 path_off; /* the target's offset: its path, then its query */
+	__u32 path_len; /* the path without the query */
+	__u32 target_len;
+	__u32 host_off; /* the Host field's value */
+	__u32 host_len;
+	__u32 port_digits;
+	__u32 fields; /* field lines so far, Host included */
+	__u32 cl_digits;
+	__u32 in_cl;	     /* the current value is Content-Length's */
+	__u32 in_conn;	     /* the current value is Connection's */
+	__u32 last_ws;	     /* the value's last byte so far was SP or HTAB */
+	__u32 last;	     /* the last byte of the Host's name so far */
+	__u32 conn_off;	     /* the "Connection: keep-alive" line, which does not go on; */
+	__u32 conn_line_len; /* 0 when there is none */
+	__u32 head_len;	     /* when done: bytes of the head, its empty line included */
+	__u64 body_len;	     /* Content-Length; 0 without one */
+	__u64 name[3];	     /* the current name's first 24 bytes, lower case, as in sw_resphead */
+	__u64 hash;	     /* FNV state of the current name, lower case */
+	__u64 conn_value[2]; /* the Connection value's first 16 bytes, lower case */
+	struct sw_reqhead_field field[SW_REQHEAD_FIELDS];
 };
 
 /*

@@ -49,7 +49,9 @@ SPAWN_CGROUP=$CG spawn backend $COLLIDE backend "$P_B" "$GATE"
 wait_until 5 grep -q ready "$TMP/backend.log" || fail "backend did not start" "$(cat "$TMP/backend.log")"
 check "backend b" "$SOCKWAY" backend create b "127.0.0.1:$P_B"
 check "endpoint e" "$SOCKWAY" endpoint create e --route / --backend b
-start_sockwayd "$P_SWD" "$P_ADMIN" --workers 1
+# Kernel routing off (--lend 0): the attacks are on sockwayd's own upstream connection and
+# its splice, and collide.py's backend serves one connection at a time.
+start_sockwayd "$P_SWD" "$P_ADMIN" --workers 1 --lend 0
 NETNS=$($COLLIDE netns)
 
 # conn_way TAG: "WAY OWNER SPLICE LOCAL_PORT" of the conns entry whose way in bucket TAG

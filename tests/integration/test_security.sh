@@ -31,6 +31,8 @@ P_SWD=$(port 10)
 P_SWD_ADMIN=$(port 11)
 P_SWD2=$(port 12)
 P_SWD2_ADMIN=$(port 13)
+P_SWD3=$(port 14)
+P_SWD3_ADMIN=$(port 15)
 REC=$TMP/rec
 mkdir -p "$REC"
 
@@ -122,21 +124,26 @@ eq "1: a backend naming its Content-Length in Connection: 502" "$code" 502
 eq "1: and nothing of the response behind it reached the client" "$(grep -c INJECTED "$TMP/fr.body")" 0
 
 # --- 2. replays -----------------------------------------------------------------------------
-code=$(curl -s --max-time 20 -o /dev/null -w '%{http_code}' -X POST -d 'amount=100' "http://127.0.0.1:$P_SWD/pay")
+# A request the kernel routed never passed through sockwayd, which therefore cannot send it
+# again (README, Kernel routing): retries are sockwayd's, tested on one that lends nothing.
+start_sockwayd "$P_SWD3" "$P_SWD3_ADMIN" --workers 1 --response-timeout 1000 --replica-down 0 --lend 0
+SWD_ADMIN=$P_SWD3_ADMIN
+code=$(curl -s --max-time 20 -o /dev/null -w '%{http_code}' -X POST -d 'amount=100' "http://127.0.0.1:$P_SWD3/pay")
 eq "2: POST with a slow backend: 504" "$code" 504
 eq "2: it ran on one replica only (a retry would be before the answer)" \
 	$(($(seen slow1) + $(seen slow2))) 1
-code=$(curl -s --max-time 20 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$P_SWD/pay/get")
+code=$(curl -s --max-time 20 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$P_SWD3/pay/get")
 eq "2: GET with a slow backend: 504" "$code" 504
 eq "2: not retried after a timeout either (no --retry-on-timeout)" $(($(seen slow1) + $(seen slow2))) 2
-code=$(curl -s --max-time 20 -o /dev/null -w '%{http_code}' -X POST -d 'x=1' "http://127.0.0.1:$P_SWD/rst")
+code=$(curl -s --max-time 20 -o /dev/null -w '%{http_code}' -X POST -d 'x=1' "http://127.0.0.1:$P_SWD3/rst")
 eq "2: POST to a backend that resets: 502" "$code" 502
 eq "2: sent once" $(($(seen rst1) + $(seen rst2))) 1
-code=$(curl -s --max-time 20 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$P_SWD/rst/get")
+code=$(curl -s --max-time 20 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$P_SWD3/rst/get")
 eq "2: GET to backends that reset: 502" "$code" 502
 eq "2: retried once, on the other replica" "$(seen rst1) $(seen rst2)" "2 1"
 eq "2: the retry is counted" "$(metric 'sockway_upstream_retries_total{reason="reset"}')" 1
 eq "2: and no timeout retry" "$(metric 'sockway_upstream_retries_total{reason="timeout"}')" 0
+SWD_ADMIN=$P_SWD_ADMIN
 
 # --- 3. paths and Hosts -------------------------------------------------------------------------
 # req_line NAME N: the request line of backend NAME's Nth request.
@@ -220,7 +227,7 @@ eq "5: a chunked response reaches the client re-framed too" \
 
 # --- 6. the operator's choices: --retry-on-timeout, --shadow-keep-header ----------------------
 start_sockwayd "$P_SWD2" "$P_SWD2_ADMIN" --workers 1 --response-timeout 1000 --replica-down 0 \
-	--retry-on-timeout --shadow-keep-header Cookie
+	--lend 0 --retry-on-timeout --shadow-keep-header Cookie
 SWD_ADMIN=$P_SWD2_ADMIN
 n=$(($(seen slow1) + $(seen slow2)))
 code=$(curl -s --max-time 20 -o /dev/null -w '%{http_code}' "http://127.0.0.1:$P_SWD2/pay/again")

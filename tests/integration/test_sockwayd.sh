@@ -386,6 +386,10 @@ bad=$(custom_keys_mismatch)
 eq "restart: the 20 keys reach the same backends as before" "$bad" ""
 client /e --requests 200 --connections 4
 eq "restart: /e still routes to b1" "$(cj '[.status["200"], .backends.b1] | @tsv')" "$(printf '200\t200')"
+# A client that sends 40 requests in one go and then half-closes gets each answered, in
+# order (the close waits until no whole request is left), as from nginx or HAProxy.
+out=$(python3 tests/integration/kr_client.py "$SWD_PORT" stream 40 /e/half half)
+eq "half-close after 40 pipelined requests: 40 answers, in order" "$out" "OK 40"
 stop_pid "$SWD_PID" TERM
 eq "restart: the second sockwayd exits 0 on SIGTERM" "$STOP_RC" 0
 

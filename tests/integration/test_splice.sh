@@ -492,8 +492,10 @@ check "backend sm" "$SOCKWAY" backend create sm "127.0.0.1:$P_SM"
 check "endpoint /sm" "$SOCKWAY" endpoint create sm --route /sm --backend sm
 check "backend sms" "$SOCKWAY" backend create sms "127.0.0.1:$P_SMS"
 check "endpoint /sms" "$SOCKWAY" endpoint create sms --route /sms --backend sms
-# (A drain of 30 s: stopping it with a quiet client, at the end, must not wait it out.)
-start_sockwayd "$P_S12" "$P_S12_ADMIN" --workers 1 --drain 30000
+# (A drain of 30 s: stopping it with a quiet client, at the end, must not wait it out.
+# Kernel routing off: these are the responses that sockwayd arms itself, for requests it
+# forwarded; test_kroute.sh covers those the kernel routes.)
+start_sockwayd "$P_S12" "$P_S12_ADMIN" --workers 1 --drain 30000 --lend 0
 S12=$SWD_PID
 # ka ARGS...: tests/integration/ka_client.py on sockwayd $P_S12, in the accelerated cgroup.
 ka() {

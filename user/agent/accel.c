@@ -169,25 +169,42 @@ static void list_plain(const void *data)
 	       (unsigned long long)st->redirected_bytes, (unsigned long long)st->passed,
 	       (unsigned long long)st->passed_bytes, (unsigned long long)st->held,
 	       (unsigned long long)st->held_bytes, (unsigned long long)st->spliced_bytes);
+	printf("requests routed by the kernel %llu (%llu bytes), answered whole %llu; left to "
+	       "sockwayd:",
+	       (unsigned long long)st->krouted, (unsigned long long)st->krouted_bytes,
+	       (unsigned long long)st->kanswered);
+	for (i = 0; i < SW_KM_MAX; i++)
+		printf(" %s %llu", sw_kmiss_name(i), (unsigned long long)st->kmiss[i]);
+	printf("\n");
 }
 
 static json_t *list_json(const void *data)
 {
 	const struct accel_view *v = data;
 	const struct sw_accel_stats *st = &v->st;
-	json_t *cgroups = json_array();
+	json_t *cgroups = json_array(), *out;
+	char name[32];
 	__u32 i;
 
 	for (i = 0; i < v->nr; i++)
 		json_array_append_new(cgroups, json_pack("{s:s, s:I}", "path", v->cgroups[i].path,
 							 "id", (json_int_t)v->cgroups[i].id));
-	return json_pack("{s:b, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}}", "on", v->on,
-			 "cgroups", cgroups, "stats", "sockets", (json_int_t)st->sockets,
-			 "redirected", (json_int_t)st->redirected, "redirected_bytes",
-			 (json_int_t)st->redirected_bytes, "passed", (json_int_t)st->passed,
-			 "passed_bytes", (json_int_t)st->passed_bytes, "held", (json_int_t)st->held,
-			 "held_bytes", (json_int_t)st->held_bytes, "spliced",
-			 (json_int_t)st->spliced, "spliced_bytes", (json_int_t)st->spliced_bytes);
+	out = json_pack(
+		"{s:b, s:o, s:{s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I, s:I}}", "on",
+		v->on, "cgroups", cgroups, "stats", "sockets", (json_int_t)st->sockets,
+		"redirected", (json_int_t)st->redirected, "redirected_bytes",
+		(json_int_t)st->redirected_bytes, "passed", (json_int_t)st->passed, "passed_bytes",
+		(json_int_t)st->passed_bytes, "held", (json_int_t)st->held, "held_bytes",
+		(json_int_t)st->held_bytes, "spliced", (json_int_t)st->spliced, "spliced_bytes",
+		(json_int_t)st->spliced_bytes, "krouted", (json_int_t)st->krouted, "krouted_bytes",
+		(json_int_t)st->krouted_bytes, "kanswered", (json_int_t)st->kanswered);
+	/* Flat, like the rest of stats: kmiss_order, kmiss_head... */
+	for (i = 0; out && i < SW_KM_MAX; i++) {
+		snprintf(name, sizeof(name), "kmiss_%s", sw_kmiss_name(i));
+		json_object_set_new(json_object_get(out, "stats"), name,
+				    json_integer((json_int_t)st->kmiss[i]));
+	}
+	return out;
 }
 
 static const struct printer list_printer = {list_plain, list_json};

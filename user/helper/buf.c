@@ -34,6 +34,8 @@ int buf_reserve(struct buf *b, size_t extra)
 
 int buf_append(struct buf *b, const void *p, size_t n)
 {
+	if (!n)
+		return 0;
 	if (buf_reserve(b, n))
 		return -ENOMEM;
 	memcpy(b->data + b->off + b->len, p, n);

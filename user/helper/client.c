@@ -34,6 +34,7 @@ void client_update(struct client *c)
 	if (c->out.len)
 		mask |= EPOLLOUT;
 	reactor_mod(c->w->r, &c->ev, mask);
+	kroute_client_idle(c);
 }
 
 void client_close(struct client *c)
@@ -49,8 +50,11 @@ void client_close(struct client *c)
 		w->nr_exchanges--;
 		exchange_free(x);
 	}
-	if (c->kc)
-		sw_conn_release(c->w->maps, c->kc);
+	if (c->kc) {
+		kroute_client_untrack(c);
+		/* The kernel may still write the entry of a client it routed for. */
+		conn_entry_release(w, c->kc, c->kroute_used);
+	}
 	reactor_del(w->r, &c->ev);
 	close(c->ev.fd);
 	if (c->prev)
@@ -170,6 +174,8 @@ int client_process(struct client *c)
 				c->deadline_ms = reactor_now_ms(w->r) + swd_cfg.header_timeout_ms;
 			break;
 		}
+		/* What the kernel decided of this request, if it did (K3). */
+		c->handoff = kroute_handoff_take(c);
 		if (ret < 0) {
 			count_bad_request(w, -ret);
 			/* Nothing after a bad head can be trusted: answer and close. */
@@ -261,6 +267,9 @@ static void client_event(struct reactor *r, struct reactor_ev *ev, __u32 events)
 	struct exchange *x;
 
 	(void)r;
+	/* The kernel's no more, before sockwayd reads (K2), or its exchange sockwayd's (K6). */
+	if (c->kroute_used && kroute_client_event(c))
+		return;
 	/* The response the kernel passed on whole ends here (the client got it, and this
 	 * is its next request or its close), before anything else is decided. */
 	if (c->x && c->x->splice != SPLICE_OFF && splice_check(c->x, false) == XR_CLIENT_GONE)
@@ -336,6 +345,9 @@ void client_accept(struct reactor *r, struct reactor_ev *ev, __u32 events)
 			c->kc = sw_conn_claim(w->maps, &c->key);
 		if (c->kc)
 			c->accel_seen = __atomic_load_n(&c->kc->accel_bytes, __ATOMIC_RELAXED);
+		kroute_client_track(c);
+		/* Its first request may be the kernel's already. */
+		kroute_client_idle(c);
 		c->next = w->clients;
 		if (c->next)
 			c->next->prev = c;
@@ -360,6 +372,11 @@ void client_tick(struct worker *w)
 			if (!client_error(c, 408, true, "%s", "request head timeout"))
 				client_flush(c);
 		} else if (c->state == C_HEAD) {
+			/* Idle at sockwayd, perhaps not at the kernel. */
+			if (kroute_client_active(c)) {
+				c->deadline_ms = now + swd_cfg.keepalive_timeout_ms;
+				continue;
+			}
 			client_close(c);
 		} else if (c->state == C_PROXY && c->x && c->x->req != REQ_DONE) {
 			exchange_fail(c->x, 408, "%s", "request body timeout");

@@ -81,6 +81,9 @@ enum xres exchange_finish(struct exchange *x)
 	struct sw_counters *ctr = worker_cell(w, x->cell);
 	struct upstream *u = x->u;
 
+	/* A routed request's response the kernel passed on whole: it counted it. */
+	if (ctr && x->kernel && x->t_end_us)
+		ctr = NULL;
 	if (ctr) {
 		counters_add(&ctr->bytes_from_client, x->bytes_in);
 		counters_add(&ctr->bytes_to_client, x->bytes_out);
@@ -107,16 +110,21 @@ enum xres exchange_finish(struct exchange *x)
 		u->x = NULL;
 		x->u = NULL;
 		if (x->resp_keepalive && x->req == REQ_DONE && x->resp == RESP_DONE && !u->in.len)
-			pool_put(u);
+			u->lent ? lend_return(u) : pool_put(u);
 		else
 			upstream_close(u);
 	}
+	/* A routed exchange taken over is over: the client is sockwayd's until idle (K7). */
+	if (x->kernel && c->kc)
+		__atomic_store_n(&c->kc->kroute, SW_KR_CLOSED, __ATOMIC_RELEASE);
 	/* A request whose body was not read to its end leaves the connection unusable. */
 	if (x->req != REQ_DONE)
 		x->client_keep = false;
 	c->x = NULL;
 	w->nr_exchanges--;
-	if (!x->client_keep || c->eof || w->draining) {
+	/* A client that half-closed after pipelining still gets an answer to each request it
+	 * sent whole, as from nginx or HAProxy: the connection closes once none is left. */
+	if (!x->client_keep || (c->eof && !c->in.len) || w->draining) {
 		exchange_free(x);
 		c->state = C_CLOSING;
 		return client_flush(c) ? XR_CLIENT_GONE : XR_OVER;
@@ -399,7 +407,7 @@ static void exchange_shadow_drop(struct worker *w, const struct sw_shadow *sh)
 /* Each shadow of the endpoint draws on its own, keyed or not: shadows sample requests, not
  * users. A sample gets its own head: marked, credentials removed. */
 static void exchange_sample_shadows(struct exchange *x, const struct http_request *req,
-				    const struct head_request_opts *primary)
+				    const struct head_request_opts *primary, __u32 handoff)
 {
 	struct worker *w = x->c->w;
 	const struct sw_endpoint *ep = &w->snap->ep[x->endpoint_id];
@@ -416,7 +424,9 @@ static void exchange_sample_shadows(struct exchange *x, const struct http_reques
 		const struct sw_shadow *sh = &ep->shadows[i];
 		struct buf head = {};
 
-		if (!sw_shadow_sampled(sh, worker_random(w)))
+		/* The kernel drew already for a request it left to sockwayd (kroute.c). */
+		if (handoff & SW_HANDOFF_VALID ? !((SW_HANDOFF_SHADOWS(handoff) >> i) & 1)
+					       : !sw_shadow_sampled(sh, worker_random(w)))
 			continue;
 		if ((req->body == HTTP_BODY_LENGTH &&
 		     req->content_length > swd_cfg.body_copy_max) ||
@@ -445,10 +455,13 @@ int exchange_start(struct client *c, const struct http_request *req)
 	struct exchange *x;
 	const char *why = "";
 	unsigned underscores = 0;
+	__u32 handoff = c->handoff;
+	__u16 backend;
 	bool has_body = req->body == HTTP_BODY_CHUNKED ||
 			(req->body == HTTP_BODY_LENGTH && req->content_length);
 	int status;
 
+	c->handoff = 0;
 	status = exchange_decide(w, req, &d, &why);
 	if (status) {
 		int ret;
@@ -507,14 +520,23 @@ int exchange_start(struct client *c, const struct http_request *req)
 	}
 	if (underscores)
 		__atomic_fetch_add(&w->stats.underscore_headers, underscores, __ATOMIC_RELAXED);
-	exchange_sample_shadows(x, req, &o);
+	exchange_sample_shadows(x, req, &o, handoff);
+	if (handoff & SW_HANDOFF_VALID)
+		__atomic_fetch_add(&w->stats.kroute_handoffs, 1, __ATOMIC_RELAXED);
 	/* req points into c->in: its head is consumed only now that every head is built,
 	 * and before the body (the rest of c->in) is pumped. */
 	buf_consume(&c->in, req->head_len);
 	if (req->expect_continue && x->req != REQ_DONE &&
 	    client_send(c, "HTTP/1.1 100 Continue\r\n\r\n", 25))
 		return -1;
-	return upstream_start(x) == XR_CLIENT_GONE ? -1 : 0;
+	backend = x->backend_id;
+	if (upstream_start(x) == XR_CLIENT_GONE)
+		return -1;
+	/* The kernel found no connection to lend: it gets some for next time, after this
+	 * request has its own (x may be gone by now). */
+	if ((handoff & SW_HANDOFF_VALID) && SW_HANDOFF_REASON(handoff) == SW_KM_NO_CONN)
+		lend_demand(w, backend);
+	return 0;
 }
 
 /* ---- upstream connection -------------------------------------------------------------- */
@@ -522,7 +544,8 @@ int exchange_start(struct client *c, const struct http_request *req)
 /* Does the client connection stay open after this exchange, as far as is known now? */
 bool exchange_client_keep(const struct exchange *x)
 {
-	return x->keep_alive && !x->c->eof && !x->c->w->draining && x->req == REQ_DONE;
+	return x->keep_alive && (!x->c->eof || x->c->in.len) && !x->c->w->draining &&
+	       x->req == REQ_DONE;
 }
 
 /* Builds the client's response head from the upstream's. */

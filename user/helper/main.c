@@ -249,6 +249,7 @@ static int worker_init(struct worker *w, unsigned id, struct sw_maps *maps)
 	 * on the fast path. */
 	if (!swd_cfg.no_accel && w->nr_listeners)
 		w->netns = sw_netns_cookie(w->listeners[0].fd);
+	kroute_worker_init(w);
 	return 0;
 }
 
@@ -284,6 +285,9 @@ int main(int argc, char **argv)
 
 		if (n)
 			pr_info("freed %u conns entries of sockwayd processes gone", n);
+		n = sw_lend_sweep(&maps);
+		if (n)
+			pr_info("emptied %u lend slots of sockwayd processes gone", n);
 		accel_join(&maps);
 	}
 
@@ -321,6 +325,8 @@ int main(int argc, char **argv)
 	admin_stop(admin);
 	/* The workers are gone: no connection of ours is left for the kernel to find. */
 	sw_conns_release_mine(&maps);
+	sw_lend_sweep(&maps);
+	sw_lend_release_mine(&maps);
 	accel_leave();
 	sw_maps_close(&maps);
 	fprintf(stderr, "sockwayd: stopped\n");

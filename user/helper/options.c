@@ -108,6 +108,12 @@ static const struct swd_option options[] = {
 	 "64 KiB or more, from a local backend straight to a\n"
 	 "local client",
 	 ""},
+	{"lend", 0, OPT_UINT, &swd_cfg.lend, 16, 0, SW_LEND_SLOTS, "N", NULL,
+	 "idle connections per replica and worker lent to\n"
+	 "the kernel, which routes plain requests of local\n"
+	 "clients over them to local backends (at most 32;\n"
+	 "0: the kernel routes nothing)",
+	 NULL},
 };
 
 #define NR_OPTIONS  (sizeof(options) / sizeof(options[0]))

@@ -48,6 +48,11 @@ struct client {
 	struct sw_conn *kc;	/* its conns entry (kernel fast path), or NULL */
 	struct sw_sock_key key; /* its key in sock_hash, when kc */
 	__u64 accel_seen;	/* kc->accel_bytes already added to a cell */
+	/* Kernel routing (kroute.c): */
+	__u32 kidx;	  /* kc's index in the conns map */
+	__u32 handoff;	  /* what sk_msg decided of the request being parsed (SW_HANDOFF_*) */
+	__u64 kx_seen;	  /* kc->kx_done at the last look: the kernel answered it since */
+	bool kroute_used; /* it was left to the kernel once: its entry is freed late */
 };
 
 struct upstream {
@@ -67,6 +72,12 @@ struct upstream {
 	struct sw_conn *kc; /* its conns entry (kernel fast path), or NULL */
 	__u64 accel_seen;   /* kc->accel_bytes already added to a cell */
 	bool splice_used;   /* a splice was armed on kc at some point */
+	/* Kernel routing (kroute.c): */
+	bool lending; /* connecting, to be lent to the kernel */
+	bool lent;    /* lent: in its lend set, the kernel's, or carrying an exchange taken over */
+	bool lend_wait;	  /* not in its set, carrying nothing yet: events wait for the tick */
+	bool lend_orphan; /* so at the last tick too */
+	__u32 kidx;	  /* kc's index in the conns map */
 };
 
 /*
@@ -125,6 +136,9 @@ struct exchange {
 	__u64 bytes_in, bytes_out;
 	struct shadow *shadows[SW_MAX_SHADOWS];
 	unsigned nr_shadows;
+	/* The kernel routed the request and sockwayd took the exchange over (kroute.c): the
+	 * kernel counted the request, and counts the response if it passes it on whole. */
+	bool kernel;
 };
 
 /*
@@ -173,6 +187,8 @@ struct upstream *pool_get(struct worker *w, __u16 backend, __u8 replica, const s
 /* A new connection to addr (connect in progress), or NULL. */
 struct upstream *upstream_connect(struct worker *w, __u16 backend, __u8 replica,
 				  const struct sw_addr *addr);
+/* Frees a conns entry; later: a tick or two from now, as the kernel may still write it. */
+void conn_entry_release(struct worker *w, struct sw_conn *e, bool later);
 /* Files a connected upstream in the conns map, so that the kernel can find it. */
 void upstream_track(struct upstream *u);
 /* Sends bytes, buffering what the socket does not take now: 0 or -errno. */
@@ -210,6 +226,33 @@ void exchange_tick(struct worker *w);
 
 /* shadow.c: an event of the upstream that carries a shadow. */
 void shadow_upstream_event(struct upstream *u, __u32 events);
+
+/* kroute.c: kernel routing, sockwayd's side */
+/* A client with a conns entry: files it for the kernel. */
+void kroute_client_track(struct client *c);
+/* The client goes: the kernel lets go of it. */
+void kroute_client_untrack(struct client *c);
+/* The client is idle at sockwayd: its next request may be the kernel's (K1). */
+void kroute_client_idle(struct client *c);
+/* Before sockwayd touches the client on an event: K2, or K6 and the exchange taken over.
+ * Returns -1 when the client is gone. */
+int kroute_client_event(struct client *c);
+/* Did the kernel answer the client since the last look (its idle deadline moves on)? */
+bool kroute_client_active(struct client *c);
+/* The handoff of the request being parsed, taken from the client's entry. */
+__u32 kroute_handoff_take(struct client *c);
+/* sockwayd routes a request to backend b itself: lend connections to it if none are. */
+void lend_demand(struct worker *w, __u16 b);
+/* Events of a lent upstream that carries no exchange of sockwayd's. */
+void lend_event(struct upstream *u, __u32 events);
+/* An exchange taken over ended cleanly on a lent upstream: back to its lend set. */
+void lend_return(struct upstream *u);
+/* A lent upstream closes: out of its set and the worker's books. */
+void lend_forget(struct upstream *u);
+/* Lend sets: idle timeouts, stuck exchanges, more connections where the kernel missed. */
+void lend_tick(struct worker *w);
+/* Draining: the kernel routes no more; idle lent connections close. */
+void kroute_drain(struct worker *w);
 
 /* splice.c */
 void splice_arm(struct exchange *x);

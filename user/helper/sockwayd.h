@@ -50,6 +50,7 @@ struct swd_config {
 	unsigned nr_shadow_keep;
 	bool no_accel;	       /* stay out of the kernel fast path */
 	bool no_splice;	       /* never hand a response body to the kernel */
+	unsigned lend;	       /* connections per replica and worker lent to kernel routing */
 	bool retry_on_timeout; /* retry idempotent requests after a response timeout */
 };
 
@@ -83,6 +84,9 @@ struct swd_worker_stats {
 	__u64 kernel_responses;	      /* whole responses the kernel passed on by itself */
 	__u64 kernel_responses_tick;  /* ... of them, ended at the tick (a quiet client) */
 	__u64 underscore_headers;     /* request fields dropped for a '_' in their name */
+	__u64 kroute_adopted;	      /* requests the kernel routed, taken over by sockwayd */
+	__u64 kroute_handoffs;	      /* requests the kernel decided on and left to sockwayd */
+	__u64 lend_opened;	      /* connections opened to be lent to the kernel */
 	__u64 retries[SWD_RETRY_MAX]; /* requests sent to a second replica, by enum swd_retry */
 };
 
@@ -114,6 +118,17 @@ struct worker {
 	/* conns entries of closed upstreams that had a splice armed, freed a tick later
 	 * (proxy.c, upstream_release_entry). */
 	struct deferred_entry *deferred;
+	/* Kernel routing (kroute.c): whether this worker lends; its clients and lent
+	 * upstreams by conns index; per replica, connections lent (or connecting to be),
+	 * the lend set's misses at the last look, and a replica not to lend to until then
+	 * (its backend is not local). */
+	bool kroute;
+	unsigned lend_id; /* its lender id (abi.h), when kroute */
+	struct client **client_at;
+	struct upstream **lent_at;
+	unsigned nr_lent[SW_MAX_BACKENDS][SW_MAX_REPLICAS];
+	__u64 lend_misses[SW_MAX_BACKENDS][SW_MAX_REPLICAS];
+	__u64 lend_off_until[SW_MAX_BACKENDS][SW_MAX_REPLICAS];
 	struct buf norm;	       /* the normal path of the request being decided */
 	struct swd_worker_stats stats; /* written by this worker, read by admin (relaxed) */
 	__u64 stale_generation;	       /* a generation the worker gave up reading */
@@ -140,6 +155,8 @@ void client_accept(struct reactor *r, struct reactor_ev *ev, __u32 events);
 void proxy_tick(struct worker *w);
 /* Closes idle client connections and pooled upstreams (for draining). */
 void proxy_close_idle(struct worker *w);
+/* kroute.c: whether the worker lets the kernel route (at its start). */
+void kroute_worker_init(struct worker *w);
 
 /* shadow.c */
 /* A sample of a request, with its head as the shadow backend gets it; is_head: a HEAD,

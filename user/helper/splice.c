@@ -108,7 +108,9 @@ static enum xres splice_took_response(struct exchange *x, __u64 done, bool whole
 	x->resp_keepalive = true;
 	x->client_keep = exchange_client_keep(x);
 	x->bytes_out += done;
-	exchange_count_status(x, x->status);
+	/* A routed request's whole response is the kernel's to count (kroute.h). */
+	if (!(x->kernel && whole))
+		exchange_count_status(x, x->status);
 	return XR_GOES_ON;
 }
 

@@ -19,7 +19,7 @@ void upstream_update(struct upstream *u)
 
 	if (u->connecting || u->out.len)
 		mask |= EPOLLOUT;
-	if (u->idle || u->s ||
+	if (u->idle || u->s || (u->lent && !u->x && !u->lend_wait) ||
 	    (u->x && u->x->resp != RESP_DONE && u->x->c && u->x->c->out.len < HIGH_WATER))
 		mask |= EPOLLIN;
 	reactor_mod(u->w->r, &u->ev, mask);
@@ -42,16 +42,19 @@ struct deferred_entry {
  */
 static void upstream_release_entry(struct upstream *u)
 {
-	struct worker *w = u->w;
-	struct deferred_entry *d;
-
 	__atomic_store_n(&u->kc->splice, SW_SPLICE_IDLE, __ATOMIC_RELEASE);
-	d = u->splice_used ? malloc(sizeof(*d)) : NULL;
+	conn_entry_release(u->w, u->kc, u->splice_used);
+}
+
+void conn_entry_release(struct worker *w, struct sw_conn *e, bool later)
+{
+	struct deferred_entry *d = later ? malloc(sizeof(*d)) : NULL;
+
 	if (!d) {
-		sw_conn_release(w->maps, u->kc);
+		sw_conn_release(w->maps, e);
 		return;
 	}
-	d->e = u->kc;
+	d->e = e;
 	d->free_at_ms = reactor_now_ms(w->r) + 100;
 	d->next = w->deferred;
 	w->deferred = d;
@@ -81,6 +84,8 @@ void upstream_close(struct upstream *u)
 
 	if (u->x)
 		u->x->u = NULL;
+	if (u->lent || u->lending)
+		lend_forget(u);
 	if (u->kc)
 		upstream_release_entry(u);
 	reactor_del(w->r, &u->ev);
@@ -225,6 +230,10 @@ static void upstream_event(struct reactor *r, struct reactor_ev *ev, __u32 event
 	}
 	if (u->s) {
 		shadow_upstream_event(u, events);
+		return;
+	}
+	if (u->lent || u->lending) {
+		lend_event(u, events);
 		return;
 	}
 	/* An idle connection that speaks is closing (or broken): drop it. */

@@ -113,12 +113,14 @@ void proxy_tick(struct worker *w)
 	/* Each module its own timers; the exchange's may free upstreams and clients, so it
 	 * runs after the pool's walk and before the clients'. */
 	upstream_tick(w);
+	lend_tick(w);
 	exchange_tick(w);
 	client_tick(w);
 }
 
 void proxy_close_idle(struct worker *w)
 {
+	kroute_drain(w);
 	client_close_idle(w);
 	upstream_close_idle(w);
 }

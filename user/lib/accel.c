@@ -278,7 +278,7 @@ int sw_accel_reattach(struct sw_maps *m, struct sw_err *e)
 
 int sw_accel_stats_read(struct sw_maps *m, struct sw_accel_stats *out)
 {
-	int ncpu = libbpf_num_possible_cpus(), i, err;
+	int ncpu = libbpf_num_possible_cpus(), i, j, err;
 	struct sw_accel_stats *per;
 	__u32 zero = 0;
 
@@ -300,7 +300,25 @@ int sw_accel_stats_read(struct sw_maps *m, struct sw_accel_stats *out)
 		out->held_bytes += per[i].held_bytes;
 		out->spliced += per[i].spliced;
 		out->spliced_bytes += per[i].spliced_bytes;
+		out->krouted += per[i].krouted;
+		out->krouted_bytes += per[i].krouted_bytes;
+		out->kanswered += per[i].kanswered;
+		for (j = 0; j < SW_KM_MAX; j++)
+			out->kmiss[j] += per[i].kmiss[j];
 	}
 	free(per);
 	return err;
+}
+
+const char *sw_kmiss_name(unsigned why)
+{
+	static const char *const names[SW_KM_MAX] = {
+		[SW_KM_ORDER] = "order",     [SW_KM_SCRATCH] = "scratch",
+		[SW_KM_HEAD] = "head",	     [SW_KM_ROUTE] = "route",
+		[SW_KM_POLICY] = "policy",   [SW_KM_SHADOW] = "shadow",
+		[SW_KM_NO_CONN] = "no_conn", [SW_KM_UPSTREAM] = "upstream",
+		[SW_KM_FAMILY] = "family",
+	};
+
+	return why < SW_KM_MAX && names[why] ? names[why] : "?";
 }

@@ -33,5 +33,7 @@ int sw_accel_reattach(struct sw_maps *m, struct sw_err *e);
 
 /* Sums the per-CPU accel_stats. */
 int sw_accel_stats_read(struct sw_maps *m, struct sw_accel_stats *out);
+/* The name of a reason the kernel left a request to sockwayd (enum sw_kroute_miss). */
+const char *sw_kmiss_name(unsigned why);
 
 #endif /* SOCKWAY_ACCEL_H */

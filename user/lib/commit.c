@@ -362,6 +362,7 @@ static int plan_copy(struct sw_maps *m, struct sw_plan *plan, const struct sw_pl
 	ep->shard_source = SW_SHARD_HEADER;
 	strcpy(ep->name, pol->name);
 	strcpy(ep->shard_header, pol->shard_header);
+	ep->shard_header_hash = sw_hash64_of(pol->shard_header, strlen(pol->shard_header), 1);
 	ep->route.endpoint_id = pe->id;
 	ep->route.prefix_len = strlen(pol->route);
 	ep->route.methods = pol->methods;

@@ -80,6 +80,17 @@ void sw_conn_key_reverse(struct sw_sock_key *out, const struct sw_sock_key *k)
  * exclusive. (Liveness is by pid: sockwayds sharing pins across pid namespaces would
  * take each other's entries; do not do that.)
  */
+/* What a free entry holds: no splice, no kernel routing on either side. */
+static void entry_reset(struct sw_conn *e)
+{
+	__atomic_store_n(&e->splice, SW_SPLICE_IDLE, __ATOMIC_RELAXED);
+	__atomic_store_n(&e->peer_closed, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&e->kroute, SW_KR_CLOSED, __ATOMIC_RELAXED);
+	__atomic_store_n(&e->handoff, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&e->lent, 0, __ATOMIC_RELAXED);
+	__atomic_store_n(&e->kx_client, 0, __ATOMIC_RELAXED);
+}
+
 static bool reclaim(struct sw_maps *m, __u32 bucket, unsigned i)
 {
 	struct sw_conn *e = &m->conns[bucket * SW_CONN_WAYS + i];
@@ -92,8 +103,7 @@ static bool reclaim(struct sw_maps *m, __u32 bucket, unsigned i)
 	if (!__atomic_compare_exchange_n(&e->owner, &owner, 0, false, __ATOMIC_ACQ_REL,
 					 __ATOMIC_RELAXED))
 		return false;
-	__atomic_store_n(&e->splice, SW_SPLICE_IDLE, __ATOMIC_RELAXED);
-	__atomic_store_n(&e->peer_closed, 0, __ATOMIC_RELAXED);
+	entry_reset(e);
 	return __atomic_compare_exchange_n(&m->conn_tags[bucket].tag[i], &tag, 0, false,
 					   __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
 }
@@ -166,8 +176,7 @@ void sw_conn_release(struct sw_maps *m, struct sw_conn *e)
 {
 	size_t idx = (size_t)(e - m->conns);
 
-	__atomic_store_n(&e->splice, SW_SPLICE_IDLE, __ATOMIC_RELAXED);
-	__atomic_store_n(&e->peer_closed, 0, __ATOMIC_RELAXED);
+	entry_reset(e);
 	__atomic_store_n(&e->owner, 0, __ATOMIC_RELAXED);
 	__atomic_store_n(&m->conn_tags[idx / SW_CONN_WAYS].tag[idx % SW_CONN_WAYS], 0,
 			 __ATOMIC_RELEASE);
@@ -216,4 +225,101 @@ long long sw_conn_splice_settle(struct sw_conn *e, __u32 *seen)
 	}
 	/* IDLE: the kernel declined a PREARMED response (not a head it passes on). */
 	return 0;
+}
+
+__u32 sw_conn_index(const struct sw_maps *m, const struct sw_conn *e)
+{
+	return (__u32)(e - m->conns);
+}
+
+/* ---- lend sets (abi.h, struct sw_lend_set) -------------------------------------------- */
+
+bool sw_lend_put(struct sw_lend_set *set, __u32 idx)
+{
+	unsigned j;
+
+	for (j = 0; j < SW_LEND_SLOTS; j++) {
+		__u32 free_slot = 0;
+
+		if (!__atomic_load_n(&set->slot[j], __ATOMIC_RELAXED) &&
+		    __atomic_compare_exchange_n(&set->slot[j], &free_slot, idx + 1, false,
+						__ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+			return true;
+	}
+	return false;
+}
+
+bool sw_lend_take(struct sw_lend_set *set, __u32 idx)
+{
+	unsigned j;
+
+	for (j = 0; j < SW_LEND_SLOTS; j++) {
+		__u32 v = idx + 1;
+
+		if (__atomic_load_n(&set->slot[j], __ATOMIC_RELAXED) == v &&
+		    __atomic_compare_exchange_n(&set->slot[j], &v, 0, false, __ATOMIC_ACQ_REL,
+						__ATOMIC_RELAXED))
+			return true;
+	}
+	return false;
+}
+
+int sw_lend_claim(struct sw_maps *m)
+{
+	__u32 *owner = m->lend[SW_LEND_OWNERS].slot, me = (__u32)getpid();
+	unsigned i;
+
+	for (i = 0; i < SW_LEND_WORKERS; i++) {
+		__u32 v = __atomic_load_n(&owner[i], __ATOMIC_ACQUIRE);
+
+		/* A gone sockwayd's connections left its sets at the sweep (sw_lend_sweep). */
+		if (v && v != me && (kill((pid_t)v, 0) == 0 || errno != ESRCH))
+			continue;
+		if (v == me)
+			continue;
+		if (__atomic_compare_exchange_n(&owner[i], &v, me, false, __ATOMIC_ACQ_REL,
+						__ATOMIC_RELAXED))
+			return (int)i;
+	}
+	return -1;
+}
+
+void sw_lend_release_mine(struct sw_maps *m)
+{
+	__u32 *owner = m->lend[SW_LEND_OWNERS].slot, me = (__u32)getpid();
+	unsigned i;
+
+	for (i = 0; i < SW_LEND_WORKERS; i++) {
+		__u32 v = me;
+
+		__atomic_compare_exchange_n(&owner[i], &v, 0, false, __ATOMIC_ACQ_REL,
+					    __ATOMIC_RELAXED);
+	}
+}
+
+unsigned sw_lend_sweep(struct sw_maps *m)
+{
+	unsigned s, j, n = 0;
+
+	for (s = 0; s < SW_LEND_SETS; s++) {
+		struct sw_lend_set *set = &m->lend[s];
+
+		for (j = 0; j < SW_LEND_SLOTS; j++) {
+			__u32 v = __atomic_load_n(&set->slot[j], __ATOMIC_ACQUIRE);
+			struct sw_conn *e;
+			__u32 owner;
+
+			if (!v)
+				continue;
+			e = v <= SW_CONNS ? &m->conns[v - 1] : NULL;
+			owner = e ? __atomic_load_n(&e->owner, __ATOMIC_ACQUIRE) : 0;
+			if (e && owner && __atomic_load_n(&e->lent, __ATOMIC_ACQUIRE) &&
+			    __atomic_load_n(&e->lend_set, __ATOMIC_RELAXED) == s &&
+			    (kill((pid_t)owner, 0) == 0 || errno != ESRCH))
+				continue;
+			n += __atomic_compare_exchange_n(&set->slot[j], &v, 0, false,
+							 __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
+		}
+	}
+	return n;
 }

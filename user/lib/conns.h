@@ -49,4 +49,25 @@ void sw_conn_splice_prearm(struct sw_conn *e, const struct sw_sock_key *client);
  */
 long long sw_conn_splice_settle(struct sw_conn *e, __u32 *seen);
 
+/* The entry's index in the conns map (what lend sets and kx_up/kx_client hold, plus 1). */
+__u32 sw_conn_index(const struct sw_maps *m, const struct sw_conn *e);
+
+/*
+ * Lend sets (abi.h, struct sw_lend_set): sw_lend_put files conns index idx in a free slot
+ * (false: the set is full); sw_lend_take takes it out again (false: it is not there, the
+ * kernel has it); both by compare-and-swap, as the kernel does. sw_lend_sweep empties the
+ * slots that name no upstream lent by a live sockwayd (a killed one's): how many.
+ */
+bool sw_lend_put(struct sw_lend_set *set, __u32 idx);
+bool sw_lend_take(struct sw_lend_set *set, __u32 idx);
+unsigned sw_lend_sweep(struct sw_maps *m);
+
+/*
+ * Lender ids (abi.h, SW_LEND_OWNERS): sw_lend_claim gives this process a free one, or one
+ * of a sockwayd gone (-1: none left); sw_lend_release_mine frees every id this process
+ * holds, once its connections are out of the sets.
+ */
+int sw_lend_claim(struct sw_maps *m);
+void sw_lend_release_mine(struct sw_maps *m);
+
 #endif /* SOCKWAY_CONNS_H */

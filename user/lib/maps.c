@@ -23,10 +23,12 @@ _Static_assert(sizeof(struct sw_split) == 8, "sw_split layout");
 _Static_assert(sizeof(struct sw_shadow) == 16, "sw_shadow layout");
 _Static_assert(sizeof(struct sw_counters) == 384, "sw_counters: 6 cache lines");
 _Static_assert(sizeof(struct sw_cell) == 64 + SW_COUNTER_SHARDS * 384, "sw_cell layout");
-_Static_assert(sizeof(struct sw_conn) == 256, "sw_conn: 4 cache lines");
+_Static_assert(sizeof(struct sw_conn) == 320, "sw_conn: 5 cache lines");
 _Static_assert(__builtin_offsetof(struct sw_conn, accel_bytes) == 64,
 	       "sw_conn: lookups read one line");
 _Static_assert(sizeof(struct sw_slot_table) == SW_SLOTS, "sw_slot_table layout");
+_Static_assert(sizeof(struct sw_lend_set) == 144, "sw_lend_set layout");
+_Static_assert(SW_LEND_WORKERS <= SW_LEND_SLOTS, "lender ids fit the owners entry");
 _Static_assert(SW_MAX_SPLIT <= 256, "slot tables store split indexes in a byte");
 
 /* Points map at its pinned twin, refusing a pin whose shape differs from this build's. */
@@ -56,10 +58,12 @@ static int map_reuse_pinned(struct bpf_map *map, struct sw_err *e)
 	    info.max_entries != bpf_map__max_entries(map)) {
 		err = sw_errorf(
 			e, -EINVAL,
-			"pinned map %s does not match this sockway (value size %u, expected "
-			"%u); run \"sockway unload\" and \"sockway load\" (this drops the "
-			"policy)",
-			path, info.value_size, bpf_map__value_size(map));
+			"pinned map %s does not match this sockway (type %u, key size %u, "
+			"value size %u, entries %u; expected %u, %u, %u, %u); run \"sockway "
+			"unload\" and \"sockway load\" (this drops the policy)",
+			path, info.type, info.key_size, info.value_size, info.max_entries,
+			bpf_map__type(map), bpf_map__key_size(map), bpf_map__value_size(map),
+			bpf_map__max_entries(map));
 		goto cleanup;
 	}
 	err = bpf_map__reuse_fd(map, fd);
@@ -113,7 +117,8 @@ int sw_maps_open(struct sw_maps *m, struct sw_err *e)
 	m->conns = map_mmap(m->skel->maps.conns, sizeof(struct sw_conn) * SW_CONNS, e);
 	m->conn_tags = map_mmap(m->skel->maps.conn_tags,
 				sizeof(struct sw_conn_bucket) * SW_CONN_BUCKETS, e);
-	if (!m->ctl || !m->cells || !m->conns || !m->conn_tags) {
+	m->lend = map_mmap(m->skel->maps.lend, sizeof(struct sw_lend_set) * (SW_LEND_SETS + 1), e);
+	if (!m->ctl || !m->cells || !m->conns || !m->conn_tags || !m->lend) {
 		err = -ENOMEM;
 		goto fail;
 	}
@@ -131,6 +136,8 @@ void sw_maps_close(struct sw_maps *m)
 		munmap(m->conns, sizeof(struct sw_conn) * SW_CONNS);
 	if (m->conn_tags)
 		munmap(m->conn_tags, sizeof(struct sw_conn_bucket) * SW_CONN_BUCKETS);
+	if (m->lend)
+		munmap(m->lend, sizeof(struct sw_lend_set) * (SW_LEND_SETS + 1));
 	if (m->ctl)
 		munmap(m->ctl, sizeof(struct sw_ctl));
 	sockway__destroy(m->skel);

@@ -34,6 +34,7 @@ struct sw_maps {
 	struct sw_cell *cells;		  /* mmap of the counters map */
 	struct sw_conn *conns;		  /* mmap of the conns map (sockwayd's connections) */
 	struct sw_conn_bucket *conn_tags; /* mmap of conn_tags, their tags */
+	struct sw_lend_set *lend;	  /* mmap of lend: upstreams lent to kernel routing */
 	int dir_fd;			  /* the pin directory, flock()ed by writers */
 	bool locked;
 };
