@@ -260,9 +260,12 @@ static __always_inline int kshard_field(struct kwalk *k, const struct sw_endpoin
 /* A lent upstream from the set, taken (its slot set to 0): its conns index + 1, or 0. */
 static __always_inline __u32 klend_take(struct sw_lend_set *set, __u32 *slot)
 {
-	__u32 j, v;
+	/* From a random slot on: one connection that is not ready does not turn away every
+	 * request that finds it first. */
+	__u32 k, j, v, start = bpf_get_prandom_u32();
 
-	for (j = 0; j < SW_LEND_SLOTS; j++) {
+	for (k = 0; k < SW_LEND_SLOTS; k++) {
+		j = (start + k) & (SW_LEND_SLOTS - 1);
 		v = set->slot[j];
 		if (!v)
 			continue;
@@ -396,10 +399,9 @@ static __always_inline void kroute_untake(struct kroute_try *t)
 }
 
 /*
- * Takes an idle lent upstream to the replica `replica` of backend be, for worker of the
- * sockwayd owner (two sockwayds on one pin directory, as in a rolling restart, share the
- * sets): one whose socket and backend's socket are here, ready, and still the replica's
- * address.
+ * Takes an idle lent upstream to the replica `replica` of backend be from the set of lender
+ * id worker (abi.h), lent by the sockwayd owner that holds the client: one whose socket and
+ * backend's socket are here, ready, and still the replica's address.
  */
 static __always_inline int kroute_upstream(struct kroute_try *t, const struct sw_backend *be,
 					   __u32 backend, __u32 replica, __u32 worker, __u32 owner,
@@ -409,10 +411,10 @@ static __always_inline int kroute_upstream(struct kroute_try *t, const struct sw
 	struct tcp_sock *up, *bt;
 	struct sw_lend_set *set;
 	struct sw_conn *u;
-	__u32 idx, v, slot = 0;
+	__u32 idx, sidx, v, slot = 0;
 
-	idx = sw_lend_index(backend, replica, worker);
-	set = bpf_map_lookup_elem(&lend, &idx);
+	sidx = sw_lend_index(backend, replica, worker);
+	set = bpf_map_lookup_elem(&lend, &sidx);
 	if (!set)
 		return -SW_KM_NO_CONN;
 	v = klend_take(set, &slot);
@@ -425,13 +427,16 @@ static __always_inline int kroute_upstream(struct kroute_try *t, const struct sw
 	t->slot = slot;
 	idx = v - 1;
 	u = bpf_map_lookup_elem(&conns, &idx);
-	t->u = u;
-	if (!u)
+	/* An entry that is not this set's lent connection any more (freed, taken back, of a
+	 * sockwayd gone) leaves the set here: sockwayd closes a lent connection it finds in
+	 * no set. One that is only not ready goes back (kroute_untake). */
+	if (!u || !u->owner || u->owner != owner || !u->lent || u->lend_set != sidx ||
+	    u->worker != worker)
 		return -SW_KM_UPSTREAM;
+	t->u = u;
 	ra = &be->replicas[replica & (SW_MAX_REPLICAS - 1)];
-	if (!u->owner || u->owner != owner || !u->lent || u->kx_client || u->peer_closed ||
-	    u->worker != worker || u->splice != SW_SPLICE_IDLE || u->self.family != AF_INET ||
-	    ra->family != AF_INET || u->self.remote_port != ra->port ||
+	if (u->kx_client || u->peer_closed || u->splice != SW_SPLICE_IDLE ||
+	    u->self.family != AF_INET || ra->family != AF_INET || u->self.remote_port != ra->port ||
 	    __builtin_memcmp(&u->self.remote_ip[0], ra->addr, 4))
 		return -SW_KM_UPSTREAM;
 	/* Both ends still open (a backend that closed after its last response, without
@@ -524,13 +529,19 @@ static __always_inline int kroute_in_order(struct sk_msg_md *msg, const struct s
 	       queue_known_empty(swd) && tcp_sent_all(swd) && tcp_read_all(self);
 }
 
-/* A request decided on (its shadows drawn) that goes to sockwayd after all (K3): handoff
- * tells sockwayd the draw, so that it does not draw again. */
-static __always_inline int khandoff(struct sw_conn *a, enum sw_kroute_miss why, __u32 shadows)
+/* A request decided on (its shadows drawn) that goes to sockwayd after all (K3, or K9 from
+ * ROUTING): handoff tells sockwayd the draw, so that it does not draw again. */
+static __always_inline int khandoff_from(struct sw_conn *a, enum sw_kroute_miss why, __u32 shadows,
+					 __u32 from)
 {
 	a->handoff = SW_HANDOFF(why, shadows);
-	__sync_val_compare_and_swap(&a->kroute, SW_KR_OPEN, SW_KR_CLOSED); /* K3 */
+	__sync_val_compare_and_swap(&a->kroute, from, SW_KR_CLOSED); /* K3, K9 */
 	return -(int)why;
+}
+
+static __always_inline int khandoff(struct sw_conn *a, enum sw_kroute_miss why, __u32 shadows)
+{
+	return khandoff_from(a, why, shadows, SW_KR_OPEN);
 }
 
 /*
@@ -657,14 +668,14 @@ static __always_inline int kroute_locked(struct sk_msg_md *msg, struct sw_kscrat
 	u->left = 0;
 	u->done_ns = 0;
 	a->kx_up = t.v;
-	if (__sync_val_compare_and_swap(&a->kroute, SW_KR_OPEN, SW_KR_BUSY) != SW_KR_OPEN) {
-		u->kx_client = 0;
+	if (__sync_val_compare_and_swap(&a->kroute, SW_KR_OPEN, SW_KR_ROUTING) != SW_KR_OPEN) {
+		u->kx_client = 0; /* K4 lost: sockwayd took the client */
 		kroute_untake(&t);
 		return -SW_KM_ORDER;
 	}
 	if (__sync_val_compare_and_swap(&u->splice, SW_SPLICE_IDLE, SW_SPLICE_PREARMED) !=
 	    SW_SPLICE_IDLE) /* S16 */
-		goto undo;
+		goto undo_taken;
 
 	/* The head as sockwayd would send it: its Connection line out, X-Forwarded-For and
 	 * X-Forwarded-Proto in before the empty line. */
@@ -682,6 +693,9 @@ static __always_inline int kroute_locked(struct sk_msg_md *msg, struct sw_kscrat
 		bpf_msg_pop_data(msg, off, ins_len, 0);
 		goto undo;
 	}
+	/* Sent: the response cannot come before this run returns, and sockwayd may take the
+	 * exchange over from now on. */
+	__sync_val_compare_and_swap(&a->kroute, SW_KR_ROUTING, SW_KR_BUSY); /* K8 */
 	ctr = kcell(d->pick.cell);
 	if (ctr) {
 		__sync_fetch_and_add(&ctr->shard[0].requests, 1);
@@ -698,10 +712,11 @@ undo:
 	/* The message goes to sockwayd (without a Connection: keep-alive line, which sockwayd
 	 * drops anyway), and the upstream back to its set. */
 	__sync_val_compare_and_swap(&u->splice, SW_SPLICE_PREARMED, SW_SPLICE_IDLE); /* S18 */
+undo_taken:
+	/* Still ROUTING: sockwayd has not touched the client or the upstream meanwhile. */
 	u->kx_client = 0;
 	kroute_untake(&t);
-	__sync_val_compare_and_swap(&a->kroute, SW_KR_BUSY, SW_KR_OPEN);
-	return khandoff(a, SW_KM_UPSTREAM, 0);
+	return khandoff_from(a, SW_KM_UPSTREAM, 0, SW_KR_ROUTING); /* K9 */
 }
 
 /*
@@ -716,28 +731,30 @@ static __always_inline int kroute(struct sk_msg_md *msg, struct sw_conn *a, __u3
 	int ret;
 
 	if (msg->family != AF_INET) {
-		kmiss(SW_KM_FAMILY);
-		return 0;
+		ret = -SW_KM_FAMILY;
+		goto miss;
 	}
 	if (!kroute_in_order(msg, peer)) {
-		kmiss(SW_KM_ORDER);
-		return 0;
+		ret = -SW_KM_ORDER;
+		goto miss;
 	}
 	s = bpf_map_lookup_elem(&kscratch, &zero);
-	if (!s)
-		return 0;
-	if (__sync_val_compare_and_swap(&s->busy, 0, 1)) {
-		kmiss(SW_KM_SCRATCH);
-		return 0;
+	if (!s || __sync_val_compare_and_swap(&s->busy, 0, 1)) {
+		ret = -SW_KM_SCRATCH;
+		goto miss;
 	}
 	ret = kroute_locked(msg, s, a, a_idx, peer, size);
 	/* A plain store: the next run on this CPU starts after this one ended. */
 	s->busy = 0;
-	if (ret) {
-		kmiss((enum sw_kroute_miss)(-ret));
-		return 0;
-	}
-	return 1;
+	if (!ret)
+		return 1;
+miss:
+	/* The send goes to sockwayd's socket: the client is sockwayd's (K3; a request decided
+	 * on has already gone CLOSED with its handoff), so that the kernel takes nothing that
+	 * follows bytes sockwayd is to read, a body after its head say. */
+	__sync_val_compare_and_swap(&a->kroute, SW_KR_OPEN, SW_KR_CLOSED); /* K3 */
+	kmiss((enum sw_kroute_miss)(-ret));
+	return 0;
 }
 
 #endif /* SOCKWAY_BPF_KROUTE_H */

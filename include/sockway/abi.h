@@ -469,27 +469,42 @@ struct sw_conn {
  * client's conns entry says whether the kernel may, and keeps requests and responses of one
  * connection in order; transitions, who makes them and how:
  *   K1 CLOSED -> OPEN   sockwayd store   the client is idle: no exchange, nothing read
- *                                        and unparsed, nothing to write
- *   K2 OPEN -> CLOSED   sockwayd CAS     an event on the client, before sockwayd reads it
- *                                        (or closes it)
- *   K3 OPEN -> CLOSED   sk_msg   CAS     a request it decided on (shadows drawn) but leaves
- *                                        to sockwayd: handoff says what it drew
- *   K4 OPEN -> BUSY     sk_msg   CAS     a request routed (kx_up names the upstream)
+ *                                        and unparsed, nothing to write, nothing unread in
+ *                                        its socket (checked again after the store, K2)
+ *   K2 OPEN -> CLOSED   sockwayd CAS     an event on the client, and before every read of
+ *                                        its socket (or its close)
+ *   K3 OPEN -> CLOSED   sk_msg   CAS     any send it does not route, which goes on to
+ *                                        sockwayd's socket; for a request it decided on
+ *                                        (shadows drawn), handoff says what it drew
+ *   K4 OPEN -> ROUTING  sk_msg   CAS     a request decided on and an upstream taken: the
+ *                                        head is being rewritten and redirected, in this
+ *                                        one program run; sockwayd leaves the client alone
+ *                                        until it ends
+ *   K8 ROUTING -> BUSY  sk_msg   CAS     the request went (kx_up names the upstream)
+ *   K9 ROUTING -> CLOSED
+ *                       sk_msg   CAS     it could not go after all: the send goes to
+ *                                        sockwayd, handoff says why
  *   K5 BUSY -> OPEN     sk_msg   CAS     its response passed on whole: the upstream goes
  *                                        back to its lend set
- *   K6 BUSY -> WANT     sockwayd CAS     an event on the client or the upstream, a timeout:
- *                                        sockwayd takes the exchange over
- *   K7 WANT -> CLOSED   sockwayd store   the exchange taken over has ended
+ *   K6 BUSY -> WANT     sockwayd CAS     an event on the client or the upstream, a timeout,
+ *                                        the client's close, a drain: sockwayd takes the
+ *                                        exchange over
+ *   K7 WANT -> CLOSED   sockwayd store   the exchange taken over has ended, or there was
+ *                                        none to take (the kernel had just given it back)
+ *   K10 any -> CLOSED   sockwayd store   the entry is freed (entry_reset, as S15)
  * sk_msg takes a request only when the client's entry is OPEN and nothing of the client's is
  * anywhere but read by sockwayd (its socket empty, no byte still on TCP either way), so a
  * request the kernel takes never overtakes one sockwayd holds, and one that comes while a
- * routed one is BUSY goes to sockwayd, which takes the routed one over first (K6).
+ * routed one is BUSY goes to sockwayd, which takes the routed one over first (K6). Nothing
+ * but the program run that made ROUTING moves it, so sockwayd never takes over a request
+ * that is still being sent, or undone.
  */
 enum sw_kroute_state {
 	SW_KR_CLOSED = 0,
 	SW_KR_OPEN = 1,
 	SW_KR_BUSY = 2,
 	SW_KR_WANT = 3,
+	SW_KR_ROUTING = 4,
 };
 
 /* handoff: valid, the reason (enum sw_kroute_miss) and the shadows drawn (bit i: shadow i

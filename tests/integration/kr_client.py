@@ -7,6 +7,7 @@
     kr_client.py PORT stream N PATH MODE [WARM_PATH]
     kr_client.py PORT replay WARM_PATH FILE...
     kr_client.py PORT backend NAME
+    kr_client.py PORT bodysplit PATH
 
 PORT is sockwayd's listener on 127.0.0.1. The kernel's counters are read with
 "$SOCKWAY -j accel list" (SOCKWAY and SOCKWAY_PIN_ROOT from the environment).
@@ -29,6 +30,11 @@ stream: N GETs of PATH/<i> on one connection: MODE seq (each after the last resp
 replay: warms as probe does, then each FILE's bytes as one request, in turn on the same
   connection; prints {"warm": tries, "status": [...], "krouted": growth across the files}.
 
+bodysplit: on one connection, a GET of PATH/r1 with a lower-case "host:" (the kernel leaves
+  it to sockwayd), then a POST of PATH/r2 whose body ("len" bytes), sent 300 ms after its
+  head, reads as a whole GET request: the body must reach the backend as R2's body, not be
+  routed by the kernel as a request. Prints {"status": [...], "seen": [...], "body": [...],
+  "krouted": growth across the body's send, "extra": bytes that came after R2's answer}.
 backend: not a client: a keep-alive backend named NAME on 127.0.0.1:PORT, a thread per
   connection, that misbehaves by path: ".../slow" answers after 30 s, ".../reset" closes
   the connection without an answer, ".../chunked" answers in chunks; any other path gets
@@ -250,6 +256,36 @@ def serve(conn, name):
         conn.close()
 
 
+def bodysplit(port, path):
+    c = Conn(port)
+    out = {"status": [], "seen": [], "body": []}
+    c.s.sendall(("GET %s/r1 HTTP/1.1\r\nhost: kr.test\r\n\r\n" % path).encode())
+    status, fields, _ = c.response()
+    out["status"].append(status)
+    out["seen"].append(fields.get("x-seen-path", ""))
+    out["body"].append(fields.get("x-seen-body-bytes", ""))
+    inner = ("GET %s/smuggled HTTP/1.1\r\nHost: kr.test\r\n\r\n" % path).encode()
+    c.s.sendall(("POST %s/r2 HTTP/1.1\r\nHost: kr.test\r\nContent-Length: %d\r\n\r\n" %
+                 (path, len(inner))).encode())
+    time.sleep(0.3)
+    before = stats()["krouted"]
+    c.s.sendall(inner)
+    status, fields, _ = c.response()
+    out["krouted"] = stats()["krouted"] - before
+    out["status"].append(status)
+    out["seen"].append(fields.get("x-seen-path", ""))
+    out["body"].append(fields.get("x-seen-body-bytes", ""))
+    c.s.settimeout(0.5)
+    try:
+        c.fill()
+    except (socket.timeout, EOFError):
+        pass
+    out["extra"] = len(c.buf)
+    out["len"] = len(inner)
+    print(json.dumps(out))
+    return 0
+
+
 def backend(port, name):
     srv = socket.socket()
     srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
@@ -271,6 +307,8 @@ def main():
             return keys(port, int(args[0]), args[1], args[2], args[3])
         if cmd == "stream":
             return stream(port, int(args[0]), args[1], args[2], args[3] if len(args) > 3 else "-")
+        if cmd == "bodysplit":
+            return bodysplit(port, args[0])
         if cmd == "backend":
             return backend(port, args[0])
         if cmd == "replay":

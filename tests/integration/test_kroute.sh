@@ -89,10 +89,12 @@ eq "1: a plain GET on a warm connection: routed by the kernel" "$(jq -c '[.krout
 eq "1: ... and answered by b1" "$(jq -r '.bodies[0]' <<<"$out")" "b1"
 krouted0=$(stat_of krouted)
 answered0=$(stat_of kanswered)
-wakes0=$(curl -s "http://127.0.0.1:$P_ADMIN/metrics" | awk '$1 == "sockwayd_requests_total" { s += $2 } END { print s + 0 }')
+SWD_ADMIN=$P_ADMIN
+adopted0=$(metric sockway_kroute_adopted_total)
 out=$(kr stream 200 /one/s seq /one/warm)
 eq "1: 200 GETs in turn on a warm connection: all good, all routed by the kernel" "$out" "OK 200 krouted 200"
 eq "1: ... and answered as many whole" "$(($(stat_of kanswered) - answered0))" "$(($(stat_of krouted) - krouted0))"
+eq "1: ... with none taken over by sockwayd" "$(($(metric sockway_kroute_adopted_total) - adopted0))" 0
 
 # Shard 0 of the cell (one, b1) is the kernel's: read straight from the pinned map.
 cell_id=$("$SOCKWAY" -j stats | jq -r '.[] | select(.endpoint == "one" and .backend == "b1") | .cell')
@@ -154,6 +156,13 @@ eq "2: a shadow sample: left to sockwayd (shadow), answered by b1" \
 	"$(jq -c '[.krouted, .kmiss.shadow, .status, .bodies]' <<<"$out")" '[0,1,[200],["b1\n"]]'
 wait_until "$WAIT_S" test "$(backend_count "$B2" shadow_requests)" -gt "$b2_shadow0" &&
 	pass "2: ... and mirrored to b2 by sockwayd" || fail "2: the shadow copy never reached b2"
+# A body sent after its head is the request's body, never a request of the kernel's, even
+# right after a response the kernel passed on for sockwayd (which gives the client back to
+# the kernel when it is idle, and must take it again before it reads the head).
+out=$(kr bodysplit /one)
+eq "2: a body that reads as a request, sent after its head: the backend gets it as the body" \
+	"$(jq -c '[.status, .seen, .body == ["0", (.len | tostring)], .krouted, .extra]' <<<"$out")" \
+	'[[200,200],["/one/r1","/one/r2"],true,0,0]'
 printf 'POST /one/body HTTP/1.1\r\nHost: kr.test\r\nContent-Length: 5\r\n\r\nhello' >"$TMP/post"
 out=$(kr probe /one/warm "$TMP/post")
 eq "2: control: a POST with a 5-byte body is the kernel's" "$(jq -c '[.krouted, .status]' <<<"$out")" "[1,[200]]"

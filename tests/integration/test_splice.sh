@@ -235,7 +235,10 @@ for b in wint wintj; do
 	check "backend $b" "$SOCKWAY" backend create $b "127.0.0.1:$(eval echo \$P_${b^^})"
 	check "endpoint /$b" "$SOCKWAY" endpoint create $b --route /$b --backend $b
 done
-start_sockwayd "$P_W" "$P_W_ADMIN" --workers 1
+# Kernel routing off (--lend 0) in sections 10 and 11: for a client the kernel could route,
+# sockwayd writes responses itself (README, Kernel routing); these sections are about the
+# responses it arms for the others.
+start_sockwayd "$P_W" "$P_W_ADMIN" --workers 1 --lend 0
 WSWD=$SWD_PID
 for e in whole wbig wka wtrail wint wintj; do
 	eq "10: a first download from /$e" \
@@ -340,7 +343,7 @@ eq "10: byte-exact" "$(sha_of "$TMP/w4")" "$SHA1"
 # a backend that stays silent (the arming is taken back, the client gets sockwayd's 504),
 # and one that stalls mid-body after the kernel passed the head and half the body on (the
 # client has part of a response: it gets a close, not a 504).
-start_sockwayd "$P_WT" "$P_WT_ADMIN" --workers 1 --response-timeout 800 --replica-down 0
+start_sockwayd "$P_WT" "$P_WT_ADMIN" --workers 1 --response-timeout 800 --replica-down 0 --lend 0
 WTSWD=$SWD_PID
 eq "10: (a first download from /whole on it)" "$(get wt0 "http://127.0.0.1:$P_WT/whole/x")" "200 $MIB1"
 e0=$("$SOCKWAY" -j stats whole | jq -r '[.[0].counters.errors[]] | add')
@@ -745,7 +748,7 @@ le "sock_addr is empty again once the connections closed (entries)" "$(entries s
 # Last, because sockets that close while the switch is off leave their address in sock_addr
 # (sockops is detached, no TCP_CLOSE callback): harmless, as nothing is redirected to a
 # socket that is not in sock_hash, and the LRU evicts them; but it would fail the check above.
-start_sockwayd "$P_W" "$P_W_ADMIN" --workers 1
+start_sockwayd "$P_W" "$P_W_ADMIN" --workers 1 --lend 0
 WSWD=$SWD_PID
 get warm11 "http://127.0.0.1:$P_W/whole/x" >/dev/null
 under_load "11: kill switch flipping 12 times" 1

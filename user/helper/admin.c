@@ -179,6 +179,7 @@ static void metrics_workers(const struct admin *a, struct buf *b)
 	__u64 conns = 0, active = 0, unrouted = 0, drops = 0, reloads = 0, stale = 0;
 	__u64 bad[SWD_NR_BAD] = {};
 	__u64 kresp = 0, ktick = 0, under = 0, retries[SWD_RETRY_MAX] = {};
+	__u64 adopted = 0, handoffs = 0, lent = 0;
 	unsigned i, k;
 
 	for (i = 0; i < a->nr; i++) {
@@ -193,6 +194,9 @@ static void metrics_workers(const struct admin *a, struct buf *b)
 		kresp += load(&s->kernel_responses);
 		ktick += load(&s->kernel_responses_tick);
 		under += load(&s->underscore_headers);
+		adopted += load(&s->kroute_adopted);
+		handoffs += load(&s->kroute_handoffs);
+		lent += load(&s->lend_opened);
 		for (k = 0; k < SWD_RETRY_MAX; k++)
 			retries[k] += load(&s->retries[k]);
 		for (k = 0; k < SWD_NR_BAD; k++)
@@ -254,6 +258,22 @@ static void metrics_workers(const struct admin *a, struct buf *b)
 		(unsigned long long)retries[SWD_RETRY_CONNECT],
 		(unsigned long long)retries[SWD_RETRY_RESET],
 		(unsigned long long)retries[SWD_RETRY_TIMEOUT]);
+	buf_printf(b,
+		   "# HELP sockway_kroute_adopted_total Requests the kernel routed whose exchange "
+		   "sockwayd took over (a timeout, an error, a response it could not pass on "
+		   "whole, the client's next event).\n"
+		   "# TYPE sockway_kroute_adopted_total counter\n"
+		   "sockway_kroute_adopted_total %llu\n"
+		   "# HELP sockway_kroute_handoffs_total Requests the kernel decided on and left "
+		   "to sockwayd (a shadow sample, no lent connection).\n"
+		   "# TYPE sockway_kroute_handoffs_total counter\n"
+		   "sockway_kroute_handoffs_total %llu\n"
+		   "# HELP sockway_lend_opened_total Upstream connections opened to be lent to "
+		   "the kernel.\n"
+		   "# TYPE sockway_lend_opened_total counter\n"
+		   "sockway_lend_opened_total %llu\n",
+		   (unsigned long long)adopted, (unsigned long long)handoffs,
+		   (unsigned long long)lent);
 }
 
 static void admin_conn_close(struct admin_conn *c)

@@ -197,6 +197,19 @@ static int client_read(struct client *c)
 {
 	ssize_t n;
 
+	/* The client is sockwayd's before any byte of it is read (K2, or K6 for a request in
+	 * flight): handling this event may have given it back to the kernel (K1) after the
+	 * event's first look, and the kernel must not take bytes that follow ones sockwayd
+	 * reads now, such as a body. 1: the kernel is sending a request of it this instant;
+	 * the event comes again. */
+	switch (kroute_client_event(c)) {
+	case 0:
+		break;
+	case 1:
+		return 0;
+	default:
+		return -1;
+	}
 	for (;;) {
 		/* Heads and pipelined requests are bounded by the head limit (431 past it). */
 		if ((c->state == C_HEAD || (c->x && c->x->req == REQ_DONE)) &&

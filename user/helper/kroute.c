@@ -15,8 +15,10 @@
  *     the keep-alive timeout, those whose replica changed, and all of them when draining.
  */
 #include <errno.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <bpf/bpf.h>
@@ -48,12 +50,34 @@ static bool kroute_limits_ok(void)
 	       lim->max_headers >= SW_REQHEAD_FIELDS && lim->max_body >= SW_KROUTE_BODY_MAX;
 }
 
-void kroute_worker_init(struct worker *w)
+/*
+ * Takes a lender id (abi.h) for the worker: from then on the kernel may route its clients'
+ * requests. false while every id is held (by the sockwayd this one replaces, during a
+ * rolling restart): lend_tick tries again.
+ */
+static bool kroute_claim(struct worker *w)
 {
 	unsigned b, r;
-	int id;
+	int id = sw_lend_claim(w->maps);
 
+	if (id < 0)
+		return false;
+	w->lend_id = (unsigned)id;
+	/* The sets' miss counts run on from the id's last holder: only new misses ask for
+	 * connections. */
+	for (b = 0; b < SW_MAX_BACKENDS; b++)
+		for (r = 0; r < SW_MAX_REPLICAS; r++)
+			w->lend_misses[b][r] = __atomic_load_n(
+				&w->maps->lend[sw_lend_index(b, r, w->lend_id)].misses,
+				__ATOMIC_RELAXED);
+	w->kroute = true;
+	return true;
+}
+
+void kroute_worker_init(struct worker *w)
+{
 	w->kroute = false;
+	w->kroute_wait = false;
 	if (!swd_cfg.lend || !w->netns)
 		return;
 	if (!kroute_limits_ok()) {
@@ -63,21 +87,6 @@ void kroute_worker_init(struct worker *w)
 				SW_REQHEAD_MAX, SW_REQHEAD_FIELDS, SW_KROUTE_BODY_MAX);
 		return;
 	}
-	id = sw_lend_claim(w->maps);
-	if (id < 0) {
-		pr_warn("worker %u: all %u lender ids of the pin directory are taken: the kernel "
-			"routes nothing for its clients",
-			w->id, SW_LEND_WORKERS);
-		return;
-	}
-	w->lend_id = (unsigned)id;
-	/* The sets' miss counts run on from the id's last holder: only new misses ask for
-	 * connections. */
-	for (b = 0; b < SW_MAX_BACKENDS; b++)
-		for (r = 0; r < SW_MAX_REPLICAS; r++)
-			w->lend_misses[b][r] = __atomic_load_n(
-				&w->maps->lend[sw_lend_index(b, r, w->lend_id)].misses,
-				__ATOMIC_RELAXED);
 	w->client_at = calloc(SW_CONNS, sizeof(*w->client_at));
 	w->lent_at = calloc(SW_CONNS, sizeof(*w->lent_at));
 	if (!w->client_at || !w->lent_at) {
@@ -87,10 +96,31 @@ void kroute_worker_init(struct worker *w)
 		w->lent_at = NULL;
 		return;
 	}
-	w->kroute = true;
+	if (!kroute_claim(w)) {
+		pr_info("worker %u: all %u lender ids of the pin directory are taken (another "
+			"sockwayd's): its clients are served without kernel routing until one is "
+			"free",
+			w->id, SW_LEND_WORKERS);
+		w->kroute_wait = true;
+	}
 }
 
 /* ---- clients ---------------------------------------------------------------------------- */
+
+/*
+ * The client's state once no program run is routing a request of it (ROUTING lasts one
+ * sk_msg run, on another CPU): SW_KR_ROUTING still if that takes longer than a few yields.
+ */
+static __u32 kroute_settled(struct client *c, unsigned yields)
+{
+	__u32 state = __atomic_load_n(&c->kc->kroute, __ATOMIC_ACQUIRE);
+
+	while (state == SW_KR_ROUTING && yields--) {
+		sched_yield();
+		state = __atomic_load_n(&c->kc->kroute, __ATOMIC_ACQUIRE);
+	}
+	return state;
+}
 
 void kroute_client_track(struct client *c)
 {
@@ -112,7 +142,10 @@ void kroute_client_untrack(struct client *c)
 		return;
 	w->client_at[c->kidx] = NULL;
 	/* K2, or K6 for a request in flight: the kernel gives nothing back to a client that
-	 * goes, and lend_tick closes the upstream that carried it. */
+	 * goes, and lend_tick closes the upstream that carried it. A request being sent
+	 * (ROUTING) is waited for: it ends BUSY or CLOSED within its program run. */
+	if (c->kroute_used)
+		kroute_settled(c, 100000);
 	state = SW_KR_OPEN;
 	if (!__atomic_compare_exchange_n(&c->kc->kroute, &state, SW_KR_CLOSED, false,
 					 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE) &&
@@ -127,26 +160,49 @@ void kroute_client_untrack(struct client *c)
  * meanwhile and wait unread in its socket keep the kernel off (kroute_in_order), and
  * sockwayd takes the client back (K2) before it reads them.
  */
-void kroute_client_idle(struct client *c)
+bool kroute_client_could(const struct client *c)
 {
 	struct worker *w = c->w;
 
-	if (!w->kroute || !c->kc || c->key.family != AF_INET || c->state != C_HEAD || c->x ||
-	    c->in.len || c->out.len || c->eof || c->pipelines || w->draining ||
-	    __atomic_load_n(&c->kc->kroute, __ATOMIC_RELAXED) != SW_KR_CLOSED)
+	return w->kroute && c->kc && w->client_at[c->kidx] == c && c->key.family == AF_INET &&
+	       !c->eof && !c->pipelines && !w->draining;
+}
+
+/* Bytes of the client in sockwayd's socket, not read yet (the sk_msg queue included). */
+static int unread(const struct client *c)
+{
+	int n = 0;
+
+	return ioctl(c->ev.fd, FIONREAD, &n) ? 1 : n;
+}
+
+void kroute_client_idle(struct client *c)
+{
+	__u32 open = SW_KR_OPEN;
+
+	if (!kroute_client_could(c) || c->state != C_HEAD || c->x || c->in.len || c->out.len ||
+	    __atomic_load_n(&c->kc->kroute, __ATOMIC_RELAXED) != SW_KR_CLOSED || unread(c))
 		return;
 	c->kx_seen = __atomic_load_n(&c->kc->kx_done, __ATOMIC_RELAXED);
 	c->kroute_used = true;
-	__atomic_store_n(&c->kc->kroute, SW_KR_OPEN, __ATOMIC_RELEASE); /* K1 */
+	__atomic_store_n(&c->kc->kroute, SW_KR_OPEN, __ATOMIC_SEQ_CST); /* K1 */
+	/* Bytes that came just before the store went to sockwayd's socket (the kernel saw
+	 * CLOSED): they are sockwayd's to read, so the client is too (K2). Later ones find it
+	 * OPEN, and the kernel routes them or closes it (K3) before they reach the socket. */
+	if (unread(c))
+		__atomic_compare_exchange_n(&c->kc->kroute, &open, SW_KR_CLOSED, false,
+					    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
 }
 
 bool kroute_client_active(struct client *c)
 {
+	__u32 state;
 	__u64 done;
 
 	if (!c->kc || !c->kroute_used)
 		return false;
-	if (__atomic_load_n(&c->kc->kroute, __ATOMIC_ACQUIRE) == SW_KR_BUSY)
+	state = __atomic_load_n(&c->kc->kroute, __ATOMIC_ACQUIRE);
+	if (state == SW_KR_BUSY || state == SW_KR_ROUTING)
 		return true;
 	done = __atomic_load_n(&c->kc->kx_done, __ATOMIC_RELAXED);
 	if (done == c->kx_seen)
@@ -234,8 +290,10 @@ int kroute_client_event(struct client *c)
 
 	if (!c->kc || !c->kroute_used)
 		return 0;
-	state = __atomic_load_n(&c->kc->kroute, __ATOMIC_ACQUIRE);
+	state = kroute_settled(c, 16);
 	for (;;) {
+		if (state == SW_KR_ROUTING)
+			return 1; /* the event comes again (level-triggered) */
 		if (state == SW_KR_OPEN) {
 			if (__atomic_compare_exchange_n(&c->kc->kroute, &state, SW_KR_CLOSED, false,
 							__ATOMIC_ACQ_REL,
@@ -309,8 +367,10 @@ static void lend_connected(struct upstream *u)
 	int err = 0;
 
 	getsockopt(u->ev.fd, SOL_SOCKET, SO_ERROR, &err, &len);
-	if (err) {
-		w->down_until[u->backend_id][u->replica] = reactor_now_ms(w->r) + swd_cfg.down_ms;
+	if (err || w->draining) {
+		if (err)
+			w->down_until[u->backend_id][u->replica] =
+				reactor_now_ms(w->r) + swd_cfg.down_ms;
 		upstream_close(u);
 		return;
 	}
@@ -522,16 +582,22 @@ static void lend_tick_one(struct worker *w, struct upstream *u, __u64 now_ns)
 
 void lend_tick(struct worker *w)
 {
-	__u64 now_ns = now_us() * 1000;
+	__u64 now_ns = now_us() * 1000, now_ms = reactor_now_ms(w->r);
 	struct upstream *u, *un;
 	__u32 b, r;
 
+	if (w->kroute_wait && !w->draining && kroute_claim(w)) {
+		w->kroute_wait = false;
+		pr_info("worker %u: lender id %u free: kernel routing on", w->id, w->lend_id);
+	}
 	if (!w->kroute)
 		return;
 	for (u = w->upstreams; u; u = un) {
 		un = u->next;
 		if (u->lent && !u->x)
 			lend_tick_one(w, u, now_ns);
+		else if (u->lending && u->deadline_ms <= now_ms)
+			upstream_close(u); /* its connect timed out */
 	}
 	if (w->draining)
 		return;

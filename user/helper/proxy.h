@@ -234,8 +234,11 @@ void kroute_client_track(struct client *c);
 void kroute_client_untrack(struct client *c);
 /* The client is idle at sockwayd: its next request may be the kernel's (K1). */
 void kroute_client_idle(struct client *c);
-/* Before sockwayd touches the client on an event: K2, or K6 and the exchange taken over.
- * Returns -1 when the client is gone. */
+/* Could the kernel route this client's requests (K1 when it is idle)? */
+bool kroute_client_could(const struct client *c);
+/* Before sockwayd touches the client on an event, and before each read of its socket: K2,
+ * or K6 and the exchange taken over. Returns -1 when the client is gone, 1 when the kernel
+ * is sending a request of it this instant (ROUTING: leave it, the event comes again). */
 int kroute_client_event(struct client *c);
 /* Did the kernel answer the client since the last look (its idle deadline moves on)? */
 bool kroute_client_active(struct client *c);

@@ -123,11 +123,14 @@ struct worker {
 	 * the lend set's misses at the last look, and a replica not to lend to until then
 	 * (its backend is not local). */
 	bool kroute;
-	unsigned lend_id; /* its lender id (abi.h), when kroute */
-	struct client **client_at;
-	struct upstream **lent_at;
-	unsigned nr_lent[SW_MAX_BACKENDS][SW_MAX_REPLICAS];
-	__u64 lend_misses[SW_MAX_BACKENDS][SW_MAX_REPLICAS];
+	bool kroute_wait;	   /* kernel routing waits for a lender id (lend_tick) */
+	unsigned lend_id;	   /* its lender id (abi.h), when kroute */
+	struct client **client_at; /* by conns index: the clients the kernel may route for */
+	struct upstream **lent_at; /* by conns index: the upstreams lent to the kernel */
+	unsigned nr_lent[SW_MAX_BACKENDS][SW_MAX_REPLICAS];  /* lent or being connected */
+	__u64 lend_misses[SW_MAX_BACKENDS][SW_MAX_REPLICAS]; /* the sets' misses seen so far */
+	/* No lending to the replica before this (ms): its backend is not local, or closed a
+	 * connection right after a response without saying so. */
 	__u64 lend_off_until[SW_MAX_BACKENDS][SW_MAX_REPLICAS];
 	struct buf norm;	       /* the normal path of the request being decided */
 	struct swd_worker_stats stats; /* written by this worker, read by admin (relaxed) */

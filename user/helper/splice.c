@@ -20,7 +20,10 @@
  * (an HTTP/1.1 client that keeps its connection, no HEAD, no shadows to launch on the
  * head) and would take every head the kernel takes (its limits are no lower); and not
  * while a pipelined request waits: a response the kernel passes on whole wakes nobody,
- * and that request would wait for the tick.
+ * and that request would wait for the tick. Nor for a client the kernel could route:
+ * sockwayd writes its response itself, and so learns at once that the client is idle and
+ * can give it back to the kernel before its next request (a response passed on whole is
+ * seen only at the client's next event, which then is that request).
  */
 static bool splice_whole_ok(const struct exchange *x)
 {
@@ -28,7 +31,8 @@ static bool splice_whole_ok(const struct exchange *x)
 
 	return x->resp == RESP_NONE && !x->splice_whole_tried && !x->is_head && !x->nr_shadows &&
 	       x->version_minor == 1 && !x->c->in.len && !x->c->pipelines &&
-	       exchange_client_keep(x) && lim->max_header_bytes >= SW_RESPHEAD_MAX &&
+	       !kroute_client_could(x->c) && exchange_client_keep(x) &&
+	       lim->max_header_bytes >= SW_RESPHEAD_MAX &&
 	       lim->max_request_line >= SW_RESPHEAD_MAX && lim->max_headers >= SW_RESPHEAD_FIELDS;
 }
 

@@ -72,15 +72,7 @@ void sw_conn_key_reverse(struct sw_sock_key *out, const struct sw_sock_key *k)
 	out->remote_port = k->local_port;
 }
 
-/*
- * Frees way i of bucket if its owner is gone; true if it did. An entry's owner is 0
- * whenever its tag is 0 or just claimed (every free path zeroes the owner before the tag,
- * and a claim writes its pid after taking the tag), so only the dead owner's claim can
- * match here; taking the owner from it first (compare-and-swap) makes the reclaim
- * exclusive. (Liveness is by pid: sockwayds sharing pins across pid namespaces would
- * take each other's entries; do not do that.)
- */
-/* What a free entry holds: no splice, no kernel routing on either side. */
+/* What a free entry holds: no splice, no kernel routing on either side (S15, K10). */
 static void entry_reset(struct sw_conn *e)
 {
 	__atomic_store_n(&e->splice, SW_SPLICE_IDLE, __ATOMIC_RELAXED);
@@ -91,6 +83,14 @@ static void entry_reset(struct sw_conn *e)
 	__atomic_store_n(&e->kx_client, 0, __ATOMIC_RELAXED);
 }
 
+/*
+ * Frees way i of bucket if its owner is gone; true if it did. An entry's owner is 0
+ * whenever its tag is 0 or just claimed (every free path zeroes the owner before the tag,
+ * and a claim writes its pid after taking the tag), so only the dead owner's claim can
+ * match here; taking the owner from it first (compare-and-swap) makes the reclaim
+ * exclusive. (Liveness is by pid: sockwayds sharing pins across pid namespaces would
+ * take each other's entries; do not do that.)
+ */
 static bool reclaim(struct sw_maps *m, __u32 bucket, unsigned i)
 {
 	struct sw_conn *e = &m->conns[bucket * SW_CONN_WAYS + i];
