@@ -133,10 +133,13 @@ void kroute_client_track(struct client *c)
 	w->client_at[c->kidx] = c;
 }
 
+static bool lend_close_dangling(struct upstream *u);
+
 void kroute_client_untrack(struct client *c)
 {
 	struct worker *w = c->w;
-	__u32 state;
+	struct upstream *u;
+	__u32 state, v;
 
 	if (!w->kroute || !c->kc || w->client_at[c->kidx] != c)
 		return;
@@ -147,11 +150,19 @@ void kroute_client_untrack(struct client *c)
 	if (c->kroute_used)
 		kroute_settled(c, 100000);
 	state = SW_KR_OPEN;
-	if (!__atomic_compare_exchange_n(&c->kc->kroute, &state, SW_KR_CLOSED, false,
-					 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE) &&
-	    state == SW_KR_BUSY)
-		__atomic_compare_exchange_n(&c->kc->kroute, &state, SW_KR_WANT, false,
-					    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+	if (__atomic_compare_exchange_n(&c->kc->kroute, &state, SW_KR_CLOSED, false,
+					__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE) ||
+	    state != SW_KR_BUSY ||
+	    !__atomic_compare_exchange_n(&c->kc->kroute, &state, SW_KR_WANT, false,
+					 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+		return;
+	/* The response on its way must not reach a socket that takes the client's key next
+	 * (a reused port): its arming is taken back now, not at the tick. */
+	v = __atomic_load_n(&c->kc->kx_up, __ATOMIC_ACQUIRE);
+	u = v && v <= SW_CONNS ? w->lent_at[v - 1] : NULL;
+	if (u && !u->x && u->kc &&
+	    __atomic_load_n(&u->kc->kx_client, __ATOMIC_ACQUIRE) == c->kidx + 1)
+		lend_close_dangling(u);
 }
 
 /*
