@@ -13,7 +13,10 @@
 #   5. a commit storm: no request is routed by a mix of two policies;
 #   6. pipelining, half-close, clients killed mid-request, backends that close after each
 #      response, and the kill switch flipped every 250 ms, all under load: no failed
-#      request, every response in order and byte-exact.
+#      request, every response in order and byte-exact;
+#   7. a drain leaves no connection lent and no lender id held;
+#   8. sockwayds side by side (a rolling restart), one killed: each routes over its own
+#      lender ids, and the next one started takes the dead one's.
 # The client (kr_client.py) reads the kernel's counters around each request, and warms a
 # connection until one of its requests was routed by the kernel, so each check is about one
 # request on a connection known to be the kernel's: none assumes a rate.
@@ -388,6 +391,42 @@ if [ "$lent" != 0 ]; then
 fi
 owners=$(bpftool -j map dump pinned "$SOCKWAY_PIN_ROOT/lend" | jq -c '.[-1] | (.formatted.value // .value) | [.slot[] | select(. != 0)]')
 eq "7: and their lender ids are free again" "$owners" "[]"
+
+# --- 8. sockwayds side by side (a rolling restart), one killed -------------------------------
+# Each worker of each holds its own lender id, so each one's clients are routed over its own
+# connections; the ids of one killed go to the next that starts.
+P_A=$(port 16)
+P_B=$(port 18)
+P_C=$(port 20)
+owners_of() {
+	bpftool -j map dump pinned "$SOCKWAY_PIN_ROOT/lend" |
+		jq -r --argjson p "$1" '[.[-1] | (.formatted.value // .value) | .slot[] | select(. == $p)] | length'
+}
+start_sockwayd "$P_A" $(port 17) --workers 2
+SWD_A=$SWD_PID
+start_sockwayd "$P_B" $(port 19) --workers 2
+SWD_B=$SWD_PID
+eq "8: two sockwayds of 2 workers: 2 lender ids each" "$(owners_of "$SWD_A") $(owners_of "$SWD_B")" "2 2"
+routes_on() {
+	[ "$( (lib_exec python3 "$KR" "$1" stream 20 /one/8 seq /one/warm))" = "OK 20 krouted 20" ]
+}
+wait_until "$WAIT_S" routes_on "$P_A" && pass "8: the first routes its clients' requests" ||
+	fail "8: the first sockwayd never routed 20 requests of a warm connection"
+wait_until "$WAIT_S" routes_on "$P_B" && pass "8: so does the second, beside it" ||
+	fail "8: the second sockwayd never routed 20 requests of a warm connection"
+stop_pid "$SWD_A" KILL
+start_sockwayd "$P_C" $(port 21) --workers 2
+SWD_C=$SWD_PID
+eq "8: the first killed, a third takes its lender ids" "$(owners_of "$SWD_C")" 2
+wait_until "$WAIT_S" routes_on "$P_C" && pass "8: and routes" ||
+	fail "8: the third sockwayd never routed 20 requests of a warm connection"
+wait_until "$WAIT_S" routes_on "$P_B" && pass "8: the second still routes" ||
+	fail "8: the second sockwayd stopped routing"
+stop_pid "$SWD_B"
+rc_b=$STOP_RC
+stop_pid "$SWD_C"
+eq "8: both exit 0 on SIGTERM" "$rc_b $STOP_RC" "0 0"
+eq "8: and leave no lender id held" "$(owners_of "$SWD_B") $(owners_of "$SWD_C")" "0 0"
 
 if [ "$FAIL" -gt 0 ]; then
 	for log in "$TMP"/sockwayd-*.log; do
