@@ -175,7 +175,7 @@ $(OUTPUT)/tools/%: $(OUTPUT)/tools/%.o $(LIBSOCKWAY)
 FUZZ_LIB_SRCS := user/helper/http.c user/helper/headers.c user/helper/buf.c
 # (One compile of several sources: -MMD would keep the last one's headers only.)
 $(OUTPUT)/tests/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB_SRCS) $(wildcard user/helper/*.h) \
-		$(wildcard include/sockway/*.h) tests/unit/test_reqhead.c | $(DEPS_STAMP)
+		$(wildcard include/sockway/*.h) tests/unit/test_reqhead.c tests/unit/headtest.h | $(DEPS_STAMP)
 	$(call msg,FUZZ,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CLANG) -g -O1 -fsanitize=fuzzer,address,undefined -D_GNU_SOURCE -Iinclude \

@@ -25,57 +25,14 @@
 #include "http.h"
 #include "headers.h"
 
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
-/* clang-format off */
-#define S(lit) {lit, sizeof(lit) - 1}
-/* clang-format on */
-
-struct bytes {
-	const char *s;
-	size_t len;
-};
-
 #define WORK_MAX (2 * SW_REQHEAD_MAX)
+#include "headtest.h"
 /* The client's address as the kernel writes it, and sockwayd. */
 #define PEER	"10.1.2.3"
 #define PEER_BE 0x0302010aU /* 10.1.2.3 in network byte order, on a little-endian host */
 
 /* The bytes after a head: a body, then what looks like a second request. */
 static const char tail[] = "0123456789\r\n\r\nGET / HTTP/1.1\r\nHost: x\r\n\r\n\n\r \x00\xff";
-
-static char *dup_exact(const char *s, size_t len)
-{
-	char *p = malloc(len ? len : 1);
-
-	assert_non_null(p);
-	memcpy(p, s, len);
-	return p;
-}
-
-static const char *escape(const char *s, size_t len)
-{
-	static char out[4 * WORK_MAX + 1];
-	size_t i, n = 0;
-
-	for (i = 0; i < len && n + 5 < sizeof(out); i++) {
-		unsigned char c = s[i];
-
-		if (c == '\r')
-			n += sprintf(out + n, "\\r");
-		else if (c == '\n')
-			n += sprintf(out + n, "\\n");
-		else if (c == '\t')
-			n += sprintf(out + n, "\\t");
-		else if (c == '"' || c == '\\')
-			n += sprintf(out + n, "\\%c", c);
-		else if (c < ' ' || c >= 0x7f)
-			n += sprintf(out + n, "\\x%02x", c);
-		else
-			out[n++] = c;
-	}
-	out[n] = 0;
-	return out;
-}
 
 enum scan_verdict { SCAN_SHORT, SCAN_REFUSED, SCAN_ACCEPTED };
 
@@ -601,16 +558,6 @@ static void test_refused_over_the_limits(void **state)
 
 /* ---- mutated heads ---- */
 
-static __u64 rnd_state = 0x9e3779b97f4a7c15ULL;
-
-static __u32 rnd(__u32 n)
-{
-	rnd_state ^= rnd_state >> 12;
-	rnd_state ^= rnd_state << 25;
-	rnd_state ^= rnd_state >> 27;
-	return (__u32)((rnd_state * 0x2545f4914f6cdd1dULL) >> 32) % n;
-}
-
 static const char mut_bytes[] = "\r\n \t:,;\"@/-._?#%0123456789"
 				"connectionCONNECTIONlengthLENGTHhostHOSTkeep-aliveKEEP"
 				"xX\x7f\x80\xff\x01";
@@ -685,42 +632,6 @@ struct base {
 	char s[WORK_MAX];
 	size_t len;
 };
-
-static size_t rnd_line_start(const char *s, size_t len)
-{
-	size_t i, nr = 0, pick;
-
-	for (i = 1; i < len; i++)
-		nr += s[i - 1] == '\n';
-	if (!nr)
-		return 0;
-	pick = rnd(nr);
-	for (i = 1; i < len; i++)
-		if (s[i - 1] == '\n' && !pick--)
-			break;
-	return i;
-}
-
-static size_t line_end(const char *s, size_t len, size_t at)
-{
-	const char *lf = memchr(s + at, '\n', len - at);
-
-	return lf ? (size_t)(lf - s) + 1 : len;
-}
-
-static void splice(char *s, size_t *len, size_t at, size_t del, const char *ins, size_t ins_len)
-{
-	if (at > *len)
-		at = *len;
-	if (del > *len - at)
-		del = *len - at;
-	if (*len - del + ins_len > WORK_MAX)
-		return;
-	memmove(s + at + ins_len, s + at + del, *len - at - del);
-	if (ins_len)
-		memcpy(s + at, ins, ins_len);
-	*len = *len - del + ins_len;
-}
 
 static void mutate(char *s, size_t *len)
 {
