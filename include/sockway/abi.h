@@ -469,8 +469,8 @@ struct sw_conn {
  * client's conns entry says whether the kernel may, and keeps requests and responses of one
  * connection in order; transitions, who makes them and how:
  *   K1 CLOSED -> OPEN   sockwayd store   the client is idle: no exchange, nothing read
- *                                        and unparsed, nothing to write, nothing unread in
- *                                        its socket (checked again after the store, K2)
+ *                                        and unparsed, nothing to write (bytes unread in
+ *                                        its socket keep the kernel off: kroute_in_order)
  *   K2 OPEN -> CLOSED   sockwayd CAS     an event on the client, and before every read of
  *                                        its socket (or its close)
  *   K3 OPEN -> CLOSED   sk_msg   CAS     any send it does not route, which goes on to

@@ -18,7 +18,6 @@
 #include <sched.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/socket.h>
 
 #include <bpf/bpf.h>
@@ -179,30 +178,18 @@ bool kroute_client_could(const struct client *c)
 	       !c->eof && !c->pipelines && !w->draining;
 }
 
-/* Bytes of the client in sockwayd's socket, not read yet (the sk_msg queue included). */
-static int unread(const struct client *c)
-{
-	int n = 0;
-
-	return ioctl(c->ev.fd, FIONREAD, &n) ? 1 : n;
-}
-
 void kroute_client_idle(struct client *c)
 {
-	__u32 open = SW_KR_OPEN;
-
 	if (!kroute_client_could(c) || c->state != C_HEAD || c->x || c->in.len || c->out.len ||
-	    __atomic_load_n(&c->kc->kroute, __ATOMIC_RELAXED) != SW_KR_CLOSED || unread(c))
+	    __atomic_load_n(&c->kc->kroute, __ATOMIC_RELAXED) != SW_KR_CLOSED)
 		return;
+	/* Bytes of the client still unread in sockwayd's socket need no check here: while
+	 * they are there the kernel routes nothing (kroute_in_order) and gives the client
+	 * back on its next send (K3), and sockwayd takes it back before it reads them (K2,
+	 * client_read). */
 	c->kx_seen = __atomic_load_n(&c->kc->kx_done, __ATOMIC_RELAXED);
 	c->kroute_used = true;
-	__atomic_store_n(&c->kc->kroute, SW_KR_OPEN, __ATOMIC_SEQ_CST); /* K1 */
-	/* Bytes that came just before the store went to sockwayd's socket (the kernel saw
-	 * CLOSED): they are sockwayd's to read, so the client is too (K2). Later ones find it
-	 * OPEN, and the kernel routes them or closes it (K3) before they reach the socket. */
-	if (unread(c))
-		__atomic_compare_exchange_n(&c->kc->kroute, &open, SW_KR_CLOSED, false,
-					    __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE);
+	__atomic_store_n(&c->kc->kroute, SW_KR_OPEN, __ATOMIC_RELEASE); /* K1 */
 }
 
 bool kroute_client_active(struct client *c)
