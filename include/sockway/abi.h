@@ -652,6 +652,69 @@ struct sw_decide_args {
 	char norm[SW_DECIDE_PATH_MAX]; /* the path in normal form (norm.h), as forwarded */
 };
 
+/*
+ * The XDP guard (bpf/guard.bpf.c), on the interfaces that carry client traffic: packets
+ * from a denied prefix are dropped; new TCP connections (SYN without ACK) to a guarded port
+ * beyond a rate per source address are dropped, but from allowed prefixes; everything else
+ * passes untouched. Addresses are kept as IPv6: an IPv4 address a.b.c.d as ::ffff:a.b.c.d,
+ * an IPv4 prefix of length n as 96 + n.
+ */
+#define SW_GUARD_DENY_MAX  16384   /* denied prefixes */
+#define SW_GUARD_ALLOW_MAX 1024	   /* prefixes exempt from the rate limit */
+#define SW_GUARD_SOURCES   65536   /* sources whose rate is tracked (least recently used go) */
+#define SW_GUARD_PORTS	   64	   /* guarded ports: sockwayd adds its listening ports */
+#define SW_GUARD_RATE_MAX  1000000 /* new connections per second and source */
+#define SW_GUARD_BURST_MAX 1000000
+
+/* guard_deny and guard_allow key (LPM trie). */
+struct sw_guard_prefix {
+	__u32 prefixlen; /* bits of addr that count: 0-128 (an IPv4 /n is 96 + n) */
+	__u8 addr[16];
+};
+
+/* guard_deny and guard_allow value: what the prefix matched, counted by the program. */
+struct sw_guard_hits {
+	__u64 packets;
+	__u64 bytes;
+};
+
+/* guard_cfg[0]: written by the agent, read by the program. */
+struct sw_guard_cfg {
+	__u32 off;	   /* 1: the kill switch, every packet passes uncounted */
+	__u32 rate;	   /* new connections per second and source; 0: no limit */
+	__u32 burst;	   /* connections a source may open at once */
+	__u32 nr_deny;	   /* prefixes in guard_deny: 0 skips the lookup */
+	__u64 interval_ns; /* 1e9 / rate: one connection's share of time */
+	__u64 burst_ns;	   /* burst * interval_ns */
+};
+
+/* guard_sources value, keyed by the source (16 bytes, as above): the limit's state, a token
+ * bucket kept as its theoretical arrival time (GCRA): a SYN at now passes when
+ * max(tat, now) + interval_ns - now <= burst_ns, and moves tat there (compare-and-swap). */
+struct sw_guard_source {
+	__u64 tat;
+};
+
+/* What the guard did with a packet: guard_stats (per CPU) is indexed by it. */
+enum sw_guard_verdict {
+	SW_GV_PASSED,	 /* not a packet the guard drops */
+	SW_GV_DENIED,	 /* from a denied prefix */
+	SW_GV_LIMITED,	 /* a SYN beyond its source's rate */
+	SW_GV_MALFORMED, /* a header the guard cannot read safely (see guard.bpf.c) */
+	SW_GV_SYN,	 /* of the passed: SYNs to a guarded port that the limit let through */
+	SW_GV_MAX,
+};
+
+struct sw_guard_count {
+	__u64 packets;
+	__u64 bytes;
+};
+
+/* guard_stats value (per CPU). */
+struct sw_guard_stats {
+	struct sw_guard_count v[SW_GV_MAX];
+};
+
 /* Indexes are masked with these in BPF, so they must be powers of two. */
 _Static_assert((SW_MAX_ENDPOINTS & (SW_MAX_ENDPOINTS - 1)) == 0, "SW_MAX_ENDPOINTS");
 _Static_assert((SW_MAX_SPLIT & (SW_MAX_SPLIT - 1)) == 0, "SW_MAX_SPLIT");

@@ -12,6 +12,7 @@
 
 #include "sockway.skel.h"
 #include "accel.h"
+#include "guard.h"
 #include "main.h"
 
 #define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
@@ -131,6 +132,10 @@ struct status_view {
 	__u32 nr_backends, nr_endpoints, nr_cells, nr_cgroups;
 	bool accel_on;
 	struct sw_accel_stats accel;
+	struct sw_guard_cfg guard;
+	struct sw_guard_stats guard_st;
+	int nr_ifaces;
+	struct sw_guard_iface ifaces[16];
 	__u32 nr_maps, nr_progs;
 	struct pinned maps[32], progs[32];
 };
@@ -148,6 +153,7 @@ static void pinned_plain(const char *title, const struct pinned *p, __u32 nr)
 static void status_plain(const void *data)
 {
 	const struct status_view *v = data;
+	int i;
 
 	if (!v->loaded) {
 		printf("not loaded (%s does not exist); run \"sockway load\"\n", sw_pin_root());
@@ -162,6 +168,17 @@ static void status_plain(const void *data)
 	       v->accel_on ? "on" : "off (kill switch)", v->nr_cgroups,
 	       v->nr_cgroups == 1 ? "" : "s", (unsigned long long)v->accel.redirected,
 	       (unsigned long long)v->accel.redirected_bytes);
+	printf("guard:      %s,", v->guard.off ? "off (kill switch)" : "on");
+	for (i = 0; i < v->nr_ifaces; i++)
+		printf(" %s (%s)%s", v->ifaces[i].name,
+		       v->ifaces[i].ifindex ? sw_guard_mode_name(v->ifaces[i].mode)
+					    : "interface gone",
+		       i + 1 < v->nr_ifaces ? "," : "");
+	printf("%s; %llu packets denied, %llu SYNs limited, %llu malformed dropped\n",
+	       v->nr_ifaces ? "" : " on no interface",
+	       (unsigned long long)v->guard_st.v[SW_GV_DENIED].packets,
+	       (unsigned long long)v->guard_st.v[SW_GV_LIMITED].packets,
+	       (unsigned long long)v->guard_st.v[SW_GV_MALFORMED].packets);
 	pinned_plain("maps:      ", v->maps, v->nr_maps);
 	pinned_plain("programs:  ", v->progs, v->nr_progs);
 }
@@ -181,9 +198,19 @@ static json_t *status_json(const void *data)
 {
 	const struct status_view *v = data;
 
-	if (!v->loaded)
+	json_t *ifaces = json_array(), *out;
+	int i;
+
+	if (!v->loaded) {
+		json_decref(ifaces);
 		return json_pack("{s:b}", "loaded", 0);
-	return json_pack(
+	}
+	for (i = 0; i < v->nr_ifaces; i++)
+		json_array_append_new(ifaces,
+				      json_pack("{s:s, s:b, s:s}", "name", v->ifaces[i].name,
+						"present", v->ifaces[i].ifindex != 0, "mode",
+						sw_guard_mode_name(v->ifaces[i].mode)));
+	out = json_pack(
 		"{s:b, s:s, s:I, s:{s:i, s:i}, s:{s:i, s:i}, s:{s:i, s:i}, "
 		"s:{s:b, s:i, s:I, s:I}, s:o, s:o}",
 		"loaded", 1, "pin_root", sw_pin_root(), "generation", (json_int_t)v->generation,
@@ -193,6 +220,16 @@ static json_t *status_json(const void *data)
 		"redirected", (json_int_t)v->accel.redirected, "redirected_bytes",
 		(json_int_t)v->accel.redirected_bytes, "maps", pinned_json(v->maps, v->nr_maps),
 		"programs", pinned_json(v->progs, v->nr_progs));
+	if (out)
+		json_object_set_new(
+			out, "guard",
+			json_pack("{s:b, s:o, s:I, s:I, s:I}", "on", !v->guard.off, "interfaces",
+				  ifaces, "denied", (json_int_t)v->guard_st.v[SW_GV_DENIED].packets,
+				  "limited", (json_int_t)v->guard_st.v[SW_GV_LIMITED].packets,
+				  "malformed", (json_int_t)v->guard_st.v[SW_GV_MALFORMED].packets));
+	else
+		json_decref(ifaces);
+	return out;
 }
 
 static const struct printer status_printer = {status_plain, status_json};
@@ -249,6 +286,11 @@ static void status_read(struct sw_maps *m, struct status_view *v)
 	v->accel_on = sw_accel_is_on(m);
 	if (sw_accel_stats_read(m, &v->accel))
 		memset(&v->accel, 0, sizeof(v->accel));
+	sw_guard_cfg_read(m, &v->guard);
+	sw_guard_stats_read(m, &v->guard_st);
+	v->nr_ifaces = sw_guard_ifaces(v->ifaces, (int)ARRAY_SIZE(v->ifaces));
+	if (v->nr_ifaces < 0)
+		v->nr_ifaces = 0;
 	pins_read(m, v);
 }
 

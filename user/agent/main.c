@@ -170,6 +170,9 @@ static int do_help(int argc, char **argv)
 		"       sockway export\n"
 		"       sockway explain  PATH [--host HOST] [--method M] [--key KEY ...]\n"
 		"       sockway accel    { add | del | list | on | off | help }\n"
+		"       sockway guard    { attach | detach | deny | allow | limit | stats | on | "
+		"off\n"
+		"                          | help }\n"
 		"\n"
 		"OPTIONS := { -j|--json | -v|--verbose | -h|--help | -V|--version }\n"
 		"Commands and objects may be abbreviated to a unique prefix.\n"
@@ -180,13 +183,11 @@ static int do_help(int argc, char **argv)
 }
 
 static const struct cmd top_cmds[] = {
-	{"backend", do_backend}, {"endpoint", do_endpoint},
-	{"traffic", do_traffic}, {"shadow", do_shadow},
-	{"stats", do_stats},	 {"apply", do_apply},
-	{"export", do_export},	 {"explain", do_explain},
-	{"load", do_load},	 {"unload", do_unload},
-	{"accel", do_accel},	 {"status", do_status},
-	{"help", do_help},	 {NULL, NULL},
+	{"backend", do_backend}, {"endpoint", do_endpoint}, {"traffic", do_traffic},
+	{"shadow", do_shadow},	 {"stats", do_stats},	    {"apply", do_apply},
+	{"export", do_export},	 {"explain", do_explain},   {"load", do_load},
+	{"unload", do_unload},	 {"accel", do_accel},	    {"status", do_status},
+	{"guard", do_guard},	 {"help", do_help},	    {NULL, NULL},
 };
 
 static void version_plain(const void *data)

@@ -94,5 +94,6 @@ int do_apply(int argc, char **argv);
 int do_export(int argc, char **argv);
 int do_explain(int argc, char **argv);
 int do_accel(int argc, char **argv);
+int do_guard(int argc, char **argv);
 
 #endif /* SOCKWAY_AGENT_MAIN_H */

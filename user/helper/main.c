@@ -21,6 +21,7 @@
 
 #include "accel.h"
 #include "conns.h"
+#include "guard.h"
 #include "log.h"
 #include "policy.h"
 #include "options.h"
@@ -253,6 +254,28 @@ static int worker_init(struct worker *w, unsigned id, struct sw_maps *maps)
 	return 0;
 }
 
+/*
+ * The XDP guard limits new connections to the ports sockwayd listens on: each sockwayd adds
+ * its own. A port stays guarded after sockwayd exits (another may listen on it during a
+ * rolling restart), until `sockway unload`.
+ */
+static void guard_ports_add(struct sw_maps *m)
+{
+	struct sw_err e = {};
+	unsigned i;
+	__u16 port;
+
+	for (i = 0; i < swd_cfg.nr_listen; i++) {
+		const struct sockaddr_storage *ss = &swd_cfg.listen[i];
+
+		port = ss->ss_family == AF_INET6
+			       ? ntohs(((const struct sockaddr_in6 *)ss)->sin6_port)
+			       : ntohs(((const struct sockaddr_in *)ss)->sin_port);
+		if (sw_guard_port_add(m, port, &e))
+			pr_warn("%s (the guard will not limit connections to it)", e.msg);
+	}
+}
+
 int main(int argc, char **argv)
 {
 	static struct worker workers[SWD_MAX_WORKERS];
@@ -306,6 +329,7 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
+	guard_ports_add(&maps);
 	admin = admin_start(workers, swd_cfg.workers, &maps);
 	if (!admin) {
 		pr_warn("cannot listen on the admin address: %s", strerror(errno));

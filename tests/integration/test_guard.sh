@@ -1,0 +1,218 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
+#
+# The XDP guard on a real veth pair: clients in a network namespace this test creates
+# reach sockwayd on the host side of the pair, where the guard is attached, in generic
+# and in native mode, over IPv4 and IPv6:
+#   - a denied address or prefix is dropped and counted (per prefix too), another source
+#     keeps working, deleting the prefix restores it; the kill switch lets it through;
+#   - a burst of new connections from one source beyond the limit is cut to the rate:
+#     at most burst + rate x (the measured time) + 1 SYNs of it pass, while its established
+#     connection and a second source keep working; an allowed prefix is not limited;
+#   - bad prefixes and rates are refused whole; detach and unload leave no program on the
+#     interface (ip link, bpftool net).
+cd "$(dirname "$0")/../.." || exit 1
+. tests/integration/lib.sh
+
+ACCEL_MODE=off # the guard is before the stack: sockwayd's own path is enough here
+GUARD_CLIENT=tests/integration/guard_client.py
+NS=sockway-guard-$$
+HOST_IF=swg$$h
+NS_IF=swg$$n
+
+# A /24 of 10.204.0.0/16 that no route here uses; its IPv6 twin is fd53:7767:N::/64.
+NET=
+for n in $(seq $(($$ % 200)) 255) $(seq 0 $(($$ % 200))); do
+	if ! ip -4 route | grep -q "^10\.204\.$n\."; then
+		NET=$n
+		break
+	fi
+done
+[ -n "$NET" ] || { fail "a free /24 in 10.204.0.0/16"; finish; exit 1; }
+H4=10.204.$NET.1 A4=10.204.$NET.2 B4=10.204.$NET.5
+H6=fd53:7767:$NET::1 A6=fd53:7767:$NET::2 B6=fd53:7767:$NET::5
+
+netns_cleanup() {
+	ip link del "$HOST_IF" 2>/dev/null
+	ip netns del "$NS" 2>/dev/null
+}
+trap 'netns_cleanup; lib_cleanup' EXIT
+
+check "setup: network namespace $NS and veth pair $HOST_IF/$NS_IF" bash -c "
+	ip netns add $NS &&
+	ip link add $HOST_IF type veth peer name $NS_IF netns $NS &&
+	ip addr add $H4/24 dev $HOST_IF && ip addr add $H6/64 dev $HOST_IF nodad &&
+	ip link set $HOST_IF up &&
+	ip -n $NS addr add $A4/24 dev $NS_IF && ip -n $NS addr add $B4/24 dev $NS_IF &&
+	ip -n $NS addr add $A6/64 dev $NS_IF nodad && ip -n $NS addr add $B6/64 dev $NS_IF nodad &&
+	ip -n $NS link set $NS_IF up && ip -n $NS link set lo up"
+
+check "sockway load" "$SOCKWAY" load
+B1=$(port 1)
+P=$(port 10)
+A=$(port 11)
+start_backend b1 "$B1"
+check "backend b1" "$SOCKWAY" backend create b1 "127.0.0.1:$B1"
+check "endpoint api" "$SOCKWAY" endpoint create api --route /api --backend b1
+start_sockwayd "$P" "$A" --listen "$H4:$P" --listen "[$H6]:$P"
+wait_until "$WAIT_S" curl -sf --max-time 5 "http://127.0.0.1:$A/healthz" >/dev/null ||
+	fail "sockwayd answers on its admin port"
+
+# http_from SRC HOST [TIMEOUT]: the status of GET /api/x from SRC in the namespace (000: no
+# connection within TIMEOUT seconds).
+http_from() {
+	local host=$2
+	[[ $host == *:* ]] && host="[$host]"
+	ip netns exec "$NS" curl -s -o /dev/null -w '%{http_code}' --interface "$1" \
+		--connect-timeout "${3:-$WAIT_S}" --max-time "$WAIT_S" "http://$host:$P/api/x"
+}
+
+# gstat EXPR: a jq expression over `sockway -j guard stats`.
+gstat() {
+	"$SOCKWAY" -j guard stats | jq -r "$1"
+}
+count_of() {
+	gstat ".counters.$1.packets"
+}
+
+# no_xdp: nothing of XDP left on the host side of the pair.
+no_xdp() {
+	! ip link show dev "$HOST_IF" | grep -q 'xdp' &&
+		! bpftool net show dev "$HOST_IF" | grep -q 'xdp_guard'
+}
+
+eq "reachable before the guard (IPv4)" "$(http_from "$A4" "$H4")" 200
+eq "reachable before the guard (IPv6)" "$(http_from "$A6" "$H6")" 200
+eq "sockwayd added its listening port to the guarded ports" "$(gstat '.ports | join(",")')" "$P"
+
+# --- refusals: nothing changes ---------------------------------------------------------------
+refused_guard() {
+	local desc=$1 pattern=$2 want_rc=${3:-1} before after
+	shift 3
+	before=$("$SOCKWAY" -j guard stats | jq -c '{deny, allow, limit}')
+	sw "$@"
+	after=$("$SOCKWAY" -j guard stats | jq -c '{deny, allow, limit}')
+	if [ "$RC" -ne "$want_rc" ]; then
+		fail "$desc" "exit $RC, want $want_rc: $(cat "$TMP/err")"
+	elif [ "$(wc -l <"$TMP/err")" -ne 1 ] || ! grep -qE -- "$pattern" "$TMP/err"; then
+		fail "$desc" "stderr not one line matching /$pattern/: $(cat "$TMP/err")"
+	elif [ "$before" != "$after" ]; then
+		fail "$desc" "the guard changed: $before -> $after"
+	else
+		pass "$desc"
+	fi
+}
+refused_guard "host bits past the length refused, the prefix meant named" \
+	'did you mean 10\.1\.2\.0/24' 1 guard deny add 10.1.2.3/24
+refused_guard "a length over 32 for IPv4 refused" 'prefix length is 0-32' 1 guard deny add 10.0.0.0/33
+refused_guard "a length over 128 for IPv6 refused" 'prefix length is 0-128' 1 guard allow add fd00::/129
+refused_guard "not an address refused" 'not an IPv4 or IPv6 address' 1 guard deny add 10.0.0.256
+refused_guard "a signed length refused" 'prefix length' 1 guard deny add 10.0.0.0/+8
+refused_guard "an empty length refused" 'prefix length' 1 guard deny add 10.0.0.0/
+refused_guard "deleting a prefix that is not there refused" 'not in the deny list' 1 \
+	guard deny del 10.9.9.0/24
+refused_guard "a rate over the limit refused" 'over the limit' 1 guard limit 1000001
+refused_guard "a rate that is not a number: usage error" 'whole number' 2 guard limit 10/s
+refused_guard "a zero burst: usage error" 'at least 1' 2 guard limit 10 --burst 0
+refused_guard "attach to an interface that does not exist refused" 'no interface' 1 \
+	guard attach swg-none-$$
+refused_guard "detach where nothing is attached refused" 'not attached' 1 guard detach "$HOST_IF"
+
+# --- deny, in each mode ----------------------------------------------------------------------
+deny_checks() {
+	local mode=$1 d0 h
+	d0=$(count_of denied)
+	check "[$mode] deny add $A4 (one address)" "$SOCKWAY" guard deny add "$A4"
+	eq "[$mode] a denied source gets no connection" "$(http_from "$A4" "$H4" 2)" 000
+	eq "[$mode] another source keeps working" "$(http_from "$B4" "$H4")" 200
+	h=$(gstat ".deny[] | select(.prefix == \"$A4/32\") | .packets")
+	ge "[$mode] the prefix counted the dropped packets" "${h:-0}" 1
+	ge "[$mode] the denied counter grew" "$(count_of denied)" $((d0 + 1))
+	check "[$mode] deny del $A4" "$SOCKWAY" guard deny del "$A4/32"
+	eq "[$mode] deleting the prefix restores the source" "$(http_from "$A4" "$H4")" 200
+
+	check "[$mode] deny add 10.204.$NET.0/30 (a prefix holding A)" \
+		"$SOCKWAY" guard deny add "10.204.$NET.0/30"
+	eq "[$mode] the prefix drops A" "$(http_from "$A4" "$H4" 2)" 000
+	eq "[$mode] B, outside it, passes" "$(http_from "$B4" "$H4")" 200
+	check "[$mode] deny del the prefix" "$SOCKWAY" guard deny del "10.204.$NET.0/30"
+
+	check "[$mode] IPv6: deny add fd53:7767:$NET::/126" "$SOCKWAY" guard deny add "fd53:7767:$NET::/126"
+	eq "[$mode] IPv6: the prefix drops A" "$(http_from "$A6" "$H6" 2)" 000
+	eq "[$mode] IPv6: B, outside it, passes" "$(http_from "$B6" "$H6")" 200
+	h=$(gstat ".deny[] | select(.prefix == \"fd53:7767:$NET::/126\") | .packets")
+	ge "[$mode] IPv6: the prefix counted the dropped packets" "${h:-0}" 1
+	check "[$mode] IPv6: deny del" "$SOCKWAY" guard deny del "fd53:7767:$NET::/126"
+	eq "[$mode] IPv6: A passes again" "$(http_from "$A6" "$H6")" 200
+}
+
+check "attach --mode generic" "$SOCKWAY" guard attach "$HOST_IF" --mode generic
+eq "stats: attached in generic mode" "$(gstat ".interfaces[] | select(.name == \"$HOST_IF\") | .mode")" generic
+ip link show dev "$HOST_IF" | grep -q xdpgeneric && pass "ip link shows xdpgeneric" ||
+	fail "ip link shows xdpgeneric" "$(ip link show dev "$HOST_IF")"
+sw guard attach "$HOST_IF" --mode generic
+eq "attach again in the same mode: nothing to do" "$RC $(grep -c 'already attached' "$TMP/out")" "0 1"
+refused_guard "attach again in the other mode refused" 'detach it first' 1 \
+	guard attach "$HOST_IF" --mode native
+deny_checks generic
+
+# --- the kill switch ---------------------------------------------------------------------------
+check "deny add $A4 for the kill switch" "$SOCKWAY" guard deny add "$A4"
+check "guard off" "$SOCKWAY" guard off
+eq "guard off: the denied source passes" "$(http_from "$A4" "$H4")" 200
+check "guard on" "$SOCKWAY" guard on
+eq "guard on: dropped again" "$(http_from "$A4" "$H4" 2)" 000
+check "deny del $A4" "$SOCKWAY" guard deny del "$A4"
+
+# --- the rate limit ----------------------------------------------------------------------------
+RATE=1 BURST=5 FLOOD=40
+check "limit $RATE --burst $BURST" "$SOCKWAY" guard limit $RATE --burst $BURST
+eq "stats: the limit" "$(gstat '"\(.limit.rate) \(.limit.burst)"')" "$RATE $BURST"
+syn0=$(count_of syn_passed)
+lim0=$(count_of limited)
+t0=${EPOCHREALTIME/./}
+out=$(ip netns exec "$NS" python3 "$GUARD_CLIENT" "$H4" "$P" "$A4" "$B4" $FLOOD)
+eq "the flooding source's established connection keeps working" "$(jq -r .after <<<"$out")" 200
+eq "its request before the flood" "$(jq -r .before <<<"$out")" 200
+eq "a second source keeps working during the flood" "$(jq -r .other <<<"$out")" 200
+# Every SYN of it seen: the kept connection, the flood and the second source's.
+seen() {
+	[ $(($(count_of syn_passed) - syn0 + $(count_of limited) - lim0)) -ge $((FLOOD + 2)) ]
+}
+wait_until "$WAIT_S" seen || fail "every SYN of the burst reached the guard"
+t1=${EPOCHREALTIME/./}
+syn=$(($(count_of syn_passed) - syn0))
+lim=$(($(count_of limited) - lim0))
+# A's SYNs that may pass in the time measured (GCRA: burst at once, then one per 1/rate),
+# one more for a second boundary, and B's one.
+bound=$(awk -v b=$BURST -v r=$RATE -v us=$((t1 - t0)) 'BEGIN { printf "%d", b + r * us / 1e6 + 1 + 1 }')
+echo "# $FLOOD+2 SYNs in $(((t1 - t0) / 1000)) ms: $syn passed (bound $bound), $lim limited"
+le "the burst is cut to about the rate: passed SYNs within burst + rate x time + 1" "$syn" "$bound"
+ge "at least the burst passed (and the second source)" "$syn" $((BURST + 1))
+ge "the rest was dropped as limited" "$lim" $((FLOOD + 2 - bound))
+
+check "allow add $A4 (exempt from the limit)" "$SOCKWAY" guard allow add "$A4"
+lim0=$(count_of limited)
+out=$(ip netns exec "$NS" python3 "$GUARD_CLIENT" "$H4" "$P" "$A4" "$B4" $FLOOD --all "$WAIT_S")
+eq "an allowed source opens all its connections at once" "$(jq -r .connected <<<"$out")" $FLOOD
+eq "none of them was limited" "$(($(count_of limited) - lim0))" 0
+h=$(gstat ".allow[] | select(.prefix == \"$A4/32\") | .packets")
+ge "the allowed prefix counted its SYNs" "${h:-0}" $((FLOOD + 1))
+check "allow del $A4" "$SOCKWAY" guard allow del "$A4"
+check "limit 0 (off)" "$SOCKWAY" guard limit 0
+
+# --- detach, native mode, unload ---------------------------------------------------------------
+check "detach" "$SOCKWAY" guard detach "$HOST_IF"
+no_xdp && pass "detach leaves no program on the interface" ||
+	fail "detach leaves no program on the interface" "$(ip link show dev "$HOST_IF"; bpftool net show dev "$HOST_IF")"
+eq "no guard in stats after detach" "$(gstat '.interfaces | length')" 0
+check "attach --mode native (veth has native XDP)" "$SOCKWAY" guard attach "$HOST_IF" --mode native
+eq "stats: attached in native mode" "$(gstat ".interfaces[] | select(.name == \"$HOST_IF\") | .mode")" native
+deny_checks native
+eq "status names the guard's interface" "$("$SOCKWAY" status | grep -c "guard:.*$HOST_IF (native")" 1
+stop_pid "$SWD_PID"
+check "sockway unload" "$SOCKWAY" unload
+no_xdp && pass "unload detaches the guard" ||
+	fail "unload detaches the guard" "$(ip link show dev "$HOST_IF"; bpftool net show dev "$HOST_IF")"
+
+finish

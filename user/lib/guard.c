@@ -1,0 +1,464 @@
+// SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
+/* The XDP guard's state in the pins (guard.h). */
+#include <arpa/inet.h>
+#include <dirent.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <linux/if_link.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
+#include "sockway.skel.h"
+#include "guard.h"
+
+#define LINK_PREFIX "guard_if"
+
+static const __u8 v4_mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+
+static bool is_v4(const struct sw_guard_prefix *p)
+{
+	return p->prefixlen >= 96 && !memcmp(p->addr, v4_mapped, sizeof(v4_mapped));
+}
+
+int sw_guard_prefix_parse(const char *s, struct sw_guard_prefix *p, struct sw_err *e)
+{
+	char addr[INET6_ADDRSTRLEN + 1], *end;
+	const char *slash = strchr(s, '/');
+	struct sw_guard_prefix want;
+	size_t alen = slash ? (size_t)(slash - s) : strlen(s);
+	unsigned long len;
+	bool v4;
+	__u32 i, bits;
+
+	memset(p, 0, sizeof(*p));
+	if (!alen || alen >= sizeof(addr))
+		return sw_errorf(e, -EINVAL, "\"%s\" is not an address or prefix (ADDR[/LEN])", s);
+	memcpy(addr, s, alen);
+	addr[alen] = '\0';
+	v4 = inet_pton(AF_INET, addr, &p->addr[12]) == 1;
+	if (v4)
+		memcpy(p->addr, v4_mapped, sizeof(v4_mapped));
+	else if (inet_pton(AF_INET6, addr, p->addr) != 1)
+		return sw_errorf(e, -EINVAL, "\"%s\" is not an IPv4 or IPv6 address", addr);
+	bits = v4 ? 32 : 128;
+	len = bits;
+	if (slash) {
+		errno = 0;
+		len = strtoul(slash + 1, &end, 10);
+		if (!slash[1] || *end || errno || slash[1] == '-' || slash[1] == '+' || len > bits)
+			return sw_errorf(e, -EINVAL, "\"%s\": the prefix length is 0-%u", s, bits);
+	}
+	p->prefixlen = (__u32)len + (v4 ? 96 : 0);
+	/* Bits past the length: refused, as ip route does, with the prefix meant. */
+	want = *p;
+	for (i = 0; i < 128; i++)
+		if (i >= want.prefixlen)
+			want.addr[i / 8] &= (__u8) ~(0x80 >> (i % 8));
+	if (memcmp(want.addr, p->addr, sizeof(p->addr))) {
+		char fixed[64];
+
+		sw_guard_prefix_format(&want, fixed, sizeof(fixed));
+		return sw_errorf(e, -EINVAL,
+				 "\"%s\" has bits set past its length; did you mean %s?", s, fixed);
+	}
+	return 0;
+}
+
+void sw_guard_prefix_format(const struct sw_guard_prefix *p, char *buf, size_t len)
+{
+	char a[INET6_ADDRSTRLEN];
+
+	if (is_v4(p)) {
+		inet_ntop(AF_INET, &p->addr[12], a, sizeof(a));
+		snprintf(buf, len, "%s/%u", a, p->prefixlen - 96);
+	} else {
+		inet_ntop(AF_INET6, p->addr, a, sizeof(a));
+		snprintf(buf, len, "%s/%u", a, p->prefixlen);
+	}
+}
+
+static int list_fd(struct sw_maps *m, enum sw_guard_list l)
+{
+	return bpf_map__fd(l == SW_GUARD_DENY ? m->skel->maps.guard_deny
+					      : m->skel->maps.guard_allow);
+}
+
+static const char *list_name(enum sw_guard_list l)
+{
+	return l == SW_GUARD_DENY ? "deny" : "allow";
+}
+
+static int cfg_update(struct sw_maps *m, const struct sw_guard_cfg *cfg, struct sw_err *e)
+{
+	__u32 zero = 0;
+
+	if (bpf_map_update_elem(bpf_map__fd(m->skel->maps.guard_cfg), &zero, cfg, BPF_ANY))
+		return sw_errorf(e, -errno, "cannot write guard_cfg: %s", strerror(errno));
+	return 0;
+}
+
+int sw_guard_cfg_read(struct sw_maps *m, struct sw_guard_cfg *cfg)
+{
+	__u32 zero = 0;
+
+	if (bpf_map_lookup_elem(bpf_map__fd(m->skel->maps.guard_cfg), &zero, cfg))
+		return -errno;
+	return 0;
+}
+
+/* Recounts the deny list into guard_cfg.nr_deny (the program skips the lookup at 0). */
+static int deny_recount(struct sw_maps *m, struct sw_err *e)
+{
+	int fd = list_fd(m, SW_GUARD_DENY);
+	struct sw_guard_prefix key, *prev = NULL;
+	struct sw_guard_cfg cfg;
+	__u32 n = 0;
+
+	if (sw_guard_cfg_read(m, &cfg))
+		return sw_errorf(e, -errno, "cannot read guard_cfg: %s", strerror(errno));
+	while (!bpf_map_get_next_key(fd, prev, &key)) {
+		prev = &key;
+		n++;
+	}
+	cfg.nr_deny = n;
+	return cfg_update(m, &cfg, e);
+}
+
+int sw_guard_prefix_add(struct sw_maps *m, enum sw_guard_list l, const struct sw_guard_prefix *p,
+			bool *existed, struct sw_err *e)
+{
+	struct sw_guard_hits hits = {};
+	char name[64];
+
+	*existed = false;
+	if (bpf_map_update_elem(list_fd(m, l), p, &hits, BPF_NOEXIST)) {
+		if (errno == EEXIST) {
+			*existed = true;
+			return 0;
+		}
+		sw_guard_prefix_format(p, name, sizeof(name));
+		if (errno == E2BIG || errno == ENOSPC)
+			return sw_errorf(e, -ENOSPC, "cannot add %s: the %s list holds %u prefixes",
+					 name, list_name(l),
+					 l == SW_GUARD_DENY ? SW_GUARD_DENY_MAX
+							    : SW_GUARD_ALLOW_MAX);
+		return sw_errorf(e, -errno, "cannot add %s to the %s list: %s", name, list_name(l),
+				 strerror(errno));
+	}
+	return l == SW_GUARD_DENY ? deny_recount(m, e) : 0;
+}
+
+int sw_guard_prefix_del(struct sw_maps *m, enum sw_guard_list l, const struct sw_guard_prefix *p,
+			struct sw_err *e)
+{
+	char name[64];
+
+	if (bpf_map_delete_elem(list_fd(m, l), p)) {
+		sw_guard_prefix_format(p, name, sizeof(name));
+		if (errno == ENOENT)
+			return sw_errorf(e, -ENOENT, "%s is not in the %s list", name,
+					 list_name(l));
+		return sw_errorf(e, -errno, "cannot remove %s from the %s list: %s", name,
+				 list_name(l), strerror(errno));
+	}
+	return l == SW_GUARD_DENY ? deny_recount(m, e) : 0;
+}
+
+/* IPv4 first, then by address, then by length. */
+static int entry_cmp(const void *a, const void *b)
+{
+	const struct sw_guard_entry *x = a, *y = b;
+	int c, vx = is_v4(&x->prefix), vy = is_v4(&y->prefix);
+
+	if (vx != vy)
+		return vy - vx;
+	c = memcmp(x->prefix.addr, y->prefix.addr, sizeof(x->prefix.addr));
+	if (c)
+		return c;
+	return (int)x->prefix.prefixlen - (int)y->prefix.prefixlen;
+}
+
+int sw_guard_prefix_list(struct sw_maps *m, enum sw_guard_list l, struct sw_guard_entry *out,
+			 int max)
+{
+	struct sw_guard_prefix key, prev;
+	int fd = list_fd(m, l), n = 0;
+	bool first = true;
+
+	while (n < max && !bpf_map_get_next_key(fd, first ? NULL : &prev, &key)) {
+		first = false;
+		prev = key;
+		out[n].prefix = key;
+		if (!bpf_map_lookup_elem(fd, &key, &out[n].hits))
+			n++;
+	}
+	qsort(out, (size_t)n, sizeof(*out), entry_cmp);
+	return n;
+}
+
+int sw_guard_limit_set(struct sw_maps *m, __u32 rate, __u32 burst, struct sw_err *e)
+{
+	struct sw_guard_cfg cfg;
+
+	if (rate > SW_GUARD_RATE_MAX)
+		return sw_errorf(e, -EINVAL, "a rate of %u is over the limit of %u per second",
+				 rate, SW_GUARD_RATE_MAX);
+	if (burst > SW_GUARD_BURST_MAX)
+		return sw_errorf(e, -EINVAL, "a burst of %u is over the limit of %u", burst,
+				 SW_GUARD_BURST_MAX);
+	if (sw_guard_cfg_read(m, &cfg))
+		return sw_errorf(e, -errno, "cannot read guard_cfg: %s", strerror(errno));
+	cfg.rate = rate;
+	cfg.burst = rate ? (burst ? burst : rate) : 0;
+	cfg.interval_ns = rate ? 1000000000ULL / rate : 0;
+	cfg.burst_ns = cfg.interval_ns * cfg.burst;
+	return cfg_update(m, &cfg, e);
+}
+
+int sw_guard_set(struct sw_maps *m, bool on, struct sw_err *e)
+{
+	struct sw_guard_cfg cfg;
+
+	if (sw_guard_cfg_read(m, &cfg))
+		return sw_errorf(e, -errno, "cannot read guard_cfg: %s", strerror(errno));
+	cfg.off = !on;
+	return cfg_update(m, &cfg, e);
+}
+
+int sw_guard_stats_read(struct sw_maps *m, struct sw_guard_stats *out)
+{
+	int ncpu = libbpf_num_possible_cpus(), i, v;
+	struct sw_guard_stats *per;
+	__u32 zero = 0;
+
+	memset(out, 0, sizeof(*out));
+	if (ncpu <= 0)
+		return ncpu;
+	per = calloc((size_t)ncpu, sizeof(*per));
+	if (!per)
+		return -ENOMEM;
+	if (bpf_map_lookup_elem(bpf_map__fd(m->skel->maps.guard_stats), &zero, per)) {
+		free(per);
+		return -errno;
+	}
+	for (i = 0; i < ncpu; i++)
+		for (v = 0; v < SW_GV_MAX; v++) {
+			out->v[v].packets += per[i].v[v].packets;
+			out->v[v].bytes += per[i].v[v].bytes;
+		}
+	free(per);
+	return 0;
+}
+
+int sw_guard_port_add(struct sw_maps *m, __u16 port, struct sw_err *e)
+{
+	__u8 one = 1;
+
+	if (bpf_map_update_elem(bpf_map__fd(m->skel->maps.guard_ports), &port, &one, BPF_ANY))
+		return sw_errorf(e, -errno, "cannot add port %u to guard_ports: %s", port,
+				 strerror(errno));
+	return 0;
+}
+
+static int port_cmp(const void *a, const void *b)
+{
+	return (int)*(const __u16 *)a - (int)*(const __u16 *)b;
+}
+
+int sw_guard_ports(struct sw_maps *m, __u16 *out, int max)
+{
+	int fd = bpf_map__fd(m->skel->maps.guard_ports), n = 0;
+	__u16 key, *prev = NULL;
+
+	while (n < max && !bpf_map_get_next_key(fd, prev, &key)) {
+		out[n] = key;
+		prev = &out[n++];
+	}
+	qsort(out, (size_t)n, sizeof(*out), port_cmp);
+	return n;
+}
+
+static void link_path(char *buf, size_t len, __u32 ifindex)
+{
+	snprintf(buf, len, "%s/" LINK_PREFIX "%u", sw_pin_root(), ifindex);
+}
+
+/* The ifindex a pinned XDP link is attached to (0: detached, its interface gone), or -1. */
+static int link_ifindex(const char *path, __u32 *prog_id)
+{
+	struct bpf_link_info info = {};
+	__u32 len = sizeof(info);
+	int fd = bpf_obj_get(path), ret = -1;
+
+	if (fd < 0)
+		return -1;
+	if (!bpf_obj_get_info_by_fd(fd, &info, &len) && info.type == BPF_LINK_TYPE_XDP) {
+		ret = (int)info.xdp.ifindex;
+		if (prog_id)
+			*prog_id = info.prog_id;
+	}
+	close(fd);
+	return ret;
+}
+
+static enum sw_guard_mode query_mode(__u32 ifindex)
+{
+	LIBBPF_OPTS(bpf_xdp_query_opts, q);
+
+	if (bpf_xdp_query((int)ifindex, 0, &q))
+		return SW_GUARD_AUTO;
+	switch (q.attach_mode) {
+	case XDP_ATTACHED_DRV:
+	case XDP_ATTACHED_HW:
+		return SW_GUARD_NATIVE;
+	case XDP_ATTACHED_SKB:
+		return SW_GUARD_GENERIC;
+	}
+	return SW_GUARD_AUTO;
+}
+
+static int link_make(int prog, __u32 ifindex, enum sw_guard_mode mode)
+{
+	LIBBPF_OPTS(bpf_link_create_opts, opts);
+
+	opts.flags = mode == SW_GUARD_NATIVE ? XDP_FLAGS_DRV_MODE : XDP_FLAGS_SKB_MODE;
+	return bpf_link_create(prog, (int)ifindex, BPF_XDP, &opts);
+}
+
+int sw_guard_attach(const char *ifname, enum sw_guard_mode *mode, bool *already, struct sw_err *e)
+{
+	char path[PATH_MAX], ppath[PATH_MAX];
+	__u32 ifindex = if_nametoindex(ifname);
+	int prog, link, err = 0, have;
+
+	*already = false;
+	if (!ifindex)
+		return sw_errorf(e, -ENODEV, "no interface \"%s\" here (see ip link)", ifname);
+	link_path(path, sizeof(path), ifindex);
+	have = link_ifindex(path, NULL);
+	if (have == (int)ifindex) {
+		enum sw_guard_mode now = query_mode(ifindex);
+
+		if (*mode != SW_GUARD_AUTO && now != *mode)
+			return sw_errorf(e, -EBUSY,
+					 "the guard is attached to %s in %s mode; detach it first "
+					 "to attach in %s mode",
+					 ifname, sw_guard_mode_name(now),
+					 sw_guard_mode_name(*mode));
+		*mode = now;
+		*already = true;
+		return 0;
+	}
+	/* A pin left by an interface gone (whose index came back): it holds nothing. */
+	unlink(path);
+	snprintf(ppath, sizeof(ppath), "%s/xdp_guard", sw_pin_root());
+	prog = bpf_obj_get(ppath);
+	if (prog < 0)
+		return sw_errorf(e, -errno,
+				 "the xdp_guard program is not pinned (%s); run "
+				 "\"sockway load\"",
+				 ppath);
+	if (*mode == SW_GUARD_AUTO) {
+		link = link_make(prog, ifindex, SW_GUARD_NATIVE);
+		*mode = SW_GUARD_NATIVE;
+		if (link < 0 && errno != EBUSY && errno != EEXIST) {
+			link = link_make(prog, ifindex, SW_GUARD_GENERIC);
+			*mode = SW_GUARD_GENERIC;
+		}
+	} else {
+		link = link_make(prog, ifindex, *mode);
+	}
+	if (link < 0) {
+		err = -errno;
+		if (err == -EBUSY || err == -EEXIST)
+			sw_errorf(e, err,
+				  "%s has another XDP program attached (see bpftool net); "
+				  "detach it first",
+				  ifname);
+		else
+			sw_errorf(e, err, "cannot attach to %s in %s mode: %s%s", ifname,
+				  sw_guard_mode_name(*mode), strerror(-err),
+				  *mode == SW_GUARD_NATIVE ? " (try --mode generic)" : "");
+		goto out;
+	}
+	if (bpf_obj_pin(link, path))
+		err = sw_errorf(e, -errno, "cannot pin %s: %s", path, strerror(errno));
+	close(link);
+out:
+	close(prog);
+	return err;
+}
+
+int sw_guard_detach(const char *ifname, struct sw_err *e)
+{
+	char path[PATH_MAX];
+	__u32 ifindex = if_nametoindex(ifname);
+
+	if (!ifindex)
+		return sw_errorf(e, -ENODEV, "no interface \"%s\" here (see ip link)", ifname);
+	link_path(path, sizeof(path), ifindex);
+	if (link_ifindex(path, NULL) != (int)ifindex)
+		return sw_errorf(e, -ENOENT, "the guard is not attached to %s", ifname);
+	/* The pin holds the last reference: unlinking it detaches the program. */
+	if (unlink(path))
+		return sw_errorf(e, -errno, "cannot unpin %s: %s", path, strerror(errno));
+	return 0;
+}
+
+int sw_guard_ifaces(struct sw_guard_iface *out, int max)
+{
+	char path[PATH_MAX];
+	struct dirent *de;
+	DIR *dir = opendir(sw_pin_root());
+	int n = 0, idx;
+
+	if (!dir)
+		return -errno;
+	while (n < max && (de = readdir(dir))) {
+		if (strncmp(de->d_name, LINK_PREFIX, strlen(LINK_PREFIX)))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", sw_pin_root(), de->d_name);
+		memset(&out[n], 0, sizeof(out[n]));
+		idx = link_ifindex(path, &out[n].prog_id);
+		if (idx < 0)
+			continue;
+		out[n].ifindex = (__u32)idx;
+		if (!idx || !if_indextoname((unsigned)idx, out[n].name)) {
+			out[n].ifindex = 0;
+			snprintf(out[n].name, sizeof(out[n].name), "%.15s", de->d_name);
+		} else {
+			out[n].mode = query_mode((__u32)idx);
+		}
+		n++;
+	}
+	closedir(dir);
+	return n;
+}
+
+const char *sw_guard_mode_name(enum sw_guard_mode mode)
+{
+	switch (mode) {
+	case SW_GUARD_NATIVE:
+		return "native";
+	case SW_GUARD_GENERIC:
+		return "generic";
+	default:
+		return "auto";
+	}
+}
+
+const char *sw_guard_verdict_name(unsigned v)
+{
+	static const char *const names[SW_GV_MAX] = {
+		[SW_GV_PASSED] = "passed",   [SW_GV_DENIED] = "denied",
+		[SW_GV_LIMITED] = "limited", [SW_GV_MALFORMED] = "malformed",
+		[SW_GV_SYN] = "syn_passed",
+	};
+
+	return v < SW_GV_MAX ? names[v] : "?";
+}
