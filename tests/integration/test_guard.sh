@@ -201,6 +201,31 @@ ge "the allowed prefix counted its SYNs" "${h:-0}" $((FLOOD + 1))
 check "allow del $A4" "$SOCKWAY" guard allow del "$A4"
 check "limit 0 (off)" "$SOCKWAY" guard limit 0
 
+# --- the policy file carries the guard ----------------------------------------------------------
+base=$("$SOCKWAY" export)
+with_guard=$(jq -c '.guard = {"deny": ["2001:db8::/32", "192.0.2.0/24"], "allow": ["198.51.100.7"],
+	"limit": {"rate": 100, "burst": 200}}' <<<"$base")
+check "apply a policy with a guard" bash -c "'$SOCKWAY' apply -f - <<<'$with_guard'"
+eq "export gives the guard back, canonical" "$("$SOCKWAY" export | jq -c .guard)" \
+	'{"allow":["198.51.100.7/32"],"deny":["192.0.2.0/24","2001:db8::/32"],"limit":{"burst":200,"rate":100}}'
+eq "export | apply -f - changes nothing" "$("$SOCKWAY" export | "$SOCKWAY" apply -f -)" "no changes"
+eq "the file's limit is live" "$(gstat '"\(.limit.rate) \(.limit.burst)"')" "100 200"
+bad=$(jq -c '.guard.deny += ["192.0.2.0/24"]' <<<"$with_guard")
+refused_guard "a prefix listed twice: the file is refused whole" 'lists 192\.0\.2\.0/24 twice' 1 \
+	apply -f "$(printf '%s' "$bad" >"$TMP/bad.json" && echo "$TMP/bad.json")"
+bad=$(jq -c '.guard.limit.rate = 1.5' <<<"$with_guard")
+refused_guard "a fractional rate: the file is refused whole" 'whole number' 1 \
+	apply -f "$(printf '%s' "$bad" >"$TMP/bad.json" && echo "$TMP/bad.json")"
+bad=$(jq -c '.guard.deny = ["10.0.0.1/8"]' <<<"$with_guard")
+refused_guard "host bits in a file's prefix: refused, with the path" 'guard.deny\[0\].*did you mean 10\.0\.0\.0/8' 1 \
+	apply -f "$(printf '%s' "$bad" >"$TMP/bad.json" && echo "$TMP/bad.json")"
+eq "a file without a guard leaves the guard as it is" "$("$SOCKWAY" apply -f - <<<"$base")" "no changes"
+eq "dry run of an empty guard: what would go" \
+	"$("$SOCKWAY" apply --dry-run -f - <<<"$(jq -c '.guard = {}' <<<"$base")" | head -1)" \
+	"~ guard: deny +0 -2; allow +0 -1; limit 100/s burst 200 -> 0/s burst 0"
+check "\"guard\": {} empties it" bash -c "'$SOCKWAY' apply -f - <<<'$(jq -c '.guard = {}' <<<"$base")'"
+eq "export has no guard when it holds nothing" "$("$SOCKWAY" export | jq -c .guard)" null
+
 # --- detach, native mode, unload ---------------------------------------------------------------
 check "detach" "$SOCKWAY" guard detach "$HOST_IF"
 no_xdp && pass "detach leaves no program on the interface" ||

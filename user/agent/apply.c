@@ -23,6 +23,9 @@ static int apply_help(void)
 		"committed as one generation, or refused with nothing changed. --dry-run prints\n"
 		"the commit's plan without writing it: the changes and, per endpoint, the\n"
 		"fraction of shard keys that would move.\n"
+		"A \"guard\" object in FILE ({\"deny\": [CIDR...], \"allow\": [CIDR...],\n"
+		"\"limit\": {\"rate\": R, \"burst\": B}}) replaces the XDP guard's lists and limit;\n"
+		"without one the guard is left as it is.\n"
 		"export prints the live policy; \"sockway export | sockway apply -f -\" is a "
 		"no-op.\n");
 	return 0;
@@ -62,6 +65,8 @@ static char *read_all(FILE *f, size_t *len)
 /* What apply did, or would do (dry_run): the commit's own plan. */
 struct apply_view {
 	const struct sw_plan *plan;
+	const struct sw_guard_policy *guard; /* the file's */
+	struct sw_guard_delta delta;
 	bool dry_run;
 	__u64 generation;
 };
@@ -158,7 +163,32 @@ static char *endpoint_text(const struct sw_plan_endpoint *pe, char *text, size_t
 
 static void change_plain(enum sw_plan_op op, const char *kind, const char *name, const char *text)
 {
-	printf("%c %s %s%s%s\n", op_signs[op], kind, name, text[0] ? ": " : "", text);
+	printf("%c %s%s%s%s%s\n", op_signs[op], kind, name[0] ? " " : "", name, text[0] ? ": " : "",
+	       text);
+}
+
+/* The guard counts as one change when the file's differs from the live one. */
+static __u32 guard_changes(const struct apply_view *v)
+{
+	const struct sw_guard_delta *d = &v->delta;
+
+	return d->deny_added || d->deny_removed || d->allow_added || d->allow_removed ||
+	       d->limit_changed;
+}
+
+static char *guard_text(const struct apply_view *v, char *text, size_t len)
+{
+	const struct sw_guard_delta *d = &v->delta;
+
+	text[0] = '\0';
+	if (d->deny_added || d->deny_removed)
+		text_add(text, len, "deny +%u -%u", d->deny_added, d->deny_removed);
+	if (d->allow_added || d->allow_removed)
+		text_add(text, len, "allow +%u -%u", d->allow_added, d->allow_removed);
+	if (d->limit_changed)
+		text_add(text, len, "limit %u/s burst %u -> %u/s burst %u", d->old_rate,
+			 d->old_burst, d->rate, d->burst);
+	return text;
 }
 
 static void apply_plain(const void *data)
@@ -166,9 +196,9 @@ static void apply_plain(const void *data)
 	const struct apply_view *v = data;
 	const struct sw_plan *plan = v->plan;
 	char text[4 * SW_MAX_SPLIT * 48];
-	__u32 i;
+	__u32 i, n = plan->nr_changes + guard_changes(v);
 
-	if (!plan->nr_changes) {
+	if (!n) {
 		printf("no changes\n");
 		return;
 	}
@@ -186,8 +216,9 @@ static void apply_plain(const void *data)
 			change_plain(pe->op, "endpoint", (pe->new ? pe->new : pe->old)->name,
 				     endpoint_text(pe, text, sizeof(text)));
 	}
-	printf("%s %u change%s\n", v->dry_run ? "would apply" : "applied", plan->nr_changes,
-	       plan->nr_changes == 1 ? "" : "s");
+	if (guard_changes(v))
+		change_plain(SW_PLAN_CHANGE, "guard", "", guard_text(v, text, sizeof(text)));
+	printf("%s %u change%s\n", v->dry_run ? "would apply" : "applied", n, n == 1 ? "" : "s");
 }
 
 static json_t *change_json(enum sw_plan_op op, const char *kind, const char *name, __u32 id,
@@ -228,6 +259,16 @@ static json_t *apply_json(const void *data)
 		}
 		json_array_append_new(changes, c);
 	}
+	if (guard_changes(v))
+		json_array_append_new(
+			changes, json_pack("{s:s, s:s, s:s, s:{s:i, s:i, s:i, s:i, s:i, s:i}}",
+					   "op", op_names[SW_PLAN_CHANGE], "guard", "guard", "text",
+					   guard_text(v, text, sizeof(text)), "guard_delta",
+					   "deny_added", (int)v->delta.deny_added, "deny_removed",
+					   (int)v->delta.deny_removed, "allow_added",
+					   (int)v->delta.allow_added, "allow_removed",
+					   (int)v->delta.allow_removed, "rate", (int)v->delta.rate,
+					   "burst", (int)v->delta.burst));
 	return json_pack("{s:b, s:I, s:o}", "dry_run", v->dry_run, "generation",
 			 (json_int_t)v->generation, "changes", changes);
 }
@@ -235,7 +276,7 @@ static json_t *apply_json(const void *data)
 static const struct printer apply_printer = {apply_plain, apply_json};
 
 /* Reads and checks the policy file (- for stdin) into p. */
-static int policy_file_read(const char *file, struct sw_policy *p)
+static int policy_file_read(const char *file, struct sw_policy *p, struct sw_guard_policy *g)
 {
 	struct sw_err e = {};
 	size_t len = 0;
@@ -256,6 +297,8 @@ static int policy_file_read(const char *file, struct sw_policy *p)
 	err = policy_from_json(text, len, p, &e);
 	if (!err)
 		err = policy_validate(p, &e);
+	if (!err)
+		err = guard_from_json(text, len, g, &e);
 	if (err)
 		agent_error(err, "%s: %s", file, e.msg);
 	free(text);
@@ -263,9 +306,9 @@ static int policy_file_read(const char *file, struct sw_policy *p)
 }
 
 /* Plans new over the live policy and, unless a dry run, commits the plan; prints it. */
-static int apply_policy(const struct sw_policy *new, bool dry_run)
+static int apply_policy(const struct sw_policy *new, const struct sw_guard_policy *g, bool dry_run)
 {
-	struct apply_view v = {.dry_run = dry_run};
+	struct apply_view v = {.dry_run = dry_run, .guard = g};
 	struct sw_policy *old = NULL;
 	struct sw_plan *plan = NULL;
 	struct sw_err e = {};
@@ -284,8 +327,13 @@ static int apply_policy(const struct sw_policy *new, bool dry_run)
 	err = policy_read(&m, old, &e);
 	if (!err)
 		err = policy_plan(&m, old, new, &plan, &e);
+	/* The guard's plan too before anything is written (it reads the maps only). */
+	if (!err)
+		err = sw_guard_apply(&m, g, true, &v.delta, &e);
 	if (!err && !dry_run && plan->nr_changes)
 		err = policy_plan_write(&m, plan, &e);
+	if (!err && !dry_run)
+		err = sw_guard_apply(&m, g, false, &v.delta, &e);
 	if (err) {
 		agent_fail(&e, err);
 		goto cleanup;
@@ -302,6 +350,7 @@ cleanup:
 
 int do_apply(int argc, char **argv)
 {
+	struct sw_guard_policy *g;
 	struct sw_policy *new;
 	const char *file = NULL;
 	bool dry_run = false;
@@ -320,18 +369,23 @@ int do_apply(int argc, char **argv)
 	if (!file)
 		return usage_error("apply needs -f FILE (or -f - for stdin)");
 	new = policy_alloc();
-	if (!new)
-		return agent_error(-ENOMEM, "out of memory");
-	err = policy_file_read(file, new);
+	g = calloc(1, sizeof(*g));
+	if (!new || !g)
+		err = agent_error(-ENOMEM, "out of memory");
+	else
+		err = policy_file_read(file, new, g);
 	if (!err)
-		err = apply_policy(new, dry_run);
+		err = apply_policy(new, g, dry_run);
 	policy_free(new);
+	free(g);
 	return err;
 }
 
 int do_export(int argc, char **argv)
 {
+	struct sw_guard_policy *g = NULL;
 	struct sw_policy *p = NULL;
+	struct sw_err e = {};
 	struct sw_maps m;
 	char *text;
 	int err;
@@ -343,7 +397,17 @@ int do_export(int argc, char **argv)
 	err = agent_open_policy(&m, &p);
 	if (err)
 		return err;
-	text = policy_to_json(p);
+	g = calloc(1, sizeof(*g));
+	if (!g) {
+		err = agent_error(-ENOMEM, "out of memory");
+		goto cleanup;
+	}
+	err = sw_guard_policy_read(&m, g, &e);
+	if (err) {
+		agent_fail(&e, err);
+		goto cleanup;
+	}
+	text = policy_guard_to_json(p, g);
 	if (!text) {
 		err = agent_error(-ENOMEM, "out of memory");
 		goto cleanup;
@@ -351,6 +415,7 @@ int do_export(int argc, char **argv)
 	fputs(text, stdout);
 	free(text);
 cleanup:
+	free(g);
 	policy_free(p);
 	sw_maps_close(&m);
 	return err;

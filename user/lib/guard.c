@@ -283,6 +283,135 @@ int sw_guard_ports(struct sw_maps *m, __u16 *out, int max)
 	return n;
 }
 
+bool sw_guard_policy_empty(const struct sw_guard_policy *g)
+{
+	return !g->nr_deny && !g->nr_allow && !g->rate;
+}
+
+static int prefix_cmp(const void *a, const void *b)
+{
+	struct sw_guard_entry x = {.prefix = *(const struct sw_guard_prefix *)a};
+	struct sw_guard_entry y = {.prefix = *(const struct sw_guard_prefix *)b};
+
+	return entry_cmp(&x, &y);
+}
+
+static int list_read(struct sw_maps *m, enum sw_guard_list l, struct sw_guard_prefix *out,
+		     __u32 max, __u32 *nr)
+{
+	struct sw_guard_entry *e = calloc(max, sizeof(*e));
+	int n, i;
+
+	if (!e)
+		return -ENOMEM;
+	n = sw_guard_prefix_list(m, l, e, (int)max);
+	for (i = 0; i < n; i++)
+		out[i] = e[i].prefix;
+	*nr = n > 0 ? (__u32)n : 0;
+	free(e);
+	return 0;
+}
+
+int sw_guard_policy_read(struct sw_maps *m, struct sw_guard_policy *g, struct sw_err *e)
+{
+	struct sw_guard_cfg cfg;
+
+	memset(g, 0, sizeof(*g));
+	if (sw_guard_cfg_read(m, &cfg))
+		return sw_errorf(e, -errno, "cannot read guard_cfg: %s", strerror(errno));
+	g->rate = cfg.rate;
+	g->burst = cfg.burst;
+	if (list_read(m, SW_GUARD_DENY, g->deny, SW_GUARD_DENY_MAX, &g->nr_deny) ||
+	    list_read(m, SW_GUARD_ALLOW, g->allow, SW_GUARD_ALLOW_MAX, &g->nr_allow))
+		return sw_errorf(e, -ENOMEM, "out of memory");
+	g->present = !sw_guard_policy_empty(g);
+	return 0;
+}
+
+static int sort_unique(struct sw_guard_prefix *list, __u32 nr, const char *what, struct sw_err *e)
+{
+	char name[64];
+	__u32 i;
+
+	qsort(list, nr, sizeof(*list), prefix_cmp);
+	for (i = 1; i < nr; i++) {
+		if (prefix_cmp(&list[i - 1], &list[i]))
+			continue;
+		sw_guard_prefix_format(&list[i], name, sizeof(name));
+		return sw_errorf(e, -EINVAL, "%s lists %s twice; keep one", what, name);
+	}
+	return 0;
+}
+
+int sw_guard_policy_sort(struct sw_guard_policy *g, struct sw_err *e)
+{
+	int err = sort_unique(g->deny, g->nr_deny, "guard.deny", e);
+
+	return err ? err : sort_unique(g->allow, g->nr_allow, "guard.allow", e);
+}
+
+static bool has_prefix(const struct sw_guard_prefix *list, __u32 nr,
+		       const struct sw_guard_prefix *p)
+{
+	return bsearch(p, list, nr, sizeof(*p), prefix_cmp) != NULL;
+}
+
+/* Makes list l hold want[0..nr) (sorted): removals first, so the map never overflows. */
+static int list_apply(struct sw_maps *m, enum sw_guard_list l, const struct sw_guard_prefix *want,
+		      __u32 nr, const struct sw_guard_prefix *have, __u32 nr_have, bool dry_run,
+		      __u32 *added, __u32 *removed, struct sw_err *e)
+{
+	bool existed;
+	__u32 i;
+	int err;
+
+	*added = *removed = 0;
+	for (i = 0; i < nr_have; i++) {
+		if (has_prefix(want, nr, &have[i]))
+			continue;
+		(*removed)++;
+		if (!dry_run && (err = sw_guard_prefix_del(m, l, &have[i], e)))
+			return err;
+	}
+	for (i = 0; i < nr; i++) {
+		if (has_prefix(have, nr_have, &want[i]))
+			continue;
+		(*added)++;
+		if (!dry_run && (err = sw_guard_prefix_add(m, l, &want[i], &existed, e)))
+			return err;
+	}
+	return 0;
+}
+
+int sw_guard_apply(struct sw_maps *m, const struct sw_guard_policy *g, bool dry_run,
+		   struct sw_guard_delta *d, struct sw_err *e)
+{
+	struct sw_guard_policy *old = calloc(1, sizeof(*old));
+	int err;
+
+	memset(d, 0, sizeof(*d));
+	if (!old)
+		return sw_errorf(e, -ENOMEM, "out of memory");
+	err = sw_guard_policy_read(m, old, e);
+	d->old_rate = old->rate;
+	d->old_burst = old->burst;
+	d->rate = g->present ? g->rate : old->rate;
+	d->burst = g->present ? g->burst : old->burst;
+	if (err || !g->present)
+		goto out;
+	d->limit_changed = d->rate != d->old_rate || d->burst != d->old_burst;
+	err = list_apply(m, SW_GUARD_DENY, g->deny, g->nr_deny, old->deny, old->nr_deny, dry_run,
+			 &d->deny_added, &d->deny_removed, e);
+	if (!err)
+		err = list_apply(m, SW_GUARD_ALLOW, g->allow, g->nr_allow, old->allow,
+				 old->nr_allow, dry_run, &d->allow_added, &d->allow_removed, e);
+	if (!err && !dry_run && d->limit_changed)
+		err = sw_guard_limit_set(m, g->rate, g->burst, e);
+out:
+	free(old);
+	return err;
+}
+
 static void link_path(char *buf, size_t len, __u32 ifindex)
 {
 	snprintf(buf, len, "%s/" LINK_PREFIX "%u", sw_pin_root(), ifindex);

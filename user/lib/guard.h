@@ -53,6 +53,37 @@ int sw_guard_port_add(struct sw_maps *m, __u16 port, struct sw_err *e);
 /* Up to max guarded ports, ascending; returns how many. */
 int sw_guard_ports(struct sw_maps *m, __u16 *out, int max);
 
+/*
+ * The guard as a policy file carries it ("guard": {"deny": [...], "allow": [...],
+ * "limit": {"rate": R, "burst": B}}): the lists and the limit, not the interfaces or the
+ * kill switch, which belong to the host. Large: keep it off the stack.
+ */
+struct sw_guard_policy {
+	bool present; /* the file has "guard": apply replaces the guard's lists and limit */
+	__u32 nr_deny, nr_allow;
+	__u32 rate, burst; /* burst 0 with rate 0 */
+	struct sw_guard_prefix deny[SW_GUARD_DENY_MAX];
+	struct sw_guard_prefix allow[SW_GUARD_ALLOW_MAX];
+};
+
+/* What sw_guard_apply() changed, or would change. */
+struct sw_guard_delta {
+	__u32 deny_added, deny_removed, allow_added, allow_removed;
+	bool limit_changed;
+	__u32 old_rate, old_burst, rate, burst;
+};
+
+/* The live lists (sorted) and limit, present when any is set. */
+int sw_guard_policy_read(struct sw_maps *m, struct sw_guard_policy *g, struct sw_err *e);
+/* Makes the maps hold g (when present): prefixes not in it go, new ones come (those kept
+ * keep their counters), the limit is set. Writes nothing with dry_run. */
+int sw_guard_apply(struct sw_maps *m, const struct sw_guard_policy *g, bool dry_run,
+		   struct sw_guard_delta *d, struct sw_err *e);
+/* Sorts the lists of a parsed guard; -EINVAL naming a prefix listed twice. */
+int sw_guard_policy_sort(struct sw_guard_policy *g, struct sw_err *e);
+/* True when the policy holds no prefix and no limit. */
+bool sw_guard_policy_empty(const struct sw_guard_policy *g);
+
 /* Attaches xdp_guard to ifname. AUTO: native where the driver takes it, else generic.
  * *mode says which; *already that it was attached (nothing changed). */
 int sw_guard_attach(const char *ifname, enum sw_guard_mode *mode, bool *already, struct sw_err *e);

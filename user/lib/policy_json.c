@@ -23,7 +23,9 @@
  */
 #define DUMP_FLAGS (JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REAL_PRECISION(9))
 
-static const char *const top_fields[] = {"version", "backends", "endpoints", NULL};
+static const char *const top_fields[] = {"version", "backends", "endpoints", "guard", NULL};
+static const char *const guard_fields[] = {"deny", "allow", "limit", NULL};
+static const char *const limit_fields[] = {"rate", "burst", NULL};
 static const char *const backend_fields[] = {"replicas", NULL};
 static const char *const endpoint_fields[] = {
 	"route", "host", "methods", "shard_header", "traffic", "shadows", NULL,
@@ -374,6 +376,112 @@ static int parse_policy(json_t *root, struct sw_policy *p, struct sw_err *e)
 	return 0;
 }
 
+/* guard.deny or guard.allow: an array of prefix strings, at most max. */
+static int parse_prefixes(json_t *guard, const char *key, struct sw_guard_prefix *out, __u32 max,
+			  __u32 *nr, struct sw_err *e)
+{
+	char path[JPATH_MAX], item[JPATH_MAX];
+	json_t *arr, *v;
+	size_t i;
+	int err;
+
+	*nr = 0;
+	path_join(path, "guard", key);
+	err = get_field(guard, "guard", key, JSON_ARRAY, NULL, &arr, e);
+	if (err || !arr)
+		return err;
+	if (json_array_size(arr) > max)
+		return sw_errorf(e, -ENOSPC, "%s: too many prefixes (%zu, limit %u)", path,
+				 json_array_size(arr), max);
+	json_array_foreach(arr, i, v)
+	{
+		path_index(item, path, i);
+		err = want_type(v, JSON_STRING, item, e);
+		if (!err)
+			err = sw_guard_prefix_parse(json_string_value(v), &out[i], e);
+		if (err)
+			return at_path(e, err, item);
+		(*nr)++;
+	}
+	return 0;
+}
+
+/* A whole number in [min, max] at path. */
+static int parse_count(json_t *v, const char *path, __u32 min, __u32 max, __u32 *out,
+		       struct sw_err *e)
+{
+	json_int_t n;
+
+	if (!json_is_integer(v))
+		return sw_errorf(e, -EINVAL, "\"%s\" must be a whole number, not %s", path,
+				 json_is_number(v) ? "a fraction" : type_name(json_typeof(v)));
+	n = json_integer_value(v);
+	if (n < min || n > max)
+		return sw_errorf(e, -EINVAL, "\"%s\" is %u to %u, not %" JSON_INTEGER_FORMAT, path,
+				 min, max, n);
+	*out = (__u32)n;
+	return 0;
+}
+
+/* "guard": {"deny": [...], "allow": [...], "limit": {"rate": R, "burst": B}}, all optional. */
+static int parse_guard(json_t *root, struct sw_guard_policy *g, struct sw_err *e)
+{
+	json_t *guard, *limit, *v;
+	int err;
+
+	memset(g, 0, sizeof(*g));
+	err = get_field(root, "", "guard", JSON_OBJECT, NULL, &guard, e);
+	if (err || !guard)
+		return err;
+	g->present = true;
+	err = check_fields(guard, "guard", guard_fields, e);
+	if (!err)
+		err = parse_prefixes(guard, "deny", g->deny, SW_GUARD_DENY_MAX, &g->nr_deny, e);
+	if (!err)
+		err = parse_prefixes(guard, "allow", g->allow, SW_GUARD_ALLOW_MAX, &g->nr_allow, e);
+	if (!err)
+		err = get_field(guard, "guard", "limit", JSON_OBJECT, NULL, &limit, e);
+	if (err)
+		return err;
+	if (limit) {
+		err = check_fields(limit, "guard.limit", limit_fields, e);
+		v = json_object_get(limit, "rate");
+		if (!err && !v)
+			err = sw_errorf(e, -EINVAL,
+					"missing field \"guard.limit.rate\"; add it, "
+					"like \"rate\": 100 (0: no limit)");
+		if (!err)
+			err = parse_count(v, "guard.limit.rate", 0, SW_GUARD_RATE_MAX, &g->rate, e);
+		v = json_object_get(limit, "burst");
+		if (!err && v)
+			err = parse_count(v, "guard.limit.burst", 1, SW_GUARD_BURST_MAX, &g->burst,
+					  e);
+		if (err)
+			return err;
+		if (!g->rate)
+			g->burst = 0;
+		else if (!g->burst)
+			g->burst = g->rate;
+	}
+	return sw_guard_policy_sort(g, e);
+}
+
+int guard_from_json(const char *text, size_t len, struct sw_guard_policy *g, struct sw_err *e)
+{
+	json_error_t jerr;
+	json_t *root;
+	int err;
+
+	memset(g, 0, sizeof(*g));
+	root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+	if (!root)
+		return sw_errorf(e, -EINVAL, "policy is not valid JSON: line %d, column %d: %s",
+				 jerr.line, jerr.column, jerr.text);
+	err = json_is_object(root) ? parse_guard(root, g, e) : 0;
+	json_decref(root);
+	return err;
+}
+
 int policy_from_json(const char *text, size_t len, struct sw_policy *p, struct sw_err *e)
 {
 	json_error_t jerr;
@@ -484,7 +592,37 @@ fail:
 	return NULL;
 }
 
+static json_t *prefixes_to_json(const struct sw_guard_prefix *list, __u32 nr)
+{
+	json_t *arr = json_array();
+	char name[64];
+	__u32 i;
+
+	for (i = 0; arr && i < nr; i++) {
+		sw_guard_prefix_format(&list[i], name, sizeof(name));
+		json_array_append_new(arr, json_string(name));
+	}
+	return arr;
+}
+
+static json_t *guard_to_json(const struct sw_guard_policy *g)
+{
+	json_t *out = json_pack("{s:o, s:o}", "deny", prefixes_to_json(g->deny, g->nr_deny),
+				"allow", prefixes_to_json(g->allow, g->nr_allow));
+
+	if (out && g->rate)
+		json_object_set_new(
+			out, "limit",
+			json_pack("{s:i, s:i}", "rate", (int)g->rate, "burst", (int)g->burst));
+	return out;
+}
+
 char *policy_to_json(const struct sw_policy *p)
+{
+	return policy_guard_to_json(p, NULL);
+}
+
+char *policy_guard_to_json(const struct sw_policy *p, const struct sw_guard_policy *g)
 {
 	json_t *root, *backends, *endpoints;
 	char *text = NULL, *out = NULL;
@@ -501,6 +639,8 @@ char *policy_to_json(const struct sw_policy *p)
 	endpoints = json_object();
 	if (json_object_set_new(root, "endpoints", endpoints) ||
 	    json_object_set_new(root, "version", json_integer(POLICY_VERSION)))
+		goto cleanup;
+	if (g && !sw_guard_policy_empty(g) && json_object_set_new(root, "guard", guard_to_json(g)))
 		goto cleanup;
 	for (i = 0; i < p->nr_backends && i < SW_MAX_BACKENDS; i++) {
 		const struct sw_policy_backend *b = &p->backends[i];

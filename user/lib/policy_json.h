@@ -6,6 +6,7 @@
 #ifndef SOCKWAY_POLICY_JSON_H
 #define SOCKWAY_POLICY_JSON_H
 
+#include "guard.h"
 #include "policy.h"
 
 /*
@@ -17,5 +18,11 @@ int policy_from_json(const char *text, size_t len, struct sw_policy *p, struct s
 
 /* The canonical document, newline-terminated; malloc'd, NULL with errno set on failure. */
 char *policy_to_json(const struct sw_policy *p);
+
+/* The document's "guard" into g (g->present false when it has none): the prefixes parsed
+ * and sorted, a prefix listed twice refused. The document is policy_from_json()'s. */
+int guard_from_json(const char *text, size_t len, struct sw_guard_policy *g, struct sw_err *e);
+/* policy_to_json() with the guard g as "guard", unless g is NULL or holds nothing. */
+char *policy_guard_to_json(const struct sw_policy *p, const struct sw_guard_policy *g);
 
 #endif /* SOCKWAY_POLICY_JSON_H */
