@@ -70,6 +70,9 @@ FUZZ_SRCS := $(wildcard tests/fuzz/fuzz_*.c)
 FUZZ_BINS := $(patsubst tests/fuzz/%.c,$(OUTPUT)/tests/fuzz/%,$(FUZZ_SRCS))
 TOOL_SRCS := $(wildcard tools/*.c tools/bench/*.c)
 TOOL_BINS := $(patsubst tools/%.c,$(OUTPUT)/tools/%,$(TOOL_SRCS))
+# BPF programs of the benchmarks (the flood generator's), apart from sockway's object.
+TOOL_BPF_SRCS := $(wildcard tools/bench/bpf/*.bpf.c)
+TOOL_BPF_OBJS := $(patsubst tools/bench/bpf/%.bpf.c,$(OUTPUT)/tools/bench/%.bpf.o,$(TOOL_BPF_SRCS))
 # swbackend and swclient: each a main in tools/ and its parts in tools/backend/ or
 # tools/client/; tools/lib/ holds what both share. These three directories hold no tool.
 TOOL_LIB_OBJS := $(patsubst %.c,$(OUTPUT)/%.o,$(wildcard tools/lib/*.c))
@@ -93,7 +96,7 @@ narrow: | $(DEPS_STAMP)
 	$(Q)$(MAKE) --no-print-directory OUTPUT=$(NARROW) \
 		SW_TEST_DEFINES=-DSW_TEST_SOCK_HASH_BITS=12 bins
 
-tools: $(TOOL_BINS)
+tools: $(TOOL_BINS) $(TOOL_BPF_OBJS)
 
 deps: $(DEPS_STAMP)
 
@@ -118,6 +121,11 @@ $(OUTPUT)/vmlinux.h: | $(DEPS_STAMP)
 # Every compile writes the headers it read to a .d file (-MMD; -MP: a header that goes away
 # does not break the build), included at the end: a .o depends on exactly its headers.
 $(OUTPUT)/bpf/%.bpf.o: bpf/%.bpf.c $(OUTPUT)/vmlinux.h
+	$(call msg,BPF,$@)
+	$(Q)mkdir -p $(@D)
+	$(Q)$(CLANG) $(BPF_CFLAGS) -MMD -MP -c $< -o $@
+
+$(OUTPUT)/tools/bench/%.bpf.o: tools/bench/bpf/%.bpf.c $(OUTPUT)/vmlinux.h
 	$(call msg,BPF,$@)
 	$(Q)mkdir -p $(@D)
 	$(Q)$(CLANG) $(BPF_CFLAGS) -MMD -MP -c $< -o $@

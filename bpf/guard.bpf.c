@@ -283,7 +283,7 @@ int xdp_guard(struct xdp_md *ctx)
 	}
 	if (!g.dport || !cfg->rate || !bpf_map_lookup_elem(&guard_ports, &g.dport))
 		return count(st, SW_GV_PASSED, len, XDP_PASS);
-	hit = bpf_map_lookup_elem(&guard_allow, &g.src);
+	hit = cfg->nr_allow ? bpf_map_lookup_elem(&guard_allow, &g.src) : NULL;
 	if (hit) {
 		__sync_fetch_and_add(&hit->packets, 1);
 		__sync_fetch_and_add(&hit->bytes, len);

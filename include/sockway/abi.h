@@ -680,10 +680,12 @@ struct sw_guard_hits {
 
 /* guard_cfg[0]: written by the agent, read by the program. */
 struct sw_guard_cfg {
-	__u32 off;	   /* 1: the kill switch, every packet passes uncounted */
-	__u32 rate;	   /* new connections per second and source; 0: no limit */
-	__u32 burst;	   /* connections a source may open at once */
-	__u32 nr_deny;	   /* prefixes in guard_deny: 0 skips the lookup */
+	__u32 off;	/* 1: the kill switch, every packet passes uncounted */
+	__u32 rate;	/* new connections per second and source; 0: no limit */
+	__u32 burst;	/* connections a source may open at once */
+	__u32 nr_deny;	/* prefixes in guard_deny: 0 skips the lookup */
+	__u32 nr_allow; /* prefixes in guard_allow: 0 skips the lookup */
+	__u32 pad;
 	__u64 interval_ns; /* 1e9 / rate: one connection's share of time */
 	__u64 burst_ns;	   /* burst * interval_ns */
 };

@@ -111,10 +111,10 @@ int sw_guard_cfg_read(struct sw_maps *m, struct sw_guard_cfg *cfg)
 	return 0;
 }
 
-/* Recounts the deny list into guard_cfg.nr_deny (the program skips the lookup at 0). */
-static int deny_recount(struct sw_maps *m, struct sw_err *e)
+/* Recounts a list into guard_cfg.nr_deny or nr_allow (the program skips a lookup at 0). */
+static int list_recount(struct sw_maps *m, enum sw_guard_list l, struct sw_err *e)
 {
-	int fd = list_fd(m, SW_GUARD_DENY);
+	int fd = list_fd(m, l);
 	struct sw_guard_prefix key, *prev = NULL;
 	struct sw_guard_cfg cfg;
 	__u32 n = 0;
@@ -125,7 +125,10 @@ static int deny_recount(struct sw_maps *m, struct sw_err *e)
 		prev = &key;
 		n++;
 	}
-	cfg.nr_deny = n;
+	if (l == SW_GUARD_DENY)
+		cfg.nr_deny = n;
+	else
+		cfg.nr_allow = n;
 	return cfg_update(m, &cfg, e);
 }
 
@@ -150,7 +153,7 @@ int sw_guard_prefix_add(struct sw_maps *m, enum sw_guard_list l, const struct sw
 		return sw_errorf(e, -errno, "cannot add %s to the %s list: %s", name, list_name(l),
 				 strerror(errno));
 	}
-	return l == SW_GUARD_DENY ? deny_recount(m, e) : 0;
+	return list_recount(m, l, e);
 }
 
 int sw_guard_prefix_del(struct sw_maps *m, enum sw_guard_list l, const struct sw_guard_prefix *p,
@@ -166,7 +169,7 @@ int sw_guard_prefix_del(struct sw_maps *m, enum sw_guard_list l, const struct sw
 		return sw_errorf(e, -errno, "cannot remove %s from the %s list: %s", name,
 				 list_name(l), strerror(errno));
 	}
-	return l == SW_GUARD_DENY ? deny_recount(m, e) : 0;
+	return list_recount(m, l, e);
 }
 
 /* IPv4 first, then by address, then by length. */
