@@ -24,7 +24,8 @@ static int apply_help(void)
 		"the commit's plan without writing it: the changes and, per endpoint, the\n"
 		"fraction of shard keys that would move.\n"
 		"A \"guard\" object in FILE ({\"deny\": [CIDR...], \"allow\": [CIDR...],\n"
-		"\"limit\": {\"rate\": R, \"burst\": B}}) replaces the XDP guard's lists and limit;\n"
+		"\"limit\": {\"rate\": R, \"burst\": B}}) replaces the XDP guard's lists and "
+		"limit;\n"
 		"without one the guard is left as it is.\n"
 		"export prints the live policy; \"sockway export | sockway apply -f -\" is a "
 		"no-op.\n");
