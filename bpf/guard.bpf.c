@@ -7,8 +7,9 @@
  * before the stack allocates anything for it. Everything else passes untouched.
  *
  * Headers an attacker could shape to slip a SYN past the limit are not trusted:
- *   - up to two VLAN tags are read past (a VLAN device on the interface would deliver the
- *     inner packet to the stack);
+ *   - up to SW_GUARD_VLANS VLAN tags are read past (the stack strips tags of VLAN 0 one
+ *     after the other, and a VLAN device delivers the inner packet); a frame with more is
+ *     dropped as malformed;
  *   - IPv4: a header shorter than 20 bytes is malformed; a TCP fragment at offset 8 bytes
  *     (which could overwrite the flags of the first) is dropped, and so is a first fragment
  *     too short to show the TCP flags (RFC 1858), so every SYN the stack sees was seen here;
@@ -16,6 +17,7 @@
  *   - IPv6: up to SW_GUARD_EXT extension headers are walked to the TCP header; a packet with
  *     more, or whose first fragment does not hold the TCP flags, is dropped as malformed.
  * The deny list applies to every packet of the source, fragments and other protocols too.
+ * Tunnels (IPIP, GRE, IPv6 in IPv6...) are not looked into: their outer source counts.
  */
 #include "vmlinux.h"
 #include <bpf/bpf_endian.h>
@@ -23,20 +25,21 @@
 
 #include "sockway/abi.h"
 
-#define ETH_P_IP      0x0800
-#define ETH_P_IPV6    0x86DD
-#define ETH_P_8021Q   0x8100
-#define ETH_P_8021AD  0x88A8
-#define IP_MF	      0x2000
-#define IP_OFFSET     0x1fff
-#define SW_GUARD_EXT  6
-#define NEXTHDR_HOP   0
-#define NEXTHDR_TCP   6
-#define NEXTHDR_ROUTE 43
-#define NEXTHDR_FRAG  44
-#define NEXTHDR_AUTH  51
-#define NEXTHDR_DEST  60
-#define TCP_FLAGS_END 14 /* the flags are byte 13 of the TCP header */
+#define ETH_P_IP       0x0800
+#define ETH_P_IPV6     0x86DD
+#define ETH_P_8021Q    0x8100
+#define ETH_P_8021AD   0x88A8
+#define IP_MF	       0x2000
+#define IP_OFFSET      0x1fff
+#define SW_GUARD_EXT   6
+#define SW_GUARD_VLANS 8
+#define NEXTHDR_HOP    0
+#define NEXTHDR_TCP    6
+#define NEXTHDR_ROUTE  43
+#define NEXTHDR_FRAG   44
+#define NEXTHDR_AUTH   51
+#define NEXTHDR_DEST   60
+#define TCP_FLAGS_END  14 /* the flags are byte 13 of the TCP header */
 
 struct {
 	__uint(type, BPF_MAP_TYPE_LPM_TRIE);
@@ -56,11 +59,11 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } guard_allow SEC(".maps");
 
-/* Source address (16 bytes) -> its rate limit's state. */
+/* Source (an IPv4 address, an IPv6 /64) -> its rate limit's state. */
 struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, SW_GUARD_SOURCES);
-	__type(key, __u8[16]);
+	__type(key, struct sw_guard_prefix);
 	__type(value, struct sw_guard_source);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } guard_sources SEC(".maps");
@@ -92,7 +95,7 @@ struct {
 
 /* What the parse found: the source, and whether this is a SYN to a guarded port. */
 struct gpkt {
-	struct sw_guard_prefix src; /* prefixlen 128: the full address, for the tries */
+	struct sw_guard_prefix src; /* the full address, for the tries */
 	__u16 dport;		    /* host order; 0: no TCP SYN without ACK here */
 };
 
@@ -119,9 +122,9 @@ static __always_inline int parse_ip4(void *l3, void *end, struct gpkt *g)
 	hl = ip->ihl * 4;
 	if (ip->version != 4 || hl < sizeof(*ip))
 		return -1;
-	g->src.addr[10] = 0xff;
-	g->src.addr[11] = 0xff;
-	__builtin_memcpy(&g->src.addr[12], &ip->saddr, 4);
+	g->src.family = SW_GUARD_V4;
+	g->src.prefixlen = 8 + 32;
+	__builtin_memcpy(g->src.addr, &ip->saddr, 4);
 	if (ip->protocol != NEXTHDR_TCP)
 		return 0;
 	frag = bpf_ntohs(ip->frag_off);
@@ -145,10 +148,13 @@ static __always_inline int parse_ip6(void *l3, void *end, struct gpkt *g)
 		return -1;
 	if (ip6->version != 6)
 		return -1;
+	g->src.family = SW_GUARD_V6;
+	g->src.prefixlen = 8 + 128;
 	__builtin_memcpy(g->src.addr, &ip6->saddr, 16);
 	next = ip6->nexthdr;
 	p = ip6 + 1;
-	for (i = 0; i < SW_GUARD_EXT; i++) {
+	/* SW_GUARD_EXT extension headers, then the TCP header. */
+	for (i = 0; i <= SW_GUARD_EXT; i++) {
 		switch (next) {
 		case NEXTHDR_TCP:
 			return tcp_syn(p, end, g);
@@ -207,22 +213,31 @@ static __always_inline int rate_ok(const struct sw_guard_cfg *cfg, const struct 
 {
 	struct sw_guard_source *b, fresh;
 	__u64 now = bpf_ktime_get_ns(), tat, next;
+	struct sw_guard_prefix key = g->src;
 	int i;
 
-	b = bpf_map_lookup_elem(&guard_sources, g->src.addr);
+	/* One source: an IPv4 address, an IPv6 /64 (a host holds a whole /64). */
+	key.prefixlen = 0;
+	if (key.family == SW_GUARD_V6)
+		__builtin_memset(&key.addr[8], 0, 8);
+	b = bpf_map_lookup_elem(&guard_sources, &key);
 	if (!b) {
 		fresh.tat = now + cfg->interval_ns;
-		if (!bpf_map_update_elem(&guard_sources, g->src.addr, &fresh, BPF_NOEXIST))
+		if (!bpf_map_update_elem(&guard_sources, &key, &fresh, BPF_NOEXIST))
 			return 1;
 		/* Another CPU added it meanwhile: go by its entry. */
-		b = bpf_map_lookup_elem(&guard_sources, g->src.addr);
+		b = bpf_map_lookup_elem(&guard_sources, &key);
 		if (!b)
 			return 1;
 	}
 	/* Lock-free: a lost race tries again with the other CPU's value. */
 	for (i = 0; i < 4; i++) {
 		tat = b->tat;
-		next = (tat > now ? tat : now) + cfg->interval_ns;
+		next = tat > now ? tat : now;
+		/* A looser limit's debt is cut to the present one's burst. */
+		if (next - now > cfg->burst_ns)
+			next = now + cfg->burst_ns;
+		next += cfg->interval_ns;
 		if (next - now > cfg->burst_ns)
 			return 0;
 		if (__sync_val_compare_and_swap(&b->tat, tat, next) == tat)
@@ -254,7 +269,7 @@ int xdp_guard(struct xdp_md *ctx)
 		return count(st, SW_GV_PASSED, len, XDP_PASS);
 	proto = eth->h_proto;
 	l3 = eth + 1;
-	for (i = 0; i < 2; i++) {
+	for (i = 0; i < SW_GUARD_VLANS; i++) {
 		if (proto != bpf_htons(ETH_P_8021Q) && proto != bpf_htons(ETH_P_8021AD))
 			break;
 		vh = l3;
@@ -263,6 +278,8 @@ int xdp_guard(struct xdp_md *ctx)
 		proto = vh->h_vlan_encapsulated_proto;
 		l3 = vh + 1;
 	}
+	if (proto == bpf_htons(ETH_P_8021Q) || proto == bpf_htons(ETH_P_8021AD))
+		return count(st, SW_GV_MALFORMED, len, XDP_DROP);
 	if (proto == bpf_htons(ETH_P_IP))
 		err = parse_ip4(l3, end, &g);
 	else if (proto == bpf_htons(ETH_P_IPV6))
@@ -272,7 +289,6 @@ int xdp_guard(struct xdp_md *ctx)
 	if (err)
 		return count(st, SW_GV_MALFORMED, len, XDP_DROP);
 
-	g.src.prefixlen = 128;
 	if (cfg->nr_deny) {
 		hit = bpf_map_lookup_elem(&guard_deny, &g.src);
 		if (hit) {

@@ -655,9 +655,8 @@ struct sw_decide_args {
 /*
  * The XDP guard (bpf/guard.bpf.c), on the interfaces that carry client traffic: packets
  * from a denied prefix are dropped; new TCP connections (SYN without ACK) to a guarded port
- * beyond a rate per source address are dropped, but from allowed prefixes; everything else
- * passes untouched. Addresses are kept as IPv6: an IPv4 address a.b.c.d as ::ffff:a.b.c.d,
- * an IPv4 prefix of length n as 96 + n.
+ * beyond a rate per source are dropped, but from allowed prefixes; everything else passes
+ * untouched. A source is an IPv4 address, or an IPv6 /64 (what one host holds).
  */
 #define SW_GUARD_DENY_MAX  16384   /* denied prefixes */
 #define SW_GUARD_ALLOW_MAX 1024	   /* prefixes exempt from the rate limit */
@@ -665,11 +664,19 @@ struct sw_decide_args {
 #define SW_GUARD_PORTS	   64	   /* guarded ports: sockwayd adds its listening ports */
 #define SW_GUARD_RATE_MAX  1000000 /* new connections per second and source */
 #define SW_GUARD_BURST_MAX 1000000
+#define SW_GUARD_V4	   4 /* sw_guard_prefix.family */
+#define SW_GUARD_V6	   6
 
-/* guard_deny and guard_allow key (LPM trie). */
+/*
+ * guard_deny and guard_allow key (LPM trie), and guard_sources key (prefixlen 0). The
+ * family byte comes first and counts in prefixlen, so that no IPv6 prefix (::/0 say)
+ * covers an IPv4 address: 10.0.0.0/8 is {8 + 8, 4, 10}, 2001:db8::/32 is {8 + 32, 6, ...}.
+ */
 struct sw_guard_prefix {
-	__u32 prefixlen; /* bits of addr that count: 0-128 (an IPv4 /n is 96 + n) */
-	__u8 addr[16];
+	__u32 prefixlen; /* 8 + the prefix length (0-32, 0-128) */
+	__u8 family;	 /* SW_GUARD_V4, SW_GUARD_V6 */
+	__u8 addr[16];	 /* an IPv4 address in addr[0..3], the rest 0 */
+	__u8 pad[3];
 };
 
 /* guard_deny and guard_allow value: what the prefix matched, counted by the program. */
@@ -690,9 +697,11 @@ struct sw_guard_cfg {
 	__u64 burst_ns;	   /* burst * interval_ns */
 };
 
-/* guard_sources value, keyed by the source (16 bytes, as above): the limit's state, a token
- * bucket kept as its theoretical arrival time (GCRA): a SYN at now passes when
- * max(tat, now) + interval_ns - now <= burst_ns, and moves tat there (compare-and-swap). */
+/* guard_sources value, keyed by the source (a sw_guard_prefix with prefixlen 0, an IPv6
+ * address cut to its /64): the limit's state, a token bucket kept as its theoretical
+ * arrival time (GCRA): a SYN at now passes when max(tat, now) + interval_ns - now <=
+ * burst_ns, and moves tat there (compare-and-swap). A tat further ahead than burst_ns
+ * (left by an older, looser limit) counts as now + burst_ns. */
 struct sw_guard_source {
 	__u64 tat;
 };

@@ -5,10 +5,14 @@
 # reach sockwayd on the host side of the pair, where the guard is attached, in generic
 # and in native mode, over IPv4 and IPv6:
 #   - a denied address or prefix is dropped and counted (per prefix too), another source
-#     keeps working, deleting the prefix restores it; the kill switch lets it through;
+#     keeps working, deleting the prefix restores it, an IPv6 prefix covers no IPv4
+#     address; the kill switch lets it through;
+#   - crafted frames (guard_craft.py): VLAN tags, IPv4 fragments that could hide a SYN's
+#     flags, IPv6 extension headers and fragments, IPv6 sources counted per /64;
 #   - a burst of new connections from one source beyond the limit is cut to the rate:
 #     at most burst + rate x (the measured time) + 1 SYNs of it pass, while its established
-#     connection and a second source keep working; an allowed prefix is not limited;
+#     connection and a second source keep working; an allowed prefix is not limited (IPv4,
+#     generic mode);
 #   - bad prefixes and rates are refused whole; detach and unload leave no program on the
 #     interface (ip link, bpftool net).
 cd "$(dirname "$0")/../.." || exit 1
@@ -16,14 +20,18 @@ cd "$(dirname "$0")/../.." || exit 1
 
 ACCEL_MODE=off # the guard is before the stack: sockwayd's own path is enough here
 GUARD_CLIENT=tests/integration/guard_client.py
+GUARD_CRAFT=tests/integration/guard_craft.py
 NS=sockway-guard-$$
 HOST_IF=swg$$h
 NS_IF=swg$$n
 
-# A /24 of 10.204.0.0/16 that no route here uses; its IPv6 twin is fd53:7767:N::/64.
+# A /24 of 10.204.0.0/16 that no route here covers but the default one (so that no network
+# reached through a more specific route is shadowed); its IPv6 twin is fd53:7767:N::/64,
+# likewise.
 NET=
 for n in $(seq $(($$ % 200)) 255) $(seq 0 $(($$ % 200))); do
-	if ! ip -4 route | grep -q "^10\.204\.$n\."; then
+	if ! ip -4 route show match "10.204.$n.1" | grep -qv '^default' &&
+		! ip -6 route show match "fd53:7767:$n::1" | grep -qv '^default'; then
 		NET=$n
 		break
 	fi
@@ -85,6 +93,55 @@ eq "reachable before the guard (IPv4)" "$(http_from "$A4" "$H4")" 200
 eq "reachable before the guard (IPv6)" "$(http_from "$A6" "$H6")" 200
 eq "sockwayd added its listening port to the guarded ports" "$(gstat '.ports | join(",")')" "$P"
 
+HMAC=$(cat "/sys/class/net/$HOST_IF/address")
+
+# craft KIND SRC DST: one crafted frame (guard_craft.py) from the namespace to the host end.
+craft() {
+	ip netns exec "$NS" python3 "$GUARD_CRAFT" "$NS_IF" "$HMAC" "$1" "$2" "$3" "$P"
+}
+# counter_above NAME VALUE: the guard counter NAME is above VALUE (for wait_until).
+counter_above() {
+	[ "$(count_of "$1")" -gt "$2" ]
+}
+# craft_sees KIND SRC DST COUNTER DESC: the frame moves COUNTER, and no other verdict.
+craft_sees() {
+	local before others0 others1
+	before=$(count_of "$4")
+	others0=$(gstat "[.counters | to_entries[] | select(.key != \"$4\" and .key != \"passed\") | .value.packets] | add")
+	craft "$1" "$2" "$3"
+	if wait_until "$WAIT_S" counter_above "$4" "$before"; then
+		others1=$(gstat "[.counters | to_entries[] | select(.key != \"$4\" and .key != \"passed\") | .value.packets] | add")
+		eq "$5" "$others1" "$others0"
+	else
+		fail "$5" "counter $4 stayed at $before"
+	fi
+}
+
+# The header rules (bpf/guard.bpf.c), with crafted frames; a limit on, so SYNs count.
+craft_checks() {
+	local mode=$1
+	check "[$mode] limit 1000 --burst 1000 (crafted SYNs count)" "$SOCKWAY" guard limit 1000 --burst 1000
+	check "[$mode] deny add $A4" "$SOCKWAY" guard deny add "$A4"
+	craft_sees vlan3-syn "$A4" "$H4" denied "[$mode] three VLAN 0 tags do not hide a denied source"
+	check "[$mode] deny del $A4" "$SOCKWAY" guard deny del "$A4"
+	craft_sees vlan3-syn "$B4" "$H4" syn_passed "[$mode] a SYN in three VLAN tags is seen as a SYN"
+	craft_sees vlan9-syn "$B4" "$H4" malformed "[$mode] nine VLAN tags: malformed"
+	craft_sees frag-off1 "$B4" "$H4" malformed "[$mode] an IPv4 TCP fragment at offset 8: malformed"
+	craft_sees frag-tiny "$B4" "$H4" malformed "[$mode] a first fragment without the TCP flags: malformed"
+	craft_sees ext6-syn "$B6" "$H6" syn_passed "[$mode] IPv6: six extension headers are read through"
+	craft_sees ext7-syn "$B6" "$H6" malformed "[$mode] IPv6: seven extension headers: malformed"
+	craft_sees v6frag-syn "$B6" "$H6" syn_passed "[$mode] IPv6: a SYN in a first fragment is seen"
+	# A source is an IPv6 /64: two addresses of one share a bucket, another /64 has its own.
+	check "[$mode] limit 1 --burst 1" "$SOCKWAY" guard limit 1 --burst 1
+	craft_sees v6frag-syn "fd53:7767:$NET:77::1" "$H6" syn_passed "[$mode] IPv6: a new /64's first SYN passes"
+	craft_sees v6frag-syn "fd53:7767:$NET:77::2" "$H6" limited "[$mode] IPv6: the same /64's next is limited"
+	craft_sees v6frag-syn "fd53:7767:$NET:78::1" "$H6" syn_passed "[$mode] IPv6: another /64 is another source"
+	check "[$mode] deny add ::/0 (all of IPv6)" "$SOCKWAY" guard deny add ::/0
+	eq "[$mode] an IPv6 prefix covers no IPv4 address" "$(http_from "$A4" "$H4")" 200
+	check "[$mode] deny del ::/0" "$SOCKWAY" guard deny del ::/0
+	check "[$mode] limit 0" "$SOCKWAY" guard limit 0
+}
+
 # --- refusals: nothing changes ---------------------------------------------------------------
 refused_guard() {
 	local desc=$1 pattern=$2 want_rc=${3:-1} before after
@@ -109,6 +166,7 @@ refused_guard "a length over 128 for IPv6 refused" 'prefix length is 0-128' 1 gu
 refused_guard "not an address refused" 'not an IPv4 or IPv6 address' 1 guard deny add 10.0.0.256
 refused_guard "a signed length refused" 'prefix length' 1 guard deny add 10.0.0.0/+8
 refused_guard "an empty length refused" 'prefix length' 1 guard deny add 10.0.0.0/
+refused_guard "a length with a space refused" 'prefix length' 1 guard deny add "10.0.0.0/ 8"
 refused_guard "deleting a prefix that is not there refused" 'not in the deny list' 1 \
 	guard deny del 10.9.9.0/24
 refused_guard "a rate over the limit refused" 'over the limit' 1 guard limit 1000001
@@ -155,6 +213,7 @@ eq "attach again in the same mode: nothing to do" "$RC $(grep -c 'already attach
 refused_guard "attach again in the other mode refused" 'detach it first' 1 \
 	guard attach "$HOST_IF" --mode native
 deny_checks generic
+craft_checks generic
 
 # --- the kill switch ---------------------------------------------------------------------------
 check "deny add $A4 for the kill switch" "$SOCKWAY" guard deny add "$A4"
@@ -234,6 +293,16 @@ eq "no guard in stats after detach" "$(gstat '.interfaces | length')" 0
 check "attach --mode native (veth has native XDP)" "$SOCKWAY" guard attach "$HOST_IF" --mode native
 eq "stats: attached in native mode" "$(gstat ".interfaces[] | select(.name == \"$HOST_IF\") | .mode")" native
 deny_checks native
+craft_checks native
+id0=$(gstat '.interfaces[0].prog_id')
+check "sockway load again (a reload replaces the programs)" "$SOCKWAY" load
+id1=$(gstat '.interfaces[0].prog_id')
+eq "a reload moves the guard's link to the new program" \
+	"$([ "$id1" != "$id0" ] && echo moved)/$id1" \
+	"moved/$(bpftool -j prog show pinned "$SOCKWAY_PIN_ROOT/xdp_guard" | jq .id)"
+check "deny add $A4 after the reload" "$SOCKWAY" guard deny add "$A4"
+eq "the reloaded guard drops" "$(http_from "$A4" "$H4" 2)" 000
+check "deny del $A4" "$SOCKWAY" guard deny del "$A4"
 eq "status names the guard's interface" "$("$SOCKWAY" status | grep -c "guard:.*$HOST_IF (native")" 1
 stop_pid "$SWD_PID"
 check "sockway unload" "$SOCKWAY" unload

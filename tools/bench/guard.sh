@@ -4,7 +4,8 @@
 # tools/bench/guard.sh: the XDP guard against the same protection written as nftables
 # rules, under a SYN flood, in one run.
 #
-#   tools/bench/guard.sh [--duration S] [--flood-pps N] [--rate R]   (after make, as root)
+#   tools/bench/guard.sh [--duration S] [--flood-pps N] [--drop-pps N] [--rate R]
+#                                                                   (after make, as root)
 #
 # Two network namespaces, each on a veth pair to this host: an attacker that floods
 # sockwayd's port with SYNs from one address, delivered as XDP frames the way a NIC hands
@@ -18,10 +19,10 @@
 # Rows:
 #   - the client alone (no flood): the throughput every other row is compared with;
 #   - the client under a flood at --flood-pps, with no protection, the guard, nftables;
-#   - the flood alone at full speed (no client), for each protection and each kind (over
-#     the limit, from a denied source): drops per second and per busy core-second (all CPU
-#     time of the machine, the generator's own included, so the ratio understates the
-#     difference in the drop path itself).
+#   - the flood alone at --drop-pps (no client), for each protection and each kind (over
+#     the limit, from a denied source): drops per second, the CPU time of the host end's
+#     receive thread (threaded NAPI) per dropped packet, and the guard program's own time
+#     per packet (bpf_stats, on for the run).
 # Everything it starts is stopped and removed on exit: processes, namespaces, the nftables
 # table (its own, named after its PID; no other rule is touched) and its pin directory.
 set -u -o pipefail
@@ -40,7 +41,7 @@ CONNECTIONS=16
 
 usage() {
 	cat <<EOF
-Usage: tools/bench/guard.sh [--duration S] [--flood-pps N] [--rate R]
+Usage: tools/bench/guard.sh [--duration S] [--flood-pps N] [--drop-pps N] [--rate R]
   --duration S    seconds per measured row (default $DURATION)
   --flood-pps N   SYNs per second of the flood beside the client (default 0: as fast as
                   the attacker's generator goes)
@@ -115,16 +116,18 @@ TMPD=$(mktemp -d)
 trap cleanup EXIT
 trap 'exit 130' INT TERM HUP
 
-# Two /30s of 10.205.0.0/16 that no route here uses.
+# Two /24s, 10.205.N.0 and 10.206.N.0, that no route here covers but the default one, so
+# that no network reached through a more specific route (a VPN's 10.0.0.0/8 say) is
+# shadowed by the benchmark's.
+covered() {
+	ip -4 route show match "$1" | grep -qv '^default'
+}
 pick() {
 	local n
 	for n in $(seq $(($$ % 200)) 254) $(seq 1 $(($$ % 200))); do
-		ip -4 route | grep -qE "^10\.205\.$n\." && continue
-		ip -4 route | grep -qE "^10\.206\.$n\." && continue
-		NET=$n
-		return 0
+		covered "10.205.$n.1" || covered "10.206.$n.1" || { NET=$n; return 0; }
 	done
-	die "no free /24 in 10.205.0.0/16 and 10.206.0.0/16"
+	die "no /24 in 10.205.0.0/16 and 10.206.0.0/16 that no route covers already"
 }
 pick
 ATK_HIP=10.205.$NET.1 ATK_IP=10.205.$NET.2 CLI_HIP=10.206.$NET.1 CLI_IP=10.206.$NET.2
@@ -152,9 +155,10 @@ ip -n "$NS_ATK" link add "$GEN_A" type veth peer name "$GEN_B" &&
 # taking the flood (and dropping it) and nothing else.
 echo 1 >"/sys/class/net/$ATK_H/threaded" || die "cannot make $ATK_H's NAPI threaded"
 # napi_ticks: CPU time (USER_HZ ticks) of ATK_H's NAPI threads so far.
+# (A thread's name is cut to 15 characters: match what is left of "napi/$ATK_H-N".)
 napi_ticks() {
 	local pid t=0 f
-	for pid in $(ps -eo pid=,comm= | awk -v d="napi/$ATK_H" 'index($2, d) == 1 { print $1 }'); do
+	for pid in $(ps -eo pid=,comm= | awk -v d="napi/$ATK_H" 'index($2, substr(d, 1, 15)) == 1 { print $1 }'); do
 		read -ra f <"/proc/$pid/stat" || continue
 		t=$((t + f[13] + f[14]))
 	done
@@ -199,9 +203,9 @@ protect_guard() {
 	"$SOCKWAY" guard attach "$ATK_H" --mode native >/dev/null &&
 		"$SOCKWAY" guard attach "$CLI_H" --mode native >/dev/null || die "guard attach"
 	if [ "$1" = limit ]; then
-		"$SOCKWAY" guard limit "$RATE" >/dev/null
+		"$SOCKWAY" guard limit "$RATE" >/dev/null || die "guard limit $RATE refused"
 	else
-		"$SOCKWAY" guard deny add "$ATK_IP" >/dev/null
+		"$SOCKWAY" guard deny add "$ATK_IP" >/dev/null || die "guard deny add refused"
 	fi
 }
 # protect_nft limit|deny: the same in a netdev ingress chain on both host ends.
@@ -291,6 +295,7 @@ drop_row() {
 	secs=$(jq .seconds "$TMPD/flood.json" 2>/dev/null)
 	[ -n "$sent" ] || die "the flood did not run: $(cat "$TMPD/flood.err")"
 	p1=$(prog_ns)
+	[ "$n1" -gt "$n0" ] || die "no CPU time seen for $ATK_H's NAPI thread (is it threaded?)"
 	[ "$prot" = guard ] && per=$(awk -v a="$p0" -v b="$p1" 'BEGIN { split(a, x, " "); split(b, y, " "); n = y[2] - x[2]; printf "%.0f", n ? (y[1] - x[1]) / n : 0 }')
 	DROPS+=("| $name | $sent | $((d1 - d0)) | $(awk -v n=$((d1 - d0)) -v s="$secs" 'BEGIN { printf "%.0f", n / s }') | $(awk -v t=$((n1 - n0)) -v hz="$HZ" -v s="$secs" 'BEGIN { printf "%.2f", t / hz / s }') | $(awk -v n=$((d1 - d0)) -v t=$((n1 - n0)) -v hz="$HZ" 'BEGIN { printf "%.0f", t ? n / (t / hz) : 0 }') | $per |")
 	log "${DROPS[-1]}"

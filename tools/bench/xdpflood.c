@@ -25,11 +25,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <linux/sockios.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
+#include <linux/ethtool.h>
 #include <linux/if_ether.h>
 #include <linux/if_link.h>
 #include <linux/if_packet.h>
@@ -69,6 +71,21 @@ static double now_s(void)
 
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (double)ts.tv_sec + ts.tv_nsec / 1e9;
+}
+
+/* The device's driver is veth (ETHTOOL_GDRVINFO). */
+static int is_veth(const char *name)
+{
+	struct ethtool_drvinfo info = {.cmd = ETHTOOL_GDRVINFO};
+	struct ifreq ifr = {};
+	int fd = socket(AF_INET, SOCK_DGRAM, 0), ok;
+
+	snprintf(ifr.ifr_name, sizeof(ifr.ifr_name), "%s", name);
+	ifr.ifr_data = (void *)&info;
+	ok = fd >= 0 && !ioctl(fd, SIOCETHTOOL, &ifr) && !strcmp(info.driver, "veth");
+	if (fd >= 0)
+		close(fd);
+	return ok;
 }
 
 static void usage(void)
@@ -113,7 +130,7 @@ int main(int argc, char **argv)
 	uint16_t port = 0;
 	uint32_t sum;
 	char *colon;
-	int opt, fd, err, i, have_mac = 0;
+	int opt, fd, err, i, have_mac = 0, rc = 0;
 
 	while ((opt = getopt_long(argc, argv, "", opts, NULL)) != -1) {
 		switch (opt) {
@@ -160,6 +177,12 @@ int main(int argc, char **argv)
 	if (!dev || !via || !peer || !have_mac || !src.s_addr || !dst.s_addr || !port ||
 	    seconds <= 0)
 		usage();
+	/* Never on a real interface: only on the veth pairs a benchmark made. */
+	if (!is_veth(dev) || !is_veth(via) || !is_veth(peer)) {
+		fprintf(stderr, "xdpflood: %s, %s and %s must all be veth devices\n", dev, via,
+			peer);
+		return 1;
+	}
 	ifindex = if_nametoindex(dev);
 	via_index = if_nametoindex(via);
 	peer_index = if_nametoindex(peer);
@@ -226,7 +249,8 @@ int main(int argc, char **argv)
 		fprintf(stderr, "xdpflood: cannot load %s: %s\n", obj_path, strerror(-err));
 		return 1;
 	}
-	err = bpf_xdp_attach((int)peer_index, bpf_program__fd(prog), XDP_FLAGS_DRV_MODE, NULL);
+	err = bpf_xdp_attach((int)peer_index, bpf_program__fd(prog),
+			     XDP_FLAGS_DRV_MODE | XDP_FLAGS_UPDATE_IF_NOEXIST, NULL);
 	if (err) {
 		fprintf(stderr, "xdpflood: cannot attach to %s: %s\n", peer, strerror(-err));
 		return 1;
@@ -237,6 +261,7 @@ int main(int argc, char **argv)
 	memcpy(ll.sll_addr, f.eth.h_dest, ETH_ALEN);
 	if (pfd < 0 || bind(pfd, (struct sockaddr *)&ll, sizeof(ll))) {
 		perror("xdpflood: packet socket");
+		rc = 1;
 		goto detach;
 	}
 	memset(msgs, 0, sizeof(msgs));
@@ -264,6 +289,7 @@ int main(int argc, char **argv)
 		n = sendmmsg(pfd, msgs, BATCH, 0);
 		if (n < 0 && errno != ENOBUFS && errno != EAGAIN) {
 			perror("xdpflood: sendmmsg");
+			rc = 1;
 			break;
 		}
 		if (n > 0)
@@ -273,5 +299,5 @@ int main(int argc, char **argv)
 detach:
 	bpf_xdp_detach((int)peer_index, XDP_FLAGS_DRV_MODE, NULL);
 	bpf_object__close(obj);
-	return 0;
+	return rc;
 }

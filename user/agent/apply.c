@@ -66,7 +66,6 @@ static char *read_all(FILE *f, size_t *len)
 /* What apply did, or would do (dry_run): the commit's own plan. */
 struct apply_view {
 	const struct sw_plan *plan;
-	const struct sw_guard_policy *guard; /* the file's */
 	struct sw_guard_delta delta;
 	bool dry_run;
 	__u64 generation;
@@ -309,7 +308,7 @@ static int policy_file_read(const char *file, struct sw_policy *p, struct sw_gua
 /* Plans new over the live policy and, unless a dry run, commits the plan; prints it. */
 static int apply_policy(const struct sw_policy *new, const struct sw_guard_policy *g, bool dry_run)
 {
-	struct apply_view v = {.dry_run = dry_run, .guard = g};
+	struct apply_view v = {.dry_run = dry_run};
 	struct sw_policy *old = NULL;
 	struct sw_plan *plan = NULL;
 	struct sw_err e = {};
@@ -333,8 +332,17 @@ static int apply_policy(const struct sw_policy *new, const struct sw_guard_polic
 		err = sw_guard_apply(&m, g, true, &v.delta, &e);
 	if (!err && !dry_run && plan->nr_changes)
 		err = policy_plan_write(&m, plan, &e);
-	if (!err && !dry_run)
+	if (!err && !dry_run) {
 		err = sw_guard_apply(&m, g, false, &v.delta, &e);
+		/* Rare (a map update failing): the policy went in, the guard only in part. */
+		if (err) {
+			agent_error(err,
+				    "the policy was committed (generation %llu) but the guard "
+				    "was not: %s; apply the file again",
+				    (unsigned long long)sw_generation(&m), e.msg);
+			goto cleanup;
+		}
+	}
 	if (err) {
 		agent_fail(&e, err);
 		goto cleanup;

@@ -174,11 +174,15 @@ static void list_plain(const void *data)
 
 	if (!v->n)
 		printf("the %s list is empty\n", list_word(v->list));
+	/* An allowed prefix counts the SYNs it exempted from the limit. */
 	for (i = 0; i < v->n; i++) {
 		sw_guard_prefix_format(&v->e[i].prefix, name, sizeof(name));
-		printf("%-43s packets %llu bytes %llu\n", name,
-		       (unsigned long long)v->e[i].hits.packets,
-		       (unsigned long long)v->e[i].hits.bytes);
+		if (v->list == SW_GUARD_DENY)
+			printf("%-43s packets %llu bytes %llu\n", name,
+			       (unsigned long long)v->e[i].hits.packets,
+			       (unsigned long long)v->e[i].hits.bytes);
+		else
+			printf("%-43s SYNs %llu\n", name, (unsigned long long)v->e[i].hits.packets);
 	}
 }
 
@@ -438,10 +442,22 @@ static void stats_plain(const void *data)
 	}
 }
 
+json_t *guard_counters_json(const struct sw_guard_stats *st)
+{
+	json_t *counts = json_object();
+	unsigned i;
+
+	for (i = 0; counts && i < SW_GV_MAX; i++)
+		json_object_set_new(counts, sw_guard_verdict_name(i),
+				    json_pack("{s:I, s:I}", "packets", (json_int_t)st->v[i].packets,
+					      "bytes", (json_int_t)st->v[i].bytes));
+	return counts;
+}
+
 static json_t *stats_json(const void *data)
 {
 	const struct stats_view *v = data;
-	json_t *ifaces = json_array(), *ports = json_array(), *counts = json_object();
+	json_t *ifaces = json_array(), *ports = json_array();
 	int i;
 
 	for (i = 0; i < v->nr_ifaces; i++)
@@ -452,15 +468,10 @@ static json_t *stats_json(const void *data)
 						(int)v->ifaces[i].prog_id));
 	for (i = 0; i < v->nr_ports; i++)
 		json_array_append_new(ports, json_integer(v->ports[i]));
-	for (i = 0; i < SW_GV_MAX; i++)
-		json_object_set_new(counts, sw_guard_verdict_name((unsigned)i),
-				    json_pack("{s:I, s:I}", "packets",
-					      (json_int_t)v->st.v[i].packets, "bytes",
-					      (json_int_t)v->st.v[i].bytes));
 	return json_pack("{s:b, s:o, s:{s:i, s:i}, s:o, s:o, s:o, s:o}", "on", !v->cfg.off,
 			 "interfaces", ifaces, "limit", "rate", (int)v->cfg.rate, "burst",
-			 (int)v->cfg.burst, "ports", ports, "counters", counts, "deny",
-			 entries_json(v->deny->e, v->deny->n), "allow",
+			 (int)v->cfg.burst, "ports", ports, "counters", guard_counters_json(&v->st),
+			 "deny", entries_json(v->deny->e, v->deny->n), "allow",
 			 entries_json(v->allow->e, v->allow->n));
 }
 

@@ -64,11 +64,14 @@ int do_load(int argc, char **argv)
 	if (info.reused) {
 		struct sw_maps m;
 
-		/* The programs were replaced: move the fast path's attachments over. */
+		/* The programs were replaced: move the fast path's and the guard's attachments
+		 * over. */
 		err = agent_open(&m, true);
 		if (err)
 			return err;
 		err = sw_accel_reattach(&m, &e);
+		if (!err)
+			err = sw_guard_reattach(&e);
 		sw_maps_close(&m);
 		if (err)
 			return agent_fail(&e, err);

@@ -95,5 +95,7 @@ int do_export(int argc, char **argv);
 int do_explain(int argc, char **argv);
 int do_accel(int argc, char **argv);
 int do_guard(int argc, char **argv);
+/* The guard's counters as guard stats -j prints them: {"passed": {"packets", "bytes"}...}. */
+json_t *guard_counters_json(const struct sw_guard_stats *st);
 
 #endif /* SOCKWAY_AGENT_MAIN_H */

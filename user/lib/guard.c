@@ -18,47 +18,45 @@
 
 #define LINK_PREFIX "guard_if"
 
-static const __u8 v4_mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-
 static bool is_v4(const struct sw_guard_prefix *p)
 {
-	return p->prefixlen >= 96 && !memcmp(p->addr, v4_mapped, sizeof(v4_mapped));
+	return p->family == SW_GUARD_V4;
 }
 
 int sw_guard_prefix_parse(const char *s, struct sw_guard_prefix *p, struct sw_err *e)
 {
-	char addr[INET6_ADDRSTRLEN + 1], *end;
-	const char *slash = strchr(s, '/');
+	char addr[INET6_ADDRSTRLEN + 1];
+	const char *slash = strchr(s, '/'), *c;
 	struct sw_guard_prefix want;
 	size_t alen = slash ? (size_t)(slash - s) : strlen(s);
 	unsigned long len;
-	bool v4;
 	__u32 i, bits;
+	bool v4;
 
 	memset(p, 0, sizeof(*p));
 	if (!alen || alen >= sizeof(addr))
 		return sw_errorf(e, -EINVAL, "\"%s\" is not an address or prefix (ADDR[/LEN])", s);
 	memcpy(addr, s, alen);
 	addr[alen] = '\0';
-	v4 = inet_pton(AF_INET, addr, &p->addr[12]) == 1;
-	if (v4)
-		memcpy(p->addr, v4_mapped, sizeof(v4_mapped));
-	else if (inet_pton(AF_INET6, addr, p->addr) != 1)
+	v4 = inet_pton(AF_INET, addr, p->addr) == 1;
+	if (!v4 && inet_pton(AF_INET6, addr, p->addr) != 1)
 		return sw_errorf(e, -EINVAL, "\"%s\" is not an IPv4 or IPv6 address", addr);
+	p->family = v4 ? SW_GUARD_V4 : SW_GUARD_V6;
 	bits = v4 ? 32 : 128;
 	len = bits;
 	if (slash) {
-		errno = 0;
-		len = strtoul(slash + 1, &end, 10);
-		if (!slash[1] || *end || errno || slash[1] == '-' || slash[1] == '+' || len > bits)
+		/* Digits only: no sign, no space, at most three. */
+		for (c = slash + 1; *c >= '0' && *c <= '9'; c++)
+			;
+		len = strtoul(slash + 1, NULL, 10);
+		if (c == slash + 1 || *c || c - slash > 4 || len > bits)
 			return sw_errorf(e, -EINVAL, "\"%s\": the prefix length is 0-%u", s, bits);
 	}
-	p->prefixlen = (__u32)len + (v4 ? 96 : 0);
+	p->prefixlen = 8 + (__u32)len;
 	/* Bits past the length: refused, as ip route does, with the prefix meant. */
 	want = *p;
-	for (i = 0; i < 128; i++)
-		if (i >= want.prefixlen)
-			want.addr[i / 8] &= (__u8) ~(0x80 >> (i % 8));
+	for (i = (__u32)len; i < 128; i++)
+		want.addr[i / 8] &= (__u8) ~(0x80 >> (i % 8));
 	if (memcmp(want.addr, p->addr, sizeof(p->addr))) {
 		char fixed[64];
 
@@ -73,13 +71,8 @@ void sw_guard_prefix_format(const struct sw_guard_prefix *p, char *buf, size_t l
 {
 	char a[INET6_ADDRSTRLEN];
 
-	if (is_v4(p)) {
-		inet_ntop(AF_INET, &p->addr[12], a, sizeof(a));
-		snprintf(buf, len, "%s/%u", a, p->prefixlen - 96);
-	} else {
-		inet_ntop(AF_INET6, p->addr, a, sizeof(a));
-		snprintf(buf, len, "%s/%u", a, p->prefixlen);
-	}
+	inet_ntop(is_v4(p) ? AF_INET : AF_INET6, p->addr, a, sizeof(a));
+	snprintf(buf, len, "%s/%u", a, p->prefixlen - 8);
 }
 
 static int list_fd(struct sw_maps *m, enum sw_guard_list l)
@@ -111,75 +104,108 @@ int sw_guard_cfg_read(struct sw_maps *m, struct sw_guard_cfg *cfg)
 	return 0;
 }
 
-/* Recounts a list into guard_cfg.nr_deny or nr_allow (the program skips a lookup at 0). */
-static int list_recount(struct sw_maps *m, enum sw_guard_list l, struct sw_err *e)
+/*
+ * guard_cfg.nr_deny and nr_allow: the program skips a list's lookup at 0, so a count is
+ * never below the entries there: raised before an insert, lowered after a delete, and set
+ * exact by a walk after a batch (list_apply) or a failed insert.
+ */
+static __u32 *count_of(struct sw_guard_cfg *cfg, enum sw_guard_list l)
 {
-	int fd = list_fd(m, l);
-	struct sw_guard_prefix key, *prev = NULL;
+	return l == SW_GUARD_DENY ? &cfg->nr_deny : &cfg->nr_allow;
+}
+
+/* Adds delta to the count (clamped at 0), or sets it to the entries there with exact. */
+static int count_update(struct sw_maps *m, enum sw_guard_list l, int delta, bool exact,
+			struct sw_err *e)
+{
+	struct sw_guard_prefix key, prev;
 	struct sw_guard_cfg cfg;
-	__u32 n = 0;
+	int fd = list_fd(m, l);
+	bool first = true;
+	__u32 n = 0, *c;
 
 	if (sw_guard_cfg_read(m, &cfg))
 		return sw_errorf(e, -errno, "cannot read guard_cfg: %s", strerror(errno));
-	while (!bpf_map_get_next_key(fd, prev, &key)) {
-		prev = &key;
-		n++;
+	c = count_of(&cfg, l);
+	if (exact) {
+		while (!bpf_map_get_next_key(fd, first ? NULL : &prev, &key)) {
+			first = false;
+			prev = key;
+			n++;
+		}
+		*c = n;
+	} else {
+		*c = delta < 0 && *c < (__u32)-delta ? 0 : *c + (__u32)delta;
 	}
-	if (l == SW_GUARD_DENY)
-		cfg.nr_deny = n;
-	else
-		cfg.nr_allow = n;
 	return cfg_update(m, &cfg, e);
+}
+
+/* The map update of an add, its count raised first. */
+static int list_insert(struct sw_maps *m, enum sw_guard_list l, const struct sw_guard_prefix *p,
+		       bool *existed, struct sw_err *e)
+{
+	struct sw_guard_hits hits = {};
+	char name[64];
+	int err;
+
+	*existed = false;
+	err = count_update(m, l, 1, false, e);
+	if (err)
+		return err;
+	if (!bpf_map_update_elem(list_fd(m, l), p, &hits, BPF_NOEXIST))
+		return 0;
+	err = -errno;
+	count_update(m, l, 0, true, NULL);
+	if (err == -EEXIST) {
+		*existed = true;
+		return 0;
+	}
+	sw_guard_prefix_format(p, name, sizeof(name));
+	if (err == -E2BIG || err == -ENOSPC)
+		return sw_errorf(e, -ENOSPC, "cannot add %s: the %s list holds %u prefixes", name,
+				 list_name(l),
+				 l == SW_GUARD_DENY ? SW_GUARD_DENY_MAX : SW_GUARD_ALLOW_MAX);
+	return sw_errorf(e, err, "cannot add %s to the %s list: %s", name, list_name(l),
+			 strerror(-err));
+}
+
+/* The map update of a delete (its count is lowered by the caller). */
+static int list_remove(struct sw_maps *m, enum sw_guard_list l, const struct sw_guard_prefix *p,
+		       struct sw_err *e)
+{
+	char name[64];
+
+	if (!bpf_map_delete_elem(list_fd(m, l), p))
+		return 0;
+	sw_guard_prefix_format(p, name, sizeof(name));
+	if (errno == ENOENT)
+		return sw_errorf(e, -ENOENT, "%s is not in the %s list", name, list_name(l));
+	return sw_errorf(e, -errno, "cannot remove %s from the %s list: %s", name, list_name(l),
+			 strerror(errno));
 }
 
 int sw_guard_prefix_add(struct sw_maps *m, enum sw_guard_list l, const struct sw_guard_prefix *p,
 			bool *existed, struct sw_err *e)
 {
-	struct sw_guard_hits hits = {};
-	char name[64];
-
-	*existed = false;
-	if (bpf_map_update_elem(list_fd(m, l), p, &hits, BPF_NOEXIST)) {
-		if (errno == EEXIST) {
-			*existed = true;
-			return 0;
-		}
-		sw_guard_prefix_format(p, name, sizeof(name));
-		if (errno == E2BIG || errno == ENOSPC)
-			return sw_errorf(e, -ENOSPC, "cannot add %s: the %s list holds %u prefixes",
-					 name, list_name(l),
-					 l == SW_GUARD_DENY ? SW_GUARD_DENY_MAX
-							    : SW_GUARD_ALLOW_MAX);
-		return sw_errorf(e, -errno, "cannot add %s to the %s list: %s", name, list_name(l),
-				 strerror(errno));
-	}
-	return list_recount(m, l, e);
+	return list_insert(m, l, p, existed, e);
 }
 
 int sw_guard_prefix_del(struct sw_maps *m, enum sw_guard_list l, const struct sw_guard_prefix *p,
 			struct sw_err *e)
 {
-	char name[64];
+	int err = list_remove(m, l, p, e);
 
-	if (bpf_map_delete_elem(list_fd(m, l), p)) {
-		sw_guard_prefix_format(p, name, sizeof(name));
-		if (errno == ENOENT)
-			return sw_errorf(e, -ENOENT, "%s is not in the %s list", name,
-					 list_name(l));
-		return sw_errorf(e, -errno, "cannot remove %s from the %s list: %s", name,
-				 list_name(l), strerror(errno));
-	}
-	return list_recount(m, l, e);
+	return err ? err : count_update(m, l, -1, false, e);
 }
 
 /* IPv4 first, then by address, then by length. */
 static int entry_cmp(const void *a, const void *b)
 {
 	const struct sw_guard_entry *x = a, *y = b;
-	int c, vx = is_v4(&x->prefix), vy = is_v4(&y->prefix);
+	int c;
 
-	if (vx != vy)
-		return vy - vx;
+	if (x->prefix.family != y->prefix.family)
+		return (int)x->prefix.family - (int)y->prefix.family;
 	c = memcmp(x->prefix.addr, y->prefix.addr, sizeof(x->prefix.addr));
 	if (c)
 		return c;
@@ -204,6 +230,11 @@ int sw_guard_prefix_list(struct sw_maps *m, enum sw_guard_list l, struct sw_guar
 	return n;
 }
 
+__u32 sw_guard_burst(__u32 rate, __u32 burst)
+{
+	return rate ? (burst ? burst : rate) : 0;
+}
+
 int sw_guard_limit_set(struct sw_maps *m, __u32 rate, __u32 burst, struct sw_err *e)
 {
 	struct sw_guard_cfg cfg;
@@ -217,7 +248,7 @@ int sw_guard_limit_set(struct sw_maps *m, __u32 rate, __u32 burst, struct sw_err
 	if (sw_guard_cfg_read(m, &cfg))
 		return sw_errorf(e, -errno, "cannot read guard_cfg: %s", strerror(errno));
 	cfg.rate = rate;
-	cfg.burst = rate ? (burst ? burst : rate) : 0;
+	cfg.burst = sw_guard_burst(rate, burst);
 	cfg.interval_ns = rate ? 1000000000ULL / rate : 0;
 	cfg.burst_ns = cfg.interval_ns * cfg.burst;
 	return cfg_update(m, &cfg, e);
@@ -359,31 +390,42 @@ static bool has_prefix(const struct sw_guard_prefix *list, __u32 nr,
 	return bsearch(p, list, nr, sizeof(*p), prefix_cmp) != NULL;
 }
 
-/* Makes list l hold want[0..nr) (sorted): removals first, so the map never overflows. */
+/*
+ * Makes list l hold want[0..nr) (sorted). New deny prefixes go in before old ones go, so
+ * that no moment denies less than both lists do (unless both do not fit at once); old
+ * allow prefixes go first, so that none exempts more. Each insert raises the count
+ * first (list_insert); the walk at the end sets it exact.
+ */
 static int list_apply(struct sw_maps *m, enum sw_guard_list l, const struct sw_guard_prefix *want,
 		      __u32 nr, const struct sw_guard_prefix *have, __u32 nr_have, bool dry_run,
 		      __u32 *added, __u32 *removed, struct sw_err *e)
 {
-	bool existed;
-	__u32 i;
-	int err;
+	__u32 max = l == SW_GUARD_DENY ? SW_GUARD_DENY_MAX : SW_GUARD_ALLOW_MAX, i, pass;
+	bool add_first, existed;
+	int err = 0;
 
 	*added = *removed = 0;
-	for (i = 0; i < nr_have; i++) {
-		if (has_prefix(want, nr, &have[i]))
-			continue;
-		(*removed)++;
-		if (!dry_run && (err = sw_guard_prefix_del(m, l, &have[i], e)))
-			return err;
+	for (i = 0; i < nr; i++)
+		*added += !has_prefix(have, nr_have, &want[i]);
+	for (i = 0; i < nr_have; i++)
+		*removed += !has_prefix(want, nr, &have[i]);
+	if (dry_run || (!*added && !*removed))
+		return 0;
+	add_first = l == SW_GUARD_DENY && nr_have + *added <= max;
+	for (pass = 0; pass < 2 && !err; pass++) {
+		if ((pass == 0) == add_first) {
+			for (i = 0; i < nr && !err; i++)
+				if (!has_prefix(have, nr_have, &want[i]))
+					err = list_insert(m, l, &want[i], &existed, e);
+		} else {
+			for (i = 0; i < nr_have && !err; i++)
+				if (!has_prefix(want, nr, &have[i]))
+					err = list_remove(m, l, &have[i], e);
+		}
 	}
-	for (i = 0; i < nr; i++) {
-		if (has_prefix(have, nr_have, &want[i]))
-			continue;
-		(*added)++;
-		if (!dry_run && (err = sw_guard_prefix_add(m, l, &want[i], &existed, e)))
-			return err;
-	}
-	return 0;
+	/* Exact again, whatever happened. */
+	count_update(m, l, 0, true, err ? NULL : e);
+	return err;
 }
 
 int sw_guard_apply(struct sw_maps *m, const struct sw_guard_policy *g, bool dry_run,
@@ -438,6 +480,25 @@ static int link_ifindex(const char *path, __u32 *prog_id)
 	return ret;
 }
 
+/* The program attached to ifindex here (0: none). */
+static __u32 query_prog(__u32 ifindex)
+{
+	LIBBPF_OPTS(bpf_xdp_query_opts, q);
+
+	return bpf_xdp_query((int)ifindex, 0, &q) ? 0 : q.prog_id;
+}
+
+/* The pin at path is a link of ifindex in this network namespace: the interface of that
+ * index here runs the link's program (bpffs is shared between namespaces, ifindexes are
+ * not). */
+static bool link_here(const char *path, __u32 ifindex)
+{
+	__u32 prog_id = 0;
+
+	return link_ifindex(path, &prog_id) == (int)ifindex && prog_id &&
+	       query_prog(ifindex) == prog_id;
+}
+
 static enum sw_guard_mode query_mode(__u32 ifindex)
 {
 	LIBBPF_OPTS(bpf_xdp_query_opts, q);
@@ -473,6 +534,11 @@ int sw_guard_attach(const char *ifname, enum sw_guard_mode *mode, bool *already,
 		return sw_errorf(e, -ENODEV, "no interface \"%s\" here (see ip link)", ifname);
 	link_path(path, sizeof(path), ifindex);
 	have = link_ifindex(path, NULL);
+	if (have == (int)ifindex && !link_here(path, ifindex))
+		return sw_errorf(e, -EBUSY,
+				 "%s holds a guard link of interface %u of another network "
+				 "namespace; use a pin directory per namespace (SOCKWAY_PIN_ROOT)",
+				 path, ifindex);
 	if (have == (int)ifindex) {
 		enum sw_guard_mode now = query_mode(ifindex);
 
@@ -534,12 +600,42 @@ int sw_guard_detach(const char *ifname, struct sw_err *e)
 	if (!ifindex)
 		return sw_errorf(e, -ENODEV, "no interface \"%s\" here (see ip link)", ifname);
 	link_path(path, sizeof(path), ifindex);
-	if (link_ifindex(path, NULL) != (int)ifindex)
+	if (!link_here(path, ifindex))
 		return sw_errorf(e, -ENOENT, "the guard is not attached to %s", ifname);
 	/* The pin holds the last reference: unlinking it detaches the program. */
 	if (unlink(path))
 		return sw_errorf(e, -errno, "cannot unpin %s: %s", path, strerror(errno));
 	return 0;
+}
+
+int sw_guard_reattach(struct sw_err *e)
+{
+	char path[PATH_MAX], ppath[PATH_MAX];
+	struct dirent *de;
+	int prog, link, err = 0;
+	DIR *dir;
+
+	snprintf(ppath, sizeof(ppath), "%s/xdp_guard", sw_pin_root());
+	prog = bpf_obj_get(ppath);
+	if (prog < 0)
+		return sw_errorf(e, -errno, "the xdp_guard program is not pinned (%s)", ppath);
+	dir = opendir(sw_pin_root());
+	while (dir && !err && (de = readdir(dir))) {
+		if (strncmp(de->d_name, LINK_PREFIX, strlen(LINK_PREFIX)))
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", sw_pin_root(), de->d_name);
+		link = bpf_obj_get(path);
+		if (link < 0)
+			continue;
+		/* A link whose interface went is left alone (detach or unload removes it). */
+		if (bpf_link_update(link, prog, NULL) && errno != ENOLINK)
+			err = sw_errorf(e, -errno, "cannot update %s: %s", path, strerror(errno));
+		close(link);
+	}
+	if (dir)
+		closedir(dir);
+	close(prog);
+	return err;
 }
 
 int sw_guard_ifaces(struct sw_guard_iface *out, int max)

@@ -4,7 +4,8 @@
  * kill switch (guard_cfg), the guarded ports, its counters, and the interfaces it is
  * attached to, each through a pinned link "guard_if<ifindex>" in the pin directory (the
  * link outlives the agent; unpinning it detaches the program).
- * Callers that change something hold the writers' lock (sw_maps_lock).
+ * Callers that change something hold the writers' lock (sw_maps_lock); sockwayd alone adds
+ * its ports to guard_ports without it (one map update each, nothing to keep consistent).
  */
 #ifndef SOCKWAY_GUARD_H
 #define SOCKWAY_GUARD_H
@@ -43,6 +44,8 @@ int sw_guard_prefix_list(struct sw_maps *m, enum sw_guard_list l, struct sw_guar
 
 /* The limit: rate new connections per second and source (0: off), burst at once (0: rate). */
 int sw_guard_limit_set(struct sw_maps *m, __u32 rate, __u32 burst, struct sw_err *e);
+/* The burst a limit has: burst, or rate when burst is 0; 0 without a rate. */
+__u32 sw_guard_burst(__u32 rate, __u32 burst);
 /* The kill switch: off, every packet passes uncounted (the program stays attached). */
 int sw_guard_set(struct sw_maps *m, bool on, struct sw_err *e);
 int sw_guard_cfg_read(struct sw_maps *m, struct sw_guard_cfg *cfg);
@@ -87,6 +90,8 @@ bool sw_guard_policy_empty(const struct sw_guard_policy *g);
 /* Attaches xdp_guard to ifname. AUTO: native where the driver takes it, else generic.
  * *mode says which; *already that it was attached (nothing changed). */
 int sw_guard_attach(const char *ifname, enum sw_guard_mode *mode, bool *already, struct sw_err *e);
+/* After a reload replaced the pinned program: points every guard link at the new one. */
+int sw_guard_reattach(struct sw_err *e);
 /* Detaches it from ifname (the pin goes, and with it the program). */
 int sw_guard_detach(const char *ifname, struct sw_err *e);
 

@@ -458,10 +458,7 @@ static int parse_guard(json_t *root, struct sw_guard_policy *g, struct sw_err *e
 					  e);
 		if (err)
 			return err;
-		if (!g->rate)
-			g->burst = 0;
-		else if (!g->burst)
-			g->burst = g->rate;
+		g->burst = sw_guard_burst(g->rate, g->burst);
 	}
 	return sw_guard_policy_sort(g, e);
 }
