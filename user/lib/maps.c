@@ -29,7 +29,9 @@ _Static_assert(__builtin_offsetof(struct sw_conn, accel_bytes) == 64,
 _Static_assert(sizeof(struct sw_slot_table) == SW_SLOTS, "sw_slot_table layout");
 _Static_assert(sizeof(struct sw_lend_set) == 144, "sw_lend_set layout");
 _Static_assert(SW_LEND_WORKERS <= SW_LEND_SLOTS, "lender ids fit the owners entry");
-_Static_assert(sizeof(struct sw_guard_prefix) == 24, "sw_guard_prefix: the LPM key");
+_Static_assert(
+	(sizeof(struct sw_guard_prefix) - 4) % 8 == 0,
+	"sw_guard_prefix: the trie puts the hits right after the key data: keep it 8-aligned");
 _Static_assert(sizeof(struct sw_guard_cfg) == 40, "sw_guard_cfg layout");
 _Static_assert(SW_MAX_SPLIT <= 256, "slot tables store split indexes in a byte");
 
