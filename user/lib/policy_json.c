@@ -463,17 +463,29 @@ static int parse_guard(json_t *root, struct sw_guard_policy *g, struct sw_err *e
 	return sw_guard_policy_sort(g, e);
 }
 
-int guard_from_json(const char *text, size_t len, struct sw_guard_policy *g, struct sw_err *e)
+/* The document, its keys unique (a duplicate would silently keep one of two backends,
+ * weights or prefixes), or NULL with e filled. */
+static json_t *doc_load(const char *text, size_t len, struct sw_err *e)
 {
 	json_error_t jerr;
+	json_t *root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+
+	if (!root)
+		sw_errorf(e, -EINVAL,
+			  "policy is not valid JSON: line %d, column %d: %s; fix it there",
+			  jerr.line, jerr.column, jerr.text);
+	return root;
+}
+
+int guard_from_json(const char *text, size_t len, struct sw_guard_policy *g, struct sw_err *e)
+{
 	json_t *root;
 	int err;
 
 	memset(g, 0, sizeof(*g));
-	root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+	root = doc_load(text, len, e);
 	if (!root)
-		return sw_errorf(e, -EINVAL, "policy is not valid JSON: line %d, column %d: %s",
-				 jerr.line, jerr.column, jerr.text);
+		return -EINVAL;
 	err = json_is_object(root) ? parse_guard(root, g, e) : 0;
 	json_decref(root);
 	return err;
@@ -481,18 +493,13 @@ int guard_from_json(const char *text, size_t len, struct sw_guard_policy *g, str
 
 int policy_from_json(const char *text, size_t len, struct sw_policy *p, struct sw_err *e)
 {
-	json_error_t jerr;
 	json_t *root;
 	int err;
 
 	memset(p, 0, sizeof(*p));
-	/* Duplicate keys would silently keep one of two backends or weights: refuse them. */
-	root = json_loadb(text, len, JSON_REJECT_DUPLICATES, &jerr);
+	root = doc_load(text, len, e);
 	if (!root)
-		return sw_errorf(e, -EINVAL,
-				 "policy is not valid JSON: line %d, column %d: %s; fix "
-				 "it there",
-				 jerr.line, jerr.column, jerr.text);
+		return -EINVAL;
 	err = parse_policy(root, p, e);
 	json_decref(root);
 	return err;
