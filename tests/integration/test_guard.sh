@@ -218,7 +218,9 @@ craft_checks generic
 # --- the kill switch ---------------------------------------------------------------------------
 check "deny add $A4 for the kill switch" "$SOCKWAY" guard deny add "$A4"
 check "guard off" "$SOCKWAY" guard off
+total0=$(gstat '[.counters[].packets] | add')
 eq "guard off: the denied source passes" "$(http_from "$A4" "$H4")" 200
+eq "guard off: nothing is counted" "$(gstat '[.counters[].packets] | add')" "$total0"
 check "guard on" "$SOCKWAY" guard on
 eq "guard on: dropped again" "$(http_from "$A4" "$H4" 2)" 000
 check "deny del $A4" "$SOCKWAY" guard deny del "$A4"

@@ -31,6 +31,8 @@ WORKERS=2
 BACKEND_THREADS=2
 ALL_WORKLOADS="small,keyed,big,shadow,remote"
 ALL_TARGETS="direct,direct+accel,sockwayd,sockwayd+accel,nginx,haproxy"
+# Not run unless asked for: direct with wrk's threads split over both backends of the split.
+EXTRA_TARGETS="direct-split,direct+accel-split"
 WORKLOADS=$ALL_WORKLOADS
 TARGETS=$ALL_TARGETS
 BIG_BODY=1048576
@@ -100,13 +102,14 @@ for w in ${WORKLOADS//,/ }; do
 		{ echo "run.sh: unknown workload \"$w\" (${ALL_WORKLOADS//,/, })" >&2; exit 2; }
 done
 for t in ${TARGETS//,/ }; do
-	in_list "$t" "$ALL_TARGETS" ||
-		{ echo "run.sh: unknown target \"$t\" (${ALL_TARGETS//,/, })" >&2; exit 2; }
+	in_list "$t" "$ALL_TARGETS,$EXTRA_TARGETS" ||
+		{ echo "run.sh: unknown target \"$t\" (${ALL_TARGETS//,/, }, ${EXTRA_TARGETS//,/, })" >&2; exit 2; }
 done
 # What has to be set up: the kernel fast path (a second pin dir, an accelerated cgroup,
 # backends and a sockwayd of their own), and the network namespace of the remote workload.
 NEED_ACCEL=0
-{ in_list direct+accel "$TARGETS" || in_list sockwayd+accel "$TARGETS"; } && NEED_ACCEL=1
+{ in_list direct+accel "$TARGETS" || in_list sockwayd+accel "$TARGETS" ||
+	in_list direct+accel-split "$TARGETS"; } && NEED_ACCEL=1
 NEED_ASWD=0
 in_list sockwayd+accel "$TARGETS" && NEED_ASWD=1
 NEED_REMOTE=0
@@ -824,8 +827,8 @@ fmt_ms() { awk -v us="$1" 'BEGIN { ms = us / 1000; f = ms < 10 ? "%.2f ms" : "%.
 # measure WORKLOAD TARGET
 measure() {
 	local wl=$1 tg=$2 port host=127.0.0.1 path script conns roots pids out where=plain
-	local pt0 pt1 mt0 mt1 s1 s2 s3 e1 e2 e3 bp1 bp2 bp3 grp=b k0 k1 others
-	case $tg in *+accel) grp=a where=accel ;; esac
+	local pt0 pt1 mt0 mt1 s1 s2 s3 e1 e2 e3 bp1 bp2 bp3 grp=b k0 k1 others roots2= split=
+	case $tg in *+accel | *+accel-split) grp=a where=accel ;; esac
 	if [ "$wl" = big ]; then
 		[ "$grp" = a ] && bp1=$P_ABIG1 bp2=$P_ABIG2 || bp1=$P_BIG1 bp2=$P_BIG2
 		bp3=
@@ -837,6 +840,13 @@ measure() {
 		port=$bp1 ;;
 	direct+accel) [ "$wl" = big ] && roots=${BACKEND_PID[abg1]} || roots=${BACKEND_PID[a1]}
 		port=$bp1 ;;
+	direct-split) [ "$wl" = big ] && roots=${BACKEND_PID[big1]} roots2=${BACKEND_PID[big2]} ||
+		roots=${BACKEND_PID[b1]} roots2=${BACKEND_PID[b2]}
+		port=$bp1 split=$bp2 ;;
+	direct+accel-split)
+		[ "$wl" = big ] && roots=${BACKEND_PID[abg1]} roots2=${BACKEND_PID[abg2]} ||
+			roots=${BACKEND_PID[a1]} roots2=${BACKEND_PID[a2]}
+		port=$bp1 split=$bp2 ;;
 	sockwayd) port=$P_SOCKWAYD roots=$SOCKWAYD_PID ;;
 	sockwayd+accel) port=$P_ASOCKWAYD roots=$ASOCKWAYD_PID ;;
 	nginx) port=$P_NGINX roots=$NGINX_PID ;;
@@ -858,6 +868,18 @@ measure() {
 		NOTES+=("shadow/haproxy: n/a, HAProxy has no built-in request mirroring.")
 		return
 	fi
+	if [ -n "$split" ] && [ "$wl" = remote ]; then
+		ROWS+=("| $wl | $tg | n/a | n/a | n/a | n/a | n/a | n/a | n/a |")
+		return
+	fi
+	if [ -n "$split" ]; then
+		[ -f "$TMP/split-${script##*/}" ] ||
+			cat "$BENCH_DIR/split.lua" "$script" >"$TMP/split-${script##*/}"
+		script=$TMP/split-${script##*/}
+		export SWBENCH_SPLIT_PORT=$split
+	else
+		unset SWBENCH_SPLIT_PORT
+	fi
 	if [ "$tg" = direct+accel ] && [ "$wl" = remote ]; then
 		ROWS+=("| $wl | direct+accel | n/a | n/a | n/a | n/a | n/a | n/a | n/a |")
 		NOTES+=("remote/direct+accel: n/a, the client stands for another host and is not in an accelerated cgroup; the fast path cannot join a connection with a remote end (sockwayd+accel shows what it does to one).")
@@ -868,7 +890,7 @@ measure() {
 		die "wrk failed during warm-up of $wl / $tg: $(tail -n 3 "$TMP/warmup.out")"
 
 	# shellcheck disable=SC2086
-	pids=$(tree_pids $roots)
+	pids=$(tree_pids $roots $roots2)
 	s1=$(backend_requests "$bp1") s2=$(backend_requests "$bp2") s3=0
 	[ -n "$bp3" ] && s3=$(backend_requests "$bp3")
 	[ "$ACCEL_LOADED" = 1 ] && k0=$(accel_stats)
@@ -888,7 +910,7 @@ measure() {
 		# shellcheck disable=SC2086
 		NOTES+=("⚠ $wl/$tg: other processes were in $SWD_CG during the run (pids $(printf '%s\n' $others | sort -un | tr '\n' ' ' | sed 's/ $//')): another process shares the cgroup sockwayd+accel accelerates, and this bench's sockops program tracks its sockets too.")
 	fi
-	if ! kill -0 "$roots" 2>/dev/null; then
+	if ! kill -0 "$roots" ${roots2:+"$roots2"} 2>/dev/null; then
 		case $tg in
 		sockwayd) tail -n 20 "$TMP/sockwayd.log" >&2 ;;
 		sockwayd+accel) tail -n 20 "$TMP/sockwayd-accel.log" >&2 ;;
@@ -995,7 +1017,7 @@ declare -A R_P50 R_P99 R_CPUP R_CPUM
 START_DATE=$(date -u +%Y-%m-%dT%H:%M:%SZ)
 for wl in ${WORKLOADS//,/ }; do
 	# direct first: the others are divided by it.
-	for tg in ${ALL_TARGETS//,/ }; do
+	for tg in ${ALL_TARGETS//,/ } ${EXTRA_TARGETS//,/ }; do
 		in_list "$tg" "$TARGETS" && measure "$wl" "$tg"
 	done
 done
