@@ -42,6 +42,7 @@ H6=fd53:7767:$NET::1 A6=fd53:7767:$NET::2 B6=fd53:7767:$NET::5
 
 netns_cleanup() {
 	ip link del "$HOST_IF" 2>/dev/null
+	ip link del "swg$$x" 2>/dev/null
 	ip netns del "$NS" 2>/dev/null
 }
 trap 'netns_cleanup; lib_cleanup' EXIT
@@ -306,6 +307,19 @@ check "deny add $A4 after the reload" "$SOCKWAY" guard deny add "$A4"
 eq "the reloaded guard drops" "$(http_from "$A4" "$H4" 2)" 000
 check "deny del $A4" "$SOCKWAY" guard deny del "$A4"
 eq "status names the guard's interface" "$("$SOCKWAY" status | grep -c "guard:.*$HOST_IF (native")" 1
+# An interface deleted with the guard attached: its link goes by the pin's name.
+GONE_A=swg$$x GONE_B=swg$$y
+if ip link add "$GONE_A" type veth peer name "$GONE_B"; then
+	check "attach to $GONE_A (to be deleted)" "$SOCKWAY" guard attach "$GONE_A" --mode generic
+	gone_idx=$(cat "/sys/class/net/$GONE_A/ifindex")
+	ip link del "$GONE_A"
+	eq "stats: the deleted interface's link shows as gone" \
+		"$(gstat ".interfaces[] | select(.name == \"guard_if$gone_idx\") | .present")" false
+	check "detach guard_if$gone_idx (the pin's name)" "$SOCKWAY" guard detach "guard_if$gone_idx"
+	eq "the pin is gone" "$(gstat ".interfaces | map(select(.present == false)) | length")" 0
+else
+	fail "a second veth pair for the deleted-interface case"
+fi
 stop_pid "$SWD_PID"
 check "sockway unload" "$SOCKWAY" unload
 no_xdp && pass "unload detaches the guard" ||

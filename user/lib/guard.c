@@ -597,6 +597,18 @@ int sw_guard_detach(const char *ifname, struct sw_err *e)
 	char path[PATH_MAX];
 	__u32 ifindex = if_nametoindex(ifname);
 
+	/* The link of an interface that was deleted goes by its pin's name, as stats shows
+	 * it ("guard_if7 (interface gone)"): it holds nothing, only the pin is left. */
+	if (!ifindex && !strncmp(ifname, LINK_PREFIX, strlen(LINK_PREFIX)) &&
+	    !strchr(ifname, '/')) {
+		snprintf(path, sizeof(path), "%s/%s", sw_pin_root(), ifname);
+		if (link_ifindex(path, NULL) != 0)
+			return sw_errorf(e, -ENOENT, "%s is not the link of an interface gone",
+					 ifname);
+		if (unlink(path))
+			return sw_errorf(e, -errno, "cannot unpin %s: %s", path, strerror(errno));
+		return 0;
+	}
 	if (!ifindex)
 		return sw_errorf(e, -ENODEV, "no interface \"%s\" here (see ip link)", ifname);
 	link_path(path, sizeof(path), ifindex);
