@@ -1,9 +1,9 @@
 /* SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause */
 /*
- * What the head-scanner tests share (test_resphead.c, test_reqhead.c, and fuzz_reqhead.c
- * through the latter): byte tables, exact heap copies, printable escapes, and the random
- * edits of the mutation tests. The includer defines WORK_MAX, the largest head a test
- * builds, and includes cmocka first.
+ * What the head tests share (test_resphead.c, test_reqhead.c, fuzz_reqhead.c through the
+ * latter, and test_http.c): byte tables, exact heap copies, printable escapes, and the
+ * random edits of the mutation tests (each includer uses what it needs of them). The includer
+ * defines WORK_MAX, the largest head a test builds, and includes cmocka first.
  */
 #ifndef SOCKWAY_TESTS_HEADTEST_H
 #define SOCKWAY_TESTS_HEADTEST_H
@@ -26,7 +26,7 @@ struct bytes {
 };
 
 /* The scanner and the parsers get exactly len bytes on the heap: reading past is an ASan error. */
-static char *dup_exact(const char *s, size_t len)
+static __attribute__((unused)) char *dup_exact(const char *s, size_t len)
 {
 	char *p = malloc(len ? len : 1);
 
@@ -36,7 +36,7 @@ static char *dup_exact(const char *s, size_t len)
 }
 
 /* Bytes as a C string literal would spell them, for failure messages. */
-static const char *escape(const char *s, size_t len)
+static __attribute__((unused)) const char *escape(const char *s, size_t len)
 {
 	static char out[4 * WORK_MAX + 1];
 	size_t i, n = 0;
@@ -64,7 +64,7 @@ static const char *escape(const char *s, size_t len)
 /* A fixed-seed xorshift: every run mutates the same way. A number below n. */
 static __u64 rnd_state = 0x9e3779b97f4a7c15ULL;
 
-static __u32 rnd(__u32 n)
+static __attribute__((unused)) __u32 rnd(__u32 n)
 {
 	rnd_state ^= rnd_state >> 12;
 	rnd_state ^= rnd_state << 25;
@@ -73,7 +73,7 @@ static __u32 rnd(__u32 n)
 }
 
 /* The offset of a random line start, that of the final empty line included; 0 if none. */
-static size_t rnd_line_start(const char *s, size_t len)
+static __attribute__((unused)) size_t rnd_line_start(const char *s, size_t len)
 {
 	size_t i, nr = 0, pick;
 
@@ -89,7 +89,7 @@ static size_t rnd_line_start(const char *s, size_t len)
 }
 
 /* The end of the line that starts at at: just after its LF, or the end of the bytes. */
-static size_t line_end(const char *s, size_t len, size_t at)
+static __attribute__((unused)) size_t line_end(const char *s, size_t len, size_t at)
 {
 	const char *lf = memchr(s + at, '\n', len - at);
 
@@ -97,7 +97,8 @@ static size_t line_end(const char *s, size_t len, size_t at)
 }
 
 /* Replaces del bytes at at with ins; a change that would outgrow WORK_MAX is skipped. */
-static void splice(char *s, size_t *len, size_t at, size_t del, const char *ins, size_t ins_len)
+static __attribute__((unused)) void splice(char *s, size_t *len, size_t at, size_t del,
+					   const char *ins, size_t ins_len)
 {
 	if (at > *len)
 		at = *len;

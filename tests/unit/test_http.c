@@ -15,27 +15,9 @@
 #include <cmocka.h>
 
 #include "http.h"
-
-#define ARRAY_SIZE(a) (sizeof(a) / sizeof((a)[0]))
-/* A string literal with its length, so that tables can hold NUL bytes. */
-/* clang-format off */
-#define S(lit) {lit, sizeof(lit) - 1}
-/* clang-format on */
-
-struct bytes {
-	const char *s;
-	size_t len;
-};
-
-/* The parsers get exactly len bytes on the heap, so that a read past them is an ASan error. */
-static char *dup_exact(const char *s, size_t len)
-{
-	char *p = malloc(len ? len : 1);
-
-	assert_non_null(p);
-	memcpy(p, s, len);
-	return p;
-}
+/* headtest.h sizes its escape and edit buffers by WORK_MAX; this test uses neither. */
+#define WORK_MAX 256
+#include "headtest.h"
 
 static int parse_req(const char *s, size_t len, const struct http_limits *lim)
 {
