@@ -178,8 +178,10 @@ struct sw_ctl {
 	__u32 active[SW_MAX_ENDPOINTS]; /* which copy (0 or 1) of each endpoint is live */
 	__u32 accel_off;		/* the kill switch: 1 after `sockway accel off` */
 	__u32 pad;
-	__u64 swd_cgroup; /* id of sockwayd's accelerated cgroup (0: none), written by sockwayd:
-			   * sk_msg tells sockwayd's sends from its peers' by it */
+	__u64 swd_cgroup;     /* id of sockwayd's accelerated cgroup (0: none), written by sockwayd:
+			       * sk_msg tells sockwayd's sends from its peers' by it */
+	__u64 policy_refused; /* policy documents `sockway apply` refused (atomic add); the
+			       * live policy stayed. sockwayd exports it for alerting */
 };
 
 /* Counters of one writer (shard) for one cell. All adds are atomic (relaxed). */

@@ -1,5 +1,8 @@
 // SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
-/* sockway apply -f FILE|- [--dry-run], sockway export: the whole policy as one document. */
+/*
+ * sockway apply -f FILE|- [--dry-run], sockway export: the whole policy as one document.
+ * apply --watch (watch.c) comes back here for each change of the file.
+ */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -15,7 +18,7 @@
 static int apply_help(void)
 {
 	fprintf(stderr,
-		"Usage: sockway apply -f FILE|- [--dry-run]\n"
+		"Usage: sockway apply -f FILE|- [--dry-run] [--watch]\n"
 		"       sockway export\n"
 		"\n"
 		"apply makes the maps hold exactly the policy in FILE (- for stdin): backends\n"
@@ -27,6 +30,11 @@ static int apply_help(void)
 		"\"limit\": {\"rate\": R, \"burst\": B}}) replaces the XDP guard's lists and "
 		"limit;\n"
 		"without one the guard is left as it is.\n"
+		"--watch applies FILE, then again each time it changes (inotify on its\n"
+		"directory: an editor's rename and a Kubernetes ConfigMap's ..data swap are\n"
+		"seen); a change that does not validate is refused with its reason and counted\n"
+		"(sockway_policy_refused_total), and the running policy stays. SIGHUP applies\n"
+		"FILE again even if unchanged; SIGTERM or SIGINT end the watch.\n"
 		"export prints the live policy; \"sockway export | sockway apply -f -\" is a "
 		"no-op.\n");
 	return 0;
@@ -275,38 +283,41 @@ static json_t *apply_json(const void *data)
 
 static const struct printer apply_printer = {apply_plain, apply_json};
 
-/* Reads and checks the policy file (- for stdin) into p. */
-static int policy_file_read(const char *file, struct sw_policy *p, struct sw_guard_policy *g)
+int policy_file_load(const char *file, char **text, size_t *len)
 {
-	struct sw_err e = {};
-	size_t len = 0;
-	char *text;
 	FILE *f;
-	int err;
+	int err = 0;
 
 	f = strcmp(file, "-") ? fopen(file, "r") : stdin;
 	if (!f)
 		return agent_error(-errno, "cannot open %s: %s", file, strerror(errno));
-	text = read_all(f, &len);
-	if (!text)
+	*text = read_all(f, len);
+	if (!*text)
 		err = agent_error(-errno, "cannot read %s: %s", file, strerror(errno));
 	if (f != stdin)
 		fclose(f);
-	if (!text)
-		return err;
-	err = policy_from_json(text, len, p, &e);
-	if (!err)
-		err = policy_validate(p, &e);
-	if (!err)
-		err = guard_from_json(text, len, g, &e);
-	if (err)
-		agent_error(err, "%s: %s", file, e.msg);
-	free(text);
 	return err;
 }
 
+/*
+ * Adds one to the refused-documents counter of the ctl map, which sockwayd's /metrics
+ * exports, so that a bad file (a ConfigMap rolled out to a fleet, say) can raise an alert.
+ * Best effort: with no maps loaded there is nothing to count in.
+ */
+static void count_refusal(void)
+{
+	struct sw_err e = {};
+	struct sw_maps m;
+
+	if (sw_maps_open(&m, &e))
+		return;
+	__atomic_fetch_add(&m.ctl->policy_refused, 1, __ATOMIC_RELAXED);
+	sw_maps_close(&m);
+}
+
 /* Plans new over the live policy and, unless a dry run, commits the plan; prints it. */
-static int apply_policy(const struct sw_policy *new, const struct sw_guard_policy *g, bool dry_run)
+static int apply_policy(const struct sw_policy *new, const struct sw_guard_policy *g, bool dry_run,
+			enum apply_result *res)
 {
 	struct apply_view v = {.dry_run = dry_run};
 	struct sw_policy *old = NULL;
@@ -315,6 +326,7 @@ static int apply_policy(const struct sw_policy *new, const struct sw_guard_polic
 	struct sw_maps m;
 	int err;
 
+	*res = APPLY_FAILED;
 	/* A dry run takes no lock: it plans against what the maps hold now. */
 	err = agent_open(&m, !dry_run);
 	if (err)
@@ -325,12 +337,24 @@ static int apply_policy(const struct sw_policy *new, const struct sw_guard_polic
 		goto cleanup;
 	}
 	err = policy_read(&m, old, &e);
-	if (!err)
-		err = policy_plan(&m, old, new, &plan, &e);
+	if (err) {
+		agent_fail(&e, err);
+		goto cleanup;
+	}
+	/* What the plans refuse (too many backends, no counter cells left, a guard list
+	 * over its limit) is the document's fault: it is refused like an invalid one. */
+	err = policy_plan(&m, old, new, &plan, &e);
 	/* The guard's plan too before anything is written (it reads the maps only). */
 	if (!err)
 		err = sw_guard_apply(&m, g, true, &v.delta, &e);
-	if (!err && !dry_run && plan->nr_changes)
+	if (err) {
+		*res = APPLY_REFUSED;
+		if (!dry_run)
+			__atomic_fetch_add(&m.ctl->policy_refused, 1, __ATOMIC_RELAXED);
+		agent_fail(&e, err);
+		goto cleanup;
+	}
+	if (!dry_run && plan->nr_changes)
 		err = policy_plan_write(&m, plan, &e);
 	if (!err && !dry_run) {
 		err = sw_guard_apply(&m, g, false, &v.delta, &e);
@@ -347,6 +371,7 @@ static int apply_policy(const struct sw_policy *new, const struct sw_guard_polic
 		agent_fail(&e, err);
 		goto cleanup;
 	}
+	*res = APPLY_DONE;
 	v.plan = plan;
 	v.generation = sw_generation(&m);
 	err = agent_print(&apply_printer, &v);
@@ -357,36 +382,74 @@ cleanup:
 	return err;
 }
 
-int do_apply(int argc, char **argv)
+int apply_text(const char *name, const char *text, size_t len, bool dry_run, enum apply_result *res)
 {
 	struct sw_guard_policy *g;
 	struct sw_policy *new;
+	struct sw_err e = {};
+	int err;
+
+	*res = APPLY_FAILED;
+	new = policy_alloc();
+	g = calloc(1, sizeof(*g));
+	if (!new || !g) {
+		err = agent_error(-ENOMEM, "out of memory");
+		goto cleanup;
+	}
+	err = policy_from_json(text, len, new, &e);
+	if (!err)
+		err = policy_validate(new, &e);
+	if (!err)
+		err = guard_from_json(text, len, g, &e);
+	if (err) {
+		*res = APPLY_REFUSED;
+		agent_error(err, "%s: %s", name, e.msg);
+		/* A dry run only asks: its refusals are not counted. */
+		if (!dry_run)
+			count_refusal();
+		goto cleanup;
+	}
+	err = apply_policy(new, g, dry_run, res);
+cleanup:
+	policy_free(new);
+	free(g);
+	return err;
+}
+
+int do_apply(int argc, char **argv)
+{
+	enum apply_result res;
 	const char *file = NULL;
-	bool dry_run = false;
+	bool dry_run = false, watch = false;
+	size_t len = 0;
+	char *text;
 	int i, err;
 
 	for (i = 0; i < argc; i++) {
 		if (!strcmp(argv[i], "--dry-run"))
 			dry_run = true;
+		else if (!strcmp(argv[i], "--watch"))
+			watch = true;
 		else if ((!strcmp(argv[i], "-f") || !strcmp(argv[i], "--file")) && i + 1 < argc)
 			file = argv[++i];
 		else if (!strcmp(argv[i], "help") || !strcmp(argv[i], "-h"))
 			return apply_help();
 		else
-			return usage_error("usage: sockway apply -f FILE|- [--dry-run]");
+			return usage_error("usage: sockway apply -f FILE|- [--dry-run] [--watch]");
 	}
 	if (!file)
 		return usage_error("apply needs -f FILE (or -f - for stdin)");
-	new = policy_alloc();
-	g = calloc(1, sizeof(*g));
-	if (!new || !g)
-		err = agent_error(-ENOMEM, "out of memory");
-	else
-		err = policy_file_read(file, new, g);
-	if (!err)
-		err = apply_policy(new, g, dry_run);
-	policy_free(new);
-	free(g);
+	if (watch && dry_run)
+		return usage_error("--watch applies each change; it does not go with --dry-run");
+	if (watch && !strcmp(file, "-"))
+		return usage_error("--watch needs a file to watch, not - (stdin)");
+	if (watch)
+		return apply_watch(file);
+	err = policy_file_load(file, &text, &len);
+	if (err)
+		return err;
+	err = apply_text(file, text, len, dry_run, &res);
+	free(text);
 	return err;
 }
 

@@ -166,7 +166,7 @@ static int do_help(int argc, char **argv)
 		"       sockway traffic  { set | show | help }\n"
 		"       sockway shadow   { set | list | help }\n"
 		"       sockway stats    [ENDPOINT] [--reset]\n"
-		"       sockway apply    -f FILE|- [--dry-run]\n"
+		"       sockway apply    -f FILE|- [--dry-run] [--watch]\n"
 		"       sockway export\n"
 		"       sockway explain  PATH [--host HOST] [--method M] [--key KEY ...]\n"
 		"       sockway accel    { add | del | list | on | off | help }\n"

@@ -81,6 +81,23 @@ int agent_print_policy(const struct printer *printer);
 typedef int (*policy_edit_fn)(struct sw_policy *p, void *ctx, struct sw_err *e);
 int agent_edit(policy_edit_fn edit, void *ctx);
 
+/* What apply_text() did with a document: committed it (or, dry, planned it); refused it
+ * for what it says (invalid, or over a limit), so that the same bytes would be refused
+ * again; or failed for another reason (no maps loaded, a map write failing). */
+enum apply_result {
+	APPLY_DONE = 0,
+	APPLY_REFUSED = 1,
+	APPLY_FAILED = 2,
+};
+/* Reads a policy file (- for stdin), at most 16 MiB, into a new NUL-terminated *text. */
+int policy_file_load(const char *file, char **text, size_t *len);
+/* Validates the document whole, then plans and (unless dry_run) commits it, and prints what
+ * moved; name is what error lines call it. A refusal (not a dry run's) is counted in ctl. */
+int apply_text(const char *name, const char *text, size_t len, bool dry_run,
+	       enum apply_result *res);
+/* apply --watch (watch.c): applies file, then each change of it, until SIGTERM or SIGINT. */
+int apply_watch(const char *file);
+
 /* The objects. */
 int do_load(int argc, char **argv);
 int do_unload(int argc, char **argv);

@@ -225,12 +225,18 @@ static void metrics_workers(const struct admin *a, struct buf *b)
 		   "# HELP sockway_policy_generation The policy generation in the maps.\n"
 		   "# TYPE sockway_policy_generation gauge\n"
 		   "sockway_policy_generation %llu\n"
+		   "# HELP sockway_policy_refused_total Policy documents sockway apply refused "
+		   "(the live policy stayed).\n"
+		   "# TYPE sockway_policy_refused_total counter\n"
+		   "sockway_policy_refused_total %llu\n"
 		   "# HELP sockway_bad_requests_total Requests refused before routing, by status.\n"
 		   "# TYPE sockway_bad_requests_total counter\n",
 		   (unsigned long long)conns, (unsigned long long)active,
 		   (unsigned long long)unrouted, (unsigned long long)drops,
 		   (unsigned long long)reloads, (unsigned long long)stale,
-		   (unsigned long long)sw_generation(a->maps));
+		   (unsigned long long)sw_generation(a->maps),
+		   (unsigned long long)__atomic_load_n(&a->maps->ctl->policy_refused,
+						       __ATOMIC_RELAXED));
 	for (k = 0; k < SWD_NR_BAD; k++)
 		buf_printf(b, "sockway_bad_requests_total{status=\"%d\"} %llu\n", statuses[k],
 			   (unsigned long long)bad[k]);
