@@ -19,7 +19,8 @@ PKG_CONFIG ?= pkg-config
 
 # Debian packages the build and the tests need; `make deps` installs the missing ones.
 DEB_PACKAGES := clang clang-format llvm libbpf-dev bpftool libelf-dev zlib1g-dev libcmocka-dev \
-	pkg-config libjansson-dev libclang-rt-14-dev jq iproute2 util-linux wrk curl python3
+	pkg-config libjansson-dev libclang-rt-14-dev jq iproute2 util-linux wrk curl python3 \
+	groff-base man-db mandoc
 
 ARCH := $(shell uname -m | sed 's/x86_64/x86/' | sed 's/aarch64/arm64/')
 
@@ -203,11 +204,22 @@ integration-test: $(SOCKWAY) $(SOCKWAYD) $(INTEG_BINS) tools narrow
 run: $(SOCKWAY) $(SOCKWAYD) tools
 	$(Q)OUTPUT=$(OUTPUT) tools/run-demo.sh
 
+# The manual pages (man 8 sockway) and the bash completions, where man-db and bash-completion
+# look for them under PREFIX.
+MAN8DIR := $(PREFIX)/share/man/man8
+COMPLETIONDIR := $(PREFIX)/share/bash-completion/completions
+
 install: $(SOCKWAY) $(SOCKWAYD)
 	$(call msg,INSTALL,$(DESTDIR)$(PREFIX)/bin)
 	$(Q)install -d $(DESTDIR)$(PREFIX)/bin
 	$(Q)install -m 0755 $(SOCKWAY) $(DESTDIR)$(PREFIX)/bin/sockway
 	$(Q)install -m 0755 $(SOCKWAYD) $(DESTDIR)$(PREFIX)/bin/sockwayd
+	$(call msg,INSTALL,$(DESTDIR)$(MAN8DIR))
+	$(Q)install -d $(DESTDIR)$(MAN8DIR)
+	$(Q)install -m 0644 tools/man/sockway.8 tools/man/sockwayd.8 $(DESTDIR)$(MAN8DIR)/
+	$(call msg,INSTALL,$(DESTDIR)$(COMPLETIONDIR))
+	$(Q)install -d $(DESTDIR)$(COMPLETIONDIR)
+	$(Q)install -m 0644 tools/completion/sockway tools/completion/sockwayd $(DESTDIR)$(COMPLETIONDIR)/
 
 clean:
 	$(call msg,CLEAN,$(OUTPUT))
