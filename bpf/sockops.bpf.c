@@ -1,17 +1,29 @@
 // SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
 /*
- * sockops: attached to each accelerated cgroup, it puts every TCP socket of the cgroup
- * that reaches ESTABLISHED (both ends: connect and accept) into sock_hash, keyed by its
- * tuple, where the sk_msg program can find it as somebody's peer.
+ * sockops: attached to each accelerated cgroup, it puts the TCP sockets of the cgroup whose
+ * peer can be a local accelerated socket into sock_hash when they reach ESTABLISHED (both
+ * ends: connect and accept), keyed by their tuple, where the sk_msg program can find them
+ * as somebody's peer. A socket in sock_hash pays for sk_msg on every send and for the
+ * psock's receive path; one whose peer is on another host, or is local but not tracked,
+ * gains nothing for it, so it stays out:
+ *   - the connecting end (ACTIVE_ESTABLISHED) joins when its route goes through a loopback
+ *     device, that is, its peer is an address of this host: it comes first, before its
+ *     peer's end is established, so that is all it can know yet;
+ *   - the accepting end (PASSIVE_ESTABLISHED) joins only when its peer is already in
+ *     sock_addr: the connecting end's callback runs before it sends the handshake's last
+ *     ACK, so a tracked local peer is always there by then.
+ * A connecting end whose local peer never joins (a backend outside accelerated cgroups)
+ * stays in; sockwayd takes its own such upstream sockets out (conns.c).
  */
 #include "maps.h"
 #include <bpf/bpf_endian.h>
+
+#include "sock.h"
 
 #include "sockway/hash.h"
 
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
-#define AF_INET	 2
 #define AF_INET6 10
 
 /*
@@ -61,6 +73,28 @@ static __always_inline int key_of(struct bpf_sock_ops *ops, struct sw_sock_key *
 	return 1;
 }
 
+/* The connected socket's cached route leaves through a loopback device: its peer is local.
+ * (The route is cached at connect, so an ESTABLISHED connecting socket has one.) */
+static __always_inline int route_is_local(struct bpf_sock *sk)
+{
+	struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
+	struct dst_entry *dst;
+
+	if (!tp)
+		return 0;
+	dst = tp->inet_conn.icsk_inet.sk.sk_dst_cache;
+	return dst && dst->dev && (dst->dev->flags & IFF_LOOPBACK);
+}
+
+/* The peer of an accepted socket is tracked: its connecting end joined (see the top). */
+static __always_inline int peer_tracked(const struct sw_sock_key *key)
+{
+	struct sw_sock_key peer;
+
+	key_reverse(&peer, key);
+	return bpf_map_lookup_elem(&sock_addr, &peer) != 0;
+}
+
 SEC("sockops")
 int sock_track(struct bpf_sock_ops *ops)
 {
@@ -97,6 +131,12 @@ int sock_track(struct bpf_sock_ops *ops)
 		return 1;
 	addr = (__u64)(unsigned long)sk;
 	conn_forget(&key);
+	if (op == BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB ? !route_is_local(sk) : !peer_tracked(&key)) {
+		st = bpf_map_lookup_elem(&accel_stats, &zero);
+		if (st)
+			st->untracked++;
+		return 1;
+	}
 	if (bpf_map_update_elem(&sock_addr, &key, &addr, BPF_ANY))
 		return 1;
 	if (bpf_sock_hash_update(ops, &sock_hash, &key, BPF_ANY))

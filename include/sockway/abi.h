@@ -273,6 +273,7 @@ struct sw_accel_stats {
 	__u64 krouted_bytes;	/* their bytes as the clients sent them */
 	__u64 kanswered;	/* ... whose response it passed on whole, upstream given back */
 	__u64 kmiss[SW_KM_MAX]; /* requests of OPEN clients left to sockwayd, by reason */
+	__u64 untracked;	/* sockets sockops left out of sock_hash: no local tracked peer */
 };
 
 /*

@@ -196,12 +196,17 @@ rb1=$(stat_of redirected_bytes)
 ge "2: stats.redirected grew by >= 2000 (requests + responses)" $((r1 - r0)) 2000
 ge "2: stats.redirected_bytes grew" $((rb1 - rb0)) 1
 p1=$(stat_of passed)
+u1=$(stat_of untracked)
 swc "" --url "http://127.0.0.1:$P_B2/x" --requests 1000 --connections 4
 all_ok "2: client outside the cgroup" 1000
 r2=$(stat_of redirected)
 p2=$(stat_of passed)
+u2=$(stat_of untracked)
 eq "2: client outside: stats.redirected did not grow" $((r2 - r1)) 0
-ge "2: client outside: stats.passed grew by >= 1000 (the backend's responses)" $((p2 - p1)) 1000
+# The backend's end of each connection has no tracked peer: it stays out of sock_hash, so
+# its responses do not even pass through sk_msg.
+eq "2: client outside: the backend's sends never ran sk_msg (stats.passed did not grow)" $((p2 - p1)) 0
+ge "2: client outside: its 4 connections' backend ends were left out (stats.untracked)" $((u2 - u1)) 4
 swc "$CG_SUB" --url "http://127.0.0.1:$P_B2/x" --requests 100 --connections 1
 all_ok "2: client in a child cgroup" 100
 ge "2: client in a child cgroup: stats.redirected grew by >= 200" $(($(stat_of redirected) - r2)) 200
@@ -727,6 +732,65 @@ eq "9: sockwayd exits 0 on SIGTERM after the churn" "$STOP_RC" 0
 fin_clean "9: after the churn" "$n0" "$P_RACE" "$P_RACE_BIG" "$P_DRIP" "$P_RACE_SWD"
 eq "9: no new kernel WARNING/BUG/Oops/refcount/sk_msg/psock/sockmap line in dmesg" \
 	"$(kernel_complaints)" "$warn0"
+
+# --- 10. sockwayd accelerated, its client and backend not: nothing pays for sk_msg -------------
+# Only sockwayd is in an accelerated cgroup. sockops leaves its accepted sockets out (their
+# peer is not tracked); its upstream sockets join (their route is local) until sockwayd sees
+# the backend's end is not tracked, at the first response, and takes them out.
+P_LONE=$(port 29)
+P_LONE_SWD=$(port 30)
+SWD_ADMIN=$(port 31)
+start_backend lone "$P_LONE"
+check "10: backend lone, outside the accelerated cgroups" "$SOCKWAY" backend create lone "127.0.0.1:$P_LONE"
+check "10: endpoint /lone -> lone" "$SOCKWAY" endpoint create lone --route /lone --backend lone
+start_sockwayd "$P_LONE_SWD" "$SWD_ADMIN" --workers 2
+check "10: sockwayd joined its own accelerated cgroup" sockwayd_accelerated "$SWD_PID"
+p0=$(stat_of passed)
+u0=$(stat_of untracked)
+swc "" --url "http://127.0.0.1:$P_LONE_SWD/lone/x" --requests 2000 --connections 4
+all_ok "10: a client outside, through sockwayd, to a backend outside" 2000
+up=$(metric sockway_upstream_untracked_total)
+ge "10: sockwayd took its upstream sockets out of sock_hash (sockway_upstream_untracked_total)" "$up" 1
+ge "10: sockops left sockwayd's 4 accepted sockets out (stats.untracked)" $(($(stat_of untracked) - u0)) 4
+# Each upstream connection's first request went through sk_msg before its response showed
+# the backend untracked; nothing after it did (2000 requests).
+le "10: sk_msg ran only for first requests: stats.passed grew by <= 2 x untracked upstreams" \
+	$(($(stat_of passed) - p0)) $((2 * up))
+stop_pid "$SWD_PID"
+eq "10: sockwayd exits 0 on SIGTERM" "$STOP_RC" 0
+
+# --- 11. an accelerated client of another host: its socket stays out of sock_hash ------------
+# The other host is a network namespace behind a veth pair; the client's route to it does not
+# go through a loopback device, so no socket of its can be a local peer.
+NS=swacc$$
+NET=
+for n in $(seq $(($$ % 200)) 255) $(seq 0 $(($$ % 200))); do
+	if ! ip -4 route show match "10.205.$n.1" | grep -qv '^default'; then
+		NET=$n
+		break
+	fi
+done
+trap 'ip netns del "$NS" 2>/dev/null; lib_cleanup' EXIT
+P_FAR=$(port 32)
+if [ -z "$NET" ]; then
+	fail "11: a free /24 in 10.205.0.0/16"
+elif check "11: namespace $NS behind veth sw$$h, 10.205.$NET.0/24" bash -c "
+	ip netns add $NS && ip link add sw$$h type veth peer name sw$$n netns $NS &&
+	ip addr add 10.205.$NET.1/24 dev sw$$h && ip link set sw$$h up &&
+	ip -n $NS addr add 10.205.$NET.2/24 dev sw$$n && ip -n $NS link set sw$$n up &&
+	ip -n $NS link set lo up"; then
+	spawn far nsenter --net="/run/netns/$NS" "$SWBACKEND" --name far --listen "10.205.$NET.2:$P_FAR"
+	wait_until "$WAIT_S" curl -sf --max-time 5 "http://10.205.$NET.2:$P_FAR/__swbackend/stats" ||
+		fail "11: the backend in $NS answers"
+	s0=$(stat_of sockets)
+	u0=$(stat_of untracked)
+	p0=$(stat_of passed)
+	swc "$CG" --url "http://10.205.$NET.2:$P_FAR/x" --requests 500 --connections 2
+	all_ok "11: an accelerated client to a backend on another host" 500
+	eq "11: none of its sockets entered sock_hash" $(($(stat_of sockets) - s0)) 0
+	ge "11: its 2 connections were left out (stats.untracked)" $(($(stat_of untracked) - u0)) 2
+	eq "11: its sends never ran sk_msg (stats.passed did not grow)" $(($(stat_of passed) - p0)) 0
+fi
 
 # --- 6. processes killed with sockets in the map, then off and unload -----------------------------
 # Last, as it unloads everything.

@@ -162,13 +162,15 @@ static void list_plain(const void *data)
 	printf("kernel fast path: %s\n", v->on ? "on" : "off (kill switch)");
 	for (i = 0; i < v->nr; i++)
 		printf("  %s\n", v->cgroups[i].path);
-	printf("sockets tracked %llu; sends redirected %llu (%llu bytes), passed to TCP "
+	printf("sockets tracked %llu, left out (no local tracked peer) %llu; sends redirected %llu "
+	       "(%llu bytes), passed to TCP "
 	       "%llu (%llu bytes), of which held back from a local peer %llu (%llu bytes); "
 	       "response bytes spliced backend to client %llu\n",
-	       (unsigned long long)st->sockets, (unsigned long long)st->redirected,
-	       (unsigned long long)st->redirected_bytes, (unsigned long long)st->passed,
-	       (unsigned long long)st->passed_bytes, (unsigned long long)st->held,
-	       (unsigned long long)st->held_bytes, (unsigned long long)st->spliced_bytes);
+	       (unsigned long long)st->sockets, (unsigned long long)st->untracked,
+	       (unsigned long long)st->redirected, (unsigned long long)st->redirected_bytes,
+	       (unsigned long long)st->passed, (unsigned long long)st->passed_bytes,
+	       (unsigned long long)st->held, (unsigned long long)st->held_bytes,
+	       (unsigned long long)st->spliced_bytes);
 	printf("requests routed by the kernel %llu (%llu bytes), answered whole %llu; left to "
 	       "sockwayd:",
 	       (unsigned long long)st->krouted, (unsigned long long)st->krouted_bytes,
@@ -198,6 +200,9 @@ static json_t *list_json(const void *data)
 		(json_int_t)st->held_bytes, "spliced", (json_int_t)st->spliced, "spliced_bytes",
 		(json_int_t)st->spliced_bytes, "krouted", (json_int_t)st->krouted, "krouted_bytes",
 		(json_int_t)st->krouted_bytes, "kanswered", (json_int_t)st->kanswered);
+	if (out)
+		json_object_set_new(json_object_get(out, "stats"), "untracked",
+				    json_integer((json_int_t)st->untracked));
 	/* Flat, like the rest of stats: kmiss_order, kmiss_head... */
 	for (i = 0; out && i < SW_KM_MAX; i++) {
 		snprintf(name, sizeof(name), "kmiss_%s", sw_kmiss_name(i));

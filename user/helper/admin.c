@@ -179,7 +179,7 @@ static void metrics_workers(const struct admin *a, struct buf *b)
 	__u64 conns = 0, active = 0, unrouted = 0, drops = 0, reloads = 0, stale = 0;
 	__u64 bad[SWD_NR_BAD] = {};
 	__u64 kresp = 0, ktick = 0, under = 0, retries[SWD_RETRY_MAX] = {};
-	__u64 adopted = 0, handoffs = 0, lent = 0;
+	__u64 adopted = 0, handoffs = 0, lent = 0, untracked = 0;
 	unsigned i, k;
 
 	for (i = 0; i < a->nr; i++) {
@@ -197,6 +197,7 @@ static void metrics_workers(const struct admin *a, struct buf *b)
 		adopted += load(&s->kroute_adopted);
 		handoffs += load(&s->kroute_handoffs);
 		lent += load(&s->lend_opened);
+		untracked += load(&s->untracked);
 		for (k = 0; k < SWD_RETRY_MAX; k++)
 			retries[k] += load(&s->retries[k]);
 		for (k = 0; k < SWD_NR_BAD; k++)
@@ -277,9 +278,14 @@ static void metrics_workers(const struct admin *a, struct buf *b)
 		   "# HELP sockway_lend_opened_total Upstream connections opened to be lent to "
 		   "the kernel.\n"
 		   "# TYPE sockway_lend_opened_total counter\n"
-		   "sockway_lend_opened_total %llu\n",
+		   "sockway_lend_opened_total %llu\n"
+		   "# HELP sockway_upstream_untracked_total Upstream connections taken out of the "
+		   "kernel path: the backend's end is local but not accelerated, so sk_msg could "
+		   "only cost.\n"
+		   "# TYPE sockway_upstream_untracked_total counter\n"
+		   "sockway_upstream_untracked_total %llu\n",
 		   (unsigned long long)adopted, (unsigned long long)handoffs,
-		   (unsigned long long)lent);
+		   (unsigned long long)lent, (unsigned long long)untracked);
 }
 
 static void admin_conn_close(struct admin_conn *c)

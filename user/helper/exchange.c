@@ -706,6 +706,7 @@ static enum xres upstream_read(struct exchange *x)
 		}
 		u->in.len += n;
 		x->upstream_spoke = true;
+		upstream_check_peer(u);
 		ret = upstream_pump_response(u);
 		if (n < READ_CHUNK)
 			break;

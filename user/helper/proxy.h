@@ -75,9 +75,10 @@ struct upstream {
 	/* Kernel routing (kroute.c): */
 	bool lending; /* connecting, to be lent to the kernel */
 	bool lent;    /* lent: in its lend set, the kernel's, or carrying an exchange taken over */
-	bool lend_wait;	  /* not in its set, carrying nothing yet: events wait for the tick */
-	bool lend_orphan; /* so at the last tick too */
-	__u32 kidx;	  /* kc's index in the conns map */
+	bool lend_wait;	   /* not in its set, carrying nothing yet: events wait for the tick */
+	bool lend_orphan;  /* so at the last tick too */
+	__u32 kidx;	   /* kc's index in the conns map */
+	bool peer_checked; /* upstream_check_peer() ran */
 };
 
 /*
@@ -191,6 +192,8 @@ struct upstream *upstream_connect(struct worker *w, __u16 backend, __u8 replica,
 void conn_entry_release(struct worker *w, struct sw_conn *e, bool later);
 /* Files a connected upstream in the conns map, so that the kernel can find it. */
 void upstream_track(struct upstream *u);
+/* At the upstream's first response bytes: out of sock_hash if the backend's end is not in it. */
+void upstream_check_peer(struct upstream *u);
 /* Sends bytes, buffering what the socket does not take now: 0 or -errno. */
 int upstream_send(struct upstream *u, const char *p, size_t n);
 int upstream_flush(struct upstream *u);

@@ -241,6 +241,7 @@ static int shadow_read(struct shadow *s)
 		}
 		s->bytes_read += n;
 		u->in.len += n;
+		upstream_check_peer(u);
 		ret = shadow_parse(s, &u->in);
 		if (ret) {
 			if (ret < 0)

@@ -87,6 +87,7 @@ struct swd_worker_stats {
 	__u64 kroute_adopted;	      /* requests the kernel routed, taken over by sockwayd */
 	__u64 kroute_handoffs;	      /* requests the kernel decided on and left to sockwayd */
 	__u64 lend_opened;	      /* connections opened to be lent to the kernel */
+	__u64 untracked;	      /* upstream sockets taken out of sock_hash: untracked peer */
 	__u64 retries[SWD_RETRY_MAX]; /* requests sent to a second replica, by enum swd_retry */
 };
 

@@ -10,8 +10,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
 #include "conns.h"
 #include "proxy.h"
+#include "sockway.skel.h"
 
 void upstream_update(struct upstream *u)
 {
@@ -306,6 +310,36 @@ void upstream_track(struct upstream *u)
 		u->kc = sw_conn_claim(u->w->maps, &key);
 	if (u->kc)
 		u->accel_seen = __atomic_load_n(&u->kc->accel_bytes, __ATOMIC_RELAXED);
+}
+
+/*
+ * sockops put the upstream's socket into sock_hash because its route is local, before the
+ * backend's end was established; if that end never joined (a local backend outside the
+ * accelerated cgroups), nothing can be redirected either way, and each send of ours would
+ * still run sk_msg for nothing: take it out. Called at the first response bytes, when the
+ * backend's end is surely ESTABLISHED, and so in sock_addr if it ever will be (sockops
+ * files it before the backend can accept it). Only the peer could have redirected bytes
+ * into this socket's queue, which leaving the map would drop; an untracked peer never did.
+ */
+void upstream_check_peer(struct upstream *u)
+{
+	const struct sockway *skel = u->w->maps->skel;
+	struct sw_sock_key key, peer;
+	__u64 addr;
+
+	if (u->peer_checked)
+		return;
+	u->peer_checked = true;
+	if (!u->kc || sw_conn_key(&key, u->w->netns, u->ev.fd))
+		return;
+	sw_conn_key_reverse(&peer, &key);
+	if (!bpf_map_lookup_elem(bpf_map__fd(skel->maps.sock_addr), &peer, &addr))
+		return;
+	/* ENOENT: sockops had left it out already, or the kill switch was on at connect. */
+	if (bpf_map_delete_elem(bpf_map__fd(skel->maps.sock_hash), &key))
+		return;
+	bpf_map_delete_elem(bpf_map__fd(skel->maps.sock_addr), &key);
+	__atomic_fetch_add(&u->w->stats.untracked, 1, __ATOMIC_RELAXED);
 }
 
 void upstream_tick(struct worker *w)

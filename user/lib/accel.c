@@ -303,6 +303,7 @@ int sw_accel_stats_read(struct sw_maps *m, struct sw_accel_stats *out)
 		out->krouted += per[i].krouted;
 		out->krouted_bytes += per[i].krouted_bytes;
 		out->kanswered += per[i].kanswered;
+		out->untracked += per[i].untracked;
 		for (j = 0; j < SW_KM_MAX; j++)
 			out->kmiss[j] += per[i].kmiss[j];
 	}
