@@ -333,6 +333,25 @@ if tm new-session -d -s top -x 120 -y 30 -e "SOCKWAY_PIN_ROOT=$SOCKWAY_PIN_ROOT"
 	wait_until "$WAIT_S" pane_says_stty || fail "stty ran in the pane" "$(pane | tail -n 5)"
 	check "the terminal is canonical again (icanon)" grep -qE '(^| )icanon( |;|$)' "$TMP/stty.out"
 	check "and echoes again (echo)" grep -qE '(^| )echo( |;|$)' "$TMP/stty.out"
+	# Again, ended by Ctrl-C (SIGINT) this time.
+	tm send-keys -t top -l "$SOCKWAY_ABS top -d 0.5; echo top2-exit=\$?"
+	tm send-keys -t top Enter
+	pane_on_alternate() { [ "$(tm display -p -t top '#{alternate_on}')" = 1 ]; }
+	wait_until "$WAIT_S" pane_on_alternate || fail "top runs again on the alternate screen" "$(pane)"
+	tm send-keys -t top C-c
+	pane_says_exit2() { pane | grep -qx 'top2-exit=0'; }
+	if wait_until "$WAIT_S" pane_says_exit2; then
+		pass "Ctrl-C quits, exit 0"
+	else
+		fail "Ctrl-C quits, exit 0" "$(pane | tail -n 5)"
+	fi
+	tm send-keys -t top -l "stty -a >$TMP/stty2.out; echo stty2-done"
+	tm send-keys -t top Enter
+	pane_says_stty2() { pane | grep -qx 'stty2-done'; }
+	wait_until "$WAIT_S" pane_says_stty2 || fail "stty ran in the pane again" "$(pane | tail -n 5)"
+	eq "after Ctrl-C: the normal screen, the cursor, icanon and echo" \
+		"$(tm display -p -t top '#{alternate_on} #{cursor_flag}') $(grep -oE '(^| )-?(icanon|echo)( |;|$)' "$TMP/stty2.out" | tr -d ' ;' | sort | tr '\n' ' ')" \
+		"0 1 echo icanon "
 else
 	fail "tmux starts a session on its own socket"
 fi

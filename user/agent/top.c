@@ -111,8 +111,8 @@ struct top {
 	enum top_output output;
 	struct sw_maps m;
 	struct cell_names names;
-	__u64 names_generation; /* the even generation names was read at */
-	bool names_valid;
+	__u64 names_generation; /* the generation names was read at */
+	bool names_valid;	/* ... whole: even, and the same after the read */
 	struct top_seen seen[SW_MAX_CELLS];
 	double seen_at; /* CLOCK_MONOTONIC, s */
 	bool have_frame;
