@@ -18,10 +18,13 @@ P_OK=$(port 10)
 P_BAD=$(port 11)
 P_SH=$(port 12)
 SOCKWAY_ABS=$(realpath "$SOCKWAY")
-# A tmux server of this test's own, on its own socket, killed at exit.
+# A tmux server of this test's own, on its own socket, killed at exit; the server leaves its
+# socket file behind, so that goes too (its path is known once the server runs).
 TMUX_CMD=(env TERM=xterm tmux -L "sockway-test-$$" -f /dev/null)
+TMUX_SOCKET=
 top_cleanup() {
 	"${TMUX_CMD[@]}" kill-server 2>/dev/null
+	[ -n "$TMUX_SOCKET" ] && rm -f "$TMUX_SOCKET"
 	lib_cleanup
 }
 trap top_cleanup EXIT
@@ -290,6 +293,7 @@ pane_fits() {
 check "endpoint tm (no request yet)" "$SOCKWAY" endpoint create tm --route /tm --backend ok
 if tm new-session -d -s top -x 120 -y 30 -e "SOCKWAY_PIN_ROOT=$SOCKWAY_PIN_ROOT" \
 	"bash --norc --noprofile"; then
+	TMUX_SOCKET=$(tm display -p -t top '#{socket_path}')
 	tm send-keys -t top -l "PS1='\$ '; $SOCKWAY_ABS top -d 0.5; echo top-exit=\$?"
 	tm send-keys -t top Enter
 	wait_until "$WAIT_S" pane_shows_requests tm ok primary 0 ||
