@@ -20,7 +20,7 @@ PKG_CONFIG ?= pkg-config
 # Debian packages the build and the tests need; `make deps` installs the missing ones.
 DEB_PACKAGES := clang clang-format llvm libbpf-dev bpftool libelf-dev zlib1g-dev libcmocka-dev \
 	pkg-config libjansson-dev libclang-rt-14-dev jq iproute2 util-linux wrk curl python3 \
-	groff-base man-db mandoc
+	groff-base man-db mandoc tmux
 
 ARCH := $(shell uname -m | sed 's/x86_64/x86/' | sed 's/aarch64/arm64/')
 

@@ -166,6 +166,7 @@ static int do_help(int argc, char **argv)
 		"       sockway traffic  { set | show | help }\n"
 		"       sockway shadow   { set | list | help }\n"
 		"       sockway stats    [ENDPOINT] [--reset]\n"
+		"       sockway top      [-n COUNT] [-d SECONDS] [ENDPOINT]\n"
 		"       sockway apply    -f FILE|- [--dry-run] [--watch]\n"
 		"       sockway export\n"
 		"       sockway explain  PATH [--host HOST] [--method M] [--key KEY ...]\n"
@@ -183,11 +184,14 @@ static int do_help(int argc, char **argv)
 }
 
 static const struct cmd top_cmds[] = {
-	{"backend", do_backend}, {"endpoint", do_endpoint}, {"traffic", do_traffic},
-	{"shadow", do_shadow},	 {"stats", do_stats},	    {"apply", do_apply},
-	{"export", do_export},	 {"explain", do_explain},   {"load", do_load},
-	{"unload", do_unload},	 {"accel", do_accel},	    {"status", do_status},
-	{"guard", do_guard},	 {"help", do_help},	    {NULL, NULL},
+	{"backend", do_backend}, {"endpoint", do_endpoint},
+	{"traffic", do_traffic}, {"shadow", do_shadow},
+	{"stats", do_stats},	 {"apply", do_apply},
+	{"export", do_export},	 {"explain", do_explain},
+	{"load", do_load},	 {"unload", do_unload},
+	{"accel", do_accel},	 {"status", do_status},
+	{"guard", do_guard},	 {"top", do_top},
+	{"help", do_help},	 {NULL, NULL},
 };
 
 static void version_plain(const void *data)

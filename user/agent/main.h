@@ -97,6 +97,25 @@ int apply_text(const char *name, const char *text, size_t len, bool dry_run,
 	       enum apply_result *res);
 /* apply --watch (watch.c): applies file, then each change of it, until SIGTERM or SIGINT. */
 int apply_watch(const char *file);
+/*
+ * Counter cells as stats and top show them (cells.c). The names of the endpoints and backends
+ * by id, from one read of the live policy: a cell carries ids only.
+ */
+struct cell_names {
+	char endpoint[SW_MAX_ENDPOINTS][SW_NAME_MAX];
+	char backend[SW_MAX_BACKENDS][SW_NAME_MAX];
+};
+/* Reads the live policy's names into n. */
+int cell_names_read(struct sw_maps *m, struct cell_names *n, struct sw_err *e);
+/* The names of a cell's endpoint and backend ("?" for an id n does not know), its role. */
+const char *cell_endpoint(const struct cell_names *n, const struct sw_cell *cell);
+const char *cell_backend(const struct cell_names *n, const struct sw_cell *cell);
+const char *cell_role(const struct sw_cell *cell);
+/* Upper bound in us of the latency bucket holding quantile q of c, 0 when there is no
+ * sample. */
+__u64 latency_quantile(const struct sw_counters *c, double q);
+/* Counters as stats -j prints them: every field, the histogram, p50 and p99. */
+json_t *counters_json(const struct sw_counters *c);
 
 /* The objects. */
 int do_load(int argc, char **argv);
@@ -112,6 +131,7 @@ int do_export(int argc, char **argv);
 int do_explain(int argc, char **argv);
 int do_accel(int argc, char **argv);
 int do_guard(int argc, char **argv);
+int do_top(int argc, char **argv);
 /* The guard's counters as guard stats -j prints them: {"passed": {"packets", "bytes"}...}. */
 json_t *guard_counters_json(const struct sw_guard_stats *st);
 

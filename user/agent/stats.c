@@ -7,13 +7,6 @@
 
 #include "main.h"
 
-static const char *const error_names[SW_ERR_MAX] = {
-	[SW_ERR_CONNECT_REFUSED] = "connect_refused",
-	[SW_ERR_RESET] = "reset",
-	[SW_ERR_TIMEOUT] = "timeout",
-	[SW_ERR_BAD_RESPONSE] = "bad_response",
-};
-
 static int stats_help(void)
 {
 	fprintf(stderr,
@@ -25,52 +18,6 @@ static int stats_help(void)
 		"The same counters: bpftool map dump pinned %s/counters\n",
 		sw_pin_root());
 	return 0;
-}
-
-/* Upper bound in us of the bucket holding quantile q, 0 when there is no sample. */
-static __u64 latency_quantile(const struct sw_counters *c, double q)
-{
-	__u64 total = 0, seen = 0;
-	int i;
-
-	for (i = 0; i < SW_LAT_BUCKETS; i++)
-		total += c->latency[i];
-	if (!total)
-		return 0;
-	for (i = 0; i < SW_LAT_BUCKETS; i++) {
-		seen += c->latency[i];
-		if (seen >= q * total)
-			break;
-	}
-	return 1ULL << (i + 1 < SW_LAT_BUCKETS ? i + 1 : SW_LAT_BUCKETS);
-}
-
-static json_t *counters_json(const struct sw_counters *c)
-{
-	json_t *errors = json_object(), *hist = json_array();
-	int i;
-
-	for (i = 0; i < SW_ERR_MAX; i++)
-		json_object_set_new(errors, error_names[i], json_integer(c->errors[i]));
-	/* Prometheus-like buckets: counts of [2^i, 2^(i+1)) us, the last one open-ended. */
-	for (i = 0; i < SW_LAT_BUCKETS; i++)
-		json_array_append_new(hist, json_pack("{s:o, s:I}", "le_us",
-						      i + 1 < SW_LAT_BUCKETS
-							      ? json_integer(1LL << (i + 1))
-							      : json_string("+Inf"),
-						      "count", (json_int_t)c->latency[i]));
-	return json_pack(
-		"{s:I, s:{s:I, s:I, s:I, s:I, s:I}, s:o, s:I, s:I, s:I, s:o, s:I, s:I, "
-		"s:I, s:I, s:I}",
-		"requests", (json_int_t)c->requests, "status", "1xx", (json_int_t)c->status[0],
-		"2xx", (json_int_t)c->status[1], "3xx", (json_int_t)c->status[2], "4xx",
-		(json_int_t)c->status[3], "5xx", (json_int_t)c->status[4], "errors", errors,
-		"bytes_from_client", (json_int_t)c->bytes_from_client, "bytes_to_client",
-		(json_int_t)c->bytes_to_client, "latency_sum_us", (json_int_t)c->latency_sum_us,
-		"latency", hist, "latency_p50_us", (json_int_t)latency_quantile(c, 0.5),
-		"latency_p99_us", (json_int_t)latency_quantile(c, 0.99), "shadow_match",
-		(json_int_t)c->shadow_match, "shadow_drops", (json_int_t)c->shadow_drops,
-		"accel_bytes", (json_int_t)c->accel_bytes);
 }
 
 /* One counter cell, summed, with the names of its endpoint and backend. */
@@ -136,10 +83,9 @@ static json_t *list_json(const void *data)
 static const struct printer list_printer = {list_plain, list_json};
 
 /* The cells in use, of endpoint filter (SW_ID_NONE: all), summed over their shards. */
-static void stats_read(struct sw_maps *m, __u32 filter, struct stats_view *v)
+static void stats_read(struct sw_maps *m, const struct cell_names *names, __u32 filter,
+		       struct stats_view *v)
 {
-	struct sw_endpoint ep;
-	struct sw_backend b;
 	__u32 c;
 
 	for (c = 0; c < SW_MAX_CELLS; c++) {
@@ -151,13 +97,9 @@ static void stats_read(struct sw_maps *m, __u32 filter, struct stats_view *v)
 		if (filter != SW_ID_NONE && cell->endpoint_id != filter)
 			continue;
 		row->cell = c;
-		row->role = cell->role == SW_ROLE_SHADOW ? "shadow" : "primary";
-		ep.flags = 0;
-		sw_endpoint_read(m, cell->endpoint_id, &ep, NULL);
-		strcpy(row->endpoint, ep.flags & SW_F_IN_USE ? ep.name : "?");
-		b.flags = 0;
-		sw_backend_read(m, cell->backend_id, &b);
-		strcpy(row->backend, b.flags & SW_F_IN_USE ? b.name : "?");
+		row->role = cell_role(cell);
+		strcpy(row->endpoint, cell_endpoint(names, cell));
+		strcpy(row->backend, cell_backend(names, cell));
 		sw_cell_sum(cell, &row->sum);
 		v->nr++;
 	}
@@ -180,7 +122,9 @@ int do_stats(int argc, char **argv)
 {
 	const char *endpoint = NULL;
 	__u32 filter = SW_ID_NONE;
+	struct cell_names *names = NULL;
 	struct stats_view *v = NULL;
+	struct sw_err e = {};
 	bool reset = false;
 	struct sw_maps m;
 	int i, err;
@@ -210,13 +154,20 @@ int do_stats(int argc, char **argv)
 		goto cleanup;
 	}
 	v = calloc(1, sizeof(*v));
-	if (!v) {
+	names = malloc(sizeof(*names));
+	if (!v || !names) {
 		err = agent_error(-ENOMEM, "out of memory");
 		goto cleanup;
 	}
-	stats_read(&m, filter, v);
+	err = cell_names_read(&m, names, &e);
+	if (err) {
+		agent_fail(&e, err);
+		goto cleanup;
+	}
+	stats_read(&m, names, filter, v);
 	err = agent_print(&list_printer, v);
 cleanup:
+	free(names);
 	free(v);
 	sw_maps_close(&m);
 	return err;
