@@ -134,5 +134,6 @@ done
 echo
 "$SOCKWAY" -j accel list | jq -c '.stats | {sockets, untracked, passed, redirected}' |
 	sed 's/^/accel_stats: /'
-echo "sockway_upstream_untracked_total (default): $(curl -s "http://127.0.0.1:$P_DEF_ADMIN/metrics" |
-	awk '$1 == "sockway_upstream_untracked_total" { print $2 }')"
+curl -s "http://127.0.0.1:$P_DEF_ADMIN/metrics" |
+	awk '$1 ~ /^sockway_(upstream_untracked|lend_opened|kroute_[a-z]*|connections)_total$/ {
+		print "default sockwayd: " $1 " " $2 }'
