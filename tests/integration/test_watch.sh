@@ -110,6 +110,10 @@ rm -f "$FILE"
 check "a deleted file is noticed and the running policy stays" \
 	wait_until "$WAIT_S" log_has watch "$FILE is gone; the running policy stays"
 eq "the policy is still the last one applied" "$(weight_a)" 0.4
+mkfifo "$FILE"
+check "a FIFO in its place is not read (it would block the watch)" \
+	wait_until "$WAIT_S" log_has watch "$FILE is not a regular file; the running policy stays"
+rm -f "$FILE"
 policy 0.3 "$FILE"
 check "the re-created file is applied" wait_until "$WAIT_S" weight_is 0.3
 check "sockway traffic set (an edit outside the file)" "$SOCKWAY" traffic set w a=0.9 b=0.1

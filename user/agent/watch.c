@@ -21,6 +21,7 @@
 #include <string.h>
 #include <sys/inotify.h>
 #include <sys/signalfd.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -38,6 +39,14 @@
 	(IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE | IN_ATTRIB |        \
 	 IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR)
 
+/* What the last look found at FILE's path; a change of it is logged once. */
+enum watch_file {
+	WATCH_READABLE = 0,
+	WATCH_GONE = 1,
+	WATCH_NOT_FILE = 2,
+	WATCH_UNREADABLE = 3,
+};
+
 struct watch {
 	const char *file;
 	int inotify_fd;
@@ -47,7 +56,7 @@ struct watch {
 	char target[PATH_MAX]; /* that directory's path */
 	char *last;	       /* the bytes last acted on, NULL before the first read */
 	size_t last_len;
-	bool missing;		       /* FILE could not be read at the last look */
+	enum watch_file unusable;      /* why FILE could not be read at the last look */
 	enum apply_result last_result; /* what became of last */
 	long long check_at;	       /* when to read FILE again (ms, monotonic), 0: no need */
 	long long retry_ms;	       /* the wait after the next failure */
@@ -108,23 +117,31 @@ static void watch_target(struct watch *w)
 static void watch_check(struct watch *w, bool force)
 {
 	enum apply_result res;
+	struct stat st = {};
 	size_t len = 0;
 	char *text = NULL;
 
 	w->check_at = 0;
 	watch_target(w);
-	if (access(w->file, F_OK) && errno == ENOENT) {
+	if (stat(w->file, &st) && errno == ENOENT) {
 		/* Gone between a rename's two steps, or deleted: said once, policy kept. */
-		if (!w->missing)
+		if (w->unusable != WATCH_GONE)
 			pr_warn("%s is gone; the running policy stays until it is back", w->file);
-		w->missing = true;
+		w->unusable = WATCH_GONE;
+		return;
+	}
+	/* A FIFO would block the watch in its read, a device never end: files only. */
+	if (!S_ISREG(st.st_mode)) {
+		if (w->unusable != WATCH_NOT_FILE)
+			pr_warn("%s is not a regular file; the running policy stays", w->file);
+		w->unusable = WATCH_NOT_FILE;
 		return;
 	}
 	if (policy_file_load(w->file, &text, &len)) {
-		w->missing = true;
+		w->unusable = WATCH_UNREADABLE;
 		return;
 	}
-	w->missing = false;
+	w->unusable = WATCH_READABLE;
 	if (!force && w->last && len == w->last_len && !memcmp(text, w->last, len) &&
 	    w->last_result != APPLY_FAILED) {
 		free(text);
