@@ -139,8 +139,12 @@ int sock_track(struct bpf_sock_ops *ops)
 	}
 	if (bpf_map_update_elem(&sock_addr, &key, &addr, BPF_ANY))
 		return 1;
-	if (bpf_sock_hash_update(ops, &sock_hash, &key, BPF_ANY))
+	/* Not in sock_hash (full): no close callback will remove the address either, and a
+	 * stale one would make a later socket with this tuple look like a tracked peer. */
+	if (bpf_sock_hash_update(ops, &sock_hash, &key, BPF_ANY)) {
+		bpf_map_delete_elem(&sock_addr, &key);
 		return 1;
+	}
 	bpf_sock_ops_cb_flags_set(ops, BPF_SOCK_OPS_STATE_CB_FLAG);
 	st = bpf_map_lookup_elem(&accel_stats, &zero);
 	if (st)

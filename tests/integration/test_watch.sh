@@ -155,6 +155,38 @@ check "a save of the file it points to, in its own directory, is applied" \
 	wait_until "$WAIT_S" weight_is 0.45
 stop_pid "$WATCH"
 
+# --- a directory replaced under its name: renamed away, or a symlink pointed elsewhere ------
+mkdir -p "$TMP/d"
+policy 0.15 "$TMP/d/policy.json"
+spawn watch-dir "$SOCKWAY" apply -f "$TMP/d/policy.json" --watch
+WATCH=$SPAWNED
+check "a file in a directory of its own is applied" wait_until "$WAIT_S" weight_is 0.15
+mv "$TMP/d" "$TMP/d.old"
+mkdir "$TMP/d"
+policy 0.55 "$TMP/d/policy.json"
+check "after the directory was renamed away and a new one made, the new file is applied" \
+	wait_until "$WAIT_S" weight_is 0.55
+policy 0.65 "$TMP/d.old/policy.json"
+policy 0.85 "$TMP/d/policy.json"
+check "the new directory is the one watched" wait_until "$WAIT_S" weight_is 0.85
+stop_pid "$WATCH"
+mkdir -p "$TMP/rel/v1" "$TMP/rel/v2"
+policy 0.15 "$TMP/rel/v1/policy.json"
+policy 0.95 "$TMP/rel/v2/policy.json"
+ln -s v1 "$TMP/rel/current"
+spawn watch-rel "$SOCKWAY" apply -f "$TMP/rel/current/policy.json" --watch
+WATCH=$SPAWNED
+check "a file under a symlinked directory is applied" wait_until "$WAIT_S" weight_is 0.15
+ln -s v2 "$TMP/rel/current.tmp" && mv -T "$TMP/rel/current.tmp" "$TMP/rel/current"
+check "the symlinked directory pointed at another release (the old one kept) is seen" \
+	wait_until "$WAIT_S" weight_is 0.95
+policy 0.05 "$TMP/rel/v2/policy.json.x" && chmod o+w "$TMP/rel/v2/policy.json.x" &&
+	mv -f "$TMP/rel/v2/policy.json.x" "$TMP/rel/v2/policy.json"
+check "a file anyone may write is not applied, and said so" \
+	wait_until "$WAIT_S" log_has watch-rel "policy.json is writable by anyone; not applied"
+eq "the running policy stays" "$(weight_a)" 0.95
+stop_pid "$WATCH"
+
 # --- -j: one JSON object per line ------------------------------------------------------------
 spawn watch-json "$SOCKWAY" -j apply -f "$FILE" --watch
 WATCH=$SPAWNED

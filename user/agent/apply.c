@@ -4,10 +4,13 @@
  * apply --watch (watch.c) comes back here for each change of the file.
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "policy_json.h"
 #include "main.h"
@@ -283,14 +286,33 @@ static json_t *apply_json(const void *data)
 
 static const struct printer apply_printer = {apply_plain, apply_json};
 
-int policy_file_load(const char *file, char **text, size_t *len)
+int policy_file_load(const char *file, bool regular_only, char **text, size_t *len)
 {
+	struct stat st;
 	FILE *f;
-	int err = 0;
+	int fd, err = 0;
 
-	f = strcmp(file, "-") ? fopen(file, "r") : stdin;
-	if (!f)
-		return agent_error(-errno, "cannot open %s: %s", file, strerror(errno));
+	if (!strcmp(file, "-")) {
+		f = stdin;
+	} else {
+		/* O_NONBLOCK: a FIFO swapped in after the caller looked must not block the open;
+		 * the check is then on what was opened. */
+		fd = open(file, O_RDONLY | O_CLOEXEC | (regular_only ? O_NONBLOCK : 0));
+		if (fd < 0)
+			return agent_error(-errno, "cannot open %s: %s", file, strerror(errno));
+		if (regular_only && (fstat(fd, &st) || !S_ISREG(st.st_mode))) {
+			close(fd);
+			return agent_error(-EINVAL, "%s is not a regular file", file);
+		}
+		if (regular_only)
+			fcntl(fd, F_SETFL, 0);
+		f = fdopen(fd, "r");
+		if (!f) {
+			err = -errno;
+			close(fd);
+			return agent_error(err, "cannot open %s: %s", file, strerror(-err));
+		}
+	}
 	*text = read_all(f, len);
 	if (!*text)
 		err = agent_error(-errno, "cannot read %s: %s", file, strerror(errno));
@@ -341,16 +363,21 @@ static int apply_policy(const struct sw_policy *new, const struct sw_guard_polic
 		agent_fail(&e, err);
 		goto cleanup;
 	}
-	/* What the plans refuse (too many backends, no counter cells left, a guard list
-	 * over its limit) is the document's fault: it is refused like an invalid one. */
 	err = policy_plan(&m, old, new, &plan, &e);
 	/* The guard's plan too before anything is written (it reads the maps only). */
 	if (!err)
 		err = sw_guard_apply(&m, g, true, &v.delta, &e);
 	if (err) {
-		*res = APPLY_REFUSED;
-		if (!dry_run)
-			__atomic_fetch_add(&m.ctl->policy_refused, 1, __ATOMIC_RELAXED);
+		/* What the plans refuse for what the document says (too many backends, no
+		 * counter cells left, a guard list over its limit, a name that does not exist)
+		 * is refused like an invalid document; a map read or memory failing is not the
+		 * document's fault, and may pass when tried again. */
+		if (err == -EINVAL || err == -ENOENT || err == -ENOSPC || err == -E2BIG ||
+		    err == -ERANGE || err == -EEXIST) {
+			*res = APPLY_REFUSED;
+			if (!dry_run)
+				__atomic_fetch_add(&m.ctl->policy_refused, 1, __ATOMIC_RELAXED);
+		}
 		agent_fail(&e, err);
 		goto cleanup;
 	}
@@ -445,7 +472,7 @@ int do_apply(int argc, char **argv)
 		return usage_error("--watch needs a file to watch, not - (stdin)");
 	if (watch)
 		return apply_watch(file);
-	err = policy_file_load(file, &text, &len);
+	err = policy_file_load(file, false, &text, &len);
 	if (err)
 		return err;
 	err = apply_text(file, text, len, dry_run, &res);

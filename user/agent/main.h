@@ -89,8 +89,9 @@ enum apply_result {
 	APPLY_REFUSED = 1,
 	APPLY_FAILED = 2,
 };
-/* Reads a policy file (- for stdin), at most 16 MiB, into a new NUL-terminated *text. */
-int policy_file_load(const char *file, char **text, size_t *len);
+/* Reads a policy file (- for stdin), at most 16 MiB, into a new NUL-terminated *text; with
+ * regular_only, refuses anything but a regular file (a FIFO would block the reader). */
+int policy_file_load(const char *file, bool regular_only, char **text, size_t *len);
 /* Validates the document whole, then plans and (unless dry_run) commits it, and prints what
  * moved; name is what error lines call it. A refusal (not a dry run's) is counted in ctl. */
 int apply_text(const char *name, const char *text, size_t len, bool dry_run,

@@ -35,6 +35,10 @@
  * up to this; a refused one waits for the file to change. */
 #define WATCH_RETRY_MAX_MS 30000
 
+/* How often the watched directories are checked for having been replaced under their
+ * names (a renamed directory, a symlinked one pointed elsewhere: no event tells). */
+#define WATCH_REVALIDATE_MS 2000
+
 #define WATCH_EVENTS                                                                               \
 	(IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE | IN_ATTRIB |        \
 	 IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR)
@@ -45,13 +49,16 @@ enum watch_file {
 	WATCH_GONE = 1,
 	WATCH_NOT_FILE = 2,
 	WATCH_UNREADABLE = 3,
+	WATCH_OPEN_TO_ALL = 4,
 };
 
 struct watch {
 	const char *file;
 	int inotify_fd;
 	int signal_fd;
-	int dir_wd;	       /* FILE's own directory, -1 while it cannot be watched */
+	int dir_wd;    /* FILE's own directory, -1 while it cannot be watched */
+	dev_t dir_dev; /* ... the directory it watches (its path may be replaced) */
+	ino_t dir_ino;
 	int target_wd;	       /* the directory FILE resolves to, when another one, else -1 */
 	char target[PATH_MAX]; /* that directory's path */
 	char *last;	       /* the bytes last acted on, NULL before the first read */
@@ -60,6 +67,7 @@ struct watch {
 	enum apply_result last_result; /* what became of last */
 	long long check_at;	       /* when to read FILE again (ms, monotonic), 0: no need */
 	long long retry_ms;	       /* the wait after the next failure */
+	long long revalidate_at;       /* when to look at the directories' identities again */
 	unsigned long long applied, refused, failed;
 };
 
@@ -84,25 +92,48 @@ static int watch_dir(struct watch *w)
 	char buf[PATH_MAX];
 	const char *dir = dir_of(w->file, buf, sizeof(buf));
 
+	struct stat st;
+
 	if (w->dir_wd >= 0)
 		return 0;
 	w->dir_wd = inotify_add_watch(w->inotify_fd, dir, WATCH_EVENTS);
-	return w->dir_wd < 0 ? -errno : 0;
+	if (w->dir_wd < 0)
+		return -errno;
+	if (!stat(dir, &st)) {
+		w->dir_dev = st.st_dev;
+		w->dir_ino = st.st_ino;
+	}
+	return 0;
+}
+
+/* The name of FILE's directory now leads to another directory than the watched one (it was
+ * renamed away, or is a symlink pointed elsewhere): watch that one. Returns true if so. */
+static bool watch_dir_replaced(struct watch *w)
+{
+	char buf[PATH_MAX];
+	struct stat st;
+
+	if (w->dir_wd < 0 || stat(dir_of(w->file, buf, sizeof(buf)), &st) ||
+	    (st.st_dev == w->dir_dev && st.st_ino == w->dir_ino))
+		return false;
+	inotify_rm_watch(w->inotify_fd, w->dir_wd);
+	w->dir_wd = -1;
+	return true;
 }
 
 /* Follows FILE's symlinks again and watches the directory they end in, when it is not
  * FILE's own. Best effort: a dangling link leaves only the own directory watched. */
-static void watch_target(struct watch *w)
+static bool watch_target(struct watch *w)
 {
 	char real[PATH_MAX], buf[PATH_MAX];
 	const char *dir;
 	int wd;
 
 	if (!realpath(w->file, real))
-		return;
+		return false;
 	dir = dir_of(real, buf, sizeof(buf));
 	if (w->target_wd >= 0 && !strcmp(dir, w->target))
-		return;
+		return false;
 	wd = inotify_add_watch(w->inotify_fd, dir, WATCH_EVENTS);
 	/* The same directory as FILE's (inotify gives the same wd): nothing more to watch. */
 	if (wd == w->dir_wd)
@@ -111,6 +142,7 @@ static void watch_target(struct watch *w)
 		inotify_rm_watch(w->inotify_fd, w->target_wd);
 	w->target_wd = wd;
 	snprintf(w->target, sizeof(w->target), "%s", wd >= 0 ? dir : "");
+	return true;
 }
 
 /* Reads FILE and applies it if its bytes are new, or if force (SIGHUP, a retry). */
@@ -137,7 +169,14 @@ static void watch_check(struct watch *w, bool force)
 		w->unusable = WATCH_NOT_FILE;
 		return;
 	}
-	if (policy_file_load(w->file, &text, &len)) {
+	/* Whoever can write FILE can set the policy: not anyone. */
+	if (st.st_mode & S_IWOTH) {
+		if (w->unusable != WATCH_OPEN_TO_ALL)
+			pr_warn("%s is writable by anyone; not applied (chmod o-w it)", w->file);
+		w->unusable = WATCH_OPEN_TO_ALL;
+		return;
+	}
+	if (policy_file_load(w->file, true, &text, &len)) {
 		w->unusable = WATCH_UNREADABLE;
 		return;
 	}
@@ -184,10 +223,16 @@ static void watch_drain(struct watch *w)
 			ev = (const struct inotify_event *)p;
 			/* The directory itself went away (IN_IGNORED follows its deletion or
 			 * unmount): watch it again once it is back, checked at the retry. */
-			if ((ev->mask & IN_IGNORED) && ev->wd == w->dir_wd)
-				w->dir_wd = -1;
-			if ((ev->mask & IN_IGNORED) && ev->wd == w->target_wd)
-				w->target_wd = -1;
+			if ((ev->mask & (IN_IGNORED | IN_MOVE_SELF)) && ev->wd >= 0 &&
+			    (ev->wd == w->dir_wd || ev->wd == w->target_wd)) {
+				/* Renamed away: its watch would follow it, not the name. */
+				if (ev->mask & IN_MOVE_SELF)
+					inotify_rm_watch(w->inotify_fd, ev->wd);
+				if (ev->wd == w->dir_wd)
+					w->dir_wd = -1;
+				else
+					w->target_wd = -1;
+			}
 		}
 	}
 	/* Not later than WATCH_SETTLE_MS from the first event of a burst, so that a directory
@@ -274,7 +319,13 @@ int apply_watch(const char *file)
 
 		if (w.dir_wd < 0 && !w.check_at)
 			w.check_at = now_ms() + 1000;
-		if (w.check_at)
+		if (now_ms() >= w.revalidate_at) {
+			w.revalidate_at = now_ms() + WATCH_REVALIDATE_MS;
+			if ((watch_dir_replaced(&w) || watch_target(&w)) && !w.check_at)
+				w.check_at = now_ms();
+		}
+		timeout = w.revalidate_at - now_ms();
+		if (w.check_at && w.check_at < w.revalidate_at)
 			timeout = w.check_at > now_ms() ? w.check_at - now_ms() : 0;
 		if (poll(pfd, 2, (int)timeout) < 0 && errno != EINTR) {
 			err = agent_error(-errno, "poll: %s", strerror(errno));

@@ -320,6 +320,11 @@ void upstream_track(struct upstream *u)
  * backend's end is surely ESTABLISHED, and so in sock_addr if it ever will be (sockops
  * files it before the backend can accept it). Only the peer could have redirected bytes
  * into this socket's queue, which leaving the map would drop; an untracked peer never did.
+ * A peer that is not in sock_addr now may still have been tracked: it closed (sockops
+ * deletes its address at TCP_CLOSE, which it reaches only after this socket saw its FIN:
+ * peer_closed) or the LRU dropped its address. Then bytes were redirected on this
+ * connection (accel_bytes: the request to a tracked peer, its redirected response), or
+ * could still come in: the socket stays in.
  */
 void upstream_check_peer(struct upstream *u)
 {
@@ -331,6 +336,9 @@ void upstream_check_peer(struct upstream *u)
 		return;
 	u->peer_checked = true;
 	if (!u->kc || sw_conn_key(&key, u->w->netns, u->ev.fd))
+		return;
+	if (__atomic_load_n(&u->kc->accel_bytes, __ATOMIC_ACQUIRE) ||
+	    __atomic_load_n(&u->kc->peer_closed, __ATOMIC_ACQUIRE))
 		return;
 	sw_conn_key_reverse(&peer, &key);
 	if (!bpf_map_lookup_elem(bpf_map__fd(skel->maps.sock_addr), &peer, &addr))
