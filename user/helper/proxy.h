@@ -79,6 +79,7 @@ struct upstream {
 	bool lend_orphan;  /* so at the last tick too */
 	__u32 kidx;	   /* kc's index in the conns map */
 	bool peer_checked; /* upstream_check_peer() ran */
+	__u64 accel_base;  /* kc->accel_bytes when it was filed (the entry's count goes on) */
 };
 
 /*

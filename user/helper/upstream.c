@@ -308,8 +308,10 @@ void upstream_track(struct upstream *u)
 
 	if (u->w->netns && !u->kc && !sw_conn_key(&key, u->w->netns, u->ev.fd))
 		u->kc = sw_conn_claim(u->w->maps, &key);
-	if (u->kc)
+	if (u->kc) {
 		u->accel_seen = __atomic_load_n(&u->kc->accel_bytes, __ATOMIC_RELAXED);
+		u->accel_base = u->accel_seen;
+	}
 }
 
 /*
@@ -323,7 +325,8 @@ void upstream_track(struct upstream *u)
  * A peer that is not in sock_addr now may still have been tracked: it closed (sockops
  * deletes its address at TCP_CLOSE, which it reaches only after this socket saw its FIN:
  * peer_closed) or the LRU dropped its address. Then bytes were redirected on this
- * connection (accel_bytes: the request to a tracked peer, its redirected response), or
+ * connection (accel_bytes moved since it was filed: the request to a tracked peer, its
+ * redirected response), or
  * could still come in: the socket stays in.
  */
 void upstream_check_peer(struct upstream *u)
@@ -337,7 +340,7 @@ void upstream_check_peer(struct upstream *u)
 	u->peer_checked = true;
 	if (!u->kc || sw_conn_key(&key, u->w->netns, u->ev.fd))
 		return;
-	if (__atomic_load_n(&u->kc->accel_bytes, __ATOMIC_ACQUIRE) ||
+	if (__atomic_load_n(&u->kc->accel_bytes, __ATOMIC_ACQUIRE) != u->accel_base ||
 	    __atomic_load_n(&u->kc->peer_closed, __ATOMIC_ACQUIRE))
 		return;
 	sw_conn_key_reverse(&peer, &key);
