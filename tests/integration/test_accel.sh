@@ -759,6 +759,26 @@ le "10: sk_msg ran only for first requests: stats.passed grew by <= 2 x untracke
 stop_pid "$SWD_PID"
 eq "10: sockwayd exits 0 on SIGTERM" "$STOP_RC" 0
 
+# --- 12. an accelerated backend that closes after each 1 MiB response --------------------------
+# Its address leaves sock_addr once its close completes, which can be before sockwayd reads
+# the first bytes it redirected: sockwayd must not take such an upstream for an untracked one
+# (leaving sock_hash would drop what sits in its queue). upstream_check_peer has two
+# guards besides the address (bytes the kernel moved on the connection, the peer's FIN);
+# this run does not force the late read, it checks that none of them lets a tracked
+# backend's upstream out and that every body arrives whole.
+P_CLOSER=$(port 33)
+P_CLOSER_SWD=$(port 34)
+SWD_ADMIN=$(port 35)
+SPAWN_CGROUP=$CG start_backend closer "$P_CLOSER" --close --body-size 1048576
+check "12: backend closer" "$SOCKWAY" backend create closer "127.0.0.1:$P_CLOSER"
+check "12: endpoint /closer -> closer" "$SOCKWAY" endpoint create closer --route /closer --backend closer
+start_sockwayd "$P_CLOSER_SWD" "$SWD_ADMIN" --workers 2
+swc "" --url "http://127.0.0.1:$P_CLOSER_SWD/closer/x" --requests 200 --connections 4
+# swclient reads each body to its Content-Length: a hole or a short body is an error.
+all_ok "12: 1 MiB responses of a backend that closes each connection" 200
+eq "12: no upstream of the tracked backend was taken out" "$(metric sockway_upstream_untracked_total)" 0
+stop_pid "$SWD_PID"
+
 # --- 11. an accelerated client of another host: its socket stays out of sock_hash ------------
 # The other host is a network namespace behind a veth pair; the client's route to it does not
 # go through a loopback device, so no socket of its can be a local peer.
