@@ -6,6 +6,7 @@
 #
 #   make            build everything          make test     build and run every test
 #   make deps       install Debian packages    make install  PREFIX=/usr/local DESTDIR=
+#                                              (binaries and the systemd unit)
 #   make V=1        show full commands         make clean
 
 OUTPUT ?= $(abspath .output)
@@ -18,9 +19,15 @@ CC ?= cc
 PKG_CONFIG ?= pkg-config
 
 # Debian packages the build and the tests need; `make deps` installs the missing ones.
+# systemd (systemd-analyze verify), libcap2-bin (capsh), python3-yaml and prometheus (promtool)
+# check the unit and tools/deploy (tests/integration/test_install.sh, test_deploy.sh).
 DEB_PACKAGES := clang clang-format llvm libbpf-dev bpftool libelf-dev zlib1g-dev libcmocka-dev \
 	pkg-config libjansson-dev libclang-rt-14-dev jq iproute2 util-linux wrk curl python3 \
-	groff-base man-db mandoc tmux
+	groff-base man-db mandoc tmux systemd libcap2-bin python3-yaml prometheus
+# Of those, installed without their recommends: prometheus recommends the node exporter,
+# smartmontools and IPMI tools, none of which promtool needs. (Its postinst starts no daemon
+# where no init runs: invoke-rc.d finds no runlevel and declines.)
+DEB_NO_RECOMMENDS := prometheus
 
 ARCH := $(shell uname -m | sed 's/x86_64/x86/' | sed 's/aarch64/arm64/')
 
@@ -109,8 +116,12 @@ $(DEPS_STAMP): Makefile
 	if [ -n "$$missing" ]; then \
 		echo "  DEPS     installing:" $$missing; \
 		if [ "$$(id -u)" != 0 ]; then echo "make deps: run as root to install:" $$missing >&2; exit 1; fi; \
+		plain=$$(for p in $$missing; do case " $(DEB_NO_RECOMMENDS) " in *" $$p "*) ;; *) echo $$p;; esac; done); \
+		bare=$$(for p in $$missing; do case " $(DEB_NO_RECOMMENDS) " in *" $$p "*) echo $$p;; esac; done); \
 		DEBIAN_FRONTEND=noninteractive apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing >/dev/null; \
+		{ [ -z "$$plain" ] || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$plain >/dev/null; } && \
+		{ [ -z "$$bare" ] || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq \
+			--no-install-recommends $$bare >/dev/null; }; \
 	fi
 	$(Q)touch $@
 
@@ -209,11 +220,17 @@ run: $(SOCKWAY) $(SOCKWAYD) tools
 MAN8DIR := $(PREFIX)/share/man/man8
 COMPLETIONDIR := $(PREFIX)/share/bash-completion/completions
 
-install: $(SOCKWAY) $(SOCKWAYD)
+# The systemd unit names the binaries by their installed path, $(PREFIX)/bin (DESTDIR is only
+# where the files are written, not where they run from).
+install: $(SOCKWAY) $(SOCKWAYD) tools/systemd/sockwayd.service
 	$(call msg,INSTALL,$(DESTDIR)$(PREFIX)/bin)
-	$(Q)install -d $(DESTDIR)$(PREFIX)/bin
+	$(Q)install -d $(DESTDIR)$(PREFIX)/bin $(DESTDIR)$(PREFIX)/lib/systemd/system
 	$(Q)install -m 0755 $(SOCKWAY) $(DESTDIR)$(PREFIX)/bin/sockway
 	$(Q)install -m 0755 $(SOCKWAYD) $(DESTDIR)$(PREFIX)/bin/sockwayd
+	$(call msg,INSTALL,$(DESTDIR)$(PREFIX)/lib/systemd/system/sockwayd.service)
+	$(Q)sed 's|@BINDIR@|$(PREFIX)/bin|g' tools/systemd/sockwayd.service \
+		>$(DESTDIR)$(PREFIX)/lib/systemd/system/sockwayd.service
+	$(Q)chmod 0644 $(DESTDIR)$(PREFIX)/lib/systemd/system/sockwayd.service
 	$(call msg,INSTALL,$(DESTDIR)$(MAN8DIR))
 	$(Q)install -d $(DESTDIR)$(MAN8DIR)
 	$(Q)install -m 0644 tools/man/sockway.8 tools/man/sockwayd.8 $(DESTDIR)$(MAN8DIR)/

@@ -399,13 +399,29 @@ void client_tick(struct worker *w)
 	}
 }
 
-void client_close_idle(struct worker *w)
+/*
+ * A connection with no request in it is closed once it was answered: then it is idle between
+ * requests, and HTTP clients open another for the next one. One not answered yet was accepted
+ * for a request that has not come whole (or at all) yet, and so is one with part of a head:
+ * closing them would lose a request that the client cannot tell from one the server saw.
+ * They are kept until the request is answered (with Connection: close), or the head's
+ * deadline or the drain's passes.
+ */
+bool client_close_idle(struct worker *w)
 {
 	struct client *c, *cn;
+	bool waiting = false;
 
 	for (c = w->clients; c; c = cn) {
 		cn = c->next;
-		if (c->state == C_HEAD && !c->in.len)
+		if (c->state != C_HEAD)
+			continue;
+		if (c->answered || (c->kc && __atomic_load_n(&c->kc->kx_done, __ATOMIC_RELAXED)))
+			c->answered = true;
+		if (!c->answered || c->in.len)
+			waiting = true;
+		else
 			client_close(c);
 	}
+	return waiting;
 }

@@ -122,6 +122,7 @@ enum xres exchange_finish(struct exchange *x)
 		x->client_keep = false;
 	c->x = NULL;
 	w->nr_exchanges--;
+	c->answered = true;
 	/* A client that half-closed after pipelining still gets an answer to each request it
 	 * sent whole, as from nginx or HAProxy: the connection closes once none is left. */
 	if (!x->client_keep || (c->eof && !c->in.len) || w->draining) {

@@ -196,8 +196,9 @@ static void worker_tick(struct reactor *r, void *arg)
 		w->nr_listeners = 0;
 	}
 	if (w->draining) {
-		proxy_close_idle(w);
-		if ((!w->nr_exchanges && !w->nr_shadows) || now >= w->drain_deadline_ms)
+		bool waiting = proxy_close_idle(w);
+
+		if ((!w->nr_exchanges && !w->nr_shadows && !waiting) || now >= w->drain_deadline_ms)
 			w->stop = true;
 	}
 }

@@ -44,6 +44,7 @@ struct client {
 	__u64 deadline_ms;
 	bool eof;	/* the client shut its sending side */
 	bool pipelines; /* it sent a request while a response was armed (splice_check) */
+	bool answered;	/* sockwayd answered a request of it (the kernel's: kc->kx_done) */
 	struct exchange *x;
 	struct sw_conn *kc;	/* its conns entry (kernel fast path), or NULL */
 	struct sw_sock_key key; /* its key in sock_hash, when kc */
@@ -173,7 +174,9 @@ int client_process(struct client *c);
 void count_bad_request(struct worker *w, int status);
 /* Head, body and keep-alive deadlines of the worker's clients. */
 void client_tick(struct worker *w);
-void client_close_idle(struct worker *w);
+/* Draining: closes the connections idle between requests; true while others are owed an
+ * answer (a request, or the first one, still to come whole). */
+bool client_close_idle(struct worker *w);
 
 /* upstream.c */
 void upstream_update(struct upstream *u);

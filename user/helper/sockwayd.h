@@ -157,8 +157,9 @@ void counters_status(struct sw_counters *c, int status);
 void client_accept(struct reactor *r, struct reactor_ev *ev, __u32 events);
 /* The proxy's timers: client deadlines, upstream timeouts, idle pools. */
 void proxy_tick(struct worker *w);
-/* Closes idle client connections and pooled upstreams (for draining). */
-void proxy_close_idle(struct worker *w);
+/* Closes idle client connections and pooled upstreams (for draining); true while client
+ * connections wait for a request to come whole (client_close_idle). */
+bool proxy_close_idle(struct worker *w);
 /* kroute.c: whether the worker lets the kernel route (at its start). */
 void kroute_worker_init(struct worker *w);
 

@@ -118,9 +118,12 @@ void proxy_tick(struct worker *w)
 	client_tick(w);
 }
 
-void proxy_close_idle(struct worker *w)
+bool proxy_close_idle(struct worker *w)
 {
+	bool waiting;
+
 	kroute_drain(w);
-	client_close_idle(w);
+	waiting = client_close_idle(w);
 	upstream_close_idle(w);
+	return waiting;
 }
