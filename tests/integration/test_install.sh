@@ -27,6 +27,10 @@ for f in bin/sockway bin/sockwayd; do
 	eq "it installs $f, mode 755" "$(stat -c %a "$TMP/usr/$f" 2>&1)" 755
 done
 eq "it installs lib/systemd/system/sockwayd.service, mode 644" "$(stat -c %a "$UNIT" 2>&1)" 644
+for f in share/man/man8/sockway.8 share/man/man8/sockwayd.8 \
+	share/bash-completion/completions/sockway share/bash-completion/completions/sockwayd; do
+	eq "it installs $f, mode 644" "$(stat -c %a "$TMP/usr/$f" 2>&1)" 644
+done
 eq "no @...@ is left in the unit" "$(grep -c '@[A-Z]*@' "$UNIT")" 0
 eq "ExecStart runs PREFIX/bin/sockwayd" \
 	"$(sed -n 's/^ExecStart=\([^ ]*\).*/\1/p' "$UNIT")" "$TMP/usr/bin/sockwayd"
@@ -35,7 +39,7 @@ make -s --no-print-directory install DESTDIR="$TMP/root" PREFIX=/usr >"$TMP/inst
 eq "make install DESTDIR=$TMP/root PREFIX=/usr exits 0" "$?" 0
 eq "DESTDIR: the files are under DESTDIR/PREFIX" \
 	"$(cd "$TMP/root" && find . -type f | sort | tr '\n' ' ')" \
-	"./usr/bin/sockway ./usr/bin/sockwayd ./usr/lib/systemd/system/sockwayd.service "
+	"./usr/bin/sockway ./usr/bin/sockwayd ./usr/lib/systemd/system/sockwayd.service ./usr/share/bash-completion/completions/sockway ./usr/share/bash-completion/completions/sockwayd ./usr/share/man/man8/sockway.8 ./usr/share/man/man8/sockwayd.8 "
 eq "DESTDIR: the unit names /usr/bin, not DESTDIR" \
 	"$(grep -oE "[^ =']*/bin/sockwayd?\b" "$TMP/root/usr/lib/systemd/system/sockwayd.service" | sort -u | tr '\n' ' ')" \
 	"/usr/bin/sockway /usr/bin/sockwayd "
