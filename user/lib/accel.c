@@ -198,6 +198,47 @@ int sw_accel_del(struct sw_maps *m, const char *path, struct sw_err *e)
 	return 0;
 }
 
+static int key_cmp(const void *a, const void *b)
+{
+	return memcmp(a, b, sizeof(struct sw_sock_key));
+}
+
+/*
+ * Drops the sock_addr entries whose socket left sock_hash (it closed) without sockops seeing
+ * its close: while the switch was off the cgroups' programs were detached, so those
+ * sockets' TCP_CLOSE callbacks never ran. A stale address would make a later socket with
+ * the same tuple look tracked to its peer. sock_hash's keys are listed first (a lookup from
+ * userspace cannot tell: with 4-byte values it fails ENOSPC whether the key is there or
+ * not). A socket between sockops' two inserts can lose its address here; it then just goes
+ * without the fast path's help. Best effort: nothing is swept without memory.
+ */
+static void sock_addr_sweep(struct sw_maps *m)
+{
+	int addr_fd = bpf_map__fd(m->skel->maps.sock_addr);
+	int hash_fd = bpf_map__fd(m->skel->maps.sock_hash);
+	size_t n = 0, cap = bpf_map__max_entries(m->skel->maps.sock_hash);
+	struct sw_sock_key key, next, *live;
+	bool more;
+
+	live = calloc(cap, sizeof(*live));
+	if (!live)
+		return;
+	if (!bpf_map_get_next_key(hash_fd, NULL, &live[0]))
+		for (n = 1; n < cap && !bpf_map_get_next_key(hash_fd, &live[n - 1], &live[n]); n++)
+			;
+	qsort(live, n, sizeof(*live), key_cmp);
+	if (!bpf_map_get_next_key(addr_fd, NULL, &key)) {
+		do {
+			/* The next key first: a deleted key would restart the walk. */
+			more = !bpf_map_get_next_key(addr_fd, &key, &next);
+			if (!bsearch(&key, live, n, sizeof(*live), key_cmp))
+				bpf_map_delete_elem(addr_fd, &key);
+			key = next;
+		} while (more);
+	}
+	free(live);
+}
+
 int sw_accel_set(struct sw_maps *m, bool on, struct sw_err *e)
 {
 	struct sw_accel_cgroup val;
@@ -210,8 +251,10 @@ int sw_accel_set(struct sw_maps *m, bool on, struct sw_err *e)
 	/* First the switch sk_msg reads: from here on every send takes TCP (off), or may be
 	 * redirected again (on). */
 	__atomic_store_n(&m->ctl->accel_off, !on, __ATOMIC_RELEASE);
-	if (on)
+	if (on) {
+		sock_addr_sweep(m);
 		err = verdict_attach(m, e);
+	}
 	/* Then the cgroup links: off, no new socket joins sock_hash; on, new ones do. Every
 	 * cgroup is tried: one that fails does not keep the others off; the first error is
 	 * the answer. A cgroup removed since it was added has no sockets left to accelerate
