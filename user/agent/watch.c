@@ -31,6 +31,11 @@
 /* Events come in bursts (a rename is several; kubelet's swap is five): the file is read
  * this long after the first event of a burst, so that most bursts cost one read. */
 #define WATCH_SETTLE_MS 50
+/* A file written in place sends no event until its writer closes it, and a look that another
+ * event scheduled can land in the middle of the write: only bytes that read the same twice,
+ * WATCH_SETTLE_MS apart, are acted on (after this many reads that differed, whatever is
+ * there, so that a file rewritten without pause is still applied). */
+#define WATCH_STABLE_TRIES 40
 /* A failed apply (no maps loaded, a map write failing) is tried again after 1 s, doubling
  * up to this; a refused one waits for the file to change. */
 #define WATCH_RETRY_MAX_MS 30000
@@ -39,9 +44,13 @@
  * names (a renamed directory, a symlinked one pointed elsewhere: no event tells). */
 #define WATCH_REVALIDATE_MS 2000
 
+/* A writer that has FILE open (IN_MODIFY seen, no IN_CLOSE_WRITE yet) is waited for this
+ * long at most before FILE is read all the same. */
+#define WATCH_WRITE_MAX_MS 10000
+
 #define WATCH_EVENTS                                                                               \
-	(IN_CLOSE_WRITE | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE | IN_ATTRIB |        \
-	 IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR)
+	(IN_CLOSE_WRITE | IN_MODIFY | IN_MOVED_TO | IN_MOVED_FROM | IN_CREATE | IN_DELETE |        \
+	 IN_ATTRIB | IN_DELETE_SELF | IN_MOVE_SELF | IN_ONLYDIR)
 
 /* What the last look found at FILE's path; a change of it is logged once. */
 enum watch_file {
@@ -61,13 +70,18 @@ struct watch {
 	ino_t dir_ino;
 	int target_wd;	       /* the directory FILE resolves to, when another one, else -1 */
 	char target[PATH_MAX]; /* that directory's path */
-	char *last;	       /* the bytes last acted on, NULL before the first read */
+	char *seen;	       /* the bytes read at the last look, not yet acted on */
+	size_t seen_len;
+	unsigned seen_tries; /* looks in a row whose bytes differed from the one before */
+	bool seen_force;     /* the look that read them was forced (SIGHUP, a retry) */
+	char *last;	     /* the bytes last acted on, NULL before the first read */
 	size_t last_len;
 	enum watch_file unusable;      /* why FILE could not be read at the last look */
 	enum apply_result last_result; /* what became of last */
 	long long check_at;	       /* when to read FILE again (ms, monotonic), 0: no need */
 	long long retry_ms;	       /* the wait after the next failure */
 	long long revalidate_at;       /* when to look at the directories' identities again */
+	long long writing_since;       /* FILE is being written in place since (ms), or 0 */
 	unsigned long long applied, refused, failed;
 };
 
@@ -154,6 +168,13 @@ static void watch_check(struct watch *w, bool force)
 	char *text = NULL;
 
 	w->check_at = 0;
+	/* Half a document written in place would be refused (and counted): wait for the
+	 * writer to close it. */
+	if (w->writing_since && now_ms() - w->writing_since < WATCH_WRITE_MAX_MS) {
+		w->check_at = now_ms() + WATCH_SETTLE_MS;
+		return;
+	}
+	w->writing_since = 0;
 	watch_target(w);
 	if (stat(w->file, &st) && errno == ENOENT) {
 		/* Gone between a rename's two steps, or deleted: said once, policy kept. */
@@ -181,11 +202,29 @@ static void watch_check(struct watch *w, bool force)
 		return;
 	}
 	w->unusable = WATCH_READABLE;
+	force |= w->seen_force;
 	if (!force && w->last && len == w->last_len && !memcmp(text, w->last, len) &&
 	    w->last_result != APPLY_FAILED) {
 		free(text);
+		free(w->seen);
+		w->seen = NULL;
+		w->seen_tries = 0;
 		return;
 	}
+	if (!(w->seen && len == w->seen_len && !memcmp(text, w->seen, len)) &&
+	    w->seen_tries < WATCH_STABLE_TRIES) {
+		free(w->seen);
+		w->seen = text;
+		w->seen_len = len;
+		w->seen_tries++;
+		w->seen_force = force;
+		w->check_at = now_ms() + WATCH_SETTLE_MS;
+		return;
+	}
+	free(w->seen);
+	w->seen = NULL;
+	w->seen_tries = 0;
+	w->seen_force = false;
 	apply_text(w->file, text, len, false, &res);
 	free(w->last);
 	w->last = text;
@@ -210,6 +249,22 @@ static void watch_check(struct watch *w, bool force)
 	}
 }
 
+/* The event is about FILE itself (by its name in its directory, or in the one it resolves
+ * to), not another file of the directory. */
+static bool watch_names_file(const struct watch *w, const struct inotify_event *ev)
+{
+	char buf[PATH_MAX], real[PATH_MAX];
+	const char *name;
+
+	snprintf(buf, sizeof(buf), "%s", w->file);
+	name = basename(buf);
+	if (ev->wd == w->dir_wd && !strcmp(ev->name, name))
+		return true;
+	if (ev->wd != w->target_wd || !realpath(w->file, real))
+		return false;
+	return !strcmp(ev->name, basename(real));
+}
+
 /* Takes every queued inotify event; any of them means "look at FILE again soon". */
 static void watch_drain(struct watch *w)
 {
@@ -221,6 +276,12 @@ static void watch_drain(struct watch *w)
 	while ((n = read(w->inotify_fd, buf, sizeof(buf))) > 0) {
 		for (p = buf; p < buf + n; p += sizeof(*ev) + ev->len) {
 			ev = (const struct inotify_event *)p;
+			if (ev->len && watch_names_file(w, ev)) {
+				if ((ev->mask & IN_MODIFY) && !w->writing_since)
+					w->writing_since = now_ms();
+				else if (!(ev->mask & IN_MODIFY))
+					w->writing_since = 0;
+			}
 			/* The directory itself went away (IN_IGNORED follows its deletion or
 			 * unmount): watch it again once it is back, checked at the retry. */
 			if ((ev->mask & (IN_IGNORED | IN_MOVE_SELF)) && ev->wd >= 0 &&
@@ -346,6 +407,7 @@ int apply_watch(const char *file)
 	}
 	watch_summary(&w);
 cleanup:
+	free(w.seen);
 	free(w.last);
 	if (w.inotify_fd >= 0)
 		close(w.inotify_fd);
