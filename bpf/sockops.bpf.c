@@ -13,7 +13,7 @@
  *     sock_addr: the connecting end's callback runs before it sends the handshake's last
  *     ACK, so a tracked local peer is always there by then.
  * A connecting end whose local peer never joins (a backend outside accelerated cgroups)
- * stays in; sockwayd takes its own such upstream sockets out (conns.c).
+ * stays in; sockwayd takes its own such upstream sockets out (upstream.c).
  */
 #include "maps.h"
 #include <bpf/bpf_endian.h>

@@ -8,7 +8,8 @@
 # with --no-accel, measured in turns (A B A B ...) by the same wrk on small GETs and on
 # 1 MiB responses; prints each pair and the median ratio default / --no-accel.
 #
-#   tools/bench/accel_ab.sh [--duration S] [--pairs N] [--connections C]   (after make, root)
+#   tools/bench/accel_ab.sh [--duration S] [--pairs N] [--connections C] [--big-connections C]
+#                                                               (after make, as root)
 #
 # Everything runs on 127.0.0.1 ports derived from its PID and is stopped, with its pin
 # directory and cgroup, on exit.
@@ -31,7 +32,8 @@ while [ $# -gt 0 ]; do
 	--duration) DURATION=$2; shift 2 ;;
 	--pairs) PAIRS=$2; shift 2 ;;
 	--connections) CONNECTIONS=$2; shift 2 ;;
-	-h | --help) sed -n '3,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+	--big-connections) BIG_CONNECTIONS=$2; shift 2 ;;
+	-h | --help) sed -n '3,15p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
 	*) echo "accel_ab.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
 	esac
 done
@@ -39,7 +41,8 @@ done
 for b in "$SOCKWAY" "$SOCKWAYD" "$SWBACKEND"; do
 	[ -x "$b" ] || { echo "accel_ab.sh: $b is missing; run make first" >&2; exit 1; }
 done
-command -v wrk >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null
+command -v wrk >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null ||
+	{ echo "accel_ab.sh: wrk is missing and could not be installed" >&2; exit 1; }
 
 export SOCKWAY_PIN_ROOT=/sys/fs/bpf/sockway-bench-$$-ab
 CGROUP2=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
@@ -99,6 +102,11 @@ start no-accel "$SOCKWAYD" --listen "127.0.0.1:$P_OFF" --admin "127.0.0.1:$P_OFF
 	--workers "$WORKERS" --no-accel
 wait_http "http://127.0.0.1:$P_DEF/small/x"
 wait_http "http://127.0.0.1:$P_OFF/small/x"
+# The comparison means something only if the default one is on the fast path.
+cg="/$(basename "$SOCKWAY_PIN_ROOT")"
+[ "$(sed -n 's/^0:://p' "/proc/${PIDS[2]}/cgroup")" = "$cg" ] &&
+	"$SOCKWAY" -j accel list | jq -e --arg p "$CGROUP2$cg" 'any(.cgroups[]; .path == $p)' >/dev/null ||
+	{ echo "accel_ab.sh: the default sockwayd did not join its accelerated cgroup $CGROUP2$cg" >&2; exit 1; }
 
 # rps PORT PATH CONNECTIONS: wrk's requests/s (a 1 s warm-up first).
 rps() {

@@ -76,10 +76,11 @@ struct upstream {
 	/* Kernel routing (kroute.c): */
 	bool lending; /* connecting, to be lent to the kernel */
 	bool lent;    /* lent: in its lend set, the kernel's, or carrying an exchange taken over */
-	bool lend_wait;	   /* not in its set, carrying nothing yet: events wait for the tick */
-	bool lend_orphan;  /* so at the last tick too */
-	__u32 kidx;	   /* kc's index in the conns map */
-	bool peer_checked; /* upstream_check_peer() ran */
+	bool lend_wait;	  /* not in its set, carrying nothing yet: events wait for the tick */
+	bool lend_orphan; /* so at the last tick too */
+	__u32 kidx;	  /* kc's index in the conns map */
+	/* The fast path's membership (upstream_check_peer): */
+	bool peer_checked; /* it ran */
 	__u64 accel_base;  /* kc->accel_bytes when it was filed (the entry's count goes on) */
 };
 

@@ -326,8 +326,7 @@ void upstream_track(struct upstream *u)
  * deletes its address at TCP_CLOSE, which it reaches only after this socket saw its FIN:
  * peer_closed) or the LRU dropped its address. Then bytes were redirected on this
  * connection (accel_bytes moved since it was filed: the request to a tracked peer, its
- * redirected response), or
- * could still come in: the socket stays in.
+ * redirected response), or could still come in: the socket stays in.
  */
 void upstream_check_peer(struct upstream *u)
 {
