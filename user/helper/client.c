@@ -354,7 +354,11 @@ void client_accept(struct reactor *r, struct reactor_ev *ev, __u32 events)
 			free(c);
 			continue;
 		}
-		if (w->netns && !sw_conn_key(&c->key, w->netns, fd))
+		/* Only a connection on the kernel path gets an entry: sockops let this end into
+		 * sock_hash (its client is local and accelerated) before accept saw it. Others
+		 * (remote clients) skip the kernel path's bookkeeping on every request. */
+		if (w->netns && !sw_conn_key(&c->key, w->netns, fd) &&
+		    sw_sock_tracked(w->maps, &c->key))
 			c->kc = sw_conn_claim(w->maps, &c->key);
 		if (c->kc)
 			c->accel_seen = __atomic_load_n(&c->kc->accel_bytes, __ATOMIC_RELAXED);

@@ -316,10 +316,9 @@ int kroute_client_event(struct client *c)
 static bool lend_backend_local(struct worker *w, const struct sw_conn *e)
 {
 	struct sw_sock_key peer;
-	__u64 addr;
 
 	sw_conn_key_reverse(&peer, &e->self);
-	return !bpf_map_lookup_elem(bpf_map__fd(w->maps->skel->maps.sock_addr), &peer, &addr);
+	return sw_sock_tracked(w->maps, &peer);
 }
 
 static void lend_open(struct worker *w, __u16 b, __u8 r)

@@ -332,7 +332,6 @@ void upstream_check_peer(struct upstream *u)
 {
 	const struct sockway *skel = u->w->maps->skel;
 	struct sw_sock_key key, peer;
-	__u64 addr;
 
 	if (u->peer_checked)
 		return;
@@ -343,7 +342,7 @@ void upstream_check_peer(struct upstream *u)
 	    __atomic_load_n(&u->kc->peer_closed, __ATOMIC_ACQUIRE))
 		return;
 	sw_conn_key_reverse(&peer, &key);
-	if (!bpf_map_lookup_elem(bpf_map__fd(skel->maps.sock_addr), &peer, &addr))
+	if (sw_sock_tracked(u->w->maps, &peer))
 		return;
 	/* ENOENT: sockops had left it out already, or the kill switch was on at connect. */
 	if (bpf_map_delete_elem(bpf_map__fd(skel->maps.sock_hash), &key))

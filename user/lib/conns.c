@@ -5,7 +5,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+
 #include "conns.h"
+#include "sockway.skel.h"
 #include "sockway/hash.h"
 
 #ifndef SO_NETNS_COOKIE
@@ -73,6 +77,13 @@ void sw_conn_key_reverse(struct sw_sock_key *out, const struct sw_sock_key *k)
 }
 
 /* What a free entry holds: no splice, no kernel routing on either side (S15, K10). */
+bool sw_sock_tracked(struct sw_maps *m, const struct sw_sock_key *k)
+{
+	__u64 addr;
+
+	return !bpf_map_lookup_elem(bpf_map__fd(m->skel->maps.sock_addr), k, &addr);
+}
+
 static void entry_reset(struct sw_conn *e)
 {
 	__atomic_store_n(&e->splice, SW_SPLICE_IDLE, __ATOMIC_RELAXED);

@@ -18,6 +18,9 @@ __u64 sw_netns_cookie(int fd);
 int sw_conn_key(struct sw_sock_key *k, __u64 netns, int fd);
 /* The same connection seen from its other end. */
 void sw_conn_key_reverse(struct sw_sock_key *out, const struct sw_sock_key *k);
+/* The socket of key k is on the kernel path: sockops filed its address in sock_addr (it
+ * joined sock_hash, and has not closed since, as far as sockops saw). */
+bool sw_sock_tracked(struct sw_maps *m, const struct sw_sock_key *k);
 /* Claims a free way of the key's bucket (m->conn_tags, m->conns): NULL if all are taken. */
 struct sw_conn *sw_conn_claim(struct sw_maps *m, const struct sw_sock_key *k);
 /* Frees an entry: no splice, tag 0. */
