@@ -9,7 +9,9 @@
  * directory makes the watcher read FILE again and compare its bytes with the last ones it
  * acted on: equal bytes do nothing (a refused document is refused, and counted, once), new
  * ones are applied. When FILE resolves elsewhere through symlinks, the directory it resolves
- * to is watched too, resolved again after every event.
+ * to is watched too, resolved again after every event. Bytes are acted on only once they
+ * hold still (read the same twice, no writer with FILE open), so that half a document
+ * written in place is never refused and counted.
  */
 #include <errno.h>
 #include <libgen.h>
@@ -105,18 +107,17 @@ static int watch_dir(struct watch *w)
 {
 	char buf[PATH_MAX];
 	const char *dir = dir_of(w->file, buf, sizeof(buf));
-
-	struct stat st;
+	struct stat st = {};
 
 	if (w->dir_wd >= 0)
 		return 0;
 	w->dir_wd = inotify_add_watch(w->inotify_fd, dir, WATCH_EVENTS);
 	if (w->dir_wd < 0)
 		return -errno;
-	if (!stat(dir, &st)) {
-		w->dir_dev = st.st_dev;
-		w->dir_ino = st.st_ino;
-	}
+	/* Unknown (0) if stat fails: the directory is then not checked for replacement. */
+	stat(dir, &st);
+	w->dir_dev = st.st_dev;
+	w->dir_ino = st.st_ino;
 	return 0;
 }
 
@@ -127,7 +128,7 @@ static bool watch_dir_replaced(struct watch *w)
 	char buf[PATH_MAX];
 	struct stat st;
 
-	if (w->dir_wd < 0 || stat(dir_of(w->file, buf, sizeof(buf)), &st) ||
+	if (w->dir_wd < 0 || !w->dir_ino || stat(dir_of(w->file, buf, sizeof(buf)), &st) ||
 	    (st.st_dev == w->dir_dev && st.st_ino == w->dir_ino))
 		return false;
 	inotify_rm_watch(w->inotify_fd, w->dir_wd);
@@ -181,6 +182,13 @@ static void watch_check(struct watch *w, bool force)
 		if (w->unusable != WATCH_GONE)
 			pr_warn("%s is gone; the running policy stays until it is back", w->file);
 		w->unusable = WATCH_GONE;
+		return;
+	}
+	if (!st.st_mode) {
+		if (w->unusable != WATCH_UNREADABLE)
+			pr_warn("cannot look at %s: %s; the running policy stays", w->file,
+				strerror(errno));
+		w->unusable = WATCH_UNREADABLE;
 		return;
 	}
 	/* A FIFO would block the watch in its read, a device never end: files only. */
