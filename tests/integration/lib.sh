@@ -26,14 +26,34 @@ LIB_CGROUPS=()
 # it goes back there at exit, since a cgroup with a process in it cannot be removed.
 LIB_HOME_CGROUP=
 
-lib_cleanup() {
-	local pid i _
+# lib_stop_all: kills every process the test started and waits for them (a test with more
+# to undo before lib_cleanup, such as namespaces its processes live in, calls it first).
+lib_stop_all() {
+	local pid
 	for pid in "${LIB_PIDS[@]}"; do
 		kill -KILL "$pid" 2>/dev/null
 	done
 	for pid in "${LIB_PIDS[@]}"; do
 		wait "$pid" 2>/dev/null
 	done
+}
+
+# free_net V4 [V6]: a number N such that no route but the default one covers V4.N.1 (nor
+# V6:N::1): a /24 (and /64) a test can give a veth pair without shadowing a real network.
+# Empty if there is none.
+free_net() {
+	local n
+	for n in $(seq $(($$ % 200)) 255) $(seq 0 $(($$ % 200))); do
+		ip -4 route show match "$1.$n.1" | grep -qv '^default' && continue
+		[ -n "${2:-}" ] && ip -6 route show match "$2:$n::1" | grep -qv '^default' && continue
+		echo "$n"
+		return
+	done
+}
+
+lib_cleanup() {
+	local i _
+	lib_stop_all
 	if [ -d "$SOCKWAY_PIN_ROOT" ]; then
 		# A test that accelerated cgroups turns the kernel path off before unpinning it.
 		[ ${#LIB_CGROUPS[@]} -gt 0 ] && "$SOCKWAY" accel off >/dev/null 2>&1

@@ -783,13 +783,7 @@ stop_pid "$SWD_PID"
 # The other host is a network namespace behind a veth pair; the client's route to it does not
 # go through a loopback device, so no socket of its can be a local peer.
 NS=swacc$$
-NET=
-for n in $(seq $(($$ % 200)) 255) $(seq 0 $(($$ % 200))); do
-	if ! ip -4 route show match "10.205.$n.1" | grep -qv '^default'; then
-		NET=$n
-		break
-	fi
-done
+NET=$(free_net 10.205)
 trap 'ip netns del "$NS" 2>/dev/null; lib_cleanup' EXIT
 P_FAR=$(port 32)
 if [ -z "$NET" ]; then

@@ -37,15 +37,9 @@ sw_on() {
 }
 
 fleet_cleanup() {
-	local i pid
-	# The processes in the namespaces first (lib_cleanup stops them too, later: by then the
-	# namespaces must be gone, and their pins unloaded while sockway can still see them).
-	for pid in "${LIB_PIDS[@]}"; do
-		kill -KILL "$pid" 2>/dev/null
-	done
-	for pid in "${LIB_PIDS[@]}"; do
-		wait "$pid" 2>/dev/null
-	done
+	local i
+	# The processes in the namespaces first: the namespaces go before lib_cleanup runs.
+	lib_stop_all
 	for i in "${HOSTS[@]}"; do
 		[ -d "$(pin "$i")" ] && { SOCKWAY_PIN_ROOT=$(pin "$i") "$SOCKWAY" unload >/dev/null 2>&1 ||
 			rm -rf "$(pin "$i")"; }

@@ -28,14 +28,7 @@ NS_IF=swg$$n
 # A /24 of 10.204.0.0/16 that no route here covers but the default one (so that no network
 # reached through a more specific route is shadowed); its IPv6 twin is fd53:7767:N::/64,
 # likewise.
-NET=
-for n in $(seq $(($$ % 200)) 255) $(seq 0 $(($$ % 200))); do
-	if ! ip -4 route show match "10.204.$n.1" | grep -qv '^default' &&
-		! ip -6 route show match "fd53:7767:$n::1" | grep -qv '^default'; then
-		NET=$n
-		break
-	fi
-done
+NET=$(free_net 10.204 fd53:7767)
 [ -n "$NET" ] || { fail "a free /24 in 10.204.0.0/16"; finish; exit 1; }
 H4=10.204.$NET.1 A4=10.204.$NET.2 B4=10.204.$NET.5
 H6=fd53:7767:$NET::1 A6=fd53:7767:$NET::2 B6=fd53:7767:$NET::5
