@@ -336,8 +336,10 @@ void upstream_check_peer(struct upstream *u)
 	if (u->peer_checked)
 		return;
 	u->peer_checked = true;
-	if (!u->kc || sw_conn_key(&key, u->w->netns, u->ev.fd))
+	if (!u->kc)
 		return;
+	/* The key upstream_track filed the entry under (no need to ask the socket again). */
+	key = u->kc->self;
 	if (__atomic_load_n(&u->kc->accel_bytes, __ATOMIC_ACQUIRE) != u->accel_base ||
 	    __atomic_load_n(&u->kc->peer_closed, __ATOMIC_ACQUIRE))
 		return;
