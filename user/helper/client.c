@@ -31,7 +31,7 @@ void client_update(struct client *c)
 		mask |= x->u && !x->u->connecting && x->u->out.len < HIGH_WATER ? EPOLLIN : 0;
 	else if (c->state == C_PROXY && c->in.len < swd_cfg.limits.max_header_bytes && !c->eof)
 		mask |= EPOLLIN; /* a pipelined request, kept for later */
-	if (c->out.len)
+	if (c->out.len || (x && x->piped))
 		mask |= EPOLLOUT;
 	reactor_mod(c->w->r, &c->ev, mask);
 	kroute_client_idle(c);
@@ -295,6 +295,9 @@ static void client_event(struct reactor *r, struct reactor_ev *ev, __u32 events)
 	if (events & EPOLLOUT) {
 		if (client_flush(c))
 			return;
+		/* A body in a pipe: out to the client, more in from the upstream. */
+		if (c->x && c->x->pipe && pipe_pump(c->x) == XR_CLIENT_GONE)
+			return;
 		x = c->x;
 		/* Room again downstream: let the upstream's bytes flow. */
 		if (x && x->u && c->out.len < HIGH_WATER)
@@ -357,9 +360,13 @@ void client_accept(struct reactor *r, struct reactor_ev *ev, __u32 events)
 		/* Only a connection on the kernel path gets an entry: sockops let this end into
 		 * sock_hash (its client is local and accelerated) before accept saw it. Others
 		 * (remote clients) skip the kernel path's bookkeeping on every request. */
-		if (w->netns && !sw_conn_key(&c->key, w->netns, fd) &&
-		    sw_sock_tracked(w->maps, &c->key))
-			c->kc = sw_conn_claim(w->maps, &c->key);
+		if (w->netns && !sw_conn_key(&c->key, w->netns, fd)) {
+			/* Left out: its socket may take spliced pages too (pipe.c). */
+			c->plain_known = true;
+			c->plain = !sw_sock_tracked(w->maps, &c->key);
+			if (!c->plain)
+				c->kc = sw_conn_claim(w->maps, &c->key);
+		}
 		if (c->kc)
 			c->accel_seen = __atomic_load_n(&c->kc->accel_bytes, __ATOMIC_RELAXED);
 		kroute_client_track(c);
@@ -397,6 +404,9 @@ void client_tick(struct worker *w)
 			client_close(c);
 		} else if (c->state == C_PROXY && c->x && c->x->req != REQ_DONE) {
 			exchange_fail(c->x, 408, "%s", "request body timeout");
+		} else if (c->state == C_PROXY && c->x && c->x->pipe && !c->x->u) {
+			/* The rest of a body waits in a pipe for a client that takes nothing. */
+			client_close(c);
 		} else if (c->state == C_CLOSING) {
 			client_close(c);
 		}

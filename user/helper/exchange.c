@@ -28,6 +28,7 @@ void exchange_free(struct exchange *x)
 	for (i = 0; i < x->nr_shadows; i++)
 		if (x->shadows[i])
 			shadow_discard(x->shadows[i]);
+	pipe_release(x);
 	buf_free(&x->head);
 	buf_free(&x->body_copy);
 	free(x);
@@ -686,6 +687,9 @@ static enum xres upstream_read(struct exchange *x)
 	ssize_t n;
 
 	while (ret == XR_GOES_ON && x->c->out.len < HIGH_WATER) {
+		/* The rest of a long body, past sockwayd's memory (pipe.c). */
+		if (x->pipe || (pipe_eligible(x) && pipe_start(x)))
+			return pipe_pump(x);
 		if (buf_reserve(&u->in, READ_CHUNK))
 			return exchange_upstream_failed(x, SW_ERR_RESET);
 		n = recv(u->ev.fd, buf_tail(&u->in), READ_CHUNK, 0);
@@ -753,6 +757,28 @@ void exchange_upstream_event(struct upstream *u, __u32 events)
 		 * the client too). Either way this connection is not reused. */
 		if (x->resp == RESP_DONE)
 			x->resp_keepalive = false;
+	}
+	if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) && x->pipe && !x->resp_left) {
+		char b;
+
+		/* A piped body is all in the pipe, and the backend speaks after it: it closed,
+		 * or sent bytes past the response. The connection is done for; the pipe drains
+		 * to the client on its own (an event already fetched, with nothing to read,
+		 * says nothing). */
+		if (!(events & (EPOLLHUP | EPOLLERR)) &&
+		    recv(u->ev.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) < 0 &&
+		    (errno == EAGAIN || errno == EINTR)) {
+			upstream_update(u);
+			return;
+		}
+		x->resp_keepalive = false;
+		u->x = NULL;
+		x->u = NULL;
+		upstream_close(u);
+		/* A client that takes nothing more gets as long as a backend would. */
+		c->deadline_ms = reactor_now_ms(c->w->r) + swd_cfg.response_timeout_ms;
+		client_update(c);
+		return;
 	}
 	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
 		ret = upstream_read(x);

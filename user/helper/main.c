@@ -208,6 +208,7 @@ static void *worker_main(void *arg)
 	struct worker *w = arg;
 
 	reactor_run(w->r, 100, worker_tick, NULL, w, &w->stop);
+	pipes_free(w);
 	return NULL;
 }
 
@@ -249,8 +250,10 @@ static int worker_init(struct worker *w, unsigned id, struct sw_maps *maps)
 	}
 	/* Connections are filed in the conns map (accel bytes per cell, body splice) only
 	 * on the fast path. */
-	if (!swd_cfg.no_accel && w->nr_listeners)
-		w->netns = sw_netns_cookie(w->listeners[0].fd);
+	if (w->nr_listeners)
+		w->netns_id = sw_netns_cookie(w->listeners[0].fd);
+	if (!swd_cfg.no_accel)
+		w->netns = w->netns_id;
 	kroute_worker_init(w);
 	return 0;
 }

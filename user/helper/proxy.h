@@ -29,6 +29,8 @@
 #define HIGH_WATER (256 * 1024)
 /* One read takes at most this much. */
 #define READ_CHUNK (64 * 1024)
+/* The rest of a Content-Length body at least this long moves through a pipe (pipe.c). */
+#define PIPE_MIN (32 * 1024)
 
 enum client_state { C_HEAD, C_PROXY, C_CLOSING };
 
@@ -54,6 +56,8 @@ struct client {
 	__u32 handoff;	  /* what sk_msg decided of the request being parsed (SW_HANDOFF_*) */
 	__u64 kx_seen;	  /* kc->kx_done at the last look: the kernel answered it since */
 	bool kroute_used; /* it was left to the kernel once: its entry is freed late */
+	/* Its socket is off the fast path, so it may take spliced pages (pipe.c). */
+	bool plain_known, plain;
 };
 
 struct upstream {
@@ -82,6 +86,8 @@ struct upstream {
 	/* The fast path's membership (upstream_check_peer): */
 	bool peer_checked; /* it ran */
 	__u64 accel_base;  /* kc->accel_bytes when it was filed (the entry's count goes on) */
+	/* Nothing can be redirected into it, so splice(2) may read it (pipe.c). */
+	bool plain_known, plain;
 };
 
 /*
@@ -140,6 +146,10 @@ struct exchange {
 	__u64 bytes_in, bytes_out;
 	struct shadow *shadows[SW_MAX_SHADOWS];
 	unsigned nr_shadows;
+	/* The rest of the response body moves through this pipe (pipe.c), holding piped
+	 * bytes of it, or NULL. */
+	struct swd_pipe *pipe;
+	size_t piped;
 	/* The kernel routed the request and sockwayd took the exchange over (kroute.c): the
 	 * kernel counted the request, and counts the response if it passes it on whole. */
 	bool kernel;
@@ -264,6 +274,18 @@ void lend_forget(struct upstream *u);
 void lend_tick(struct worker *w);
 /* Draining: the kernel routes no more; idle lent connections close. */
 void kroute_drain(struct worker *w);
+
+/* pipe.c: response bodies through a pipe, on the userspace path */
+/* May the rest of the response body go through a pipe now? */
+bool pipe_eligible(struct exchange *x);
+/* Gives the exchange a pipe: false when there is none to have. */
+bool pipe_start(struct exchange *x);
+/* Moves body bytes on, both ways; ends the exchange once the body is out. */
+enum xres pipe_pump(struct exchange *x);
+/* Is there room in the pipe and body still to come? */
+bool pipe_wants_upstream(const struct exchange *x);
+/* The exchange lets go of its pipe (kept for reuse when empty). */
+void pipe_release(struct exchange *x);
 
 /* splice.c */
 void splice_arm(struct exchange *x);

@@ -50,6 +50,7 @@ struct swd_config {
 	unsigned nr_shadow_keep;
 	bool no_accel;	       /* stay out of the kernel fast path */
 	bool no_splice;	       /* never hand a response body to the kernel */
+	bool no_pipe;	       /* never move a response body through a pipe (pipe.c) */
 	unsigned lend;	       /* connections per replica and worker lent to kernel routing */
 	bool retry_on_timeout; /* retry idempotent requests after a response timeout */
 };
@@ -88,12 +89,14 @@ struct swd_worker_stats {
 	__u64 kroute_handoffs;	      /* requests the kernel decided on and left to sockwayd */
 	__u64 lend_opened;	      /* connections opened to be lent to the kernel */
 	__u64 untracked;	      /* upstream sockets taken out of sock_hash: untracked peer */
+	__u64 piped_bytes;	      /* response body bytes moved through a pipe (pipe.c) */
 	__u64 retries[SWD_RETRY_MAX]; /* requests sent to a second replica, by enum swd_retry */
 };
 
 struct client;
 struct upstream;
 struct shadow;
+struct swd_pipe;
 
 struct worker {
 	unsigned id;
@@ -105,6 +108,7 @@ struct worker {
 	unsigned nr_listeners;
 	unsigned shard;		    /* counter shard this worker adds to */
 	__u64 netns;		    /* its sockets' netns cookie; 0: no conns entries */
+	__u64 netns_id;		    /* the same, also with --no-accel (pipe.c) */
 	__u64 rng;		    /* xorshift state: slot and shadow draws */
 	struct client *clients;	    /* every open client connection */
 	struct upstream *upstreams; /* every open upstream connection */
@@ -133,6 +137,9 @@ struct worker {
 	/* No lending to the replica before this (ms): its backend is not local, or closed a
 	 * connection right after a response without saying so. */
 	__u64 lend_off_until[SW_MAX_BACKENDS][SW_MAX_REPLICAS];
+	/* Pipes for response bodies (pipe.c): the empty ones kept, and those held. */
+	struct swd_pipe *pipes_idle;
+	unsigned nr_pipes_idle, nr_pipes;
 	struct buf norm;	       /* the normal path of the request being decided */
 	struct swd_worker_stats stats; /* written by this worker, read by admin (relaxed) */
 	__u64 stale_generation;	       /* a generation the worker gave up reading */
@@ -160,6 +167,8 @@ void proxy_tick(struct worker *w);
 /* Closes idle client connections and pooled upstreams (for draining); true while client
  * connections wait for a request to come whole (client_close_idle). */
 bool proxy_close_idle(struct worker *w);
+/* pipe.c: frees a worker's spare pipes, at its end. */
+void pipes_free(struct worker *w);
 /* kroute.c: whether the worker lets the kernel route (at its start). */
 void kroute_worker_init(struct worker *w);
 

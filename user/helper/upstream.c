@@ -24,7 +24,8 @@ void upstream_update(struct upstream *u)
 	if (u->connecting || u->out.len)
 		mask |= EPOLLOUT;
 	if (u->idle || u->s || (u->lent && !u->x && !u->lend_wait) ||
-	    (u->x && u->x->resp != RESP_DONE && u->x->c && u->x->c->out.len < HIGH_WATER))
+	    (u->x && u->x->resp != RESP_DONE && u->x->c && u->x->c->out.len < HIGH_WATER &&
+	     (!u->x->pipe || pipe_wants_upstream(u->x))))
 		mask |= EPOLLIN;
 	reactor_mod(u->w->r, &u->ev, mask);
 }
@@ -332,6 +333,7 @@ void upstream_check_peer(struct upstream *u)
 {
 	const struct sockway *skel = u->w->maps->skel;
 	struct sw_sock_key key, peer;
+	int err;
 
 	if (u->peer_checked)
 		return;
@@ -346,8 +348,12 @@ void upstream_check_peer(struct upstream *u)
 	sw_conn_key_reverse(&peer, &key);
 	if (sw_sock_tracked(u->w->maps, &peer))
 		return;
-	/* ENOENT: sockops had left it out already, or the kill switch was on at connect. */
-	if (bpf_map_delete_elem(bpf_map__fd(skel->maps.sock_hash), &key))
+	/* Out of sock_hash, or never in it: splice(2) may read it from now on (pipe.c).
+	 * ENOENT: sockops had left it out already, or the kill switch was on at connect. */
+	err = bpf_map_delete_elem(bpf_map__fd(skel->maps.sock_hash), &key);
+	u->plain_known = true;
+	u->plain = !err || err == -ENOENT;
+	if (err)
 		return;
 	bpf_map_delete_elem(bpf_map__fd(skel->maps.sock_addr), &key);
 	__atomic_fetch_add(&u->w->stats.untracked, 1, __ATOMIC_RELAXED);

@@ -1,0 +1,226 @@
+#!/bin/bash
+# SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
+#
+# sockwayd's response bodies through a pipe (user/helper/pipe.c): on the userspace path, the
+# rest of a Content-Length body of 32 KiB or more moves from the backend's socket to the
+# client's with splice(2), never copied into sockwayd. The path of remote clients and remote
+# backends, which the kernel fast path cannot help; here clients and backends are local but
+# in no accelerated cgroup, which is the same to sockwayd.
+# Both sockwayds run each section: one --no-accel, one by default (in its own accelerated
+# cgroup, whose sockets with no accelerated peer leave the fast path, and only then may
+# take the pipe). Each body is checked byte for byte against the backend's sha256, and
+# sockway_piped_bytes_total proves which path the bytes took. The hazards: bodies that come
+# in pieces, keep-alive and pipelined requests behind a piped body, a client that stops
+# reading (the pipe fills, the client's socket refuses), a client killed mid-body (its pipe
+# must close, not go back to the pool with its bytes), a backend that dies mid-body or closes
+# while the pipe still holds the end of the body, sizes around the threshold, HEAD, and
+# sockets on the fast path (accelerated clients and backends), which must never be piped.
+cd "$(dirname "$0")/../.." || exit 1
+. tests/integration/lib.sh
+
+P_WHOLE=$(port 10)
+P_DRIP=$(port 11)
+P_CUT=$(port 12)
+P_BIG=$(port 13)
+P_SIZES=$(port 14)
+P_NA=$(port 20)
+P_NA_ADMIN=$(port 21)
+P_DEF=$(port 22)
+P_DEF_ADMIN=$(port 23)
+P_NOPIPE=$(port 24)
+P_NOPIPE_ADMIN=$(port 25)
+P_AWHOLE=$(port 26)
+MIB1=1048576
+MIB8=8388608
+MIB32=33554432
+
+sha_of() {
+	sha256sum <"$1" | awk '{ print $1 }'
+}
+
+# get PORT PATH NAME [CURL ARGS]: a GET through sockwayd, body in $TMP/NAME; "CODE SIZE".
+get() {
+	local p=$1 path=$2 name=$3
+	shift 3
+	curl -s --max-time 60 -o "$TMP/$name" -w '%{http_code} %{size_download}' "$@" \
+		"http://127.0.0.1:$p$path"
+}
+
+# piped ADMIN_PORT: sockway_piped_bytes_total of that sockwayd.
+piped() {
+	curl -s --max-time 30 "http://127.0.0.1:$1/metrics" |
+		awk '$1 == "sockway_piped_bytes_total" { print $2 }'
+}
+
+# pipes PID: the pipe file descriptors sockwayd PID holds (two per pipe).
+pipes() {
+	find "/proc/$1/fd" -lname 'pipe:*' 2>/dev/null | wc -l
+}
+
+# send_q PORT: the bytes waiting in the send queues of sockwayd's sockets to clients on PORT.
+send_q() {
+	ss -tnH state established "( sport = :$1 )" | awk '{ s += $2 } END { print s + 0 }'
+}
+
+# bodies_ok FILE N SHA: FILE holds N whole responses (ka_client.py KA_OUT), each a 200 whose
+# body has that sha256, in order.
+bodies_ok() {
+	python3 - "$1" "$2" "$3" <<'EOF'
+import hashlib, sys
+data, n, want = open(sys.argv[1], "rb").read(), int(sys.argv[2]), sys.argv[3]
+for i in range(n):
+    head, _, data = data.partition(b"\r\n\r\n")
+    length = [int(l.split(b":", 1)[1]) for l in head.split(b"\r\n")[1:]
+              if l.lower().startswith(b"content-length:")][0]
+    body, data = data[:length], data[length:]
+    if not head.startswith(b"HTTP/1.1 200") or hashlib.sha256(body).hexdigest() != want:
+        sys.exit("response %d: %r, %d bytes" % (i, head[:40], len(body)))
+sys.exit(1 if data else 0)
+EOF
+}
+
+check "load" "$SOCKWAY" load
+warn0=$(kernel_warnings)
+
+# Backends in no accelerated cgroup: 1 MiB in one send (as most servers send), 8 MiB head
+# first and then in 256 KiB pieces 2 ms apart, the same dying after 3 MiB, and 32 MiB in one
+# send (what a client that stops reading backs up).
+spawn whole python3 tests/integration/drip_backend.py "$P_WHOLE" $MIB1 0
+spawn drip python3 tests/integration/drip_backend.py "$P_DRIP" $MIB8
+spawn cut python3 tests/integration/drip_backend.py "$P_CUT" $MIB8 262144 2 3145728
+spawn big python3 tests/integration/drip_backend.py "$P_BIG" $MIB32 0
+for b in whole drip cut big; do
+	wait_until "$WAIT_S" grep -q ready "$TMP/$b.log" || fail "$b backend did not start" "$(cat "$TMP/$b.log")"
+done
+SHA1=$(head -1 "$TMP/whole.log")
+SHA8=$(head -1 "$TMP/drip.log")
+SHA32=$(head -1 "$TMP/big.log")
+for spec in "whole $P_WHOLE" "drip $P_DRIP" "cut $P_CUT" "big $P_BIG"; do
+	set -- $spec
+	check "backend $1" "$SOCKWAY" backend create "$1" "127.0.0.1:$2"
+	check "endpoint $1" "$SOCKWAY" endpoint create "$1" --route /"$1" --backend "$1"
+done
+
+start_sockwayd "$P_NA" "$P_NA_ADMIN" --workers 1 --no-accel
+NA_PID=$SWD_PID
+[ -n "$CGROUP2" ] || fail "a cgroup v2 hierarchy is mounted (for the default sockwayd)"
+# The default: sockwayd joins its own accelerated cgroup.
+start_sockwayd "$P_DEF" "$P_DEF_ADMIN" --workers 1
+DEF_PID=$SWD_PID
+check "the default sockwayd is accelerated" sockwayd_accelerated "$DEF_PID"
+
+for spec in "no-accel $P_NA $P_NA_ADMIN $NA_PID" "default $P_DEF $P_DEF_ADMIN $DEF_PID"; do
+	set -- $spec
+	m=$1 p=$2 a=$3 pid=$4
+
+	# --- 1. bodies through the pipe, byte for byte --------------------------------------------
+	before=$(piped "$a")
+	eq "$m 1: 1 MiB in one send" "$(get "$p" /whole/a w1)" "200 $MIB1"
+	eq "$m 1: its bytes" "$(sha_of "$TMP/w1")" "$SHA1"
+	# All but what came with the head, in the first read (64 KiB at most).
+	ge "$m 1: piped all but the first read" "$(($(piped "$a") - before))" $((MIB1 - 65536))
+	before=$(piped "$a")
+	eq "$m 1: 8 MiB in pieces" "$(get "$p" /drip/a d1)" "200 $MIB8"
+	eq "$m 1: its bytes" "$(sha_of "$TMP/d1")" "$SHA8"
+	ge "$m 1: piped all but the first read" "$(($(piped "$a") - before))" $((MIB8 - 65536))
+
+	# --- 2. keep-alive and pipelining behind piped bodies ----------------------------------------
+	KA_OUT=$TMP/ka-$m python3 tests/integration/ka_client.py "$p" /whole/k 4 seq >"$TMP/ka.out" 2>&1
+	eq "$m 2: 4 bodies in turn on one connection" "$(cut -d' ' -f1 "$TMP/ka.out")" 4
+	check "$m 2: each byte for byte" bodies_ok "$TMP/ka-$m" 4 "$SHA1"
+	KA_OUT=$TMP/kp-$m python3 tests/integration/ka_client.py "$p" /drip/k 3 pipe >"$TMP/kp.out" 2>&1
+	eq "$m 2: 3 pipelined 8 MiB bodies" "$(cut -d' ' -f1 "$TMP/kp.out")" 3
+	check "$m 2: each byte for byte, in order" bodies_ok "$TMP/kp-$m" 3 "$SHA8"
+
+	# --- 3. a client that stops reading ------------------------------------------------------------
+	# 32 MiB in one send: the client's queue fills, then sockwayd's send queue to it; the
+	# pipe holds what it read and the backend waits. Then the client reads on.
+	rm -f "$TMP/go3"
+	spawn hold3 python3 tests/integration/hold_client.py "$p" /big/h "$TMP/h3" "$TMP/go3" 65536
+	hold3=$SPAWNED
+	wait_until "$WAIT_S" test -e "$TMP/go3.held" || fail "$m 3: the client got the head"
+	check "$m 3: sockwayd's send queue to it fills (over 1 MiB)" \
+		wait_until "$WAIT_S" eval '[ "$(send_q "$p")" -gt 1048576 ]'
+	touch "$TMP/go3"
+	wait "$hold3"
+	eq "$m 3: then it reads it all" "$(cat "$TMP/hold3.log")" "200 $MIB32"
+	eq "$m 3: byte for byte" "$(sha_of "$TMP/h3")" "$SHA32"
+
+	# --- 4. a client killed mid-body: its pipe closes ----------------------------------------------
+	p0=$(pipes "$pid")
+	rm -f "$TMP/go4"
+	spawn hold4 python3 tests/integration/hold_client.py "$p" /big/k "$TMP/h4" "$TMP/go4" 65536
+	hold4=$SPAWNED
+	wait_until "$WAIT_S" test -e "$TMP/go4.held" || fail "$m 4: the client got the head"
+	check "$m 4: the body backs up" wait_until "$WAIT_S" eval '[ "$(send_q "$p")" -gt 1048576 ]'
+	stop_pid "$hold4" KILL
+	# Section 3's pipe was kept, empty, and this body took it; it holds bytes now, so it
+	# is closed rather than kept for the next body (which would get them).
+	ge "$m 4: a spare pipe (section 3's) was there" "$p0" 2
+	check "$m 4: the pipe that held its bytes is closed, not kept" \
+		wait_until "$WAIT_S" eval '[ "$(pipes "$pid")" -eq $((p0 - 2)) ]'
+	eq "$m 4: and the next body is whole" "$(get "$p" /whole/b w4)" "200 $MIB1"
+	eq "$m 4: byte for byte" "$(sha_of "$TMP/w4")" "$SHA1"
+
+	# --- 5. a backend dying mid-body -----------------------------------------------------------
+	code=$(get "$p" /cut/a c5)
+	rc=$?
+	le "$m 5: the client gets less than the body" "${code#* }" $((MIB8 - 1))
+	eq "$m 5: and a close (curl: partial file)" "$rc" 18
+	eq "$m 5: the bytes it got are the body's" "$(head -c "$(stat -c %s "$TMP/c5")" "$TMP/d1" | sha256sum | cut -d' ' -f1)" "$(sha_of "$TMP/c5")"
+	eq "$m 5: sockwayd lives on" "$(get "$p" /whole/c w5)" "200 $MIB1"
+done
+
+# --- 6. sizes around the threshold, and HEAD -------------------------------------------------------
+# Through the default sockwayd: 32 KiB and 96 KiB (the first read takes up to 64 KiB, so the
+# rest is under, and over, the threshold), and a HEAD of 8 MiB.
+for size in 32768 98304 1048577; do
+	spawn "s$size" python3 tests/integration/drip_backend.py "$P_SIZES" "$size" 0
+	sp=$SPAWNED
+	wait_until "$WAIT_S" grep -q ready "$TMP/s$size.log" || fail "size $size backend did not start"
+	sha=$(head -1 "$TMP/s$size.log")
+	check "6: backend sizes" "$SOCKWAY" backend create sizes "127.0.0.1:$P_SIZES"
+	check "6: endpoint sizes" "$SOCKWAY" endpoint create sizes --route /sizes --backend sizes
+	eq "6: $size bytes" "$(get "$P_DEF" /sizes/a s6)" "200 $size"
+	eq "6: $size bytes, byte for byte" "$(sha_of "$TMP/s6")" "$sha"
+	check "6: endpoint delete" "$SOCKWAY" endpoint delete sizes
+	check "6: backend delete" "$SOCKWAY" backend delete sizes
+	stop_pid "$sp"
+done
+eq "6: HEAD of 8 MiB: a head, no body" "$(get "$P_DEF" /drip/h h6 -I)" "200 0"
+eq "6: and the connection serves on (keep-alive)" \
+	"$(curl -s --max-time 30 -o /dev/null -w '%{http_code} %{num_connects}\n' -I "http://127.0.0.1:$P_DEF/drip/h" -o /dev/null "http://127.0.0.1:$P_DEF/whole/h" | tr '\n' ' ')" \
+	"200 1 200 0 "
+
+# --- 7. --no-pipe: the same bodies, copied ---------------------------------------------------------
+start_sockwayd "$P_NOPIPE" "$P_NOPIPE_ADMIN" --workers 1 --no-accel --no-pipe
+eq "7: --no-pipe: 8 MiB" "$(get "$P_NOPIPE" /drip/n n7)" "200 $MIB8"
+eq "7: byte for byte" "$(sha_of "$TMP/n7")" "$SHA8"
+eq "7: nothing piped" "$(piped "$P_NOPIPE_ADMIN")" 0
+
+# --- 8. sockets on the fast path never take the pipe ---------------------------------------------
+# An accelerated client and an accelerated backend: the kernel moves the bytes (its own
+# splice), or sockwayd reads them; splice(2) would miss bytes redirected into the upstream's
+# queue of the fast path.
+cgroup_new accel
+ACG=$CGROUP
+check "8: accel add a cgroup" "$SOCKWAY" accel add "$ACG"
+SPAWN_CGROUP=$ACG spawn awhole python3 tests/integration/drip_backend.py "$P_AWHOLE" $MIB1 0
+wait_until "$WAIT_S" grep -q ready "$TMP/awhole.log" || fail "8: accelerated backend did not start"
+check "8: backend awhole" "$SOCKWAY" backend create awhole "127.0.0.1:$P_AWHOLE"
+check "8: endpoint awhole" "$SOCKWAY" endpoint create awhole --route /awhole --backend awhole
+before=$(piped "$P_DEF_ADMIN")
+for i in 1 2 3; do
+	eq "8: accelerated client, accelerated backend ($i)" \
+		"$( (SPAWN_CGROUP=$ACG lib_exec curl -s --max-time 30 -o "$TMP/a8" -w '%{http_code} %{size_download}' "http://127.0.0.1:$P_DEF/awhole/$i"))" "200 $MIB1"
+	eq "8: byte for byte ($i)" "$(sha_of "$TMP/a8")" "$SHA1"
+	eq "8: plain client, accelerated backend ($i)" "$(get "$P_DEF" /awhole/p$i a8p)" "200 $MIB1"
+	eq "8: byte for byte ($i)" "$(sha_of "$TMP/a8p")" "$SHA1"
+	eq "8: accelerated client, plain backend ($i)" \
+		"$( (SPAWN_CGROUP=$ACG lib_exec curl -s --max-time 30 -o "$TMP/a8c" -w '%{http_code} %{size_download}' "http://127.0.0.1:$P_DEF/whole/$i"))" "200 $MIB1"
+	eq "8: byte for byte ($i)" "$(sha_of "$TMP/a8c")" "$SHA1"
+done
+eq "8: none of them piped" "$(piped "$P_DEF_ADMIN")" "$before"
+
+eq "no kernel warnings" "$(kernel_warnings)" "$warn0"
+finish
