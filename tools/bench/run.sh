@@ -10,8 +10,8 @@
 #
 # Everything it starts runs in the foreground as its child (pin dirs, backends, sockwayds,
 # nginx, HAProxy), on 127.0.0.1 ports derived from its PID, and is stopped and removed on
-# exit, error or Ctrl-C, with the accelerated cgroup and the network namespace of the
-# remote workload. See tools/bench/README.md for the columns and the caveats.
+# exit, error or Ctrl-C, with the accelerated cgroup and the network namespaces of the
+# remote workloads. See tools/bench/README.md for the columns and the caveats.
 set -u -o pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
@@ -29,7 +29,7 @@ WARMUP=2
 WRK_THREADS=2
 WORKERS=2
 BACKEND_THREADS=2
-ALL_WORKLOADS="small,keyed,big,shadow,remote"
+ALL_WORKLOADS="small,keyed,big,shadow,remote,remote-be"
 ALL_TARGETS="direct,direct+accel,sockwayd,sockwayd+accel,nginx,haproxy"
 # Not run unless asked for: direct with wrk's threads split over both backends of the split.
 EXTRA_TARGETS="direct-split,direct+accel-split"
@@ -44,7 +44,7 @@ usage() {
 Usage: tools/bench/run.sh [--duration S] [--connections C] [--quick] [options]
 
   --duration S          seconds per measured run (default $DURATION)
-  --connections C       wrk connections for small, keyed, shadow, remote (default $CONNECTIONS)
+  --connections C       wrk connections for all but big (default $CONNECTIONS)
   --big-connections C   wrk connections for the 1 MiB workload (default $BIG_CONNECTIONS)
   --quick               3 s runs and 1 s warm-ups
   --warmup S            seconds of warm-up before each measured run (default $WARMUP)
@@ -59,8 +59,8 @@ Usage: tools/bench/run.sh [--duration S] [--connections C] [--quick] [options]
 Run from the repository root after make, as root. Installs wrk, nginx and haproxy from
 Debian when missing. Writes the table to $OUTPUT/bench/results-DATE.md.
 
-The accel targets need a cgroup v2 mount; the remote workload creates a network namespace
-and a veth pair (removed at exit).
+The accel targets need a cgroup v2 mount; the remote workloads create a network namespace
+and a veth pair for the client, remote-be a second pair for its backends (removed at exit).
 EOF
 }
 
@@ -106,14 +106,17 @@ for t in ${TARGETS//,/ }; do
 		{ echo "run.sh: unknown target \"$t\" (${ALL_TARGETS//,/, }, ${EXTRA_TARGETS//,/, })" >&2; exit 2; }
 done
 # What has to be set up: the kernel fast path (a second pin dir, an accelerated cgroup,
-# backends and a sockwayd of their own), and the network namespace of the remote workload.
+# backends and a sockwayd of their own), the client's network namespace of the remote
+# workloads, and the backends' namespace of remote-be.
 NEED_ACCEL=0
 { in_list direct+accel "$TARGETS" || in_list sockwayd+accel "$TARGETS" ||
 	in_list direct+accel-split "$TARGETS"; } && NEED_ACCEL=1
 NEED_ASWD=0
 in_list sockwayd+accel "$TARGETS" && NEED_ASWD=1
 NEED_REMOTE=0
-in_list remote "$WORKLOADS" && NEED_REMOTE=1
+{ in_list remote "$WORKLOADS" || in_list remote-be "$WORKLOADS"; } && NEED_REMOTE=1
+NEED_RBE=0
+in_list remote-be "$WORKLOADS" && NEED_RBE=1
 # wrk needs at least one connection per thread.
 [ "$CONNECTIONS" -lt "$WRK_THREADS" ] && CONNECTIONS=$WRK_THREADS
 [ "$BIG_CONNECTIONS" -lt "$WRK_THREADS" ] && BIG_CONNECTIONS=$WRK_THREADS
@@ -210,8 +213,8 @@ ensure_deps
 
 # ---------------------------------------------------------------------------------------
 # Cleanup: every PID we start is listed; the trap ends them, then un-accelerates and
-# removes our cgroup, unpins our pin dirs, deletes the network namespace and the veth pair,
-# and removes the temp dir, on exit, error or Ctrl-C.
+# removes our cgroup, unpins our pin dirs, deletes the network namespaces and their veth
+# pairs, and removes the temp dir, on exit, error or Ctrl-C.
 # ---------------------------------------------------------------------------------------
 PIDS=()
 NOTES=()
@@ -237,6 +240,13 @@ VETH_HOST_IF=
 # runs in the namespace NETNS with VETH_NS_IP.
 VETH_HOST_IP=
 VETH_NS_IP=
+# remote-be's backends (r1, r2) listen in the namespace NETNS_BE on BE_NS_IP, the other
+# end of a second veth pair (BE_HOST_IF, BE_HOST_IP on the host): the routers reach them
+# over it without the host forwarding anything.
+NETNS_BE=
+BE_HOST_IF=
+BE_HOST_IP=
+BE_NS_IP=
 
 # sw_accel ARGS...: the agent on the accel pin dir.
 sw_accel() { SOCKWAY_PIN_ROOT=$PIN_ACCEL "$SOCKWAY" "$@"; }
@@ -270,6 +280,20 @@ pid_name() {
 	done
 	echo "?"
 }
+
+# netns_remove NAME HOST_IF: deletes the namespace, and the veth pair if it outlived it.
+# shellcheck disable=SC2317  # invoked by the EXIT trap
+netns_remove() {
+	ip netns del "$1" 2>/dev/null
+	for _ in $(seq 20); do
+		ip link show "$2" >/dev/null 2>&1 || break
+		sleep 0.1
+	done
+	ip link del "$2" 2>/dev/null
+	netns_exists "$1" && log "could not delete netns $1"
+}
+# netns_exists NAME (the whole name: sockway-bench-PID is a prefix of sockway-bench-PID-be).
+netns_exists() { ip netns list 2>/dev/null | awk '{ print $1 }' | grep -qxF "$1"; }
 
 # shellcheck disable=SC2317  # invoked by the EXIT trap
 cleanup() {
@@ -309,16 +333,9 @@ cleanup() {
 	if [ "$LOADED" = 1 ]; then
 		"$SOCKWAY" unload >/dev/null 2>&1 || log "sockway unload of $SOCKWAY_PIN_ROOT failed"
 	fi
-	# Deleting the namespace deletes its veth end, and with it the pair.
-	if [ -n "$NETNS" ]; then
-		ip netns del "$NETNS" 2>/dev/null
-		for _ in $(seq 20); do
-			ip link show "$VETH_HOST_IF" >/dev/null 2>&1 || break
-			sleep 0.1
-		done
-		ip link del "$VETH_HOST_IF" 2>/dev/null
-		ip netns list 2>/dev/null | grep -qw "$NETNS" && log "could not delete netns $NETNS"
-	fi
+	# Deleting a namespace deletes its veth end, and with it the pair.
+	[ -n "$NETNS" ] && netns_remove "$NETNS" "$VETH_HOST_IF"
+	[ -n "$NETNS_BE" ] && netns_remove "$NETNS_BE" "$BE_HOST_IF"
 	if [ -n "$TMP" ] && [ -d "$TMP" ]; then
 		rm -rf "$TMP"
 	fi
@@ -361,6 +378,8 @@ pick_ports() {
 			P_A1=$((base + 10)) P_A2=$((base + 11)) P_A3=$((base + 12))
 			P_ABIG1=$((base + 13)) P_ABIG2=$((base + 14))
 			P_ASOCKWAYD=$((base + 15)) P_AADMIN=$((base + 16))
+			# remote-be's backends, in their own namespace (no clash possible there).
+			P_R1=$((base + 17)) P_R2=$((base + 18))
 			return 0
 		fi
 		base=$((base + 100))
@@ -374,9 +393,11 @@ pick_ports
 # Small helpers: HTTP probes, waiting for servers, CPU accounting.
 # ---------------------------------------------------------------------------------------
 
+# Probes take PORT (on 127.0.0.1) or ADDR:PORT (remote-be's backends).
+hostport() { case $1 in *:*) echo "$1" ;; *) echo "127.0.0.1:$1" ;; esac; }
 # http_get PORT PATH [HEADER] -> prints the whole response (bodies here are small).
 http_get() {
-	timeout 3 curl -s -i --max-time 2 ${3:+-H "$3"} "http://127.0.0.1:$1$2" 2>/dev/null
+	timeout 3 curl -s -i --max-time 2 ${3:+-H "$3"} "http://$(hostport "$1")$2" 2>/dev/null
 }
 # ns_http_get PORT PATH -> the same from inside the remote workload's namespace, to the
 # host end of the veth pair.
@@ -386,7 +407,7 @@ ns_http_get() {
 }
 # http_status PORT PATH -> prints the status code, or 000.
 http_status() {
-	timeout 3 curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://127.0.0.1:$1$2" \
+	timeout 3 curl -s -o /dev/null -w '%{http_code}' --max-time 2 "http://$(hostport "$1")$2" \
 		2>/dev/null || true
 }
 
@@ -403,7 +424,7 @@ wait_ready() {
 		sleep 0.1
 	done
 	tail -n 20 "$logf" >&2
-	die "$name did not answer 200 on 127.0.0.1:$port$path within 10 s (last: $code)"
+	die "$name did not answer 200 on $(hostport "$port")$path within 10 s (last: $code)"
 }
 
 # start NAME LOG CMD...: starts CMD in the background, records its PID in START_PID.
@@ -501,10 +522,10 @@ machine_ticks() {
 	echo $((user + nice + system + irq + softirq + steal))
 }
 
-# backend_requests PORT: the swbackend's request counter.
+# backend_requests PORT|ADDR:PORT: the swbackend's request counter.
 backend_requests() {
 	local body
-	body=$(timeout 3 curl -s --max-time 2 "http://127.0.0.1:$1/__swbackend/stats" 2>/dev/null)
+	body=$(timeout 3 curl -s --max-time 2 "http://$(hostport "$1")/__swbackend/stats" 2>/dev/null)
 	body=${body#*\"requests\":}
 	body=${body%%,*}
 	case $body in '' | *[!0-9]*) echo 0 ;; *) echo "$body" ;; esac
@@ -561,7 +582,9 @@ if [ "$NEED_ACCEL" = 1 ]; then
 	fi
 fi
 
-# The remote workload: a namespace with one end of a veth pair; a free /30 of 10.203.0.0/16.
+# The remote workloads: a namespace with one end of a veth pair; a free /30 of
+# 10.203.0.0/16. pick_subnet sets PICK_HOST (.1) and PICK_NS (.2); a /30 set up by an
+# earlier call is in use by then, so a second call picks another.
 pick_subnet() {
 	local i n a b addrs routes
 	addrs=$(ip -o -4 addr show 2>/dev/null)
@@ -573,26 +596,45 @@ pick_subnet() {
 			grep -qE "(^| )10\.203\.$a\.$b/30( |$)" <<<"$routes"; then
 			continue
 		fi
-		VETH_HOST_IP=10.203.$a.$((b + 1)) VETH_NS_IP=10.203.$a.$((b + 2))
+		PICK_HOST=10.203.$a.$((b + 1)) PICK_NS=10.203.$a.$((b + 2))
 		return 0
 	done
-	die "no free /30 in 10.203.0.0/16 for the remote workload"
+	die "no free /30 in 10.203.0.0/16 for the remote workloads"
+}
+# netns_create NAME HOST_IF NS_IF HOST_IP NS_IP: the namespace, and a veth pair between it
+# and the host on their /30. Only the connected route on each side: nothing is forwarded.
+netns_create() {
+	ip netns add "$1" || die "ip netns add $1 failed"
+	{
+		ip link add "$2" type veth peer name "$3" netns "$1" &&
+			ip addr add "$4/30" dev "$2" &&
+			ip link set "$2" up &&
+			ip -n "$1" addr add "$5/30" dev "$3" &&
+			ip -n "$1" link set "$3" up &&
+			ip -n "$1" link set lo up
+	} || die "could not set up the veth pair $2/$3"
 }
 if [ "$NEED_REMOTE" = 1 ]; then
 	pick_subnet
-	ip netns list 2>/dev/null | grep -qw "sockway-bench-$$" && die "netns sockway-bench-$$ exists already"
+	VETH_HOST_IP=$PICK_HOST VETH_NS_IP=$PICK_NS
+	netns_exists "sockway-bench-$$" && die "netns sockway-bench-$$ exists already"
+	# Set before it exists: the cleanup deletes whatever part of it was made.
 	NETNS=sockway-bench-$$
 	VETH_HOST_IF=swb$$h
-	ip netns add "$NETNS" || die "ip netns add $NETNS failed"
-	{
-		ip link add "$VETH_HOST_IF" type veth peer name "swb$$n" netns "$NETNS" &&
-			ip addr add "$VETH_HOST_IP/30" dev "$VETH_HOST_IF" &&
-			ip link set "$VETH_HOST_IF" up &&
-			ip -n "$NETNS" addr add "$VETH_NS_IP/30" dev "swb$$n" &&
-			ip -n "$NETNS" link set "swb$$n" up &&
-			ip -n "$NETNS" link set lo up
-	} || die "could not set up the veth pair $VETH_HOST_IF/swb$$n"
+	netns_create "$NETNS" "$VETH_HOST_IF" "swb$$n" "$VETH_HOST_IP" "$VETH_NS_IP"
 	log "remote: netns $NETNS ($VETH_NS_IP) over veth to $VETH_HOST_IP ($VETH_HOST_IF)"
+fi
+# remote-be: the backends' namespace, on a second /30 (the client's is taken by now). The
+# host is an end of both pairs, so the routers reach the client over one and the backends
+# over the other; the namespaces never talk to each other, and no sysctl changes.
+if [ "$NEED_RBE" = 1 ]; then
+	pick_subnet
+	BE_HOST_IP=$PICK_HOST BE_NS_IP=$PICK_NS
+	netns_exists "sockway-bench-$$-be" && die "netns sockway-bench-$$-be exists already"
+	NETNS_BE=sockway-bench-$$-be
+	BE_HOST_IF=swb$$bh
+	netns_create "$NETNS_BE" "$BE_HOST_IF" "swb$$bn" "$BE_HOST_IP" "$BE_NS_IP"
+	log "remote-be: backends in netns $NETNS_BE ($BE_NS_IP) over veth to $BE_HOST_IP ($BE_HOST_IF)"
 fi
 
 declare -A BACKEND_PID
@@ -616,7 +658,19 @@ for spec in "${ACCEL_BACKENDS[@]}"; do
 		--threads "$BACKEND_THREADS" ${3:+--body-size "$3"}
 	BACKEND_PID[$1]=$START_PID
 done
-for spec in "b1 $P_B1" "b2 $P_B2" "b3 $P_B3" "big1 $P_BIG1" "big2 $P_BIG2" "${ACCEL_BACKENDS[@]}"; do
+# remote-be's backends, in their namespace: names as long as b1's, so that responses are
+# as long. nsenter switches the network namespace only (ip netns exec also makes a mount
+# namespace and remounts /sys, which hides bpffs); they stay in the bench's own cgroup.
+REMOTE_BACKENDS=()
+[ "$NEED_RBE" = 1 ] && REMOTE_BACKENDS=("r1 $BE_NS_IP:$P_R1" "r2 $BE_NS_IP:$P_R2")
+for spec in "${REMOTE_BACKENDS[@]}"; do
+	set -- $spec
+	start "backend $1" "$TMP/$1.log" nsenter --net="/run/netns/$NETNS_BE" "$SWBACKEND" \
+		--name "$1" --listen "$2" --threads "$BACKEND_THREADS"
+	BACKEND_PID[$1]=$START_PID
+done
+for spec in "b1 $P_B1" "b2 $P_B2" "b3 $P_B3" "big1 $P_BIG1" "big2 $P_BIG2" "${ACCEL_BACKENDS[@]}" \
+	"${REMOTE_BACKENDS[@]}"; do
 	set -- $spec
 	wait_ready "backend $1" "${BACKEND_PID[$1]}" "$2" /small "$TMP/$1.log"
 done
@@ -626,19 +680,29 @@ for spec in "${ACCEL_BACKENDS[@]}"; do
 		die "backend $1 is not in $ACCEL_CG"
 done
 
-# policy_json B1 B2 B3 BIG1 BIG2: the policy over these backend ports.
+# policy_json B1 B2 B3 BIG1 BIG2: the policy over these backend ports; with remote-be,
+# also /rsmall over r1 and r2 in their namespace (the same two in both pin dirs: a remote
+# backend cannot be in an accelerated cgroup).
 policy_json() {
+	local rb='' rep=''
+	if [ "$NEED_RBE" = 1 ]; then
+		rb='
+    "r1": { "replicas": ["'$BE_NS_IP:$P_R1'"] },
+    "r2": { "replicas": ["'$BE_NS_IP:$P_R2'"] },'
+		rep='
+    "rsmall": { "route": "/rsmall", "traffic": { "r1": 0.5, "r2": 0.5 } },'
+	fi
 	cat <<EOP
 {
   "version": 1,
-  "backends": {
+  "backends": {$rb
     "b1": { "replicas": ["127.0.0.1:$1"] },
     "b2": { "replicas": ["127.0.0.1:$2"] },
     "b3": { "replicas": ["127.0.0.1:$3"] },
     "big1": { "replicas": ["127.0.0.1:$4"] },
     "big2": { "replicas": ["127.0.0.1:$5"] }
   },
-  "endpoints": {
+  "endpoints": {$rep
     "small": { "route": "/small", "traffic": { "b1": 0.5, "b2": 0.5 } },
     "keyed": { "route": "/keyed", "traffic": { "b1": 0.5, "b2": 0.5 } },
     "big": { "route": "/big", "traffic": { "big1": 0.5, "big2": 0.5 } },
@@ -695,10 +759,17 @@ if [ "$NEED_ASWD" = 1 ]; then
 		>/dev/null || die "sockwayd+accel did not accelerate $SWD_CG"
 fi
 
+# fill_template FILE: the configuration with our ports and paths. The lines from the one
+# that starts with "# {remote-be" to the one that starts with "# }remote-be" (the /rsmall
+# route) go when remote-be is not run: its backends do not exist then.
 fill_template() {
-	sed -e "s|@TMP@|$TMP|g" -e "s|@WORKERS@|$WORKERS|g" \
+	local drop=()
+	[ "$NEED_RBE" = 1 ] ||
+		drop=(-e '/^[[:space:]]*# {remote-be/,/^[[:space:]]*# }remote-be/d')
+	sed "${drop[@]}" -e "s|@TMP@|$TMP|g" -e "s|@WORKERS@|$WORKERS|g" \
 		-e "s|@P_B1@|$P_B1|g" -e "s|@P_B2@|$P_B2|g" -e "s|@P_B3@|$P_B3|g" \
 		-e "s|@P_BIG1@|$P_BIG1|g" -e "s|@P_BIG2@|$P_BIG2|g" \
+		-e "s|@BE_NS_IP@|$BE_NS_IP|g" -e "s|@P_R1@|$P_R1|g" -e "s|@P_R2@|$P_R2|g" \
 		-e "s|@P_NGINX@|$P_NGINX|g" -e "s|@P_HAPROXY@|$P_HAPROXY|g" "$1"
 }
 
@@ -772,6 +843,30 @@ for spec in "${ROUTERS[@]}"; do
 done
 [ "$NEED_REMOTE" = 1 ] && check_resp "b1 (from $NETNS)" /small b1 "$(ns_http_get "$P_B1" /small)"
 
+# remote-be: each router, asked from the client's namespace, must send /rsmall to both r1
+# and r2 (one answer could come from either; up to 20 tries, each on a new connection).
+check_both_remote() {
+	local name=$1 port=$2 resp r1=0 r2=0
+	for _ in $(seq 20); do
+		resp=$(ns_http_get "$port" /rsmall)
+		check_resp "$name (from $NETNS)" /rsmall 'r1|r2' "$resp"
+		case $(tr -d '\r' <<<"$resp" | awk -F': ' 'tolower($1) == "x-backend" { print $2; exit }') in
+		r1) r1=1 ;;
+		r2) r2=1 ;;
+		esac
+		[ $r1 = 1 ] && [ $r2 = 1 ] && return 0
+	done
+	die "$name: GET /rsmall from $NETNS did not reach both r1 and r2 in 20 requests"
+}
+if [ "$NEED_RBE" = 1 ]; then
+	for spec in "${ROUTERS[@]}"; do
+		set -- $spec
+		check_both_remote "$1" "$2"
+	done
+	# remote-be/direct: wrk on the host, straight to r1 over the backends' veth pair.
+	check_resp "r1 (from the host)" /rsmall r1 "$(http_get "$BE_NS_IP:$P_R1" /rsmall)"
+fi
+
 # The plain rows must not be accelerated: wrk, the plain backends and the plain routers
 # run in our own cgroup, where no sockops program may act (ours or anybody's).
 if [ -n "$SELF_CG" ] && command -v bpftool >/dev/null && command -v jq >/dev/null; then
@@ -782,7 +877,8 @@ fi
 if [ "$NEED_ACCEL" = 1 ]; then
 	n=$(sockops_effective "$ACCEL_CG")
 	[ "$n" != error ] && [ "$n" -ge 1 ] || die "no sockops program acts on $ACCEL_CG"
-	for pid in "$SOCKWAYD_PID" "$NGINX_PID" "$HAPROXY_PID" "${BACKEND_PID[b1]}" "${BACKEND_PID[big1]}"; do
+	for pid in "$SOCKWAYD_PID" "$NGINX_PID" "$HAPROXY_PID" "${BACKEND_PID[b1]}" "${BACKEND_PID[big1]}" \
+		${BACKEND_PID[r1]:+"${BACKEND_PID[r1]}"}; do
 		[ "$(cgroup_of "$pid")" = "$SELF_CG" ] ||
 			die "pid $pid ($(pid_name "$pid")) is not in the bench's own cgroup"
 	done
@@ -832,6 +928,9 @@ measure() {
 	if [ "$wl" = big ]; then
 		[ "$grp" = a ] && bp1=$P_ABIG1 bp2=$P_ABIG2 || bp1=$P_BIG1 bp2=$P_BIG2
 		bp3=
+	elif [ "$wl" = remote-be ]; then
+		# One pair of remote backends for every target, accel or not.
+		bp1=$BE_NS_IP:$P_R1 bp2=$BE_NS_IP:$P_R2 bp3=
 	else
 		[ "$grp" = a ] && bp1=$P_A1 bp2=$P_A2 bp3=$P_A3 || bp1=$P_B1 bp2=$P_B2 bp3=$P_B3
 	fi
@@ -862,13 +961,29 @@ measure() {
 	if [ "$wl" = remote ]; then
 		path=/small host=$VETH_HOST_IP where=remote
 	fi
+	# remote-be: GET /rsmall, the same way to the routers, whose backends are in the other
+	# namespace. The client's namespace cannot reach that one without the host forwarding,
+	# so direct is wrk on the host (our own cgroup) straight to r1 over the backends' veth
+	# pair (direct-split: r1 and r2): one veth hop and no router.
+	if [ "$wl" = remote-be ]; then
+		path=/rsmall host=$VETH_HOST_IP where=remote
+		case $tg in
+		direct) roots=${BACKEND_PID[r1]} port=$P_R1 host=$BE_NS_IP where=plain ;;
+		direct-split)
+			roots=${BACKEND_PID[r1]} roots2=${BACKEND_PID[r2]}
+			port=$P_R1 split=$P_R2 host=$BE_NS_IP where=plain
+			;;
+		esac
+	fi
 
 	if [ "$tg" = haproxy ] && [ "$wl" = shadow ]; then
 		ROWS+=("| $wl | haproxy | n/a | n/a | n/a | n/a | n/a | n/a | n/a |")
 		NOTES+=("shadow/haproxy: n/a, HAProxy has no built-in request mirroring.")
 		return
 	fi
-	if [ -n "$split" ] && [ "$wl" = remote ]; then
+	# The client's namespace reaches no backend's second port; remote backends are never
+	# accelerated.
+	if [ -n "$split" ] && { [ "$wl" = remote ] || { [ "$wl" = remote-be ] && [ "$grp" = a ]; }; }; then
 		ROWS+=("| $wl | $tg | n/a | n/a | n/a | n/a | n/a | n/a | n/a |")
 		return
 	fi
@@ -884,6 +999,14 @@ measure() {
 		ROWS+=("| $wl | direct+accel | n/a | n/a | n/a | n/a | n/a | n/a | n/a |")
 		NOTES+=("remote/direct+accel: n/a, the client stands for another host and is not in an accelerated cgroup; the fast path cannot join a connection with a remote end (sockwayd+accel shows what it does to one).")
 		return
+	fi
+	if [ "$tg" = direct+accel ] && [ "$wl" = remote-be ]; then
+		ROWS+=("| $wl | direct+accel | n/a | n/a | n/a | n/a | n/a | n/a | n/a |")
+		NOTES+=("remote-be/direct+accel: n/a, the client and the backends stand for other hosts; neither can be in an accelerated cgroup.")
+		return
+	fi
+	if [ "$tg" = direct ] && [ "$wl" = remote-be ]; then
+		NOTES+=("NOTE remote-be/direct is wrk on the host, in the bench's own cgroup, straight to r1 in the backends' namespace over their veth pair (the client's namespace cannot reach it without IP forwarding, which the bench leaves alone): one veth hop and no router. The routers' rows cross two veth pairs, client to router and router to backend.")
 	fi
 	log "$wl / $tg: warm-up ${WARMUP}s, then ${DURATION}s with $conns connections"
 	run_wrk "$where" "$WARMUP" "$conns" "$script" "http://$host:$port$path" "$TMP/warmup.out" ||
@@ -980,7 +1103,15 @@ measure() {
 			printf "%.0f %.0f %.0f %.0f %.0f", y[1] - x[1], y[2] - x[2], y[3] - x[3], y[4] - x[4], n }')
 		R_KP[$wl/$tg]=$kp
 		set -- $kp
-		if [ "$grp" = a ]; then
+		if [ "$grp" = a ] && [ "$wl" = remote-be ]; then
+			# Neither of sockwayd+accel's peers is local: sockops leaves both hops out,
+			# nothing can be redirected. The row is sockwayd's default with nothing to
+			# accelerate.
+			KP_ROWS+=("$wl/$tg")
+			if [ "$1" != 0 ]; then
+				NOTES+=("⚠ $wl/$tg: $1 sends were redirected, where none of this row's sockets has a local peer to redirect to; something else used the accel pin dir (another sockwayd in $SWD_CG?).")
+			fi
+		elif [ "$grp" = a ]; then
 			KP_ROWS+=("$wl/$tg")
 			if [ "$1" = 0 ]; then
 				ANY_ERRORS=1
@@ -1002,6 +1133,46 @@ measure() {
 		}')
 		NOTES+=("$note.")
 	fi
+}
+
+# best_peer_table: per workload, sockwayd and sockwayd+accel against the better of nginx
+# and HAProxy in this run: the highest req/s, and the lowest proc CPU per request (each
+# figure its own best, named). Nothing when no router pair ran.
+best_peer_table() {
+	local wl peer rows=() brps bcpu rname cname c1 c2 c3 c4
+	for wl in ${WORKLOADS//,/ }; do
+		brps='' bcpu='' rname='' cname=''
+		for peer in nginx haproxy; do
+			[ -n "${R_RPS[$wl/$peer]:-}" ] || continue
+			if [ -z "$brps" ] || [ "${R_RPS[$wl/$peer]}" -gt "$brps" ]; then
+				brps=${R_RPS[$wl/$peer]} rname=$peer
+			fi
+			if [ -z "$bcpu" ] || awk -v a="${R_CPUP[$wl/$peer]}" -v b="$bcpu" 'BEGIN { exit !(a < b) }'; then
+				bcpu=${R_CPUP[$wl/$peer]} cname=$peer
+			fi
+		done
+		[ -n "$brps" ] || continue
+		[ -n "${R_RPS[$wl/sockwayd]:-}${R_RPS[$wl/sockwayd+accel]:-}" ] || continue
+		c1=$(ratio_of "${R_RPS[$wl/sockwayd]:-}" "$brps")
+		c2=$(ratio_of "${R_RPS[$wl/sockwayd+accel]:-}" "$brps")
+		c3=$(ratio_of "${R_CPUP[$wl/sockwayd]:-}" "$bcpu")
+		c4=$(ratio_of "${R_CPUP[$wl/sockwayd+accel]:-}" "$bcpu")
+		rows+=("| $wl | $brps ($rname) | $c1 | $c2 | $bcpu ($cname) | $c3 | $c4 |")
+	done
+	[ ${#rows[@]} -gt 0 ] || return 0
+	echo
+	echo "sockwayd vs best peer: req/s divided by the higher of nginx's and HAProxy's (above 1:" \
+		"sockwayd is faster), and CPU µs/req (proc) divided by the lower of theirs (below 1:" \
+		"sockwayd spends less per request), same workload, same run."
+	echo
+	echo "| workload | best peer req/s | sockwayd ÷ best | sockwayd+accel ÷ best | best peer CPU µs/req (proc) | sockwayd ÷ best | sockwayd+accel ÷ best |"
+	echo "|---|---:|---:|---:|---:|---:|---:|"
+	printf '%s\n' "${rows[@]}"
+}
+# ratio_of A B: A / B to two places; "-" when A is missing or B is not above 0.
+ratio_of() {
+	[ -n "$1" ] || { echo -; return; }
+	awk -v a="$1" -v b="$2" 'BEGIN { if (b > 0) printf "%.2f", a / b; else printf "-" }'
 }
 
 # " (N×)": value divided by the direct row's, when there is one.
@@ -1046,10 +1217,16 @@ REPORT=$TMP/report.md
 			"sizes) in \`$ACCEL_CG\`${ASOCKWAYD_PID:+, sockwayd+accel (without --no-accel) in \`$SWD_CG\`}," \
 			"accelerated in their own pin dir."
 	fi
-	if [ "$NEED_REMOTE" = 1 ]; then
+	if in_list remote "$WORKLOADS"; then
 		echo "remote: \`GET /small\` from wrk in a network namespace ($VETH_NS_IP) over a veth pair" \
 			"to the targets' listeners on $VETH_HOST_IP (direct: b1; the routers' backends stay on" \
 			"127.0.0.1); wrk is not in an accelerated cgroup."
+	fi
+	if [ "$NEED_RBE" = 1 ]; then
+		echo "remote-be: \`GET /rsmall\` from wrk in a network namespace ($VETH_NS_IP) over a veth pair" \
+			"to the targets' listeners on $VETH_HOST_IP; the routers (both sockwayds too) reach r1 and r2" \
+			"in a second namespace ($BE_NS_IP) over a second veth pair from $BE_HOST_IP; direct is wrk on" \
+			"the host straight to r1 over that pair."
 	fi
 	echo
 	echo "| workload | target | req/s | ×direct | p50 (×direct) | p99 (×direct) | CPU µs/req, proc (×direct) | CPU µs/req, machine (×direct) | errors |"
@@ -1059,6 +1236,7 @@ REPORT=$TMP/report.md
 	echo "proc: the target's processes (direct: the backend it hits); machine: all CPUs busy," \
 		"wrk and backends included. ×direct is always relative to the plain direct row." \
 		"See tools/bench/README.md."
+	best_peer_table
 	if [ ${#KP_ROWS[@]} -gt 0 ]; then
 		echo
 		echo "Kernel fast path (sk_msg), counters of the accel pin dir over each measured run:" \

@@ -53,7 +53,7 @@ out=$OUTPUT/bench/spread-$(date +%Y%m%d-%H%M%S).md
 	awk '
 		/^\| workload \| target \| req\/s / { inmain = 1; next }
 		/^\| workload \|/ { inmain = 0 }
-		inmain && /^\| [a-z]+ \| [a-z+]+ \| [0-9]+ \| [0-9.]+ \|/ {
+		inmain && /^\| [a-z-]+ \| [a-z+-]+ \| [0-9]+ \| [0-9.]+ \|/ {
 			split($0, c, "|")
 			wl = c[2]; tg = c[3]; gsub(/ /, "", wl); gsub(/ /, "", tg)
 			k = wl "|" tg
