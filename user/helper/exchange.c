@@ -20,8 +20,30 @@ static bool method_idempotent(__u32 method_bit)
 			     SW_METHOD_PUT | SW_METHOD_DELETE);
 }
 
+/* Spare exchanges a worker keeps, each with its head buffer: a request then costs no
+ * allocation. Heads that grew past HEAD_KEEP are not kept. */
+#define SPARE_EXCHANGES 64
+#define HEAD_KEEP	8192
+
+struct exchange *exchange_alloc(struct worker *w)
+{
+	struct exchange *x = w->spare_x;
+	struct buf head;
+
+	if (!x)
+		return calloc(1, sizeof(*x));
+	w->spare_x = x->next_spare;
+	w->nr_spare_x--;
+	head = x->head;
+	memset(x, 0, sizeof(*x));
+	x->head.data = head.data;
+	x->head.cap = head.cap;
+	return x;
+}
+
 void exchange_free(struct exchange *x)
 {
+	struct worker *w = x->c->w;
 	unsigned i;
 
 	/* Shadows that were never launched go with their request (and count as dropped). */
@@ -29,9 +51,27 @@ void exchange_free(struct exchange *x)
 		if (x->shadows[i])
 			shadow_discard(x->shadows[i]);
 	pipe_release(x);
-	buf_free(&x->head);
 	buf_free(&x->body_copy);
+	if (w->nr_spare_x < SPARE_EXCHANGES && x->head.cap <= HEAD_KEEP) {
+		x->next_spare = w->spare_x;
+		w->spare_x = x;
+		w->nr_spare_x++;
+		return;
+	}
+	buf_free(&x->head);
 	free(x);
+}
+
+void exchanges_free(struct worker *w)
+{
+	struct exchange *x;
+
+	while ((x = w->spare_x)) {
+		w->spare_x = x->next_spare;
+		buf_free(&x->head);
+		free(x);
+	}
+	w->nr_spare_x = 0;
 }
 
 void exchange_count_status(struct exchange *x, int status)
@@ -481,7 +521,7 @@ int exchange_start(struct client *c, const struct http_request *req)
 		return ret;
 	}
 
-	x = calloc(1, sizeof(*x));
+	x = exchange_alloc(w);
 	if (!x) {
 		client_close(c);
 		return -1;

@@ -235,7 +235,7 @@ static int kroute_adopt(struct client *c)
 		__atomic_store_n(&e->kroute, SW_KR_CLOSED, __ATOMIC_RELEASE); /* K7 */
 		return 0;
 	}
-	x = calloc(1, sizeof(*x));
+	x = exchange_alloc(w);
 	if (!x) {
 		client_close(c);
 		return -1;

@@ -209,6 +209,7 @@ static void *worker_main(void *arg)
 
 	reactor_run(w->r, 100, worker_tick, NULL, w, &w->stop);
 	pipes_free(w);
+	exchanges_free(w);
 	return NULL;
 }
 

@@ -153,6 +153,7 @@ struct exchange {
 	/* The kernel routed the request and sockwayd took the exchange over (kroute.c): the
 	 * kernel counted the request, and counts the response if it passes it on whole. */
 	bool kernel;
+	struct exchange *next_spare; /* in the worker's spares (exchange_alloc) */
 };
 
 /*
@@ -226,7 +227,9 @@ void upstream_close_idle(struct worker *w);
 /* Starts the exchange of a parsed head (route, pick, shadows, upstream). Returns -1 when
  * the client is gone, else 0 (whether or not the exchange is already over). */
 int exchange_start(struct client *c, const struct http_request *req);
-/* Frees an exchange, with the shadows it never launched. */
+/* A zeroed exchange, a worker's spare if it has one (no allocation), or NULL. */
+struct exchange *exchange_alloc(struct worker *w);
+/* Frees an exchange, with the shadows it never launched (kept as a spare when it can). */
 void exchange_free(struct exchange *x);
 enum xres exchange_finish(struct exchange *x);
 enum xres exchange_fail(struct exchange *x, int status, const char *fmt, const char *what);

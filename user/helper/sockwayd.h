@@ -97,6 +97,7 @@ struct client;
 struct upstream;
 struct shadow;
 struct swd_pipe;
+struct exchange;
 
 struct worker {
 	unsigned id;
@@ -137,6 +138,9 @@ struct worker {
 	/* No lending to the replica before this (ms): its backend is not local, or closed a
 	 * connection right after a response without saying so. */
 	__u64 lend_off_until[SW_MAX_BACKENDS][SW_MAX_REPLICAS];
+	/* Exchanges kept for the next requests (exchange_alloc). */
+	struct exchange *spare_x;
+	unsigned nr_spare_x;
 	/* Pipes for response bodies (pipe.c): the empty ones kept, and those held. */
 	struct swd_pipe *pipes_idle;
 	unsigned nr_pipes_idle, nr_pipes;
@@ -169,6 +173,8 @@ void proxy_tick(struct worker *w);
 bool proxy_close_idle(struct worker *w);
 /* pipe.c: frees a worker's spare pipes, at its end. */
 void pipes_free(struct worker *w);
+/* exchange.c: frees a worker's spare exchanges, at its end. */
+void exchanges_free(struct worker *w);
 /* kroute.c: whether the worker lets the kernel route (at its start). */
 void kroute_worker_init(struct worker *w);
 
