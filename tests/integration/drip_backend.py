@@ -19,18 +19,24 @@ DRIP_INTERIM_ALONE=1. With PIECE 0, a request path with "/silent" waits DRIP_SLO
 (default 2000) before it answers, and one with "/stall" gets the head and half the body at
 once, the rest DRIP_SLOW_MS later (a backend that stalls mid-body); one with "/close" is
 closed right after its response (a backend that says keep-alive and closes all the same), and
-one with "/extra" gets "junk" 50 ms after its response, in a send of its own (bytes past the
+one with "/reset" is reset (SO_LINGER 0) once the peer has acknowledged every byte of its
+response (a backend that resets after a response the peer holds whole, unread; with
+DRIP_RESET_GO=FILE, it logs "reset: acknowledged" and waits until FILE exists); one with
+"/extra" gets "junk" 50 ms after its response, in a send of its own (bytes past the
 response; it logs "extra: junk sent", then "extra: closed" when the peer closes).
 DRIP_HOLD_AT=BYTES with DRIP_HOLD_FILE=FILE (piece mode): before the first piece that
 starts at or past BYTES of a body, it creates FILE.held and sends nothing until FILE exists,
 then removes both and goes on (a body paused mid-way, for as long as the test needs).
 Prints "ready" once listening, and the body's sha256 on the first line of stdout.
 """
+import fcntl
 import hashlib
 import os
 import random
 import socket
+import struct
 import sys
+import termios
 import threading
 import time
 
@@ -45,6 +51,7 @@ interim_alone = os.environ.get("DRIP_INTERIM_ALONE") == "1"
 slow = int(os.environ.get("DRIP_SLOW_MS", "2000")) / 1000.0
 hold_at = int(os.environ["DRIP_HOLD_AT"]) if "DRIP_HOLD_AT" in os.environ else None
 hold_file = os.environ.get("DRIP_HOLD_FILE", "")
+reset_go = os.environ.get("DRIP_RESET_GO", "")
 head = (b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nContent-Type: application/octet-stream\r\n" % size
         + extra + b"\r\n")
 
@@ -56,6 +63,21 @@ def hold():
         time.sleep(0.01)
     os.remove(hold_file)
     os.remove(hold_file + ".held")
+
+
+def reset(conn):
+    """Waits until the peer acknowledged every byte sent (it holds them all), then resets
+    the connection (SO_LINGER 0) rather than closing it."""
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if struct.unpack("i", fcntl.ioctl(conn, termios.TIOCOUTQ, b"\0" * 4))[0] == 0:
+            break
+        time.sleep(0.01)
+    print("reset: acknowledged", file=sys.stderr, flush=True)
+    while reset_go and not os.path.exists(reset_go):
+        time.sleep(0.01)
+    conn.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    print("reset: sent", file=sys.stderr, flush=True)
 
 
 def serve(conn):
@@ -90,6 +112,9 @@ def serve(conn):
             if piece == 0:
                 conn.sendall(first + head + body[:cut])
                 if cut is not None or b"/close" in target:
+                    return
+                if b"/reset" in target:
+                    reset(conn)
                     return
                 if b"/extra" in target:
                     time.sleep(0.05)

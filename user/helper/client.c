@@ -361,10 +361,10 @@ void client_accept(struct reactor *r, struct reactor_ev *ev, __u32 events)
 		 * sock_hash (its client is local and accelerated) before accept saw it. Others
 		 * (remote clients) skip the kernel path's bookkeeping on every request. */
 		if (w->netns && !sw_conn_key(&c->key, w->netns, fd)) {
-			/* Left out: its socket may take spliced pages too (pipe.c). */
-			c->plain_known = true;
-			c->plain = !sw_sock_tracked(w->maps, &c->key);
-			if (!c->plain)
+			/* Left out of sock_hash, it is a plain TCP socket: response bodies may
+			 * be spliced into it (pipe.c). */
+			c->pipe_ok = sw_sock_tracked(w->maps, &c->key) ? PIPE_NO : PIPE_YES;
+			if (c->pipe_ok == PIPE_NO)
 				c->kc = sw_conn_claim(w->maps, &c->key);
 		}
 		if (c->kc)

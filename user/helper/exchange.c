@@ -22,8 +22,12 @@ static bool method_idempotent(__u32 method_bit)
 
 /* Spare exchanges a worker keeps, each with its head buffer: a request then costs no
  * allocation. Heads that grew past HEAD_KEEP are not kept. */
+#ifdef __SANITIZE_ADDRESS__
+#define SPARE_EXCHANGES 0 /* a stale pointer must reach freed memory, where ASan sees it */
+#else
 #define SPARE_EXCHANGES 64
-#define HEAD_KEEP	8192
+#endif
+#define HEAD_KEEP 8192
 
 struct exchange *exchange_alloc(struct worker *w)
 {
@@ -62,7 +66,7 @@ void exchange_free(struct exchange *x)
 	free(x);
 }
 
-void exchanges_free(struct worker *w)
+void exchange_spares_free(struct worker *w)
 {
 	struct exchange *x;
 
@@ -111,6 +115,30 @@ static void exchange_launch_shadows(struct exchange *x)
 }
 
 /*
+ * The response is all in (or the exchange ends): the upstream connection goes back to its
+ * pool, or its lend set, when it can carry another request, else it closes.
+ */
+void exchange_upstream_release(struct exchange *x)
+{
+	struct sw_counters *ctr = worker_cell(x->c->w, x->cell);
+	struct upstream *u = x->u;
+	bool whole = x->resp == RESP_DONE ||
+		     (x->resp == RESP_BODY && !x->resp_left && x->resp_body == HTTP_BODY_LENGTH);
+
+	if (!u)
+		return;
+	/* What the kernel moved on it since the exchange started (see exchange_finish). */
+	if (ctr && u->kc && !(x->kernel && x->t_end_us))
+		counters_add(&ctr->accel_bytes, accel_delta(u->kc, &u->accel_seen));
+	u->x = NULL;
+	x->u = NULL;
+	if (x->resp_keepalive && x->req == REQ_DONE && whole && !u->in.len)
+		u->lent ? lend_return(u) : pool_put(u);
+	else
+		upstream_close(u);
+}
+
+/*
  * The exchange is over (answered, by the upstream or by us). Counts it, returns the upstream
  * connection to its pool when it can be reused, and readies the client for the next request.
  * Returns 1, or -1 when the client is gone.
@@ -131,11 +159,10 @@ enum xres exchange_finish(struct exchange *x)
 		/* What the kernel moved on both connections since the exchange started (the
 		 * request head's bytes went to its cell then). The client's side of a response
 		 * the kernel passed on whole was counted when sockwayd armed it, and by now may
-		 * hold the next request's bytes: those are the next exchange's. */
+		 * hold the next request's bytes: those are the next exchange's. The upstream's
+		 * side is counted as it is let go (exchange_upstream_release). */
 		if (c->kc && !x->t_end_us)
 			counters_add(&ctr->accel_bytes, accel_delta(c->kc, &c->accel_seen));
-		if (u && u->kc)
-			counters_add(&ctr->accel_bytes, accel_delta(u->kc, &u->accel_seen));
 		counters_latency(ctr, (x->t_end_us ? x->t_end_us : now_us()) - x->t_start_us);
 	}
 	if (x->req == REQ_DONE)
@@ -147,14 +174,7 @@ enum xres exchange_finish(struct exchange *x)
 	 */
 	if (x->spliced && u && u->in.len)
 		x->client_keep = false;
-	if (u) {
-		u->x = NULL;
-		x->u = NULL;
-		if (x->resp_keepalive && x->req == REQ_DONE && x->resp == RESP_DONE && !u->in.len)
-			u->lent ? lend_return(u) : pool_put(u);
-		else
-			upstream_close(u);
-	}
+	exchange_upstream_release(x);
 	/* A routed exchange taken over is over: the client is sockwayd's until idle (K7). */
 	if (x->kernel && c->kc)
 		__atomic_store_n(&c->kc->kroute, SW_KR_CLOSED, __ATOMIC_RELEASE);
@@ -728,7 +748,7 @@ static enum xres upstream_read(struct exchange *x)
 
 	while (ret == XR_GOES_ON && x->c->out.len < HIGH_WATER) {
 		/* The rest of a long body, past sockwayd's memory (pipe.c). */
-		if (x->pipe || (pipe_eligible(x) && pipe_start(x)))
+		if (x->pipe || (pipe_eligible(x) && pipe_take(x)))
 			return pipe_pump(x);
 		if (buf_reserve(&u->in, READ_CHUNK))
 			return exchange_upstream_failed(x, SW_ERR_RESET);
@@ -798,28 +818,6 @@ void exchange_upstream_event(struct upstream *u, __u32 events)
 		if (x->resp == RESP_DONE)
 			x->resp_keepalive = false;
 	}
-	if ((events & (EPOLLIN | EPOLLHUP | EPOLLERR)) && x->pipe && !x->resp_left) {
-		char b;
-
-		/* A piped body is all in the pipe, and the backend speaks after it: it closed,
-		 * or sent bytes past the response. The connection is done for; the pipe drains
-		 * to the client on its own (an event already fetched, with nothing to read,
-		 * says nothing). */
-		if (!(events & (EPOLLHUP | EPOLLERR)) &&
-		    recv(u->ev.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT) < 0 &&
-		    (errno == EAGAIN || errno == EINTR)) {
-			upstream_update(u);
-			return;
-		}
-		x->resp_keepalive = false;
-		u->x = NULL;
-		x->u = NULL;
-		upstream_close(u);
-		/* A client that takes nothing more gets as long as a backend would. */
-		c->deadline_ms = reactor_now_ms(c->w->r) + swd_cfg.response_timeout_ms;
-		client_update(c);
-		return;
-	}
 	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
 		ret = upstream_read(x);
 	/* A whole response the kernel passed on, collected above, and nothing to read
@@ -831,7 +829,9 @@ void exchange_upstream_event(struct upstream *u, __u32 events)
 		return;
 	}
 	splice_arm(x);
-	upstream_update(u);
+	/* x->u, not u: a piped body that is all in the pipe let go of it (pipe_fill). */
+	if (x->u)
+		upstream_update(x->u);
 	client_update(c);
 }
 

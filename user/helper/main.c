@@ -208,8 +208,8 @@ static void *worker_main(void *arg)
 	struct worker *w = arg;
 
 	reactor_run(w->r, 100, worker_tick, NULL, w, &w->stop);
-	pipes_free(w);
-	exchanges_free(w);
+	pipe_spares_free(w);
+	exchange_spares_free(w);
 	return NULL;
 }
 

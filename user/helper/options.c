@@ -110,9 +110,9 @@ static const struct swd_option options[] = {
 	 ""},
 	{"no-pipe", 0, OPT_FLAG, &swd_cfg.no_pipe, 0, 0, 0, NULL, NULL,
 	 "copy response bodies through sockwayd: by default\n"
-	 "the rest of a Content-Length body of 32 KiB or more\n"
-	 "between sockets off the fast path moves through a\n"
-	 "pipe with splice(2), never copied",
+	 "a Content-Length body with 32 KiB or more still to\n"
+	 "come, between sockets off the fast path, moves\n"
+	 "through a pipe with splice(2), never copied",
 	 ""},
 	{"lend", 0, OPT_UINT, &swd_cfg.lend, 16, 0, SW_LEND_SLOTS, "N", NULL,
 	 "idle connections per replica and worker lent to\n"

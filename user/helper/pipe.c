@@ -22,20 +22,38 @@
 #include "conns.h"
 #include "proxy.h"
 
-/* Pipe capacity asked for: 64 pages. The kernel's default is 16 pages (64 KiB); more
- * takes a body in four times fewer splice calls. Root processes without CAP_SYS_RESOURCE
- * are held to fs.pipe-user-pages-soft all the same; past it, pipes get one page. */
-#define PIPE_SIZE (256 * 1024)
-/* Empty pipes a worker keeps for the next body, and pipes it holds at most (each two
- * file descriptors); beyond that, bodies take recv and send. */
-#define PIPES_IDLE 16
-#define PIPES_MAX  256
+/*
+ * Pipe capacity asked for: 64 pages, which takes a body in four times fewer splice calls
+ * than the kernel's default of 16 (64 KiB). The pages of every pipe of a user count
+ * against fs.pipe-user-pages-soft (16,384 by default, shared with every other process of
+ * the user, root included unless it has CAP_SYS_RESOURCE or CAP_SYS_ADMIN, which the
+ * systemd unit drops): past it, new pipes get two pages, and F_SETPIPE_SZ fails. So the
+ * whole of sockwayd holds at most PIPES_TOTAL pipes (4,096 pages at full size, a quarter of
+ * the default), and a pipe that came out smaller than PIPE_SIZE_MIN is not used: bodies
+ * are copied instead.
+ */
+#define PIPE_SIZE     (256 * 1024)
+#define PIPE_SIZE_MIN (64 * 1024)
+#define PIPES_TOTAL   64
+/* Empty pipes a worker keeps for the next body. */
+#define PIPES_IDLE 8
+
+/* Pipes open in all workers, held or kept. */
+static unsigned pipes_open;
 
 struct swd_pipe {
 	int rfd, wfd;
 	size_t cap;
 	struct swd_pipe *next;
 };
+
+static void pipe_close(struct swd_pipe *p)
+{
+	close(p->rfd);
+	close(p->wfd);
+	free(p);
+	__atomic_fetch_sub(&pipes_open, 1, __ATOMIC_RELAXED);
+}
 
 static struct swd_pipe *pipe_get(struct worker *w)
 {
@@ -45,16 +63,16 @@ static struct swd_pipe *pipe_get(struct worker *w)
 	if (p) {
 		w->pipes_idle = p->next;
 		w->nr_pipes_idle--;
-		w->nr_pipes++;
 		return p;
 	}
-	if (w->nr_pipes >= PIPES_MAX)
+	if (__atomic_fetch_add(&pipes_open, 1, __ATOMIC_RELAXED) >= PIPES_TOTAL) {
+		__atomic_fetch_sub(&pipes_open, 1, __ATOMIC_RELAXED);
 		return NULL;
+	}
 	p = malloc(sizeof(*p));
-	if (!p)
-		return NULL;
-	if (pipe2(fds, O_NONBLOCK | O_CLOEXEC)) {
+	if (!p || pipe2(fds, O_NONBLOCK | O_CLOEXEC)) {
 		free(p);
+		__atomic_fetch_sub(&pipes_open, 1, __ATOMIC_RELAXED);
 		return NULL;
 	}
 	p->rfd = fds[0];
@@ -62,30 +80,24 @@ static struct swd_pipe *pipe_get(struct worker *w)
 	sz = fcntl(p->wfd, F_SETPIPE_SZ, PIPE_SIZE);
 	if (sz < 0)
 		sz = fcntl(p->wfd, F_GETPIPE_SZ);
-	if (sz <= 0) {
-		close(p->rfd);
-		close(p->wfd);
-		free(p);
+	if (sz < PIPE_SIZE_MIN) {
+		pipe_close(p);
 		return NULL;
 	}
 	p->cap = sz;
-	w->nr_pipes++;
 	return p;
 }
 
 /* Gives a pipe back: kept when it is empty and the worker has room, else closed. */
 static void pipe_put(struct worker *w, struct swd_pipe *p, bool empty)
 {
-	w->nr_pipes--;
 	if (empty && w->nr_pipes_idle < PIPES_IDLE) {
 		p->next = w->pipes_idle;
 		w->pipes_idle = p;
 		w->nr_pipes_idle++;
 		return;
 	}
-	close(p->rfd);
-	close(p->wfd);
-	free(p);
+	pipe_close(p);
 }
 
 void pipe_release(struct exchange *x)
@@ -97,26 +109,29 @@ void pipe_release(struct exchange *x)
 	x->piped = 0;
 }
 
-void pipes_free(struct worker *w)
+void pipe_spares_free(struct worker *w)
 {
 	struct swd_pipe *p;
 
 	while ((p = w->pipes_idle)) {
 		w->pipes_idle = p->next;
-		close(p->rfd);
-		close(p->wfd);
-		free(p);
+		pipe_close(p);
 	}
 	w->nr_pipes_idle = 0;
 }
 
-/* Is the socket, or its peer, in sock_hash (sockops files both ends' keys in sock_addr)? */
+/*
+ * Is the socket in sock_hash (sockops files the keys of what it puts there in sock_addr)?
+ * With peer_too, or its peer: a tracked peer may redirect bytes into this socket's queue
+ * of the fast path, if this socket is in sock_hash after all (its own sock_addr entry
+ * gone from the LRU). Unsure (no netns cookie, no key): yes.
+ */
 static bool sock_on_fast_path(struct worker *w, int fd, bool peer_too)
 {
 	struct sw_sock_key key, peer;
 
-	if (sw_conn_key(&key, w->netns_id, fd))
-		return true; /* cannot tell: assume the worst */
+	if (!w->netns_id || sw_conn_key(&key, w->netns_id, fd))
+		return true;
 	if (sw_sock_tracked(w->maps, &key))
 		return true;
 	if (!peer_too)
@@ -126,32 +141,29 @@ static bool sock_on_fast_path(struct worker *w, int fd, bool peer_too)
 }
 
 /*
- * May the client's socket take spliced pages? Asked once per connection, at its first body
- * large enough. One with a conns entry is on the fast path; without, sockwayd asks the map
- * (an operator may run sockwayd --no-accel inside an accelerated cgroup all the same).
+ * May the client's socket take spliced pages? Known from its accept when sockwayd is on
+ * the fast path (client_accept); else asked once, at its first body large enough (an
+ * operator may run sockwayd --no-accel inside an accelerated cgroup all the same).
  */
-static bool client_plain(struct client *c)
+static bool client_pipe_ok(struct client *c)
 {
-	if (!c->plain_known) {
-		c->plain_known = true;
-		c->plain = !c->kc && !sock_on_fast_path(c->w, c->ev.fd, false);
-	}
-	return c->plain;
+	if (c->pipe_ok == PIPE_UNKNOWN)
+		c->pipe_ok =
+			!c->kc && !sock_on_fast_path(c->w, c->ev.fd, false) ? PIPE_YES : PIPE_NO;
+	return c->pipe_ok == PIPE_YES;
 }
 
 /*
- * May the upstream's socket be read by splice(2)? Only once nothing can be redirected into
+ * May the upstream's socket be read by splice(2)? Only if nothing can be redirected into
  * it: with a conns entry, once upstream_check_peer took it out of sock_hash (or found it
  * out already); without (--no-accel), when neither end is in sock_hash. Without an entry
  * on the fast path (the conns map was full), never.
  */
-static bool upstream_plain(struct upstream *u)
+static bool upstream_pipe_ok(struct upstream *u)
 {
-	if (!u->plain_known && !u->kc && !u->w->netns) {
-		u->plain_known = true;
-		u->plain = !sock_on_fast_path(u->w, u->ev.fd, true);
-	}
-	return u->plain_known && u->plain;
+	if (u->pipe_ok == PIPE_UNKNOWN && !u->kc && !u->w->netns)
+		u->pipe_ok = sock_on_fast_path(u->w, u->ev.fd, true) ? PIPE_NO : PIPE_YES;
+	return u->pipe_ok == PIPE_YES;
 }
 
 bool pipe_eligible(struct exchange *x)
@@ -161,19 +173,58 @@ bool pipe_eligible(struct exchange *x)
 
 	return !swd_cfg.no_pipe && u && x->resp == RESP_BODY && x->resp_body == HTTP_BODY_LENGTH &&
 	       x->resp_left >= PIPE_MIN && x->splice == SPLICE_OFF && !u->in.len && !c->out.len &&
-	       client_plain(c) && upstream_plain(u);
+	       client_pipe_ok(c) && upstream_pipe_ok(u);
 }
 
-bool pipe_start(struct exchange *x)
+bool pipe_take(struct exchange *x)
 {
 	x->pipe = pipe_get(x->c->w);
 	x->piped = 0;
+	x->pipe_full = false;
 	return x->pipe != NULL;
 }
 
+/*
+ * A pipe is full when its slots are, not only its bytes: each slot holds one piece of what
+ * the socket received, and pieces smaller than a page (a network's segments) fill the
+ * slots early. pipe_full says a splice in found no room; a splice out clears it.
+ */
 bool pipe_wants_upstream(const struct exchange *x)
 {
-	return x->resp_left && x->piped < x->pipe->cap;
+	return x->u && x->resp_left && x->piped < x->pipe->cap && !x->pipe_full;
+}
+
+/* Into the pipe from the upstream. Returns false when the upstream failed (ret says how). */
+static bool pipe_fill(struct exchange *x, bool *moved, enum xres *ret)
+{
+	struct upstream *u = x->u;
+	size_t room = x->pipe->cap - x->piped;
+	ssize_t n;
+
+	n = splice(u->ev.fd, NULL, x->pipe->wfd, NULL, x->resp_left < room ? x->resp_left : room,
+		   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
+	if (n < 0 && (errno == EAGAIN || errno == EINTR)) {
+		/* Nothing to read, or no slot left: with bytes in the pipe, take it for the
+		 * latter (the client's progress clears it; epoll would wake us for nothing). */
+		x->pipe_full = x->piped > 0;
+		return true;
+	}
+	if (n <= 0) {
+		/* Closed or broken mid-body: the client can only see a close. */
+		*ret = exchange_upstream_failed(x, SW_ERR_RESET);
+		return false;
+	}
+	x->piped += n;
+	x->resp_left -= n;
+	*moved = true;
+	u->deadline_ms = reactor_now_ms(u->w->r) + swd_cfg.response_timeout_ms;
+	/* The body is all here: the backend's part is done (its connection goes back to its
+	 * pool now), and the client gets as long as a backend would to take the rest. */
+	if (!x->resp_left) {
+		exchange_upstream_release(x);
+		x->c->deadline_ms = reactor_now_ms(x->c->w->r) + swd_cfg.response_timeout_ms;
+	}
+	return true;
 }
 
 /*
@@ -182,19 +233,17 @@ bool pipe_wants_upstream(const struct exchange *x)
  */
 enum xres pipe_pump(struct exchange *x)
 {
-	struct swd_pipe *p = x->pipe;
 	struct client *c = x->c;
-	struct upstream *u = x->u;
 	struct worker *w = c->w;
+	enum xres ret;
 	bool moved;
 	ssize_t n;
 
 	do {
 		moved = false;
 		if (x->piped) {
-			n = splice(p->rfd, NULL, c->ev.fd, NULL, x->piped,
-				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK |
-					   (x->resp_left ? SPLICE_F_MORE : 0));
+			n = splice(x->pipe->rfd, NULL, c->ev.fd, NULL, x->piped,
+				   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
 			if (n < 0 && errno != EAGAIN && errno != EINTR) {
 				/* The client is gone: so is the exchange, and the pipe with it. */
 				client_close(c);
@@ -202,11 +251,13 @@ enum xres pipe_pump(struct exchange *x)
 			}
 			if (n > 0) {
 				x->piped -= n;
+				x->pipe_full = false;
+				x->bytes_out += n;
 				__atomic_fetch_add(&w->stats.piped_bytes, n, __ATOMIC_RELAXED);
 				moved = true;
-				/* The backend is gone (all of the body is here): the client's
-				 * progress keeps it alive (client_tick). */
-				if (!u)
+				/* Once the backend is done, the client's progress keeps it alive
+				 * (client_tick). */
+				if (!x->u)
 					c->deadline_ms =
 						reactor_now_ms(w->r) + swd_cfg.response_timeout_ms;
 			}
@@ -216,22 +267,8 @@ enum xres pipe_pump(struct exchange *x)
 			x->resp = RESP_DONE;
 			return exchange_finish(x);
 		}
-		if (!pipe_wants_upstream(x))
-			continue;
-		n = splice(u->ev.fd, NULL, p->wfd, NULL,
-			   x->resp_left < p->cap - x->piped ? x->resp_left : p->cap - x->piped,
-			   SPLICE_F_MOVE | SPLICE_F_NONBLOCK);
-		if (n < 0 && (errno == EAGAIN || errno == EINTR))
-			continue;
-		if (n <= 0) {
-			/* Closed or broken mid-body: the client can only see a close. */
-			return exchange_upstream_failed(x, SW_ERR_RESET);
-		}
-		x->piped += n;
-		x->resp_left -= n;
-		x->bytes_out += n;
-		moved = true;
-		u->deadline_ms = reactor_now_ms(w->r) + swd_cfg.response_timeout_ms;
+		if (pipe_wants_upstream(x) && !pipe_fill(x, &moved, &ret))
+			return ret;
 	} while (moved);
 	return XR_GOES_ON;
 }

@@ -33,6 +33,8 @@
 #define PIPE_MIN (32 * 1024)
 
 enum client_state { C_HEAD, C_PROXY, C_CLOSING };
+/* May a socket be spliced from or to (pipe.c)? Not known until asked. */
+enum pipe_ok { PIPE_UNKNOWN, PIPE_YES, PIPE_NO };
 
 struct exchange;
 
@@ -57,7 +59,7 @@ struct client {
 	__u64 kx_seen;	  /* kc->kx_done at the last look: the kernel answered it since */
 	bool kroute_used; /* it was left to the kernel once: its entry is freed late */
 	/* Its socket is off the fast path, so it may take spliced pages (pipe.c). */
-	bool plain_known, plain;
+	enum pipe_ok pipe_ok;
 };
 
 struct upstream {
@@ -87,7 +89,7 @@ struct upstream {
 	bool peer_checked; /* it ran */
 	__u64 accel_base;  /* kc->accel_bytes when it was filed (the entry's count goes on) */
 	/* Nothing can be redirected into it, so splice(2) may read it (pipe.c). */
-	bool plain_known, plain;
+	enum pipe_ok pipe_ok;
 };
 
 /*
@@ -150,6 +152,7 @@ struct exchange {
 	 * bytes of it, or NULL. */
 	struct swd_pipe *pipe;
 	size_t piped;
+	bool pipe_full; /* its slots are (pipe_wants_upstream) */
 	/* The kernel routed the request and sockwayd took the exchange over (kroute.c): the
 	 * kernel counted the request, and counts the response if it passes it on whole. */
 	bool kernel;
@@ -227,11 +230,14 @@ void upstream_close_idle(struct worker *w);
 /* Starts the exchange of a parsed head (route, pick, shadows, upstream). Returns -1 when
  * the client is gone, else 0 (whether or not the exchange is already over). */
 int exchange_start(struct client *c, const struct http_request *req);
-/* A zeroed exchange, a worker's spare if it has one (no allocation), or NULL. */
+/* A zeroed exchange (but for its head buffer's storage), a worker's spare if it has one
+ * (no allocation), or NULL. */
 struct exchange *exchange_alloc(struct worker *w);
 /* Frees an exchange, with the shadows it never launched (kept as a spare when it can). */
 void exchange_free(struct exchange *x);
 enum xres exchange_finish(struct exchange *x);
+/* The upstream's part is over: its connection is pooled, lent back or closed. */
+void exchange_upstream_release(struct exchange *x);
 enum xres exchange_fail(struct exchange *x, int status, const char *fmt, const char *what);
 enum xres exchange_pump_request(struct exchange *x);
 enum xres exchange_upstream_failed(struct exchange *x, enum sw_upstream_error kind);
@@ -282,10 +288,10 @@ void kroute_drain(struct worker *w);
 /* May the rest of the response body go through a pipe now? */
 bool pipe_eligible(struct exchange *x);
 /* Gives the exchange a pipe: false when there is none to have. */
-bool pipe_start(struct exchange *x);
+bool pipe_take(struct exchange *x);
 /* Moves body bytes on, both ways; ends the exchange once the body is out. */
 enum xres pipe_pump(struct exchange *x);
-/* Is there room in the pipe and body still to come? */
+/* Is there room in the pipe, and body still to come from an upstream? */
 bool pipe_wants_upstream(const struct exchange *x);
 /* The exchange lets go of its pipe (kept for reuse when empty). */
 void pipe_release(struct exchange *x);

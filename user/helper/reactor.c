@@ -48,29 +48,54 @@ void reactor_free(struct reactor *r)
 	free(r);
 }
 
-int reactor_add(struct reactor *r, struct reactor_ev *ev, __u32 mask)
+/*
+ * An empty mask takes the fd out of epoll altogether: epoll reports EPOLLHUP and EPOLLERR
+ * whatever the mask, and a connection that may not be read now (its reader is behind) but
+ * has been reset would wake its worker again and again, for nothing, until the reader
+ * catches up. Whoever gives it a mask again gets the reset then.
+ */
+static int reactor_ctl(struct reactor *r, struct reactor_ev *ev, int op, __u32 mask)
 {
 	struct epoll_event e = {.events = mask, .data.ptr = ev};
 
+	return epoll_ctl(r->epfd, op, ev->fd, &e) ? -errno : 0;
+}
+
+int reactor_add(struct reactor *r, struct reactor_ev *ev, __u32 mask)
+{
+	int err = mask ? reactor_ctl(r, ev, EPOLL_CTL_ADD, mask) : 0;
+
 	ev->mask = mask;
-	return epoll_ctl(r->epfd, EPOLL_CTL_ADD, ev->fd, &e) ? -errno : 0;
+	ev->registered = mask && !err;
+	return err;
 }
 
 int reactor_mod(struct reactor *r, struct reactor_ev *ev, __u32 mask)
 {
-	struct epoll_event e = {.events = mask, .data.ptr = ev};
+	int err;
 
 	if (ev->mask == mask)
 		return 0;
+	if (!mask) {
+		err = ev->registered ? reactor_ctl(r, ev, EPOLL_CTL_DEL, 0) : 0;
+		ev->registered = false;
+	} else if (!ev->registered) {
+		err = reactor_ctl(r, ev, EPOLL_CTL_ADD, mask);
+		ev->registered = !err;
+	} else {
+		err = reactor_ctl(r, ev, EPOLL_CTL_MOD, mask);
+	}
 	ev->mask = mask;
-	return epoll_ctl(r->epfd, EPOLL_CTL_MOD, ev->fd, &e) ? -errno : 0;
+	return err;
 }
 
 void reactor_del(struct reactor *r, struct reactor_ev *ev)
 {
 	int i;
 
-	epoll_ctl(r->epfd, EPOLL_CTL_DEL, ev->fd, NULL);
+	if (ev->registered)
+		epoll_ctl(r->epfd, EPOLL_CTL_DEL, ev->fd, NULL);
+	ev->registered = false;
 	for (i = 0; i < r->nr_events; i++)
 		if (r->events[i].data.ptr == ev)
 			r->events[i].data.ptr = NULL;

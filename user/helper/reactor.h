@@ -20,7 +20,8 @@ typedef void (*reactor_fn)(struct reactor *r, struct reactor_ev *ev, __u32 event
 /* A registration. It lives inside its owner (a connection), which it points back to. */
 struct reactor_ev {
 	int fd;
-	__u32 mask; /* the events asked for */
+	__u32 mask;	 /* the events asked for */
+	bool registered; /* in epoll: not with an empty mask (reactor_mod) */
 	reactor_fn fn;
 	void *owner;
 };
@@ -32,7 +33,8 @@ void reactor_free(struct reactor *r);
 
 /* Registers ev (fd, fn and owner set by the caller) for mask. */
 int reactor_add(struct reactor *r, struct reactor_ev *ev, __u32 mask);
-/* Changes the mask; a no-op when it is the same. */
+/* Changes the mask; a no-op when it is the same. An empty one means no event at all, not
+ * even EPOLLHUP or EPOLLERR (the fd leaves epoll until it gets a mask again). */
 int reactor_mod(struct reactor *r, struct reactor_ev *ev, __u32 mask);
 /* Unregisters ev. Events already fetched for it in this round are dropped. */
 void reactor_del(struct reactor *r, struct reactor_ev *ev);

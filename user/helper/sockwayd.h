@@ -109,7 +109,7 @@ struct worker {
 	unsigned nr_listeners;
 	unsigned shard;		    /* counter shard this worker adds to */
 	__u64 netns;		    /* its sockets' netns cookie; 0: no conns entries */
-	__u64 netns_id;		    /* the same, also with --no-accel (pipe.c) */
+	__u64 netns_id;		    /* the same, also with --no-accel (pipe.c): keys */
 	__u64 rng;		    /* xorshift state: slot and shadow draws */
 	struct client *clients;	    /* every open client connection */
 	struct upstream *upstreams; /* every open upstream connection */
@@ -141,9 +141,9 @@ struct worker {
 	/* Exchanges kept for the next requests (exchange_alloc). */
 	struct exchange *spare_x;
 	unsigned nr_spare_x;
-	/* Pipes for response bodies (pipe.c): the empty ones kept, and those held. */
+	/* Empty pipes kept for the next response bodies (pipe.c). */
 	struct swd_pipe *pipes_idle;
-	unsigned nr_pipes_idle, nr_pipes;
+	unsigned nr_pipes_idle;
 	struct buf norm;	       /* the normal path of the request being decided */
 	struct swd_worker_stats stats; /* written by this worker, read by admin (relaxed) */
 	__u64 stale_generation;	       /* a generation the worker gave up reading */
@@ -172,9 +172,9 @@ void proxy_tick(struct worker *w);
  * connections wait for a request to come whole (client_close_idle). */
 bool proxy_close_idle(struct worker *w);
 /* pipe.c: frees a worker's spare pipes, at its end. */
-void pipes_free(struct worker *w);
+void pipe_spares_free(struct worker *w);
 /* exchange.c: frees a worker's spare exchanges, at its end. */
-void exchanges_free(struct worker *w);
+void exchange_spares_free(struct worker *w);
 /* kroute.c: whether the worker lets the kernel route (at its start). */
 void kroute_worker_init(struct worker *w);
 

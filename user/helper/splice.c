@@ -57,7 +57,9 @@ void splice_arm(struct exchange *x)
 
 	/* Not before the request is done: until then sockwayd may still answer the client
 	 * itself (a request body timeout), which must not meet kernel-moved bytes. */
-	if (swd_cfg.no_splice || x->splice != SPLICE_OFF || !u || !u->kc || !c->kc ||
+	/* A body in a pipe (pipe.c) is between sockets off the fast path already: no
+	 * conns entry on the client's side; said here all the same. */
+	if (swd_cfg.no_splice || x->pipe || x->splice != SPLICE_OFF || !u || !u->kc || !c->kc ||
 	    x->req != REQ_DONE || x->resp == RESP_DONE || u->in.len || c->out.len)
 		return;
 	sw_conn_key_reverse(&client, &c->key);

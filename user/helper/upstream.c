@@ -351,8 +351,7 @@ void upstream_check_peer(struct upstream *u)
 	/* Out of sock_hash, or never in it: splice(2) may read it from now on (pipe.c).
 	 * ENOENT: sockops had left it out already, or the kill switch was on at connect. */
 	err = bpf_map_delete_elem(bpf_map__fd(skel->maps.sock_hash), &key);
-	u->plain_known = true;
-	u->plain = !err || err == -ENOENT;
+	u->pipe_ok = !err || err == -ENOENT ? PIPE_YES : PIPE_NO;
 	if (err)
 		return;
 	bpf_map_delete_elem(bpf_map__fd(skel->maps.sock_addr), &key);
