@@ -22,7 +22,8 @@ closed right after its response (a backend that says keep-alive and closes all t
 one with "/reset" is reset (SO_LINGER 0) once the peer has acknowledged every byte of its
 response (a backend that resets after a response the peer holds whole, unread; with
 DRIP_RESET_GO=FILE, it logs "reset: acknowledged" and waits until FILE exists); one with
-"/extra" gets "junk" 50 ms after its response, in a send of its own (bytes past the
+"/tail" gets a second response ("EVIL", 4 bytes) right behind its own, in the same send
+(bytes past its Content-Length); one with "/extra" gets "junk" 50 ms after its response, in a send of its own (bytes past the
 response; it logs "extra: junk sent", then "extra: closed" when the peer closes).
 DRIP_HOLD_AT=BYTES with DRIP_HOLD_FILE=FILE (piece mode): before the first piece that
 starts at or past BYTES of a body, it creates FILE.held and sends nothing until FILE exists,
@@ -110,7 +111,10 @@ def serve(conn):
             if piece == 0 and b"/silent" in target:
                 time.sleep(slow)
             if piece == 0:
-                conn.sendall(first + head + body[:cut])
+                # "/tail": a response past the one asked for, in the same send (a backend
+                # whose Content-Length was short, or that answers twice).
+                tail = b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nEVIL" if b"/tail" in target else b""
+                conn.sendall(first + head + body[:cut] + tail)
                 if cut is not None or b"/close" in target:
                     return
                 if b"/reset" in target:

@@ -32,6 +32,8 @@ P_DEF_ADMIN=$(port 23)
 P_NOPIPE=$(port 24)
 P_NOPIPE_ADMIN=$(port 25)
 P_AWHOLE=$(port 26)
+P_RT=$(port 27)
+P_RT_ADMIN=$(port 28)
 MIB1=1048576
 MIB8=8388608
 MIB32=33554432
@@ -115,8 +117,16 @@ for spec in "whole $P_WHOLE" "drip $P_DRIP" "cut $P_CUT" "big $P_BIG" "rst $P_RS
 	check "endpoint $1" "$SOCKWAY" endpoint create "$1" --route /"$1" --backend "$1"
 done
 
+# Started with a soft open file limit of 1024 (the shell's is put back after).
+nofile=$(ulimit -Sn)
+ulimit -Sn 1024
 start_sockwayd "$P_NA" "$P_NA_ADMIN" --workers 1 --no-accel
 NA_PID=$SWD_PID
+ulimit -Sn "$nofile"
+# Descriptors per slow client (its socket, its upstream's, a pipe's two): sockwayd raises
+# its soft limit to the hard one.
+eq "sockwayd's open file limit is raised to the hard limit" \
+	"$(awk '/^Max open files/ { print ($4 == $5) }' "/proc/$NA_PID/limits")" 1
 [ -n "$CGROUP2" ] || fail "a cgroup v2 hierarchy is mounted (for the default sockwayd)"
 # The default: sockwayd joins its own accelerated cgroup.
 start_sockwayd "$P_DEF" "$P_DEF_ADMIN" --workers 1
@@ -145,6 +155,15 @@ for spec in "no-accel $P_NA $P_NA_ADMIN $NA_PID" "default $P_DEF $P_DEF_ADMIN $D
 	KA_OUT=$TMP/kp-$m python3 tests/integration/ka_client.py "$p" /drip/k 3 pipe >"$TMP/kp.out" 2>&1
 	eq "$m 2: 3 pipelined 8 MiB bodies" "$(cut -d' ' -f1 "$TMP/kp.out")" 3
 	check "$m 2: each byte for byte, in order" bodies_ok "$TMP/kp-$m" 3 "$SHA8"
+
+	# A backend that sends a second response right behind a piped body (bytes past its
+	# Content-Length): the splice takes exactly the body, the rest stays in the socket,
+	# and the connection must not go back to the pool with it, where the next request
+	# (this client's pipelined one, or another client's) would read it as its answer.
+	KA_OUT=$TMP/kt-$m python3 tests/integration/ka_client.py "$p" /whole/tail 3 pipe >"$TMP/kt.out" 2>&1
+	eq "$m 2: 3 pipelined bodies, each with bytes behind it" "$(cut -d' ' -f1 "$TMP/kt.out")" 3
+	check "$m 2: each byte for byte: the bytes behind one are nobody's answer" \
+		bodies_ok "$TMP/kt-$m" 3 "$SHA1"
 
 	# --- 3. a client that stops reading ------------------------------------------------------------
 	# 32 MiB in one send: the client's queue fills, then sockwayd's send queue to it; the
@@ -247,6 +266,23 @@ eq "6: HEAD of 8 MiB: a head, no body" "$(get "$P_DEF" /drip/h h6 -I)" "200 0"
 eq "6: and the connection serves on (keep-alive)" \
 	"$(curl -s --max-time 30 -o /dev/null -w '%{http_code} %{num_connects}\n' -I "http://127.0.0.1:$P_DEF/drip/h" -o /dev/null "http://127.0.0.1:$P_DEF/whole/h" | tr '\n' ' ')" \
 	"200 1 200 0 "
+
+# --- 9. a client that stops reading for good -----------------------------------------------------
+# The backend waits for the client, not the other way round: at the response timeout the
+# client is closed, with no error counted against the backend and its replica not marked
+# down (one slow client could otherwise take a replica out again and again).
+start_sockwayd "$P_RT" "$P_RT_ADMIN" --workers 1 --no-accel --response-timeout 1000
+rm -f "$TMP/go9"
+errs9=$(cell big big primary '[.errors[]] | add')
+spawn hold9 python3 tests/integration/hold_client.py "$P_RT" /big/t "$TMP/h9" "$TMP/go9" 65536
+hold9=$SPAWNED
+wait_until "$WAIT_S" test -e "$TMP/go9.held" || fail "9: the client got the head"
+check "9: sockwayd closes the client that takes nothing" \
+	wait_until "$WAIT_S" eval '[ -z "$(ss -tnH state established "( sport = :$P_RT )")" ]'
+eq "9: no upstream error counted against the backend" "$(cell big big primary '[.errors[]] | add')" "$errs9"
+eq "9: and its replica serves the next client" "$(get "$P_RT" /big/n b9)" "200 $MIB32"
+touch "$TMP/go9"
+stop_pid "$hold9" KILL
 
 # --- 7. --no-pipe: the same bodies, copied ---------------------------------------------------------
 start_sockwayd "$P_NOPIPE" "$P_NOPIPE_ADMIN" --workers 1 --no-accel --no-pipe

@@ -132,7 +132,11 @@ void exchange_upstream_release(struct exchange *x)
 		counters_add(&ctr->accel_bytes, accel_delta(u->kc, &u->accel_seen));
 	u->x = NULL;
 	x->u = NULL;
-	if (x->resp_keepalive && x->req == REQ_DONE && whole && !u->in.len)
+	/* A piped body was read to its exact length: whatever the backend sent past it is
+	 * still in the socket (a recv would have taken it into u->in), and the next request
+	 * on this connection, maybe another client's, would read it as its response. */
+	if (x->resp_keepalive && x->req == REQ_DONE && whole && !u->in.len &&
+	    !(x->pipe && upstream_stale(u)))
 		u->lent ? lend_return(u) : pool_put(u);
 	else
 		upstream_close(u);
@@ -610,6 +614,11 @@ bool exchange_client_keep(const struct exchange *x)
 	       x->req == REQ_DONE;
 }
 
+bool exchange_client_behind(const struct exchange *x)
+{
+	return x->c->out.len >= HIGH_WATER || pipe_is_full(x);
+}
+
 /* Builds the client's response head from the upstream's. */
 static int response_head(struct exchange *x, const struct http_response *resp, struct buf *b)
 {
@@ -862,6 +871,14 @@ void exchange_tick(struct worker *w)
 		if (splice_progressed(u->x)) {
 			/* The body is flowing, past sockwayd. */
 			u->deadline_ms = now + swd_cfg.response_timeout_ms;
+			continue;
+		}
+		if (u->x->resp == RESP_BODY && exchange_client_behind(u->x)) {
+			/* The backend waits for the client, not the other way round: the
+			 * client's timeout, not the backend's (no error counted against it, no
+			 * replica marked down, which one slow client could do at will). */
+			client_close(u->x->c);
+			un = w->upstreams;
 			continue;
 		}
 		if (u->connecting || u->x->req == REQ_DONE) {

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <strings.h>
 #include <sys/random.h>
+#include <sys/resource.h>
 #include <fcntl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -203,6 +204,22 @@ static void worker_tick(struct reactor *r, void *arg)
 	}
 }
 
+/*
+ * Each client takes a descriptor, its upstream another, a pipe two: the usual soft limit of
+ * 1024 runs out at a few hundred slow clients, and then a connect fails as if the backend
+ * refused it. The soft limit goes up to the hard one (systemd gives services 524288).
+ */
+static void nofile_raise(void)
+{
+	struct rlimit rl;
+
+	if (getrlimit(RLIMIT_NOFILE, &rl) || rl.rlim_cur >= rl.rlim_max)
+		return;
+	rl.rlim_cur = rl.rlim_max;
+	if (setrlimit(RLIMIT_NOFILE, &rl))
+		pr_warn("cannot raise the open file limit: %s", strerror(errno));
+}
+
 static void *worker_main(void *arg)
 {
 	struct worker *w = arg;
@@ -302,6 +319,7 @@ int main(int argc, char **argv)
 		pr_warn("must run as root: the maps under %s are root-only", sw_pin_root());
 		return 1;
 	}
+	nofile_raise();
 	err = sw_maps_open(&maps, &e);
 	if (err) {
 		pr_warn("%s", e.msg);

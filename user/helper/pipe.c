@@ -35,8 +35,10 @@
 #define PIPE_SIZE     (256 * 1024)
 #define PIPE_SIZE_MIN (64 * 1024)
 #define PIPES_TOTAL   64
-/* Empty pipes a worker keeps for the next body. */
-#define PIPES_IDLE 8
+/* Empty pipes a worker keeps for the next body; how long it copies bodies after it could
+ * not have a pipe. */
+#define PIPES_IDLE     8
+#define PIPES_RETRY_MS 100
 
 /* Pipes open in all workers, held or kept. */
 static unsigned pipes_open;
@@ -65,6 +67,11 @@ static struct swd_pipe *pipe_get(struct worker *w)
 		w->nr_pipes_idle--;
 		return p;
 	}
+	/* None to be had a moment ago: bodies are copied for a while rather than paying
+	 * for another try on every read. */
+	if (reactor_now_ms(w->r) < w->pipes_retry_ms)
+		return NULL;
+	w->pipes_retry_ms = reactor_now_ms(w->r) + PIPES_RETRY_MS;
 	if (__atomic_fetch_add(&pipes_open, 1, __ATOMIC_RELAXED) >= PIPES_TOTAL) {
 		__atomic_fetch_sub(&pipes_open, 1, __ATOMIC_RELAXED);
 		return NULL;
@@ -85,6 +92,7 @@ static struct swd_pipe *pipe_get(struct worker *w)
 		return NULL;
 	}
 	p->cap = sz;
+	w->pipes_retry_ms = 0;
 	return p;
 }
 
@@ -192,6 +200,11 @@ bool pipe_take(struct exchange *x)
 bool pipe_wants_upstream(const struct exchange *x)
 {
 	return x->u && x->resp_left && x->piped < x->pipe->cap && !x->pipe_full;
+}
+
+bool pipe_is_full(const struct exchange *x)
+{
+	return x->pipe && x->piped && (x->pipe_full || x->piped >= x->pipe->cap);
 }
 
 /* Into the pipe from the upstream. Returns false when the upstream failed (ret says how). */

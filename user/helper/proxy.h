@@ -204,6 +204,9 @@ void pool_put(struct upstream *u);
  * not close it (one recv MSG_PEEK). */
 struct upstream *pool_get(struct worker *w, __u16 backend, __u8 replica, const struct sw_addr *addr,
 			  bool check);
+/* Has the backend closed the connection, or sent bytes nobody asked for (one recv with
+ * MSG_PEEK)? */
+bool upstream_stale(const struct upstream *u);
 /* A new connection to addr (connect in progress), or NULL. */
 struct upstream *upstream_connect(struct worker *w, __u16 backend, __u8 replica,
 				  const struct sw_addr *addr);
@@ -244,6 +247,8 @@ enum xres exchange_upstream_failed(struct exchange *x, enum sw_upstream_error ki
 void exchange_count_status(struct exchange *x, int status);
 /* Does the client connection stay open after this exchange, as far as is known now? */
 bool exchange_client_keep(const struct exchange *x);
+/* Is the response waiting for the client (its output, or its pipe, is full)? */
+bool exchange_client_behind(const struct exchange *x);
 /* After an exchange ended: start the pipelined request, if any. */
 void exchange_after(struct client *c, enum xres ret);
 /* An event of the upstream that carries an exchange. */
@@ -291,6 +296,8 @@ bool pipe_eligible(struct exchange *x);
 bool pipe_take(struct exchange *x);
 /* Moves body bytes on, both ways; ends the exchange once the body is out. */
 enum xres pipe_pump(struct exchange *x);
+/* Does the exchange's pipe hold what it can (the client is behind)? */
+bool pipe_is_full(const struct exchange *x);
 /* Is there room in the pipe, and body still to come from an upstream? */
 bool pipe_wants_upstream(const struct exchange *x);
 /* The exchange lets go of its pipe (kept for reuse when empty). */

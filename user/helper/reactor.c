@@ -82,6 +82,9 @@ int reactor_mod(struct reactor *r, struct reactor_ev *ev, __u32 mask)
 	} else if (!ev->registered) {
 		err = reactor_ctl(r, ev, EPOLL_CTL_ADD, mask);
 		ev->registered = !err;
+		/* Not in epoll: the next call with this mask tries again. */
+		if (err)
+			mask = 0;
 	} else {
 		err = reactor_ctl(r, ev, EPOLL_CTL_MOD, mask);
 	}

@@ -144,6 +144,7 @@ struct worker {
 	/* Empty pipes kept for the next response bodies (pipe.c). */
 	struct swd_pipe *pipes_idle;
 	unsigned nr_pipes_idle;
+	__u64 pipes_retry_ms;	       /* no new pipe before this (pipe.c) */
 	struct buf norm;	       /* the normal path of the request being decided */
 	struct swd_worker_stats stats; /* written by this worker, read by admin (relaxed) */
 	__u64 stale_generation;	       /* a generation the worker gave up reading */

@@ -153,7 +153,7 @@ void pool_put(struct upstream *u)
  * A request that must not be retried (exchange_retry) asks before it goes: the backend's
  * FIN is often there already, and a request sent into it fails for sure. One syscall.
  */
-static bool upstream_stale(const struct upstream *u)
+bool upstream_stale(const struct upstream *u)
 {
 	char b;
 	ssize_t n = recv(u->ev.fd, &b, 1, MSG_PEEK | MSG_DONTWAIT);
