@@ -34,6 +34,8 @@ P_NOPIPE_ADMIN=$(port 25)
 P_AWHOLE=$(port 26)
 P_RT=$(port 27)
 P_RT_ADMIN=$(port 28)
+P_FD=$(port 29)
+P_FD_ADMIN=$(port 30)
 MIB1=1048576
 MIB8=8388608
 MIB32=33554432
@@ -283,6 +285,42 @@ eq "9: no upstream error counted against the backend" "$(cell big big primary '[
 eq "9: and its replica serves the next client" "$(get "$P_RT" /big/n b9)" "200 $MIB32"
 touch "$TMP/go9"
 stop_pid "$hold9" KILL
+
+# --- 10. out of file descriptors ---------------------------------------------------------------------
+# sockwayd with a hard limit of 48 descriptors, and 80 idle clients: accept fails (EMFILE)
+# with connections left in the backlog, and the listener stays readable. The worker must
+# rest its listeners until the next tick rather than be woken for them again and again,
+# and take connections again once descriptors are free.
+cat >"$TMP/swd-nofile" <<EOS
+#!/bin/sh
+exec prlimit --nofile=48:48 "$SOCKWAYD" "\$@"
+EOS
+chmod +x "$TMP/swd-nofile"
+SOCKWAYD=$TMP/swd-nofile start_sockwayd "$P_FD" "$P_FD_ADMIN" --workers 1 --no-accel
+FD_PID=$SWD_PID
+eq "10: sockwayd runs with 48 descriptors" \
+	"$(awk '/^Max open files/ { print $4 }' "/proc/$FD_PID/limits")" 48
+rm -f "$TMP/go10"
+spawn hold10 python3 -c '
+import os, socket, sys, time
+conns = [socket.create_connection(("127.0.0.1", int(sys.argv[1]))) for _ in range(80)]
+print("held", flush=True)
+while not os.path.exists(sys.argv[2]):
+    time.sleep(0.05)
+' "$P_FD" "$TMP/go10"
+hold10=$SPAWNED
+check "10: every descriptor is in use" \
+	wait_until "$WAIT_S" eval '[ "$(find "/proc/$FD_PID/fd" | wc -l)" -gt 48 ]'
+t0=$(cpu_ticks "$FD_PID")
+sleep 1
+le "10: the connections waiting in the backlog do not keep sockwayd busy (ticks in 1 s)" \
+	$(($(cpu_ticks "$FD_PID") - t0)) 33
+touch "$TMP/go10"
+wait "$hold10"
+check "10: descriptors free again: sockwayd takes connections (a 1 MiB body)" \
+	wait_until "$WAIT_S" eval '[ "$(get "$P_FD" /whole/f f10)" = "200 $MIB1" ]'
+ge "10: and counted the pauses (sockway_accept_paused_total)" \
+	"$(curl -s --max-time 30 "http://127.0.0.1:$P_FD_ADMIN/metrics" | awk '$1 == "sockway_accept_paused_total" { print $2 }')" 1
 
 # --- 7. --no-pipe: the same bodies, copied ---------------------------------------------------------
 start_sockwayd "$P_NOPIPE" "$P_NOPIPE_ADMIN" --workers 1 --no-accel --no-pipe

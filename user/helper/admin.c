@@ -179,7 +179,7 @@ static void metrics_workers(const struct admin *a, struct buf *b)
 	__u64 conns = 0, active = 0, unrouted = 0, drops = 0, reloads = 0, stale = 0;
 	__u64 bad[SWD_NR_BAD] = {};
 	__u64 kresp = 0, ktick = 0, under = 0, retries[SWD_RETRY_MAX] = {};
-	__u64 adopted = 0, handoffs = 0, lent = 0, untracked = 0, piped = 0;
+	__u64 adopted = 0, handoffs = 0, lent = 0, untracked = 0, piped = 0, paused = 0;
 	unsigned i, k;
 
 	for (i = 0; i < a->nr; i++) {
@@ -199,6 +199,7 @@ static void metrics_workers(const struct admin *a, struct buf *b)
 		lent += load(&s->lend_opened);
 		untracked += load(&s->untracked);
 		piped += load(&s->piped_bytes);
+		paused += load(&s->accept_paused);
 		for (k = 0; k < SWD_RETRY_MAX; k++)
 			retries[k] += load(&s->retries[k]);
 		for (k = 0; k < SWD_NR_BAD; k++)
@@ -288,10 +289,14 @@ static void metrics_workers(const struct admin *a, struct buf *b)
 		   "# HELP sockway_piped_bytes_total Response body bytes moved from backends to "
 		   "clients through a pipe (splice), never copied into sockwayd.\n"
 		   "# TYPE sockway_piped_bytes_total counter\n"
-		   "sockway_piped_bytes_total %llu\n",
+		   "sockway_piped_bytes_total %llu\n"
+		   "# HELP sockway_accept_paused_total Times a worker stopped accepting "
+		   "connections until its next tick (100 ms): no file descriptor left.\n"
+		   "# TYPE sockway_accept_paused_total counter\n"
+		   "sockway_accept_paused_total %llu\n",
 		   (unsigned long long)adopted, (unsigned long long)handoffs,
 		   (unsigned long long)lent, (unsigned long long)untracked,
-		   (unsigned long long)piped);
+		   (unsigned long long)piped, (unsigned long long)paused);
 }
 
 static void admin_conn_close(struct admin_conn *c)

@@ -313,6 +313,27 @@ static void client_event(struct reactor *r, struct reactor_ev *ev, __u32 events)
 		client_update(c);
 }
 
+static void client_accept_pause(struct worker *w)
+{
+	unsigned i;
+
+	for (i = 0; i < w->nr_listeners; i++)
+		reactor_mod(w->r, &w->listeners[i], 0);
+	w->accept_paused = true;
+	__atomic_fetch_add(&w->stats.accept_paused, 1, __ATOMIC_RELAXED);
+}
+
+void client_accept_resume(struct worker *w)
+{
+	unsigned i;
+
+	if (!w->accept_paused)
+		return;
+	for (i = 0; i < w->nr_listeners; i++)
+		reactor_mod(w->r, &w->listeners[i], EPOLLIN);
+	w->accept_paused = false;
+}
+
 void client_accept(struct reactor *r, struct reactor_ev *ev, __u32 events)
 {
 	struct worker *w = ev->owner;
@@ -325,6 +346,14 @@ void client_accept(struct reactor *r, struct reactor_ev *ev, __u32 events)
 	for (;;) {
 		len = sizeof(ss);
 		fd = accept4(ev->fd, (struct sockaddr *)&ss, &len, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0 &&
+		    (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)) {
+			/* Out of descriptors: the connection stays in the backlog, the listener
+			 * readable, and the worker would be woken for it again and again. The
+			 * listeners rest until the next tick (client_accept_resume). */
+			client_accept_pause(w);
+			return;
+		}
 		if (fd < 0)
 			return;
 		c = calloc(1, sizeof(*c));

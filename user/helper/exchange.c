@@ -319,6 +319,10 @@ static enum xres upstream_start(struct exchange *x)
 	u = pool_get(w, x->backend_id, idx, &be->replicas[idx], !method_idempotent(x->method_bit));
 	if (!u)
 		u = upstream_connect(w, x->backend_id, idx, &be->replicas[idx]);
+	if (!u && (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM))
+		/* sockwayd's own shortage (descriptors, memory), not the backend's doing: its
+		 * replica is not marked down, and nothing is counted against it. */
+		return exchange_fail(x, 503, "%s", "sockwayd is out of descriptors or memory");
 	if (!u) {
 		w->down_until[x->backend_id][idx] = reactor_now_ms(w->r) + swd_cfg.down_ms;
 		exchange_count_error(x, SW_ERR_CONNECT_REFUSED);

@@ -186,6 +186,7 @@ static void worker_tick(struct reactor *r, void *arg)
 	worker_policy_refresh(w);
 	proxy_tick(w);
 	shadow_tick(w);
+	client_accept_resume(w);
 	if (swd_stopping && !w->draining) {
 		/* Stop taking connections; idle ones close; in-flight requests may finish. */
 		w->draining = true;

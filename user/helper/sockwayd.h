@@ -90,6 +90,7 @@ struct swd_worker_stats {
 	__u64 lend_opened;	      /* connections opened to be lent to the kernel */
 	__u64 untracked;	      /* upstream sockets taken out of sock_hash: untracked peer */
 	__u64 piped_bytes;	      /* response body bytes moved through a pipe (pipe.c) */
+	__u64 accept_paused;	      /* listeners paused: no descriptor for a connection */
 	__u64 retries[SWD_RETRY_MAX]; /* requests sent to a second replica, by enum swd_retry */
 };
 
@@ -149,6 +150,7 @@ struct worker {
 	struct swd_worker_stats stats; /* written by this worker, read by admin (relaxed) */
 	__u64 stale_generation;	       /* a generation the worker gave up reading */
 	bool draining;
+	bool accept_paused; /* out of descriptors: listeners rest until the tick */
 	bool stop;
 	__u64 drain_deadline_ms;
 };
@@ -167,6 +169,8 @@ void counters_status(struct sw_counters *c, int status);
 
 /* proxy.h: client.c, upstream.c, exchange.c, splice.c */
 void client_accept(struct reactor *r, struct reactor_ev *ev, __u32 events);
+/* Listeners paused for want of descriptors take connections again (at each tick). */
+void client_accept_resume(struct worker *w);
 /* The proxy's timers: client deadlines, upstream timeouts, idle pools. */
 void proxy_tick(struct worker *w);
 /* Closes idle client connections and pooled upstreams (for draining); true while client

@@ -269,14 +269,17 @@ struct upstream *upstream_connect(struct worker *w, __u16 backend, __u8 replica,
 				  const struct sw_addr *addr)
 {
 	struct upstream *u;
-	int fd;
+	int fd, err;
 
 	fd = tcp_connect_start(addr);
-	if (fd < 0)
+	if (fd < 0) {
+		errno = -fd;
 		return NULL;
+	}
 	u = calloc(1, sizeof(*u));
 	if (!u) {
 		close(fd);
+		errno = ENOMEM;
 		return NULL;
 	}
 	u->w = w;
@@ -288,9 +291,11 @@ struct upstream *upstream_connect(struct worker *w, __u16 backend, __u8 replica,
 	u->addr = *addr;
 	u->connecting = true;
 	u->deadline_ms = reactor_now_ms(w->r) + swd_cfg.connect_timeout_ms;
-	if (reactor_add(w->r, &u->ev, EPOLLOUT)) {
+	err = reactor_add(w->r, &u->ev, EPOLLOUT);
+	if (err) {
 		close(fd);
 		free(u);
+		errno = -err;
 		return NULL;
 	}
 	u->next = w->upstreams;
