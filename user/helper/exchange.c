@@ -120,15 +120,15 @@ static void exchange_launch_shadows(struct exchange *x)
  */
 void exchange_upstream_release(struct exchange *x)
 {
-	struct sw_counters *ctr = worker_cell(x->c->w, x->cell);
 	struct upstream *u = x->u;
 	bool whole = x->resp == RESP_DONE ||
 		     (x->resp == RESP_BODY && !x->resp_left && x->resp_body == HTTP_BODY_LENGTH);
+	struct sw_counters *ctr;
 
 	if (!u)
 		return;
 	/* What the kernel moved on it since the exchange started (see exchange_finish). */
-	if (ctr && u->kc && !(x->kernel && x->t_end_us))
+	if (u->kc && !(x->kernel && x->t_end_us) && (ctr = worker_cell(x->c->w, x->cell)))
 		counters_add(&ctr->accel_bytes, accel_delta(u->kc, &u->accel_seen));
 	u->x = NULL;
 	x->u = NULL;

@@ -76,7 +76,6 @@ void sw_conn_key_reverse(struct sw_sock_key *out, const struct sw_sock_key *k)
 	out->remote_port = k->local_port;
 }
 
-/* What a free entry holds: no splice, no kernel routing on either side (S15, K10). */
 bool sw_sock_tracked(struct sw_maps *m, const struct sw_sock_key *k)
 {
 	__u64 addr;
@@ -84,6 +83,7 @@ bool sw_sock_tracked(struct sw_maps *m, const struct sw_sock_key *k)
 	return !bpf_map_lookup_elem(bpf_map__fd(m->skel->maps.sock_addr), k, &addr);
 }
 
+/* What a free entry holds: no splice, no kernel routing on either side (S15, K10). */
 static void entry_reset(struct sw_conn *e)
 {
 	__atomic_store_n(&e->splice, SW_SPLICE_IDLE, __ATOMIC_RELAXED);
