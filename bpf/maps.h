@@ -133,7 +133,7 @@ struct {
 	__uint(type, BPF_MAP_TYPE_LRU_HASH);
 	__uint(max_entries, 65536);
 	__type(key, struct sw_sock_key);
-	__type(value, __u64);
+	__type(value, struct sw_sock_addr);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sock_addr SEC(".maps") __weak;
 

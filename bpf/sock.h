@@ -63,15 +63,19 @@ static __always_inline void key_reverse(struct sw_sock_key *out, const struct sw
 	out->pad = 0;
 }
 
+/* The kernel's tcp_sock of a sock_addr value. */
+static __always_inline struct tcp_sock *sock_at(const struct sw_sock_addr *a)
+{
+	return bpf_rdonly_cast((void *)(unsigned long)a->sk,
+			       bpf_core_type_id_kernel(struct tcp_sock));
+}
+
 /* The kernel's tcp_sock of a socket in sock_hash, by its key (see sock_addr). */
 static __always_inline struct tcp_sock *sock_of(const struct sw_sock_key *k)
 {
-	__u64 *addr = bpf_map_lookup_elem(&sock_addr, k);
+	struct sw_sock_addr *a = bpf_map_lookup_elem(&sock_addr, k);
 
-	if (!addr)
-		return 0;
-	return bpf_rdonly_cast((void *)(unsigned long)*addr,
-			       bpf_core_type_id_kernel(struct tcp_sock));
+	return a ? sock_at(a) : 0;
 }
 
 /* Every byte the socket sent on TCP has been acked, so it is in its peer's queue. */
@@ -136,6 +140,21 @@ static __always_inline int has_room(struct tcp_sock *tp)
 	return queued < limit;
 }
 
+/*
+ * Room in the socket's send buffer for size more bytes, and the socket open: an egress
+ * redirect (the egress splice, sk_msg.bpf.c) appends them to its write queue, charged to
+ * its send buffer, and must never wait there for room. A sender that does not block would
+ * get EAGAIN, and the kernel would drop what it had not queued yet, of a response it
+ * counted as moved. The margin covers the headers of the buffers that carry the bytes.
+ */
+static __always_inline int send_room(struct tcp_sock *tp, __u64 size)
+{
+	long queued = tp->inet_conn.icsk_inet.sk.sk_wmem_queued;
+	long sndbuf = tp->inet_conn.icsk_inet.sk.sk_sndbuf;
+
+	return tcp_open(tp) && queued + (long)size + (long)(size >> 2) + 4096 <= sndbuf;
+}
+
 enum peer_state { NO_PEER, BEHIND, READY };
 
 /*
@@ -154,12 +173,15 @@ enum peer_state { NO_PEER, BEHIND, READY };
 static __always_inline enum peer_state peer_ready(struct sk_msg_md *msg,
 						  const struct sw_sock_key *peer)
 {
+	struct sw_sock_addr *a = bpf_map_lookup_elem(&sock_addr, peer);
 	struct tcp_sock *self, *tp;
 	struct bpf_sock *sk;
 
-	tp = sock_of(peer);
-	if (!tp)
+	/* Nothing goes into an egress-only socket: its peer is on another host, and sockwayd
+	 * may take it out of sock_hash, which would drop what waits in its queue. */
+	if (!a || (a->flags & SW_SOCK_EGRESS_ONLY))
 		return NO_PEER;
+	tp = sock_at(a);
 	sk = msg->sk;
 	if (!sk)
 		return NO_PEER;

@@ -14,6 +14,8 @@
  *     ACK, so a tracked local peer is always there by then.
  * A connecting end whose local peer never joins (a backend outside accelerated cgroups)
  * stays in; sockwayd takes its own such upstream sockets out (upstream.c).
+ * One more joins without a tracked peer: sockwayd's accepted socket to a client on another
+ * host, the target of the egress splice (swd_accepted_remote).
  */
 #include "maps.h"
 #include <bpf/bpf_endian.h>
@@ -86,6 +88,28 @@ static __always_inline int route_is_local(struct bpf_sock *sk)
 	return dst && dst->dev && (dst->dev->flags & IFF_LOOPBACK);
 }
 
+/*
+ * An accepted socket of sockwayd (its listener was made in sockwayd's cgroup, ctl.swd_cgroup)
+ * whose peer is on another host (its route does not go through a loopback device): it joins
+ * all the same, as the target of the egress splice, where a local backend's response goes
+ * out to a remote client without passing through sockwayd (sk_msg.bpf.c). It pays for
+ * sk_msg on sockwayd's own sends to it (they pass). A local client outside accelerated
+ * cgroups stays out, as before: loopback TCP is cheap, and the egress path buys it little.
+ */
+static __always_inline int swd_accepted_remote(struct bpf_sock *sk)
+{
+	struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
+	const struct sw_ctl *c;
+	struct cgroup *cg;
+	__u32 zero = 0;
+
+	c = bpf_map_lookup_elem(&ctl, &zero);
+	if (!tp || !c || !c->swd_cgroup || c->accel_off)
+		return 0;
+	cg = tp->inet_conn.icsk_inet.sk.sk_cgrp_data.cgroup;
+	return cg && cg->kn && cg->kn->id == c->swd_cgroup && !route_is_local(sk);
+}
+
 /* The peer of an accepted socket is tracked: its connecting end joined (see the top). */
 static __always_inline int peer_tracked(const struct sw_sock_key *key)
 {
@@ -103,7 +127,8 @@ int sock_track(struct bpf_sock_ops *ops)
 	struct bpf_sock *sk;
 	struct sw_conn *e;
 	__u32 zero = 0, op = ops->op;
-	__u64 addr;
+	struct sw_sock_addr addr = {};
+	int track;
 
 	/* A tracked socket closing: its address leaves sock_addr (sock_hash drops the
 	 * socket itself), so that the LRU never has to evict a live one. One of sockwayd's
@@ -129,9 +154,20 @@ int sock_track(struct bpf_sock_ops *ops)
 	sk = ops->sk;
 	if (!sk)
 		return 1;
-	addr = (__u64)(unsigned long)sk;
+	addr.sk = (__u64)(unsigned long)sk;
 	conn_forget(&key);
-	if (op == BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB ? !route_is_local(sk) : !peer_tracked(&key)) {
+	if (op == BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB) {
+		track = route_is_local(sk);
+	} else {
+		track = peer_tracked(&key);
+		/* Marked, so that sk_msg never redirects into it and sockwayd may take it
+		 * out again without losing bytes (abi.h). */
+		if (!track && swd_accepted_remote(sk)) {
+			track = 1;
+			addr.flags = SW_SOCK_EGRESS_ONLY;
+		}
+	}
+	if (!track) {
 		st = bpf_map_lookup_elem(&accel_stats, &zero);
 		if (st)
 			st->untracked++;

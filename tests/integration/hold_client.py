@@ -11,7 +11,8 @@ whose queue fills up, deterministically: the test polls for the state it wants (
 backend's sends held back on TCP, a conns entry, a socket's memory), then creates GO, or
 kills the client to have one that goes away mid-body. Once GO exists it reads the rest of
 a Content-Length body, writes the body to OUT and prints "STATUS SIZE". It gives up after
-waiting 300 s for GO or 60 s for a byte (exit 1).
+waiting 300 s for GO or 60 s for a byte (exit 1). HOLD_HOST, if set, is the address to
+connect to instead of 127.0.0.1 (a client in another network namespace).
 """
 import os
 import socket
@@ -20,7 +21,7 @@ import time
 
 port, path, out, go = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 after = int(sys.argv[5]) if len(sys.argv) > 5 else 0
-s = socket.create_connection(("127.0.0.1", port))
+s = socket.create_connection((os.environ.get("HOLD_HOST", "127.0.0.1"), port))
 s.settimeout(60)
 s.sendall(("GET %s HTTP/1.1\r\nHost: t\r\n\r\n" % path).encode())
 buf = b""

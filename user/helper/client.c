@@ -334,6 +334,27 @@ void client_accept_resume(struct worker *w)
 	w->accept_paused = false;
 }
 
+/*
+ * Takes a remote client's socket out of sock_hash (sockops filed it there as a target of the
+ * egress splice, abi.h SW_SOCK_EGRESS_ONLY): its requests go to backends the kernel cannot
+ * reach (or the egress splice is off), and every send of sockwayd's to it would pay for
+ * sk_msg for nothing. Nothing was ever redirected into it, so nothing is dropped with it;
+ * off the map, its socket may take spliced pages (pipe.c). Never while a splice to it is
+ * armed: the caller's exchange has no kernel-reachable upstream.
+ */
+void client_egress_drop(struct client *c)
+{
+	int err;
+
+	if (!c->egress)
+		return;
+	c->egress = false;
+	err = sw_sock_untrack(c->w->maps, &c->key);
+	c->pipe_ok = !err || err == -ENOENT ? PIPE_YES : PIPE_NO;
+	if (!err)
+		__atomic_fetch_add(&c->w->stats.clients_untracked, 1, __ATOMIC_RELAXED);
+}
+
 void client_accept(struct reactor *r, struct reactor_ev *ev, __u32 events)
 {
 	struct worker *w = ev->owner;
@@ -388,13 +409,26 @@ void client_accept(struct reactor *r, struct reactor_ev *ev, __u32 events)
 		}
 		/* Only a connection on the kernel path gets an entry: sockops let this end into
 		 * sock_hash (its client is local and accelerated) before accept saw it. Others
-		 * (remote clients) skip the kernel path's bookkeeping on every request. */
+		 * (remote clients, local ones not accelerated) skip the kernel path's bookkeeping
+		 * on every request. */
 		if (w->netns && !sw_conn_key(&c->key, w->netns, fd)) {
-			/* Left out of sock_hash, it is a plain TCP socket: response bodies may
-			 * be spliced into it (pipe.c). */
-			c->pipe_ok = sw_sock_tracked(w->maps, &c->key) ? PIPE_NO : PIPE_YES;
-			if (c->pipe_ok == PIPE_NO)
+			struct sw_sock_addr a;
+
+			if (!sw_sock_addr(w->maps, &c->key, &a)) {
+				/* Left out of sock_hash, it is a plain TCP socket: response
+				 * bodies may be spliced into it (pipe.c). */
+				c->pipe_ok = PIPE_YES;
+			} else if (a.flags & SW_SOCK_EGRESS_ONLY) {
+				/* A remote client: in sock_hash only so that the kernel can send
+				 * a local backend's response out of this socket (splice.c). */
+				c->egress = true;
+				c->pipe_ok = PIPE_NO;
+				if (swd_cfg.no_splice || swd_cfg.no_egress)
+					client_egress_drop(c);
+			} else {
+				c->pipe_ok = PIPE_NO;
 				c->kc = sw_conn_claim(w->maps, &c->key);
+			}
 		}
 		if (c->kc)
 			c->accel_seen = __atomic_load_n(&c->kc->accel_bytes, __ATOMIC_RELAXED);

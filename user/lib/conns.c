@@ -78,9 +78,22 @@ void sw_conn_key_reverse(struct sw_sock_key *out, const struct sw_sock_key *k)
 
 bool sw_sock_tracked(struct sw_maps *m, const struct sw_sock_key *k)
 {
-	__u64 addr;
+	struct sw_sock_addr a;
 
-	return !bpf_map_lookup_elem(bpf_map__fd(m->skel->maps.sock_addr), k, &addr);
+	return sw_sock_addr(m, k, &a);
+}
+
+bool sw_sock_addr(struct sw_maps *m, const struct sw_sock_key *k, struct sw_sock_addr *a)
+{
+	return !bpf_map_lookup_elem(bpf_map__fd(m->skel->maps.sock_addr), k, a);
+}
+
+int sw_sock_untrack(struct sw_maps *m, const struct sw_sock_key *k)
+{
+	if (bpf_map_delete_elem(bpf_map__fd(m->skel->maps.sock_hash), k))
+		return -errno;
+	bpf_map_delete_elem(bpf_map__fd(m->skel->maps.sock_addr), k);
+	return 0;
 }
 
 /* What a free entry holds: no splice, no kernel routing on either side (S15, K10). */
@@ -193,18 +206,21 @@ void sw_conn_release(struct sw_maps *m, struct sw_conn *e)
 			 __ATOMIC_RELEASE);
 }
 
-void sw_conn_splice_arm(struct sw_conn *e, const struct sw_sock_key *client, __u64 left)
+void sw_conn_splice_arm(struct sw_conn *e, const struct sw_sock_key *client, __u64 left,
+			bool egress)
 {
 	e->client = *client;
+	e->egress = egress;
 	e->left = left;
 	e->done = 0;
 	/* Release: the kernel sees client, left and done before it sees ARMED (S2, abi.h). */
 	__atomic_store_n(&e->splice, SW_SPLICE_ARMED, __ATOMIC_RELEASE);
 }
 
-void sw_conn_splice_prearm(struct sw_conn *e, const struct sw_sock_key *client)
+void sw_conn_splice_prearm(struct sw_conn *e, const struct sw_sock_key *client, bool egress)
 {
 	e->client = *client;
+	e->egress = egress;
 	e->left = 0;
 	e->done = 0;
 	/* Release: the kernel sees client and done before it sees PREARMED (S1, abi.h). */
