@@ -69,9 +69,21 @@ void client_close(struct client *c)
 	free(c);
 }
 
+/*
+ * The connection closes once what is buffered for it is out (Connection: close, a client that
+ * half-closed, an error). The client has the response timeout, from now and again after each
+ * write that moves bytes, to take them; then it is closed at the tick.
+ */
+void client_closing(struct client *c)
+{
+	c->state = C_CLOSING;
+	c->deadline_ms = reactor_now_ms(c->w->r) + swd_cfg.response_timeout_ms;
+}
+
 /* Writes what is buffered. Returns -1 when the client is gone (and freed). */
 int client_flush(struct client *c)
 {
+	bool moved = false;
 	ssize_t n;
 
 	while (c->out.len) {
@@ -85,11 +97,20 @@ int client_flush(struct client *c)
 			return -1;
 		}
 		buf_consume(&c->out, n);
+		moved = true;
 	}
-	if (!c->out.len && c->state == C_CLOSING) {
+	if (c->state != C_CLOSING)
+		return 0;
+	if (!c->out.len) {
 		client_close(c);
 		return -1;
 	}
+	/* Bytes left for a closing connection: wait until it can take more. Nothing else asks
+	 * for EPOLLOUT for it (its exchange is over), and without it those bytes would wait
+	 * forever, the connection with them. */
+	if (moved)
+		c->deadline_ms = reactor_now_ms(c->w->r) + swd_cfg.response_timeout_ms;
+	client_update(c);
 	return 0;
 }
 
@@ -142,7 +163,7 @@ int client_error(struct client *c, int status, bool close_after, const char *fmt
 		return -1;
 	}
 	if (close_after)
-		c->state = C_CLOSING;
+		client_closing(c);
 	return 0;
 }
 

@@ -192,7 +192,7 @@ enum xres exchange_finish(struct exchange *x)
 	 * sent whole, as from nginx or HAProxy: the connection closes once none is left. */
 	if (!x->client_keep || (c->eof && !c->in.len) || w->draining) {
 		exchange_free(x);
-		c->state = C_CLOSING;
+		client_closing(c);
 		return client_flush(c) ? XR_CLIENT_GONE : XR_OVER;
 	}
 	exchange_free(x);

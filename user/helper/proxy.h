@@ -182,6 +182,7 @@ enum xres {
 void client_update(struct client *c);
 void client_close(struct client *c);
 void client_egress_drop(struct client *c);
+void client_closing(struct client *c);
 /* Writes what is buffered. Returns -1 when the client is gone (and freed). */
 int client_flush(struct client *c);
 /* Queues bytes for the client, writing directly when nothing waits before them. Returns -1

@@ -60,8 +60,8 @@ void splice_arm(struct exchange *x)
 	/* A body in a pipe (pipe.c) is between sockets off the fast path already: no
 	 * conns entry on the client's side; said here all the same. */
 	if (swd_cfg.no_splice || x->pipe || x->splice != SPLICE_OFF || !u || !u->kc ||
-	    !(c->kc || c->egress) ||
-	    x->req != REQ_DONE || x->resp == RESP_DONE || u->in.len || c->out.len)
+	    !(c->kc || c->egress) || x->req != REQ_DONE || x->resp == RESP_DONE || u->in.len ||
+	    c->out.len)
 		return;
 	/* Into the local client's socket, or out of sockwayd's own to a remote client. */
 	if (c->egress)
