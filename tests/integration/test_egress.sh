@@ -1,13 +1,16 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
 #
-# The egress splice (prototype): a remote client (a network namespace behind a veth pair) of
+# The egress splice: a remote client (a network namespace behind a veth pair) of
 # an accelerated sockwayd, whose backends are local and accelerated. sockops files
 # sockwayd's accepted socket in sock_hash even though its peer is remote, and a response the
 # kernel takes goes from the backend's send straight out of that socket (sk_msg redirect to
 # its egress), never through sockwayd. Each body is compared byte for byte with the
 # backend's own; accel_stats.spliced_bytes and sockway_kernel_responses_total prove which
-# path the bytes took.
+# path the bytes took. Then what must not go wrong around it: sockwayd's socket is marked
+# egress-only (nothing is redirected into it), a remote client whose requests go to a remote
+# backend has its socket taken out again (and gets the pipe), pipelined requests, clients
+# that reset mid-response, the kill switch flipped under load, and --no-egress.
 cd "$(dirname "$0")/../.." || exit 1
 . tests/integration/lib.sh
 
@@ -16,6 +19,7 @@ P_WHOLE=$(port 11)
 P_DRIP=$(port 12)
 P_SWD=$(port 13)
 SWD_ADMIN=$(port 14)
+P_FAR=$(port 15)
 MIB1=1048576
 MIB8=8388608
 
@@ -43,14 +47,21 @@ check "namespace $NS behind veth se$$h, 10.206.$NET.0/24" bash -c "
 # response in one send, and an 8 MiB body sent after its head in 256 KiB pieces.
 SPAWN_CGROUP=$CG start_backend small "$P_SMALL"
 SPAWN_CGROUP=$CG spawn whole python3 tests/integration/drip_backend.py "$P_WHOLE" $MIB1 0
+whole_pid=$SPAWNED
 SPAWN_CGROUP=$CG spawn drip python3 tests/integration/drip_backend.py "$P_DRIP" $MIB8
 wait_until "$WAIT_S" grep -q ready "$TMP/whole.log" || fail "backend whole did not start"
 wait_until "$WAIT_S" grep -q ready "$TMP/drip.log" || fail "backend drip did not start"
+# A backend on the client's side of the veth (another host, as far as sockops can tell).
+spawn far nsenter --net="/run/netns/$NS" env DRIP_BIND="10.206.$NET.2" \
+	python3 tests/integration/drip_backend.py "$P_FAR" $MIB1 0
+wait_until "$WAIT_S" grep -q ready "$TMP/far.log" || fail "backend far did not start"
 for b in small:$P_SMALL whole:$P_WHOLE drip:$P_DRIP; do
 	check "backend ${b%%:*}" "$SOCKWAY" backend create "${b%%:*}" "127.0.0.1:${b#*:}"
 	check "endpoint ${b%%:*}" "$SOCKWAY" endpoint create "${b%%:*}" --route "/${b%%:*}" \
 		--backend "${b%%:*}"
 done
+check "backend far" "$SOCKWAY" backend create far "10.206.$NET.2:$P_FAR"
+check "endpoint far" "$SOCKWAY" endpoint create far --route /far --backend far
 
 ACCEL_MODE=on
 start_sockwayd "$P_SWD" "$SWD_ADMIN" --workers 2 --listen "$HOST_IP:$P_SWD"
@@ -59,6 +70,8 @@ start_sockwayd "$P_SWD" "$SWD_ADMIN" --workers 2 --listen "$HOST_IP:$P_SWD"
 curl -s --max-time 30 -o "$TMP/ref-small" "http://127.0.0.1:$P_SMALL/small"
 curl -s --max-time 30 -o "$TMP/ref-whole" "http://127.0.0.1:$P_WHOLE/whole"
 curl -s --max-time 60 -o "$TMP/ref-drip" "http://127.0.0.1:$P_DRIP/drip"
+# The far backend sends the same seeded body as whole (same size).
+cp "$TMP/ref-whole" "$TMP/ref-far"
 
 # remote NAME N: N GETs of /NAME from the namespace on one keep-alive connection; checks
 # every body against the reference.
@@ -117,4 +130,211 @@ cmp -s "$TMP/ref-drip" "$TMP/got-held"
 eq "held: the body whole once the client reads again" "$?" 0
 echo "# held: spliced $(($(stat_of spliced_bytes) - s0)) of $MIB8 body bytes"
 le "held: not all of it by the kernel" $(($(stat_of spliced_bytes) - s0)) $((MIB8 - 1))
+
+# --- sockwayd's socket to a remote client is egress-only ------------------------------------
+# sock_addr entries by their flags: a remote client's socket is marked, nothing else is.
+flagged() {
+	bpftool -j map dump pinned "$SOCKWAY_PIN_ROOT/sock_addr" |
+		jq "[.[] | select(.formatted.value.flags == $1)] | length"
+}
+rm -f "$TMP/mark.go"
+HOLD_HOST=$HOST_IP spawn mark nsenter --net="/run/netns/$NS" python3 \
+	tests/integration/hold_client.py "$P_SWD" /small /dev/null "$TMP/mark.go"
+mark=$SPAWNED
+wait_until "$WAIT_S" test -e "$TMP/mark.go.held" || fail "mark: the client read the head"
+ge "mark: a remote client's socket is in sock_addr marked egress-only" "$(flagged 1)" 1
+u0=$(metric sockway_client_untracked_total)
+touch "$TMP/mark.go"
+wait "$mark"
+eq "mark: its requests to a local accelerated backend kept it in" \
+	$(($(metric sockway_client_untracked_total) - u0)) 0
+
+# --- pipelined requests from a remote client ------------------------------------------------
+# bodies_whole FILE REF N: FILE holds N responses (as ka_client.py wrote them), each body
+# equal to REF.
+bodies_whole() {
+	python3 - "$1" "$2" "$3" <<'PY'
+import sys
+data, ref, n = open(sys.argv[1], "rb").read(), open(sys.argv[2], "rb").read(), int(sys.argv[3])
+good = 0
+while data:
+    head, _, rest = data.partition(b"\r\n\r\n")
+    length = [int(l.split(b":")[1]) for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")][0]
+    good += rest[:length] == ref
+    data = rest[length:]
+sys.exit(0 if good == n else 1)
+PY
+}
+ka_remote() {
+	nsenter --net="/run/netns/$NS" env KA_HOST="$HOST_IP" KA_OUT="$TMP/ka.out" \
+		python3 tests/integration/ka_client.py "$P_SWD" "$@"
+}
+for mode in pipe half; do
+	rm -f "$TMP/ka.out"
+	out=$(ka_remote /whole 8 "$mode")
+	echo "# pipelined ($mode): $out"
+	eq "pipelined ($mode): 8 responses of 1 MiB, status 200" "$(cut -d' ' -f1 <<<"$out")" 8
+	bodies_whole "$TMP/ka.out" "$TMP/ref-whole" 8
+	eq "pipelined ($mode): every body byte for byte, in order" "$?" 0
+done
+# half_rounds LABEL N: N clients in turn pipeline 8 requests and half-close. Once the last
+# exchange ends, the connection closes after its last bytes: if the client's socket cannot
+# take them all at that moment, sockwayd must still wait for room (a round in three or four
+# used to leave them in sockwayd until the keep-alive timeout).
+half_rounds() {
+	local i out ok=0
+	for i in $(seq "$2"); do
+		out=$(ka_remote /whole 8 half 2>&1)
+		[ "$(cut -d' ' -f1,2 <<<"$out")" = "8 8389299" ] && ok=$((ok + 1))
+	done
+	eq "$1: $2 clients that pipelined 8 requests and half-closed got all 8 responses" "$ok" "$2"
+}
+half_rounds "half-close" 8
+
+# --- a remote client of a remote backend leaves the map -------------------------------------
+# Its socket is taken out at the first response bytes of the far backend (the kernel cannot
+# reach it), and the rest of each body goes through the pipe (neither end on the map).
+u0=$(metric sockway_client_untracked_total)
+p0=$(metric sockway_piped_bytes_total)
+s0=$(stat_of spliced_bytes)
+rm -f "$TMP/ka.out"
+out=$(ka_remote /far 4 seq)
+bodies_whole "$TMP/ka.out" "$TMP/ref-far" 4
+eq "far: 4 responses of a remote backend byte for byte" "$?" 0
+eq "far: the client's socket was taken out of the map once" \
+	$(($(metric sockway_client_untracked_total) - u0)) 1
+ge "far: and its bodies went through the pipe" $(($(metric sockway_piped_bytes_total) - p0)) \
+	$((3 * MIB1))
+eq "far: nothing spliced by the kernel" $(($(stat_of spliced_bytes) - s0)) 0
+# The same connection, a local backend next: served by sockwayd, not the kernel (the socket
+# is off the map for good).
+cat >"$TMP/mixed.py" <<'PY'
+import os, socket, sys
+s = socket.create_connection((sys.argv[1], int(sys.argv[2])))
+out = open(sys.argv[3], "wb")
+for path in sys.argv[4:]:
+    s.sendall(b"GET /%s HTTP/1.1\r\nHost: t\r\n\r\n" % path.encode())
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        buf += s.recv(65536)
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    n = [int(l.split(b":")[1]) for l in head.split(b"\r\n") if l.lower().startswith(b"content-length:")][0]
+    while len(rest) < n:
+        d = s.recv(65536)
+        if not d:
+            sys.exit(1)
+        rest += d
+    out.write(head + b"\r\n\r\n" + rest)
+PY
+s0=$(stat_of spliced_bytes)
+nsenter --net="/run/netns/$NS" python3 "$TMP/mixed.py" "$HOST_IP" "$P_SWD" "$TMP/ka.out" \
+	far whole whole
+bodies_whole "$TMP/ka.out" "$TMP/ref-whole" 3
+eq "mixed: far then local, one connection: bodies byte for byte" "$?" 0
+eq "mixed: the local ones not spliced (the socket left the map)" \
+	$(($(stat_of spliced_bytes) - s0)) 0
+
+# --- remote clients that reset mid-response -------------------------------------------------
+# Each reads three 1 MiB bodies whole, then up to 64 KiB of a fourth, and resets (SO_LINGER
+# 0): the kernel may be sending out of sockwayd's socket right then. The backends and sockwayd go
+# on, and the next responses are whole.
+cat >"$TMP/reset.py" <<'PY'
+import socket, struct, sys
+
+
+def get(s, want):
+    """Asks for /whole and reads want bytes of the answer (all of it: None)."""
+    s.sendall(b"GET /whole HTTP/1.1\r\nHost: t\r\n\r\n")
+    buf = b""
+    while b"\r\n\r\n" not in buf:
+        buf += s.recv(65536)
+    head, _, rest = buf.partition(b"\r\n\r\n")
+    if want is None:
+        want = [int(l.split(b":")[1]) for l in head.split(b"\r\n")
+                if l.lower().startswith(b"content-length:")][0]
+    while len(rest) < want:
+        d = s.recv(65536)
+        if not d:
+            sys.exit(1)
+        rest += d
+
+
+for i in range(int(sys.argv[3])):
+    s = socket.create_connection((sys.argv[1], int(sys.argv[2])))
+    # Whole responses first: its send buffer grows until a 1 MiB response fits, which the
+    # kernel needs before it sends one out of it.
+    for _ in range(3):
+        get(s, None)
+    get(s, (i % 8) * 8192 + 1)
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    s.close()
+PY
+s0=$(stat_of spliced_bytes)
+nsenter --net="/run/netns/$NS" python3 "$TMP/reset.py" "$HOST_IP" "$P_SWD" 20
+eq "reset: 20 clients done" "$?" 0
+echo "# reset: $(($(stat_of spliced_bytes) - s0)) bytes spliced to the 20 clients;" \
+	"the backend's log: $(grep -c -i 'error' "$TMP/whole.log") error lines"
+ge "reset: the kernel was sending to them" $(($(stat_of spliced_bytes) - s0)) 1
+eq "reset: the backend still runs" "$(kill -0 "$whole_pid" 2>/dev/null; echo $?)" 0
+eq "reset: sockwayd still runs" "$(kill -0 "$SWD_PID" 2>/dev/null; echo $?)" 0
+remote whole 10
+
+# --- the kill switch flipped while remote clients download ----------------------------------
+# Two remote clients loop over small and 1 MiB responses (each checked byte for byte) while
+# the switch flips 8 times; between flips the test waits for rounds done, not for a time.
+loop_client() {
+	local i=$1 n=0 bad=0
+	while [ ! -e "$TMP/flip.stop" ]; do
+		nsenter --net="/run/netns/$NS" curl -s --max-time 60 \
+			-o "$TMP/fl$i-a" "http://$HOST_IP:$P_SWD/whole" \
+			-o "$TMP/fl$i-b" "http://$HOST_IP:$P_SWD/small" \
+			-o "$TMP/fl$i-c" "http://$HOST_IP:$P_SWD/whole"
+		cmp -s "$TMP/fl$i-a" "$TMP/ref-whole" && cmp -s "$TMP/fl$i-b" "$TMP/ref-small" &&
+			cmp -s "$TMP/fl$i-c" "$TMP/ref-whole" || bad=$((bad + 1))
+		n=$((n + 1))
+		echo "$n $bad" >"$TMP/fl$i.n"
+	done
+}
+rounds() {
+	cat "$TMP"/fl*.n 2>/dev/null | awk '{ n += $1 } END { print n + 0 }'
+}
+rounds_past() {
+	[ "$(rounds)" -ge "$1" ]
+}
+rm -f "$TMP/flip.stop" "$TMP"/fl*.n
+s0=$(stat_of spliced_bytes)
+lp=()
+for i in 1 2; do
+	loop_client "$i" &
+	lp+=($!)
+	LIB_PIDS+=($!)
+done
+for f in 1 2 3 4 5 6 7 8; do
+	wait_until "$WAIT_S" rounds_past $(($(rounds) + 2)) || fail "flip $f: the clients went on"
+	if [ $((f % 2)) = 1 ]; then
+		"$SOCKWAY" accel off >/dev/null || fail "flip: accel off"
+	else
+		"$SOCKWAY" accel on >/dev/null || fail "flip: accel on"
+	fi
+done
+wait_until "$WAIT_S" rounds_past $(($(rounds) + 2)) || fail "flip: the clients went on at the end"
+touch "$TMP/flip.stop"
+for p in "${lp[@]}"; do
+	wait "$p"
+done
+bad=$(cat "$TMP"/fl*.n | awk '{ b += $2 } END { print b + 0 }')
+ge "flip: the kernel spliced while the switch was on" $(($(stat_of spliced_bytes) - s0)) 1
+echo "# flip: $(rounds) rounds of 3 responses"
+eq "flip: every response whole while the switch flipped 8 times" "$bad" 0
+ge "flip: and the clients went on (rounds)" "$(rounds)" 18
+
+# --- --no-egress -----------------------------------------------------------------------------
+stop_pid "$SWD_PID"
+start_sockwayd "$P_SWD" "$SWD_ADMIN" --workers 2 --listen "$HOST_IP:$P_SWD" --no-egress
+s0=$(stat_of spliced_bytes)
+remote whole 5
+eq "no-egress: nothing spliced" $(($(stat_of spliced_bytes) - s0)) 0
+ge "no-egress: the client's socket left the map at accept" \
+	"$(metric sockway_client_untracked_total)" 1
+half_rounds "no-egress, half-close" 8
 finish
