@@ -296,13 +296,17 @@ stop_pid "$hold9" KILL
 # sockwayd with a hard limit of 48 descriptors, and 80 idle clients: accept fails (EMFILE)
 # with connections left in the backlog, and the listener stays readable. The worker must
 # rest its listeners until the next tick rather than be woken for them again and again,
-# and take connections again once descriptors are free.
+# and take connections again once descriptors are free. The same for a probe of the admin
+# port: its thread rests its listener too, and answers once descriptors are free.
+# --header-timeout keeps the idle clients' descriptors taken for as long as the section
+# runs (the default 10 s would free them, and let backlog connections in, part way).
 cat >"$TMP/swd-nofile" <<EOS
 #!/bin/sh
 exec prlimit --nofile=48:48 "$SOCKWAYD" "\$@"
 EOS
 chmod +x "$TMP/swd-nofile"
-SOCKWAYD=$TMP/swd-nofile start_sockwayd "$P_FD" "$P_FD_ADMIN" --workers 1 --no-accel
+SOCKWAYD=$TMP/swd-nofile start_sockwayd "$P_FD" "$P_FD_ADMIN" --workers 1 --no-accel \
+	--header-timeout 600000
 FD_PID=$SWD_PID
 eq "10: sockwayd runs with 48 descriptors" \
 	"$(awk '/^Max open files/ { print $4 }' "/proc/$FD_PID/limits")" 48
@@ -318,8 +322,16 @@ hold10=$SPAWNED
 check "10: every descriptor is in use" \
 	wait_until "$WAIT_S" eval '[ "$(find "/proc/$FD_PID/fd" | wc -l)" -gt 48 ]'
 not_busy "10: the connections waiting in the backlog do not keep sockwayd busy" "$FD_PID"
+spawn healthz10 curl -s --max-time 60 -w ' %{http_code}' "http://127.0.0.1:$P_FD_ADMIN/healthz"
+healthz10=$SPAWNED
+check "10: a probe's connection waits in the admin port's backlog" \
+	wait_until "$WAIT_S" eval '[ -n "$(ss -tnH state established "( dport = :$P_FD_ADMIN )")" ]'
+not_busy "10: nor does the probe waiting on the admin port" "$FD_PID"
 touch "$TMP/go10"
 wait "$hold10"
+wait "$healthz10"
+eq "10: descriptors free again: the probe gets its answer (/healthz)" \
+	"$(tr -d '\n' <"$TMP/healthz10.log")" "ok 200"
 check "10: descriptors free again: sockwayd takes connections (a 1 MiB body)" \
 	wait_until "$WAIT_S" eval '[ "$(get "$P_FD" /whole/f f10)" = "200 $MIB1" ]'
 ge "10: and counted the pauses (sockway_accept_paused_total)" \
