@@ -296,17 +296,63 @@ stop_pid "$hold9" KILL
 # sockwayd with a hard limit of 48 descriptors, and 80 idle clients: accept fails (EMFILE)
 # with connections left in the backlog, and the listener stays readable. The worker must
 # rest its listeners until the next tick rather than be woken for them again and again,
-# and take connections again once descriptors are free.
+# and take connections again once descriptors are free. The same for a probe of the admin
+# port: its thread rests its listener too, and answers once descriptors are free.
+# A client connected before, whose next request needs a new upstream connection, gets a 503
+# (sockwayd's shortage, not the backend's): no connect error counted against the backend,
+# no retry, and its replica not marked down (--replica-down 600000 would show it: its next
+# request, once descriptors are free, would get a 503 too).
+# --header-timeout keeps the idle clients' descriptors taken for as long as the section
+# runs (the default 10 s would free them, and let backlog connections in, part way).
 cat >"$TMP/swd-nofile" <<EOS
 #!/bin/sh
 exec prlimit --nofile=48:48 "$SOCKWAYD" "\$@"
 EOS
 chmod +x "$TMP/swd-nofile"
-SOCKWAYD=$TMP/swd-nofile start_sockwayd "$P_FD" "$P_FD_ADMIN" --workers 1 --no-accel
+SOCKWAYD=$TMP/swd-nofile start_sockwayd "$P_FD" "$P_FD_ADMIN" --workers 1 --no-accel \
+	--header-timeout 600000 --replica-down 600000
 FD_PID=$SWD_PID
+SWD_ADMIN=$P_FD_ADMIN
 eq "10: sockwayd runs with 48 descriptors" \
 	"$(awk '/^Max open files/ { print $4 }' "/proc/$FD_PID/limits")" 48
-rm -f "$TMP/go10"
+rm -f "$TMP/go10" "$TMP/go10a" "$TMP/go10b"
+# One keep-alive connection, three requests: a HEAD through drip now (the connection is
+# sockwayd's, and whole's pool stays empty), a GET through whole on go10a, another on go10b.
+# Prints "N: STATUS BODY" for each (the body's length when it is long).
+spawn ka10 python3 -c '
+import os, socket, sys, time
+s = socket.create_connection(("127.0.0.1", int(sys.argv[1])))
+s.settimeout(60)
+buf = b""
+def ask(n, method, path):
+    global buf
+    s.sendall(("%s %s HTTP/1.1\r\nHost: t\r\n\r\n" % (method, path)).encode())
+    while b"\r\n\r\n" not in buf:
+        buf += s.recv(65536) or sys.exit("%d: closed" % n)
+    head, _, buf = buf.partition(b"\r\n\r\n")
+    size = 0 if method == "HEAD" else [int(l.split(b":", 1)[1]) for l in head.split(b"\r\n")
+                                       if l.lower().startswith(b"content-length:")][0]
+    while len(buf) < size:
+        buf += s.recv(1 << 20) or sys.exit("%d: closed" % n)
+    body, buf = buf[:size], buf[size:]
+    print(n, head.split(b" ")[1].decode(),
+          body.decode(errors="replace").strip() if size < 100 else size, flush=True)
+def wait_for(f):
+    while not os.path.exists(f):
+        time.sleep(0.05)
+ask("1:", "HEAD", "/drip/k")
+wait_for(sys.argv[2])
+ask("2:", "GET", "/whole/e")
+wait_for(sys.argv[3])
+ask("3:", "GET", "/whole/k")
+' "$P_FD" "$TMP/go10a" "$TMP/go10b"
+ka10=$SPAWNED
+check "10: a keep-alive client is served before descriptors run out" \
+	wait_until "$WAIT_S" grep -q '^1: 200' "$TMP/ka10.log"
+fds10=$(find "/proc/$FD_PID/fd" | wc -l)
+refused10=$(cell whole whole primary '.errors.connect_refused')
+s5xx10=$(cell whole whole primary '.status."5xx"')
+retried10=$(metric 'sockway_upstream_retries_total{reason="connect"}')
 spawn hold10 python3 -c '
 import os, socket, sys, time
 conns = [socket.create_connection(("127.0.0.1", int(sys.argv[1]))) for _ in range(80)]
@@ -318,12 +364,36 @@ hold10=$SPAWNED
 check "10: every descriptor is in use" \
 	wait_until "$WAIT_S" eval '[ "$(find "/proc/$FD_PID/fd" | wc -l)" -gt 48 ]'
 not_busy "10: the connections waiting in the backlog do not keep sockwayd busy" "$FD_PID"
+spawn healthz10 curl -s --max-time 60 -w ' %{http_code}' "http://127.0.0.1:$P_FD_ADMIN/healthz"
+healthz10=$SPAWNED
+check "10: a probe's connection waits in the admin port's backlog" \
+	wait_until "$WAIT_S" eval '[ -n "$(ss -tnH state established "( dport = :$P_FD_ADMIN )")" ]'
+not_busy "10: nor does the probe waiting on the admin port" "$FD_PID"
+touch "$TMP/go10a"
+check "10: the keep-alive client's request through whole is answered" \
+	wait_until "$WAIT_S" grep -q '^2: ' "$TMP/ka10.log"
+eq "10: no descriptor for a new upstream connection: 503, sockwayd's shortage" \
+	"$(sed -n 's/^2: //p' "$TMP/ka10.log")" "503 sockwayd is out of descriptors or memory"
+eq "10: counted as a 5xx of whole" "$(($(cell whole whole primary '.status."5xx"') - s5xx10))" 1
+eq "10: and no connect error against whole" \
+	"$(cell whole whole primary '.errors.connect_refused')" "$refused10"
 touch "$TMP/go10"
 wait "$hold10"
+wait "$healthz10"
+eq "10: descriptors free again: the probe gets its answer (/healthz)" \
+	"$(tr -d '\n' <"$TMP/healthz10.log")" "ok 200"
+eq "10: the 503 was not retried (sockway_upstream_retries_total)" \
+	"$(metric 'sockway_upstream_retries_total{reason="connect"}')" "$retried10"
+check "10: sockwayd holds no more descriptors than before the idle clients came" \
+	wait_until "$WAIT_S" eval '[ "$(find "/proc/$FD_PID/fd" | wc -l)" -le "$fds10" ]'
+touch "$TMP/go10b"
+wait "$ka10"
+eq "10: whole's replica is not down: the client's next request gets its body at once" \
+	"$(sed -n 's/^3: //p' "$TMP/ka10.log")" "200 $MIB1"
 check "10: descriptors free again: sockwayd takes connections (a 1 MiB body)" \
 	wait_until "$WAIT_S" eval '[ "$(get "$P_FD" /whole/f f10)" = "200 $MIB1" ]'
 ge "10: and counted the pauses (sockway_accept_paused_total)" \
-	"$(curl -s --max-time 30 "http://127.0.0.1:$P_FD_ADMIN/metrics" | awk '$1 == "sockway_accept_paused_total" { print $2 }')" 1
+	"$(metric sockway_accept_paused_total)" 1
 
 # --- 7. --no-pipe: the same bodies, copied ---------------------------------------------------------
 start_sockwayd "$P_NOPIPE" "$P_NOPIPE_ADMIN" --workers 1 --no-accel --no-pipe

@@ -70,6 +70,10 @@ struct admin {
 	bool stop;
 	struct admin_conn *oldest, *newest;
 	unsigned nr_conns;
+	/* The listener is out of epoll until the next tick (admin_accept_pause). */
+	bool accept_paused;
+	/* Times it was: only this thread writes and reads it (/metrics is built here). */
+	__u64 accept_paused_count;
 	/* swd_cfg.limits with the head cut to what the buffer holds. */
 	struct http_limits limits;
 	struct worker *workers;
@@ -179,8 +183,8 @@ static void metrics_workers(const struct admin *a, struct buf *b)
 	__u64 conns = 0, active = 0, unrouted = 0, drops = 0, reloads = 0, stale = 0;
 	__u64 bad[SWD_NR_BAD] = {};
 	__u64 kresp = 0, ktick = 0, under = 0, retries[SWD_RETRY_MAX] = {};
-	__u64 adopted = 0, handoffs = 0, lent = 0, untracked = 0, piped = 0, paused = 0;
-	__u64 cl_untracked = 0;
+	__u64 adopted = 0, handoffs = 0, lent = 0, untracked = 0, piped = 0, cl_untracked = 0;
+	__u64 paused = a->accept_paused_count;
 	unsigned i, k;
 
 	for (i = 0; i < a->nr; i++) {
@@ -297,8 +301,9 @@ static void metrics_workers(const struct admin *a, struct buf *b)
 		   "clients through a pipe (splice), never copied into sockwayd.\n"
 		   "# TYPE sockway_piped_bytes_total counter\n"
 		   "sockway_piped_bytes_total %llu\n"
-		   "# HELP sockway_accept_paused_total Times a worker stopped accepting "
-		   "connections until its next tick (100 ms): no file descriptor left.\n"
+		   "# HELP sockway_accept_paused_total Times a worker or the admin listener "
+		   "stopped accepting connections until its next tick (100 ms): no file "
+		   "descriptor left.\n"
 		   "# TYPE sockway_accept_paused_total counter\n"
 		   "sockway_accept_paused_total %llu\n",
 		   (unsigned long long)adopted, (unsigned long long)handoffs,
@@ -481,6 +486,27 @@ static void admin_conn_event(struct reactor *r, struct reactor_ev *ev, __u32 eve
 		admin_conn_write(c);
 }
 
+/*
+ * Out of descriptors (or memory), accept4 fails and leaves the connection in the backlog:
+ * the listener stays readable and epoll would wake the thread for it again and again, a
+ * whole CPU, until a descriptor came free. It leaves epoll until the next tick instead
+ * (admin_tick), as the workers' listeners do; a probe waits up to ADMIN_TICK_MS longer.
+ */
+static void admin_accept_pause(struct admin *a)
+{
+	reactor_mod(a->r, &a->listener, 0);
+	a->accept_paused = true;
+	a->accept_paused_count++;
+}
+
+static void admin_accept_resume(struct admin *a)
+{
+	/* Back into epoll failed (no memory): the next tick tries again. */
+	if (!a->accept_paused || reactor_mod(a->r, &a->listener, EPOLLIN))
+		return;
+	a->accept_paused = false;
+}
+
 static void admin_accept(struct reactor *r, struct reactor_ev *ev, __u32 events)
 {
 	struct admin *a = ev->owner;
@@ -490,6 +516,11 @@ static void admin_accept(struct reactor *r, struct reactor_ev *ev, __u32 events)
 	(void)events;
 	for (i = 0; i < ADMIN_ACCEPT_BATCH; i++) {
 		fd = accept4(ev->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0 &&
+		    (errno == EMFILE || errno == ENFILE || errno == ENOBUFS || errno == ENOMEM)) {
+			admin_accept_pause(a);
+			return;
+		}
 		if (fd < 0)
 			return;
 		/*
@@ -541,6 +572,7 @@ static void admin_tick(struct reactor *r, void *arg)
 		if (c->deadline_ms <= now)
 			admin_conn_close(c);
 	}
+	admin_accept_resume(a);
 }
 
 static void admin_stop_event(struct reactor *r, struct reactor_ev *ev, __u32 events)
