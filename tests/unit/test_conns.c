@@ -40,8 +40,13 @@ static void test_arm_and_prearm(void **state)
 	assert_memory_equal(&e.client, &k, sizeof(k));
 	assert_int_equal(e.done, 0);
 	assert_int_equal(e.left, 0);
+	assert_int_equal(e.egress, 0);
+	memset(&e, 0xa5, sizeof(e));
+	sw_conn_splice_prearm(&e, &k, true);
+	assert_int_equal(e.egress, 1);
 	memset(&e, 0xa5, sizeof(e));
 	sw_conn_splice_arm(&e, &k, 12345, false);
+	assert_int_equal(e.egress, 0);
 	assert_int_equal(e.splice, SW_SPLICE_ARMED);
 	assert_memory_equal(&e.client, &k, sizeof(k));
 	assert_int_equal(e.done, 0);
