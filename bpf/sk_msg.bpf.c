@@ -22,6 +22,35 @@
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /*
+ * Sends the message to the splice's client: into a local client's receive queue (its socket
+ * in sock_hash), or out of sockwayd's socket to a remote client (in egress_hash: the
+ * egress splice). Two calls, each with its own map, rather than one with a map picked at
+ * run time. SK_PASS, or SK_DROP when that socket is gone.
+ */
+static __always_inline long redirect_client(struct sk_msg_md *msg, struct sw_sock_key *client,
+					    __u32 egress)
+{
+	if (egress)
+		return bpf_msg_redirect_hash(msg, &egress_hash, client, 0);
+	return bpf_msg_redirect_hash(msg, &sock_hash, client, BPF_F_INGRESS);
+}
+
+/*
+ * The client's socket, in whichever map it is; for the egress splice, only if it is the very
+ * socket sockwayd armed for (its cookie): a tuple outlives its socket.
+ */
+static __always_inline struct tcp_sock *client_sock(const struct sw_conn *e,
+						    const struct sw_sock_key *client, __u32 egress)
+{
+	struct tcp_sock *tp;
+
+	if (!egress)
+		return sock_of(client);
+	tp = egress_sock_of(client);
+	return tp && sock_cookie(tp) == e->client_cookie ? tp : 0;
+}
+
+/*
  * May the splice armed on sockwayd's upstream socket (key up) start with this
  * send of the backend? Only if nothing the backend sent before is anywhere but read by
  * sockwayd (so sockwayd, which armed after forwarding all it read, or before the response
@@ -32,7 +61,8 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
  * writes nothing while armed), and the kernel appends to the same queue, so order holds
  * without waiting for acks; what counts is room in its send buffer for this whole send.
  */
-static __always_inline int splice_can_start(struct sk_msg_md *msg, const struct sw_sock_key *up,
+static __always_inline int splice_can_start(struct sk_msg_md *msg, const struct sw_conn *e,
+					    const struct sw_sock_key *up,
 					    const struct sw_sock_key *client, __u32 egress,
 					    __u64 size)
 {
@@ -49,7 +79,7 @@ static __always_inline int splice_can_start(struct sk_msg_md *msg, const struct 
 	u = sock_of(up);
 	if (!u || !tcp_read_all(u) || !queue_known_empty(u))
 		return 0;
-	cl = sock_of(client);
+	cl = client_sock(e, client, egress);
 	if (egress)
 		return cl && send_room(cl, size);
 	key_reverse(&swd_key, client);
@@ -144,9 +174,9 @@ enum splice_result {
 static __always_inline enum splice_result splice_whole_send(struct sk_msg_md *msg,
 							    struct sw_conn *e, __u32 e_idx,
 							    struct sw_sock_key *client, __u64 size,
-							    __u64 flags)
+							    __u32 egress)
 {
-	if (bpf_msg_redirect_hash(msg, &sock_hash, client, flags) != SK_PASS) {
+	if (redirect_client(msg, client, egress) != SK_PASS) {
 		/* The client's socket is gone: the response goes to sockwayd, which finds
 		 * the splice stopped with nothing moved (and the client closed). */
 		e->done = 0;
@@ -199,7 +229,7 @@ decline:
  */
 static __always_inline enum splice_result splice_move(struct sk_msg_md *msg, struct sw_conn *e,
 						      struct sw_sock_key *client, __u64 size,
-						      __u64 flags)
+						      __u32 egress)
 {
 	__u64 left = e->left;
 	long ret;
@@ -211,7 +241,7 @@ static __always_inline enum splice_result splice_move(struct sk_msg_md *msg, str
 		 * the client; the kernel runs the program again on the rest, which goes to
 		 * sockwayd (msg_is_rest, in msg_redirect). */
 		bpf_msg_apply_bytes(msg, left);
-		ret = bpf_msg_redirect_hash(msg, &sock_hash, client, flags);
+		ret = redirect_client(msg, client, egress);
 		if (ret != SK_PASS) {
 			bpf_msg_apply_bytes(msg, 0);
 			goto stop; /* the client's socket is gone */
@@ -224,7 +254,7 @@ static __always_inline enum splice_result splice_move(struct sk_msg_md *msg, str
 					    SW_SPLICE_SPLIT); /* S10 */
 		return SPLICED_SENT;
 	}
-	ret = bpf_msg_redirect_hash(msg, &sock_hash, client, flags);
+	ret = redirect_client(msg, client, egress);
 	if (ret != SK_PASS)
 		goto stop; /* the client's socket is gone */
 	e->done += size;
@@ -255,7 +285,7 @@ static __always_inline enum splice_result splice(struct sk_msg_md *msg, struct s
 	struct sw_sock_key client, again;
 	__u32 state = e->splice, next = SW_SPLICE_ACTIVE, egress;
 	struct tcp_sock *cl;
-	__u64 total = 0, flags;
+	__u64 total = 0;
 
 	if (state == SW_SPLICE_SPLIT) {
 		/* Split, but this is not the rest (msg_redirect handles that first): the
@@ -271,18 +301,17 @@ static __always_inline enum splice_result splice(struct sk_msg_md *msg, struct s
 	if (accel_off && state != SW_SPLICE_ACTIVE)
 		return NOT_SPLICED;
 	__builtin_memcpy(&client, &e->client, sizeof(client));
-	egress = e->egress;
 	/* Egress: out of sockwayd's socket to a remote client, appended to its send queue. */
-	flags = egress ? 0 : BPF_F_INGRESS;
+	egress = e->egress;
 	if (state == SW_SPLICE_ACTIVE) {
-		cl = sock_of(&client);
+		cl = client_sock(e, &client, egress);
 		if (!accel_off && cl && (egress ? send_room(cl, size) : has_room(cl)))
-			return splice_move(msg, e, &client, size, flags);
+			return splice_move(msg, e, &client, size, egress);
 		__sync_val_compare_and_swap(&e->splice, SW_SPLICE_ACTIVE,
 					    SW_SPLICE_STOPPED); /* S11 */
 		return NOT_SPLICED;
 	}
-	if (!splice_can_start(msg, up, &client, egress, size))
+	if (!splice_can_start(msg, e, up, &client, egress, size))
 		return NOT_SPLICED;
 	if (state == SW_SPLICE_PREARMED && splice_prearmed(msg, e, size, &next, &total))
 		return NOT_SPLICED;
@@ -299,17 +328,17 @@ static __always_inline enum splice_result splice(struct sk_msg_md *msg, struct s
 	/* Or disarmed, forwarded bytes to the same client and armed again (a 1xx, or the head
 	 * before a body): those bytes must not be on TCP still, where this splice would
 	 * overtake them. Checked again now that the arming is ours. */
-	if (!splice_can_start(msg, up, &client, egress, size)) {
+	if (!splice_can_start(msg, e, up, &client, egress, size)) {
 		__sync_val_compare_and_swap(&e->splice, next, state); /* S9 */
 		return NOT_SPLICED;
 	}
 	if (next == SW_SPLICE_TAKING)
-		return splice_whole_send(msg, e, e_idx, &client, size, flags);
+		return splice_whole_send(msg, e, e_idx, &client, size, egress);
 	/* All of the response but its last byte; sockwayd reads the head's status and
 	 * lengths from e->head once it sees STOPPED. */
 	if (state == SW_SPLICE_PREARMED)
 		e->left = total - 1;
-	return splice_move(msg, e, &client, size, flags);
+	return splice_move(msg, e, &client, size, egress);
 }
 
 /*

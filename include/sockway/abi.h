@@ -233,24 +233,6 @@ struct sw_sock_key {
 };
 
 /*
- * sock_addr map value: where the socket of a sock_hash key lives in the kernel, for sk_msg's
- * reads of its TCP and queue state (bpf/maps.h), and what sockops knew of it.
- */
-struct sw_sock_addr {
-	__u64 sk;    /* the kernel's struct sock */
-	__u32 flags; /* SW_SOCK_* */
-	__u32 pad;
-};
-
-/*
- * The socket is one of sockwayd's accepted sockets whose client is on another host (its
- * route is not a loopback one). It joined sock_hash only as the target of the egress
- * splice (a local backend's response sent out of it); nothing is ever redirected into it,
- * and sockwayd may take it out again (its client's requests go to remote backends).
- */
-#define SW_SOCK_EGRESS_ONLY 1u
-
-/*
  * Redirected bytes a peer may hold unread before sends to it take TCP (sk_msg.bpf.c): at
  * least this much (capped by tcp_rmem[2]), more if its SO_RCVBUF is larger.
  */
@@ -332,8 +314,8 @@ struct sw_accel_stats {
  *     compare-and-swap) before it reads an armed socket or answers the client itself, so
  *     the kernel never overtakes bytes that sockwayd holds or writes. For a remote client
  *     (egress = 1), client names sockwayd's own socket to it, which sockops files in
- *     sock_hash for this alone, and the kernel sends the bytes out of it (a redirect to
- *     its egress): they join its send queue behind all that sockwayd wrote before it
+ *     egress_hash (not sock_hash), and the kernel sends the bytes out of it (a redirect
+ *     to its egress): they join its send queue behind all that sockwayd wrote before it
  *     armed, and a start needs room in its send buffer for the whole send. The table of
  *     transitions is next to enum sw_splice_state; sk_msg.bpf.c, user/lib/conns.c and
  *     user/helper/splice.c hold the rest.
@@ -490,7 +472,11 @@ struct sw_conn {
 	 * into the client's receive queue. Written with client, before the arming. */
 	__u32 egress;
 	__u32 pad32b;
-	__u64 pad[3];
+	/* Egress: that socket's cookie (SO_COOKIE). A tuple names a socket only while it
+	 * lives; a new connection from the same address and port gets the same key, and an
+	 * arming left by a sockwayd that died must not send it another client's bytes. */
+	__u64 client_cookie;
+	__u64 pad[2];
 };
 
 /*

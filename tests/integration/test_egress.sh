@@ -20,6 +20,10 @@ P_DRIP=$(port 12)
 P_SWD=$(port 13)
 SWD_ADMIN=$(port 14)
 P_FAR=$(port 15)
+P_NB=$(port 16)
+P_DH=$(port 17)
+P_SRC=$(port 18)
+B_ADMIN=$(port 19)
 MIB1=1048576
 MIB8=8388608
 
@@ -30,7 +34,9 @@ check "accel add the backends' cgroup" "$SOCKWAY" accel add "$CG"
 
 NS=swegr$$
 NET=$(free_net 10.206)
-trap 'lib_stop_all; ip netns del "$NS" 2>/dev/null; lib_cleanup' EXIT
+LOWAT0=$(cat /proc/sys/net/ipv4/tcp_notsent_lowat)
+trap 'sysctl -qw net.ipv4.tcp_notsent_lowat="$LOWAT0"; lib_stop_all; ip netns del "$NS" 2>/dev/null
+	lib_cleanup' EXIT
 if [ -z "$NET" ]; then
 	fail "a free /24 in 10.206.0.0/16"
 	finish
@@ -94,60 +100,79 @@ ge "small: the kernel passed responses on whole" \
 	$(($(metric sockway_kernel_responses_total) - k0)) 100
 ge "small: spliced bytes grew" $(($(stat_of spliced_bytes) - s0)) 10000
 
+s0=$(stat_of spliced_bytes)
 remote whole 20
+ge "whole: the kernel sent 1 MiB responses out (once the connection's buffers grew)" \
+	$(($(stat_of spliced_bytes) - s0)) $MIB1
 s0=$(stat_of spliced_bytes)
 remote drip 4
 ge "drip: body bytes went out by the egress splice" $(($(stat_of spliced_bytes) - s0)) $MIB1
 
-# A remote client that stops reading after the head of the 8 MiB body: the kernel moves
-# only what the client's socket has room for in its send buffer (sk_msg.bpf.c, send_room),
-# then stops and sockwayd forwards the rest, whose flow TCP and sockwayd's buffers bound. The
-# socket's queued bytes stay within its send buffer, and the body comes whole once the client
-# reads again.
+# A remote client that stops reading after the head of an 8 MiB body, on a connection that
+# two whole 8 MiB bodies warmed first (TCP grew its buffers): the kernel moves what the
+# socket of sockwayd's has room for in its send buffer (sk_msg.bpf.c, send_room), then stops,
+# and sockwayd forwards the rest, whose flow TCP and sockwayd's buffers bound. The socket's
+# queued bytes stay within its send buffer, and the body comes whole once the client reads
+# again.
 # recv_q_full: the held client's socket in the namespace has bytes waiting (its window fills).
 recv_q_full() {
 	nsenter --net="/run/netns/$NS" ss -tnH state established "dport = :$P_SWD" |
 		awk '$1 > 100000 { ok = 1 } END { exit !ok }'
 }
-s0=$(stat_of spliced_bytes)
-HOLD_HOST=$HOST_IP spawn held nsenter --net="/run/netns/$NS" python3 tests/integration/hold_client.py \
-	"$P_SWD" /drip "$TMP/got-held" "$TMP/held.go"
+HOLD_HOST=$HOST_IP HOLD_WARM=2 spawn held nsenter --net="/run/netns/$NS" \
+	python3 tests/integration/hold_client.py "$P_SWD" /drip "$TMP/got-held" "$TMP/held.go"
 held=$SPAWNED
+wait_until "$WAIT_S" test -e "$TMP/held.go.warm" || fail "held: the client warmed its connection"
+s0=$(stat_of spliced_bytes)
+touch "$TMP/held.go.warm.go"
 wait_until "$WAIT_S" test -e "$TMP/held.go.held" || fail "held: the client read the head"
 wait_until "$WAIT_S" recv_q_full || fail "held: the client's receive queue filled"
 # sockwayd's socket to it: bytes queued (w) within its send buffer (tb) and one message.
-mem=$(ss -tnmH state established "sport = :$P_SWD" "dst $HOST_IP%se$$h" 2>/dev/null | tr -d '\n' |
-	sed -n 's/.*skmem:(\([^)]*\)).*/\1/p')
-[ -z "$mem" ] && mem=$(ss -tnmH state established "sport = :$P_SWD" | tr -d '\n' |
+mem=$(ss -tnmH state established "sport = :$P_SWD" "dst 10.206.$NET.2" | tr -d '\n' |
 	sed -n 's/.*skmem:(\([^)]*\)).*/\1/p')
 w=$(tr ',' '\n' <<<"$mem" | sed -n 's/^w//p' | head -n 1)
 tb=$(tr ',' '\n' <<<"$mem" | sed -n 's/^tb//p' | head -n 1)
 echo "# held: sockwayd's socket to the held client: skmem($mem)"
-le "held: its queued bytes within its send buffer and one 256 KiB piece" "${w:-0}" $((${tb:-0} + 262144 * 5 / 4 + 4096))
+if [ -n "$w" ] && [ -n "$tb" ]; then
+	le "held: its queued bytes within its send buffer and one 256 KiB piece" "$w" \
+		$((tb + 262144 * 5 / 4 + 4096))
+else
+	fail "held: sockwayd's socket to the held client in ss" "skmem($mem)"
+fi
+ge "held: the kernel sent body pieces out of it while the client held" \
+	$(($(stat_of spliced_bytes) - s0)) 262144
 touch "$TMP/held.go"
 wait "$held"
 cmp -s "$TMP/ref-drip" "$TMP/got-held"
 eq "held: the body whole once the client reads again" "$?" 0
-echo "# held: spliced $(($(stat_of spliced_bytes) - s0)) of $MIB8 body bytes"
+echo "# held: spliced $(($(stat_of spliced_bytes) - s0)) of $MIB8 body bytes since the head"
 le "held: not all of it by the kernel" $(($(stat_of spliced_bytes) - s0)) $((MIB8 - 1))
 
-# --- sockwayd's socket to a remote client is egress-only ------------------------------------
-# sock_addr entries by their flags: a remote client's socket is marked, nothing else is.
-flagged() {
-	bpftool -j map dump pinned "$SOCKWAY_PIN_ROOT/sock_addr" |
-		jq "[.[] | select(.formatted.value.flags == $1)] | length"
+# --- a remote client's socket is in egress_hash, not in sock_hash ------------------------------
+# in_addr MAP: entries of MAP (sock_addr, egress_addr) whose peer is the namespace's client.
+CLIENT_IP32=$(python3 -c "import socket, struct; print(struct.unpack('<I', socket.inet_aton('10.206.$NET.2'))[0])")
+in_addr() {
+	bpftool -j map dump pinned "$SOCKWAY_PIN_ROOT/$1" |
+		jq "[.[] | select(.formatted.key.remote_ip[0] == $CLIENT_IP32)] | length"
 }
+no_egress_left() {
+	[ "$(in_addr egress_addr)" = 0 ]
+}
+wait_until "$WAIT_S" no_egress_left || fail "mark: egress_addr empty once the clients closed"
 rm -f "$TMP/mark.go"
 HOLD_HOST=$HOST_IP spawn mark nsenter --net="/run/netns/$NS" python3 \
 	tests/integration/hold_client.py "$P_SWD" /small /dev/null "$TMP/mark.go"
 mark=$SPAWNED
 wait_until "$WAIT_S" test -e "$TMP/mark.go.held" || fail "mark: the client read the head"
-ge "mark: a remote client's socket is in sock_addr marked egress-only" "$(flagged 1)" 1
+eq "mark: the remote client's socket is in egress_addr" "$(in_addr egress_addr)" 1
+eq "mark: and not in sock_addr" "$(in_addr sock_addr)" 0
 u0=$(metric sockway_client_untracked_total)
 touch "$TMP/mark.go"
 wait "$mark"
 eq "mark: its requests to a local accelerated backend kept it in" \
 	$(($(metric sockway_client_untracked_total) - u0)) 0
+wait_until "$WAIT_S" no_egress_left
+eq "mark: its entry left egress_addr when it closed" "$(in_addr egress_addr)" 0
 
 # --- pipelined requests from a remote client ------------------------------------------------
 # bodies_whole FILE REF N: FILE holds N responses (as ka_client.py wrote them), each body
@@ -327,6 +352,110 @@ ge "flip: the kernel spliced while the switch was on" $(($(stat_of spliced_bytes
 echo "# flip: $(rounds) rounds of 3 responses"
 eq "flip: every response whole while the switch flipped 8 times" "$bad" 0
 ge "flip: and the clients went on (rounds)" "$(rounds)" 18
+
+# --- a non-blocking backend, with the not-sent low-water mark set ---------------------------
+# With TCP_NOTSENT_LOWAT (here net.ipv4.tcp_notsent_lowat, for this section only) a send
+# waits once that many bytes are queued and not yet sent. A redirect past it would be cut
+# short after the kernel counted it whole: a non-blocking backend would get a short write
+# and send the rest again, and the client a truncated response. The kernel must leave such
+# responses to sockwayd (send_room); with the mark back to its default, it takes them.
+SPAWN_CGROUP=$CG spawn nb python3 tests/integration/nb_backend.py "$P_NB" $MIB1
+wait_until "$WAIT_S" grep -q ready "$TMP/nb.log" || fail "backend nb did not start"
+check "backend nb" "$SOCKWAY" backend create nb "127.0.0.1:$P_NB"
+check "endpoint nb" "$SOCKWAY" endpoint create nb --route /nb --backend nb
+cp "$TMP/ref-whole" "$TMP/ref-nb"
+sysctl -qw net.ipv4.tcp_notsent_lowat=16384
+remote nb 20
+sysctl -qw net.ipv4.tcp_notsent_lowat="$LOWAT0"
+echo "# lowat: the backend's short writes: $(grep -c 'short write' "$TMP/nb.log")"
+s0=$(stat_of spliced_bytes)
+remote nb 10
+ge "lowat: at the default mark, the kernel takes that backend's responses" \
+	$(($(stat_of spliced_bytes) - s0)) $MIB1
+
+# --- a sockwayd killed mid-body: a new connection from the same address and port ----------
+# Two sockwayds share the listener (a restart's bridge); the one serving a remote client is
+# killed while the kernel sends a body out of its socket and the backend has paused. The
+# client resets and connects again from the same address and port, to the other one: the
+# same tuple, another socket. When the backend goes on, the dead sockwayd's arming must not
+# send the rest of that body into the new connection (the kernel checks the socket's
+# cookie): the backend's sends fail instead, and the new connection's first bytes are the
+# answer to its own request.
+SPAWN_CGROUP=$CG DRIP_HOLD_AT=$MIB1 DRIP_HOLD_FILE="$TMP/dh.hold" spawn dh \
+	python3 tests/integration/drip_backend.py "$P_DH" $MIB8 32768 2
+wait_until "$WAIT_S" grep -q ready "$TMP/dh.log" || fail "backend dh did not start"
+check "backend dh" "$SOCKWAY" backend create dh "127.0.0.1:$P_DH"
+check "endpoint dh" "$SOCKWAY" endpoint create dh --route /dh --backend dh
+cat >"$TMP/reuse.py" <<'PY'
+import os, socket, struct, sys, time
+host, port, src, sport, step, hold = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), \
+    sys.argv[5], sys.argv[6]
+
+
+def conn():
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind((src, sport))
+    s.connect((host, port))
+    s.settimeout(60)
+    return s
+
+
+def wait(name):
+    deadline = time.monotonic() + 120
+    while not os.path.exists(step + name):
+        if time.monotonic() > deadline:
+            sys.exit("no " + name)
+        time.sleep(0.02)
+
+
+s = conn()
+s.sendall(b"GET /dh HTTP/1.1\r\nHost: t\r\n\r\n")
+# Read what comes (the kernel keeps sending while the client keeps up) until the backend
+# has paused mid-body and nothing more is on its way.
+s.settimeout(0.2)
+while True:
+    try:
+        if not s.recv(1 << 20):
+            sys.exit("closed before the pause")
+    except socket.timeout:
+        if os.path.exists(hold + ".held"):
+            break
+s.settimeout(60)
+open(step + ".read", "w").close()
+wait(".1")  # the test starts the bridge, kills the first sockwayd
+s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+s.close()
+s = conn()
+open(step + ".2", "w").close()
+wait(".3")  # the backend went on, and its sends failed
+s.sendall(b"GET /small HTTP/1.1\r\nHost: t\r\n\r\n")
+buf = b""
+while b"\r\n\r\n" not in buf:
+    d = s.recv(65536)
+    if not d:
+        break
+    buf += d
+print(buf[:12].decode("latin-1").replace("\r", "\\r").replace("\n", "\\n"))
+PY
+spawn reuse nsenter --net="/run/netns/$NS" python3 "$TMP/reuse.py" "$HOST_IP" "$P_SWD" \
+	"10.206.$NET.2" "$P_SRC" "$TMP/step" "$TMP/dh.hold"
+reuse=$SPAWNED
+wait_until "$WAIT_S" test -e "$TMP/step.read" || fail "reuse: the backend paused mid-body"
+A_PID=$SWD_PID
+A_ADMIN=$SWD_ADMIN
+start_sockwayd "$P_SWD" "$B_ADMIN" --workers 2 --listen "$HOST_IP:$P_SWD"
+stop_pid "$A_PID" KILL
+touch "$TMP/step.1"
+wait_until "$WAIT_S" test -e "$TMP/step.2" || fail "reuse: the client connected again"
+SWD_ADMIN=$B_ADMIN
+touch "$TMP/dh.hold"
+wait_until "$WAIT_S" grep -q Error "$TMP/dh.log" ||
+	fail "reuse: the backend's sends to the dead sockwayd failed"
+touch "$TMP/step.3"
+wait "$reuse"
+eq "reuse: the new connection's first bytes answer its own request" \
+	"$(head -n 1 "$TMP/reuse.log")" 'HTTP/1.1 200'
 
 # --- --no-egress -----------------------------------------------------------------------------
 stop_pid "$SWD_PID"

@@ -356,23 +356,18 @@ void client_accept_resume(struct worker *w)
 }
 
 /*
- * Takes a remote client's socket out of sock_hash (sockops filed it there as a target of the
- * egress splice, abi.h SW_SOCK_EGRESS_ONLY): its requests go to backends the kernel cannot
- * reach (or the egress splice is off), and every send of sockwayd's to it would pay for
- * sk_msg for nothing. Nothing was ever redirected into it, so nothing is dropped with it;
- * off the map, its socket may take spliced pages (pipe.c). Never while a splice to it is
- * armed: the caller's exchange has no kernel-reachable upstream.
+ * Takes a remote client's socket out of egress_hash (sockops filed it there as a target of
+ * the egress splice): its requests go to backends the kernel cannot reach, or the egress
+ * splice is off, and its slot is better left to other clients. Nothing is ever redirected
+ * into it, so nothing is dropped with it. Never while a splice to it is armed: callers have
+ * an exchange whose upstream the kernel cannot reach, or none.
  */
 void client_egress_drop(struct client *c)
 {
-	int err;
-
 	if (!c->egress)
 		return;
 	c->egress = false;
-	err = sw_sock_untrack(c->w->maps, &c->key);
-	c->pipe_ok = !err || err == -ENOENT ? PIPE_YES : PIPE_NO;
-	if (!err)
+	if (!sw_egress_untrack(c->w->maps, &c->key))
 		__atomic_fetch_add(&c->w->stats.clients_untracked, 1, __ATOMIC_RELAXED);
 }
 
@@ -433,22 +428,24 @@ void client_accept(struct reactor *r, struct reactor_ev *ev, __u32 events)
 		 * (remote clients, local ones not accelerated) skip the kernel path's bookkeeping
 		 * on every request. */
 		if (w->netns && !sw_conn_key(&c->key, w->netns, fd)) {
-			struct sw_sock_addr a;
-
-			if (!sw_sock_addr(w->maps, &c->key, &a)) {
-				/* Left out of sock_hash, it is a plain TCP socket: response
-				 * bodies may be spliced into it (pipe.c). */
-				c->pipe_ok = PIPE_YES;
-			} else if (a.flags & SW_SOCK_EGRESS_ONLY) {
-				/* A remote client: in sock_hash only so that the kernel can send
-				 * a local backend's response out of this socket (splice.c). */
-				c->egress = true;
-				c->pipe_ok = PIPE_NO;
-				if (swd_cfg.no_splice || swd_cfg.no_egress)
-					client_egress_drop(c);
-			} else {
+			if (sw_sock_tracked(w->maps, &c->key)) {
 				c->pipe_ok = PIPE_NO;
 				c->kc = sw_conn_claim(w->maps, &c->key);
+			} else {
+				/* Left out of sock_hash, no program runs on its sends (nor on
+				 * those of an egress target): response bodies may be spliced into
+				 * it (pipe.c). */
+				c->pipe_ok = PIPE_YES;
+				/* A remote client: its socket is in egress_hash, so that the
+				 * kernel can send a local backend's response out of it. */
+				c->egress = sw_sock_egress(w->maps, &c->key);
+				/* The kernel checks it is this very socket by its cookie. */
+				len = sizeof(c->cookie);
+				if (c->egress &&
+				    (swd_cfg.no_splice || swd_cfg.no_egress ||
+				     getsockopt(fd, SOL_SOCKET, SO_COOKIE, &c->cookie, &len) ||
+				     !c->cookie))
+					client_egress_drop(c);
 			}
 		}
 		if (c->kc)

@@ -336,6 +336,9 @@ static enum xres upstream_start(struct exchange *x)
 	}
 	u->x = x;
 	x->u = u;
+	/* A pooled connection known to be off the kernel path: no egress splice to arm. */
+	if (u->off_path)
+		client_egress_drop(x->c);
 	if (u->connecting) {
 		upstream_update(u);
 		client_update(x->c);

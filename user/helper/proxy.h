@@ -59,6 +59,7 @@ struct client {
 	 * out, once a request of it goes to a backend the kernel cannot reach
 	 * (client_egress_drop). */
 	bool egress;
+	__u64 cookie;	  /* its socket's SO_COOKIE, when egress (never 0 then) */
 	__u64 accel_seen; /* kc->accel_bytes already added to a cell */
 	/* Kernel routing (kroute.c): */
 	__u32 kidx;	  /* kc's index in the conns map */
@@ -94,7 +95,11 @@ struct upstream {
 	__u32 kidx;	  /* kc's index in the conns map */
 	/* The fast path's membership (upstream_check_peer): */
 	bool peer_checked; /* it ran */
-	__u64 accel_base;  /* kc->accel_bytes when it was filed (the entry's count goes on) */
+	/* It found the socket off sock_hash (or took it off): the kernel cannot reach this
+	 * backend on this connection, so it cannot send its responses to a remote client
+	 * either (client_egress_drop). */
+	bool off_path;
+	__u64 accel_base; /* kc->accel_bytes when it was filed (the entry's count goes on) */
 	/* Nothing can be redirected into it, so splice(2) may read it (pipe.c). */
 	enum pipe_ok pipe_ok;
 };

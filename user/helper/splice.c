@@ -78,13 +78,14 @@ void splice_arm(struct exchange *x)
 		 * only once the next request's bytes came (exchange_finish). */
 		if (ctr && c->kc)
 			counters_add(&ctr->accel_bytes, accel_delta(c->kc, &c->accel_seen));
-		sw_conn_splice_prearm(u->kc, &client, c->egress); /* S1 */
+		sw_conn_splice_prearm(u->kc, &client, c->egress ? c->cookie : 0); /* S1 */
 		x->splice = SPLICE_WHOLE;
 		x->splice_whole_tried = true;
 	} else {
 		if (x->resp_body != HTTP_BODY_LENGTH || x->resp_left < SW_SPLICE_MIN)
 			return;
-		sw_conn_splice_arm(u->kc, &client, x->resp_left - 1, c->egress); /* S2 */
+		sw_conn_splice_arm(u->kc, &client, x->resp_left - 1,
+				   c->egress ? c->cookie : 0); /* S2 */
 		x->splice = SPLICE_BODY;
 	}
 	x->splice_seen = 0;

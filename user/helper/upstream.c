@@ -353,7 +353,8 @@ static void upstream_check_peer_once(struct upstream *u)
 	 * ENOENT: sockops had left it out already (a backend on another host), or the kill
 	 * switch was on at connect. */
 	err = sw_sock_untrack(u->w->maps, &key);
-	u->pipe_ok = !err || err == -ENOENT ? PIPE_YES : PIPE_NO;
+	u->off_path = !err || err == -ENOENT;
+	u->pipe_ok = u->off_path ? PIPE_YES : PIPE_NO;
 	if (!err)
 		__atomic_fetch_add(&u->w->stats.untracked, 1, __ATOMIC_RELAXED);
 }
@@ -364,10 +365,11 @@ void upstream_check_peer(struct upstream *u)
 		u->peer_checked = true;
 		upstream_check_peer_once(u);
 	}
-	/* A backend the kernel cannot reach cannot have its responses sent out of a remote
-	 * client's socket either: that client's socket leaves sock_hash (a pooled upstream
-	 * was checked before, for another client). */
-	if (u->pipe_ok == PIPE_YES && u->x)
+	/* The first response bytes of an upstream off the kernel path: its client, if remote,
+	 * sends to such backends, and its socket leaves egress_hash. sockwayd settled any
+	 * splice armed on this exchange before it read them (upstream_read). A pooled one
+	 * found off the path before drops its next clients at once (upstream_start). */
+	if (u->off_path && u->x)
 		client_egress_drop(u->x->c);
 }
 
