@@ -110,8 +110,9 @@ static const struct swd_option options[] = {
 	 ""},
 	{"no-egress", 0, OPT_FLAG, &swd_cfg.no_egress, 0, 0, 0, NULL, NULL,
 	 "keep responses to remote clients in userspace: by\n"
-	 "default the kernel sends such a response of a local\n"
-	 "backend out of the client's socket itself",
+	 "default the kernel sends the response of a local\n"
+	 "accelerated backend out of sockwayd's socket to the\n"
+	 "client itself (--no-splice turns this off too)",
 	 ""},
 	{"no-pipe", 0, OPT_FLAG, &swd_cfg.no_pipe, 0, 0, 0, NULL, NULL,
 	 "copy response bodies through sockwayd: by default\n"
