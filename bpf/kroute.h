@@ -658,6 +658,7 @@ static __always_inline int kroute_locked(struct sk_msg_md *msg, struct sw_kscrat
 	u = t.u;
 	key_reverse(&client, peer);
 	__builtin_memcpy(&u->client, &client, sizeof(client));
+	u->egress = 0;
 	u->kx_client = a_idx + 1;
 	u->kx_cell = d->pick.cell;
 	u->kx_endpoint = d->endpoint_id;

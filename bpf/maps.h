@@ -137,6 +137,35 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } sock_addr SEC(".maps") __weak;
 
+/*
+ * sockwayd's accepted sockets to clients on other hosts, by tuple: the targets of the egress
+ * splice (sk_msg.bpf.c), where a local backend's response is sent out of sockwayd's socket
+ * to the client. No program is attached to this map: a socket in it has the psock that a
+ * redirect to its egress needs, but its own sends run no program, and nothing is ever
+ * redirected into it. Kept apart from sock_hash because anyone who can reach sockwayd's
+ * listeners can make many of these: they can fill this map (then new clients just go
+ * without the egress splice), not sock_hash, and sockwayd's sends to them cost nothing.
+ * sockops adds them; they leave when they close, or when sockwayd takes them out (its
+ * client's requests go to backends the kernel cannot reach).
+ */
+struct {
+	__uint(type, BPF_MAP_TYPE_SOCKHASH);
+	__uint(max_entries, 65536);
+	__type(key, struct sw_sock_key);
+	__type(value, __u32);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} egress_hash SEC(".maps") __weak;
+
+/* The kernel address of each socket in egress_hash, as sock_addr for sock_hash: the egress
+ * splice reads its send buffer's state through it. */
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__uint(max_entries, 65536);
+	__type(key, struct sw_sock_key);
+	__type(value, __u64);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} egress_addr SEC(".maps") __weak;
+
 /* sockwayd's connections: the tags that find them (abi.h, struct sw_conn_bucket)... */
 struct {
 	__uint(type, BPF_MAP_TYPE_ARRAY);

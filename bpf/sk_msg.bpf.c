@@ -22,14 +22,49 @@
 char LICENSE[] SEC("license") = "Dual BSD/GPL";
 
 /*
+ * Sends the message to the splice's client: into a local client's receive queue (its socket
+ * in sock_hash), or out of sockwayd's socket to a remote client (in egress_hash: the
+ * egress splice). Two calls, each with its own map, rather than one with a map picked at
+ * run time. SK_PASS, or SK_DROP when that socket is gone.
+ */
+static __always_inline long redirect_client(struct sk_msg_md *msg, struct sw_sock_key *client,
+					    __u32 egress)
+{
+	if (egress)
+		return bpf_msg_redirect_hash(msg, &egress_hash, client, 0);
+	return bpf_msg_redirect_hash(msg, &sock_hash, client, BPF_F_INGRESS);
+}
+
+/*
+ * The client's socket, in whichever map it is; for the egress splice, only if it is the very
+ * socket sockwayd armed for (its cookie): a tuple outlives its socket.
+ */
+static __always_inline struct tcp_sock *client_sock(const struct sw_conn *e,
+						    const struct sw_sock_key *client, __u32 egress)
+{
+	struct tcp_sock *tp;
+
+	if (!egress)
+		return sock_of(client);
+	tp = egress_sock_of(client);
+	return tp && sock_cookie(tp) == e->client_cookie ? tp : 0;
+}
+
+/*
  * May the splice armed on sockwayd's upstream socket (key up) start with this
  * send of the backend? Only if nothing the backend sent before is anywhere but read by
  * sockwayd (so sockwayd, which armed after forwarding all it read, or before the response
  * came, holds nothing of it), nothing sockwayd sent the client is still on TCP, and the
  * client's socket is here with room.
+ * Egress (client is sockwayd's own socket to a remote client): whatever sockwayd sent the
+ * client is in that socket's write queue already (it armed with nothing left to write, and
+ * writes nothing while armed), and the kernel appends to the same queue, so order holds
+ * without waiting for acks; what counts is room in its send buffer for this whole send.
  */
-static __always_inline int splice_can_start(struct sk_msg_md *msg, const struct sw_sock_key *up,
-					    const struct sw_sock_key *client)
+static __always_inline int splice_can_start(struct sk_msg_md *msg, const struct sw_conn *e,
+					    const struct sw_sock_key *up,
+					    const struct sw_sock_key *client, __u32 egress,
+					    __u64 size)
 {
 	struct tcp_sock *self, *u, *cl, *swd;
 	struct sw_sock_key swd_key;
@@ -44,7 +79,9 @@ static __always_inline int splice_can_start(struct sk_msg_md *msg, const struct 
 	u = sock_of(up);
 	if (!u || !tcp_read_all(u) || !queue_known_empty(u))
 		return 0;
-	cl = sock_of(client);
+	cl = client_sock(e, client, egress);
+	if (egress)
+		return cl && send_room(cl, size);
 	key_reverse(&swd_key, client);
 	swd = sock_of(&swd_key);
 	if (!cl || !swd || !tcp_sent_all(swd) || !tcp_read_all(cl))
@@ -136,9 +173,10 @@ enum splice_result {
  */
 static __always_inline enum splice_result splice_whole_send(struct sk_msg_md *msg,
 							    struct sw_conn *e, __u32 e_idx,
-							    struct sw_sock_key *client, __u64 size)
+							    struct sw_sock_key *client, __u64 size,
+							    __u32 egress)
 {
-	if (bpf_msg_redirect_hash(msg, &sock_hash, client, BPF_F_INGRESS) != SK_PASS) {
+	if (redirect_client(msg, client, egress) != SK_PASS) {
 		/* The client's socket is gone: the response goes to sockwayd, which finds
 		 * the splice stopped with nothing moved (and the client closed). */
 		e->done = 0;
@@ -190,7 +228,8 @@ decline:
  * splice stops (S11) once left is 0 or the client cannot take more.
  */
 static __always_inline enum splice_result splice_move(struct sk_msg_md *msg, struct sw_conn *e,
-						      struct sw_sock_key *client, __u64 size)
+						      struct sw_sock_key *client, __u64 size,
+						      __u32 egress)
 {
 	__u64 left = e->left;
 	long ret;
@@ -202,7 +241,7 @@ static __always_inline enum splice_result splice_move(struct sk_msg_md *msg, str
 		 * the client; the kernel runs the program again on the rest, which goes to
 		 * sockwayd (msg_is_rest, in msg_redirect). */
 		bpf_msg_apply_bytes(msg, left);
-		ret = bpf_msg_redirect_hash(msg, &sock_hash, client, BPF_F_INGRESS);
+		ret = redirect_client(msg, client, egress);
 		if (ret != SK_PASS) {
 			bpf_msg_apply_bytes(msg, 0);
 			goto stop; /* the client's socket is gone */
@@ -215,7 +254,7 @@ static __always_inline enum splice_result splice_move(struct sk_msg_md *msg, str
 					    SW_SPLICE_SPLIT); /* S10 */
 		return SPLICED_SENT;
 	}
-	ret = bpf_msg_redirect_hash(msg, &sock_hash, client, BPF_F_INGRESS);
+	ret = redirect_client(msg, client, egress);
 	if (ret != SK_PASS)
 		goto stop; /* the client's socket is gone */
 	e->done += size;
@@ -244,7 +283,7 @@ static __always_inline enum splice_result splice(struct sk_msg_md *msg, struct s
 						 __u64 size, int accel_off)
 {
 	struct sw_sock_key client, again;
-	__u32 state = e->splice, next = SW_SPLICE_ACTIVE;
+	__u32 state = e->splice, next = SW_SPLICE_ACTIVE, egress;
 	struct tcp_sock *cl;
 	__u64 total = 0;
 
@@ -262,15 +301,17 @@ static __always_inline enum splice_result splice(struct sk_msg_md *msg, struct s
 	if (accel_off && state != SW_SPLICE_ACTIVE)
 		return NOT_SPLICED;
 	__builtin_memcpy(&client, &e->client, sizeof(client));
+	/* Egress: out of sockwayd's socket to a remote client, appended to its send queue. */
+	egress = e->egress;
 	if (state == SW_SPLICE_ACTIVE) {
-		cl = sock_of(&client);
-		if (!accel_off && cl && has_room(cl))
-			return splice_move(msg, e, &client, size);
+		cl = client_sock(e, &client, egress);
+		if (!accel_off && cl && (egress ? send_room(cl, size) : has_room(cl)))
+			return splice_move(msg, e, &client, size, egress);
 		__sync_val_compare_and_swap(&e->splice, SW_SPLICE_ACTIVE,
 					    SW_SPLICE_STOPPED); /* S11 */
 		return NOT_SPLICED;
 	}
-	if (!splice_can_start(msg, up, &client))
+	if (!splice_can_start(msg, e, up, &client, egress, size))
 		return NOT_SPLICED;
 	if (state == SW_SPLICE_PREARMED && splice_prearmed(msg, e, size, &next, &total))
 		return NOT_SPLICED;
@@ -280,24 +321,24 @@ static __always_inline enum splice_result splice(struct sk_msg_md *msg, struct s
 	/* sockwayd may have disarmed and armed again, for another client, between the copy
 	 * above and the swap: then give this arming back untouched. */
 	__builtin_memcpy(&again, &e->client, sizeof(again));
-	if (!sw_sock_key_equal(&again, &client)) {
+	if (!sw_sock_key_equal(&again, &client) || e->egress != egress) {
 		__sync_val_compare_and_swap(&e->splice, next, state); /* S9 */
 		return NOT_SPLICED;
 	}
 	/* Or disarmed, forwarded bytes to the same client and armed again (a 1xx, or the head
 	 * before a body): those bytes must not be on TCP still, where this splice would
 	 * overtake them. Checked again now that the arming is ours. */
-	if (!splice_can_start(msg, up, &client)) {
+	if (!splice_can_start(msg, e, up, &client, egress, size)) {
 		__sync_val_compare_and_swap(&e->splice, next, state); /* S9 */
 		return NOT_SPLICED;
 	}
 	if (next == SW_SPLICE_TAKING)
-		return splice_whole_send(msg, e, e_idx, &client, size);
+		return splice_whole_send(msg, e, e_idx, &client, size, egress);
 	/* All of the response but its last byte; sockwayd reads the head's status and
 	 * lengths from e->head once it sees STOPPED. */
 	if (state == SW_SPLICE_PREARMED)
 		e->left = total - 1;
-	return splice_move(msg, e, &client, size);
+	return splice_move(msg, e, &client, size, egress);
 }
 
 /*

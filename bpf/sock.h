@@ -74,6 +74,17 @@ static __always_inline struct tcp_sock *sock_of(const struct sw_sock_key *k)
 			       bpf_core_type_id_kernel(struct tcp_sock));
 }
 
+/* The kernel's tcp_sock of a socket in egress_hash, by its key (see egress_addr). */
+static __always_inline struct tcp_sock *egress_sock_of(const struct sw_sock_key *k)
+{
+	__u64 *addr = bpf_map_lookup_elem(&egress_addr, k);
+
+	if (!addr)
+		return 0;
+	return bpf_rdonly_cast((void *)(unsigned long)*addr,
+			       bpf_core_type_id_kernel(struct tcp_sock));
+}
+
 /* Every byte the socket sent on TCP has been acked, so it is in its peer's queue. */
 static __always_inline int tcp_sent_all(struct tcp_sock *tp)
 {
@@ -134,6 +145,38 @@ static __always_inline int has_room(struct tcp_sock *tp)
 	if (limit < rcvbuf)
 		limit = rcvbuf;
 	return queued < limit;
+}
+
+/*
+ * Room in the socket for size more bytes at once, and the socket open: an egress redirect
+ * (the egress splice, sk_msg.bpf.c) appends them to its write queue, and the kernel counts
+ * them as moved before it does. The append must not wait for room, nor fail half-way: a
+ * sender that does not block would get a short write, and the rest of a response that
+ * sk_msg counted whole would come again. So the whole send must fit what the TCP send path
+ * checks before each buffer: the send buffer (sk_wmem_queued against sk_sndbuf; the
+ * margin covers the headers of the buffers that carry the bytes) and the not-sent
+ * low-water mark (TCP_NOTSENT_LOWAT, or net.ipv4.tcp_notsent_lowat: bytes queued and not
+ * yet sent stay under it). What it cannot see is memory pressure (tcp_mem, a memory
+ * cgroup): README, the egress splice's limits.
+ */
+static __always_inline int send_room(struct tcp_sock *tp, __u64 size)
+{
+	long queued = tp->inet_conn.icsk_inet.sk.sk_wmem_queued;
+	long sndbuf = tp->inet_conn.icsk_inet.sk.sk_sndbuf;
+	__u64 lowat = tp->notsent_lowat;
+
+	if (!tcp_open(tp) || queued + (long)size + (long)(size >> 2) + 4096 > sndbuf)
+		return 0;
+	if (!lowat)
+		lowat = tp->inet_conn.icsk_inet.sk.__sk_common.skc_net.net->ipv4
+				.sysctl_tcp_notsent_lowat;
+	return (__u64)(tp->write_seq - tp->snd_nxt) + size < lowat;
+}
+
+/* The socket's cookie, if it has one yet (SO_COOKIE or the kernel made it): 0 if not. */
+static __always_inline __u64 sock_cookie(struct tcp_sock *tp)
+{
+	return tp->inet_conn.icsk_inet.sk.__sk_common.skc_cookie.counter;
 }
 
 enum peer_state { NO_PEER, BEHIND, READY };

@@ -14,6 +14,8 @@
  *     ACK, so a tracked local peer is always there by then.
  * A connecting end whose local peer never joins (a backend outside accelerated cgroups)
  * stays in; sockwayd takes its own such upstream sockets out (upstream.c).
+ * sockwayd's accepted sockets to clients on other hosts go into egress_hash instead, the
+ * targets of the egress splice (swd_accepted_remote).
  */
 #include "maps.h"
 #include <bpf/bpf_endian.h>
@@ -86,6 +88,43 @@ static __always_inline int route_is_local(struct bpf_sock *sk)
 	return dst && dst->dev && (dst->dev->flags & IFF_LOOPBACK);
 }
 
+/*
+ * An accepted socket of sockwayd (its listener was made in sockwayd's cgroup, ctl.swd_cgroup)
+ * whose peer is on another host (its route does not go through a loopback device): the
+ * target of the egress splice, where a local backend's response goes out to a remote client
+ * without passing through sockwayd (sk_msg.bpf.c). A local client outside accelerated
+ * cgroups is not one: loopback TCP is cheap, and the egress path buys it little.
+ */
+static __always_inline int swd_accepted_remote(struct bpf_sock *sk)
+{
+	struct tcp_sock *tp = bpf_skc_to_tcp_sock(sk);
+	const struct sw_ctl *c;
+	struct cgroup *cg;
+	__u32 zero = 0;
+
+	c = bpf_map_lookup_elem(&ctl, &zero);
+	if (!tp || !c || !c->swd_cgroup || c->accel_off)
+		return 0;
+	cg = tp->inet_conn.icsk_inet.sk.sk_cgrp_data.cgroup;
+	return cg && cg->kn && cg->kn->id == c->swd_cgroup && !route_is_local(sk);
+}
+
+/*
+ * Files such a socket in egress_hash (no program runs on its sends; see bpf/maps.h), its
+ * address in egress_addr first. Full: it goes without the egress splice.
+ */
+static __always_inline void egress_track(struct bpf_sock_ops *ops, const struct sw_sock_key *key,
+					 __u64 addr)
+{
+	if (bpf_map_update_elem(&egress_addr, key, &addr, BPF_ANY))
+		return;
+	if (bpf_sock_hash_update(ops, &egress_hash, (void *)key, BPF_ANY)) {
+		bpf_map_delete_elem(&egress_addr, key);
+		return;
+	}
+	bpf_sock_ops_cb_flags_set(ops, BPF_SOCK_OPS_STATE_CB_FLAG);
+}
+
 /* The peer of an accepted socket is tracked: its connecting end joined (see the top). */
 static __always_inline int peer_tracked(const struct sw_sock_key *key)
 {
@@ -104,18 +143,22 @@ int sock_track(struct bpf_sock_ops *ops)
 	struct sw_conn *e;
 	__u32 zero = 0, op = ops->op;
 	__u64 addr;
+	int track;
 
 	/* A tracked socket closing: its address leaves sock_addr (sock_hash drops the
-	 * socket itself), so that the LRU never has to evict a live one. One of sockwayd's
-	 * that got its peer's FIN, or died, is marked in its conns entry: a backend that
-	 * closes right after a response the kernel passed on (nothing woke sockwayd to see
-	 * the close) must not have its connection taken from the pool for the next request. */
+	 * socket itself), so that the LRU never has to evict a live one; an egress target's
+	 * leaves egress_addr. One of sockwayd's that got its peer's FIN, or died, is marked
+	 * in its conns entry: a backend that closes right after a response the kernel passed
+	 * on (nothing woke sockwayd to see the close) must not have its connection taken
+	 * from the pool for the next request. */
 	if (op == BPF_SOCK_OPS_STATE_CB) {
 		__u32 state = ops->args[1];
 
 		if ((state == BPF_TCP_CLOSE || state == BPF_TCP_CLOSE_WAIT) && key_of(ops, &key)) {
-			if (state == BPF_TCP_CLOSE)
+			if (state == BPF_TCP_CLOSE) {
 				bpf_map_delete_elem(&sock_addr, &key);
+				bpf_map_delete_elem(&egress_addr, &key);
+			}
 			e = conn_find(&key);
 			if (e)
 				e->peer_closed = 1;
@@ -131,7 +174,16 @@ int sock_track(struct bpf_sock_ops *ops)
 		return 1;
 	addr = (__u64)(unsigned long)sk;
 	conn_forget(&key);
-	if (op == BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB ? !route_is_local(sk) : !peer_tracked(&key)) {
+	if (op == BPF_SOCK_OPS_ACTIVE_ESTABLISHED_CB) {
+		track = route_is_local(sk);
+	} else {
+		track = peer_tracked(&key);
+		if (!track && swd_accepted_remote(sk)) {
+			egress_track(ops, &key, addr);
+			return 1;
+		}
+	}
+	if (!track) {
 		st = bpf_map_lookup_elem(&accel_stats, &zero);
 		if (st)
 			st->untracked++;

@@ -312,7 +312,11 @@ struct sw_accel_stats {
  *     (STOPPED) once left is 0 or the client cannot take more; the last byte, in
  *     sockwayd's socket, wakes sockwayd. sockwayd disarms (ARMED/PREARMED -> IDLE, a
  *     compare-and-swap) before it reads an armed socket or answers the client itself, so
- *     the kernel never overtakes bytes that sockwayd holds or writes. The table of
+ *     the kernel never overtakes bytes that sockwayd holds or writes. For a remote client
+ *     (egress = 1), client names sockwayd's own socket to it, which sockops files in
+ *     egress_hash (not sock_hash), and the kernel sends the bytes out of it (a redirect
+ *     to its egress): they join its send queue behind all that sockwayd wrote before it
+ *     armed, and a start needs room in its send buffer for the whole send. The table of
  *     transitions is next to enum sw_splice_state; sk_msg.bpf.c, user/lib/conns.c and
  *     user/helper/splice.c hold the rest.
  * A sockwayd killed leaves its entries behind: sockops retires the key of an entry whose
@@ -437,7 +441,8 @@ struct sw_conn {
 	__u64 accel_bytes;	   /* bytes sk_msg moved on the connection, both ways */
 	__u64 left;		   /* bytes the kernel is still to move to the client */
 	__u64 done;		   /* bytes it moved since sockwayd armed the splice */
-	struct sw_sock_key client; /* the client's own socket, where the body goes */
+	struct sw_sock_key client; /* the client's own socket, where the body goes (egress:
+				    * sockwayd's socket to the client, out of which it goes) */
 	/* sk_msg's scan of a PREARMED response's head; when it took the response, sockwayd
 	 * reads status, head_len and body_len from here (written before done and STOPPED). */
 	struct sw_resphead head;
@@ -462,7 +467,16 @@ struct sw_conn {
 	__u16 kx_cell;	   /* counter cell of the routed request */
 	__u16 kx_endpoint;
 	__u32 kx_method; /* SW_METHOD_* bit */
-	__u64 pad[4];
+	/* The splice's target (client) is sockwayd's own socket to a remote client, not a
+	 * local client's: the response goes out of it (redirect to its egress) instead of
+	 * into the client's receive queue. Written with client, before the arming. */
+	__u32 egress;
+	__u32 pad32b;
+	/* Egress: that socket's cookie (SO_COOKIE). A tuple names a socket only while it
+	 * lives; a new connection from the same address and port gets the same key, and an
+	 * arming left by a sockwayd that died must not send it another client's bytes. */
+	__u64 client_cookie;
+	__u64 pad[2];
 };
 
 /*

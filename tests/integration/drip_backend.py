@@ -28,6 +28,7 @@ response; it logs "extra: junk sent", then "extra: closed" when the peer closes)
 DRIP_HOLD_AT=BYTES with DRIP_HOLD_FILE=FILE (piece mode): before the first piece that
 starts at or past BYTES of a body, it creates FILE.held and sends nothing until FILE exists,
 then removes both and goes on (a body paused mid-way, for as long as the test needs).
+DRIP_BIND, if set, is the address to listen on instead of 127.0.0.1.
 Prints "ready" once listening, and the body's sha256 on the first line of stdout.
 """
 import fcntl
@@ -142,7 +143,7 @@ def serve(conn):
 
 ls = socket.socket()
 ls.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-ls.bind(("127.0.0.1", port))
+ls.bind((os.environ.get("DRIP_BIND", "127.0.0.1"), port))
 ls.listen(64)
 print(hashlib.sha256(body).hexdigest(), flush=True)
 print("ready", file=sys.stderr, flush=True)

@@ -11,7 +11,11 @@ whose queue fills up, deterministically: the test polls for the state it wants (
 backend's sends held back on TCP, a conns entry, a socket's memory), then creates GO, or
 kills the client to have one that goes away mid-body. Once GO exists it reads the rest of
 a Content-Length body, writes the body to OUT and prints "STATUS SIZE". It gives up after
-waiting 300 s for GO or 60 s for a byte (exit 1).
+waiting 300 s for GO or 60 s for a byte (exit 1). HOLD_HOST, if set, is the address to
+connect to instead of 127.0.0.1 (a client in another network namespace). HOLD_WARM=N first
+sends N GETs of PATH on the same connection and reads their responses whole (a connection
+whose send buffers TCP has grown by then), then creates GO.warm and sends the held request
+only once GO.warm.go exists (so that the test can read a counter in between).
 """
 import os
 import socket
@@ -20,10 +24,33 @@ import time
 
 port, path, out, go = int(sys.argv[1]), sys.argv[2], sys.argv[3], sys.argv[4]
 after = int(sys.argv[5]) if len(sys.argv) > 5 else 0
-s = socket.create_connection(("127.0.0.1", port))
+s = socket.create_connection((os.environ.get("HOLD_HOST", "127.0.0.1"), port))
 s.settimeout(60)
-s.sendall(("GET %s HTTP/1.1\r\nHost: t\r\n\r\n" % path).encode())
 buf = b""
+for _ in range(int(os.environ.get("HOLD_WARM", "0"))):
+    s.sendall(("GET %s HTTP/1.1\r\nHost: t\r\n\r\n" % path).encode())
+    while b"\r\n\r\n" not in buf:
+        d = s.recv(65536)
+        if not d:
+            sys.exit("closed before a warm-up head was whole")
+        buf += d
+    head, buf = buf.split(b"\r\n\r\n", 1)
+    n = [int(l.split(b":")[1]) for l in head.split(b"\r\n")
+         if l.lower().startswith(b"content-length:")][0]
+    while len(buf) < n:
+        d = s.recv(1 << 20)
+        if not d:
+            sys.exit("closed in a warm-up body")
+        buf += d
+    buf = buf[n:]
+if os.environ.get("HOLD_WARM"):
+    open(go + ".warm", "w").close()
+    deadline = time.monotonic() + 300
+    while not os.path.exists(go + ".warm.go"):
+        if time.monotonic() > deadline:
+            sys.exit("%s.warm.go never came" % go)
+        time.sleep(0.02)
+s.sendall(("GET %s HTTP/1.1\r\nHost: t\r\n\r\n" % path).encode())
 while b"\r\n\r\n" not in buf:
     d = s.recv(4096)
     if not d:

@@ -17,7 +17,7 @@ Prints one line: "OK BYTES MS END", where OK is the responses read whole with st
 BYTES their bytes, heads included, MS the time from the first request to the last response,
 and END what came after the last response within HOLD_MS: "open" (nothing), "closed" (the
 server closed), or "bytes" (more bytes). With KA_OUT set, the responses' bytes are written to
-that file as they came.
+that file as they came. KA_HOST, if set, is the address to connect to instead of 127.0.0.1.
 """
 import os
 import select
@@ -29,7 +29,7 @@ port, path, n = int(sys.argv[1]), sys.argv[2], int(sys.argv[3])
 mode = sys.argv[4] if len(sys.argv) > 4 else "seq"
 hold = (int(sys.argv[5]) if len(sys.argv) > 5 else 0) / 1000.0
 req = ("GET %s HTTP/1.1\r\nHost: t\r\n\r\n" % path).encode()
-s = socket.create_connection(("127.0.0.1", port))
+s = socket.create_connection((os.environ.get("KA_HOST", "127.0.0.1"), port))
 s.settimeout(10)
 buf = b""
 raw = []

@@ -183,7 +183,7 @@ static void metrics_workers(const struct admin *a, struct buf *b)
 	__u64 conns = 0, active = 0, unrouted = 0, drops = 0, reloads = 0, stale = 0;
 	__u64 bad[SWD_NR_BAD] = {};
 	__u64 kresp = 0, ktick = 0, under = 0, retries[SWD_RETRY_MAX] = {};
-	__u64 adopted = 0, handoffs = 0, lent = 0, untracked = 0, piped = 0;
+	__u64 adopted = 0, handoffs = 0, lent = 0, untracked = 0, piped = 0, cl_untracked = 0;
 	__u64 paused = a->accept_paused_count;
 	unsigned i, k;
 
@@ -203,6 +203,7 @@ static void metrics_workers(const struct admin *a, struct buf *b)
 		handoffs += load(&s->kroute_handoffs);
 		lent += load(&s->lend_opened);
 		untracked += load(&s->untracked);
+		cl_untracked += load(&s->clients_untracked);
 		piped += load(&s->piped_bytes);
 		paused += load(&s->accept_paused);
 		for (k = 0; k < SWD_RETRY_MAX; k++)
@@ -291,6 +292,11 @@ static void metrics_workers(const struct admin *a, struct buf *b)
 		   "only cost.\n"
 		   "# TYPE sockway_upstream_untracked_total counter\n"
 		   "sockway_upstream_untracked_total %llu\n"
+		   "# HELP sockway_client_untracked_total Remote clients' connections taken out "
+		   "of the kernel path: their requests went to backends the kernel cannot reach "
+		   "(or the egress splice is off), so sk_msg could only cost.\n"
+		   "# TYPE sockway_client_untracked_total counter\n"
+		   "sockway_client_untracked_total %llu\n"
 		   "# HELP sockway_piped_bytes_total Response body bytes moved from backends to "
 		   "clients through a pipe (splice), never copied into sockwayd.\n"
 		   "# TYPE sockway_piped_bytes_total counter\n"
@@ -302,7 +308,8 @@ static void metrics_workers(const struct admin *a, struct buf *b)
 		   "sockway_accept_paused_total %llu\n",
 		   (unsigned long long)adopted, (unsigned long long)handoffs,
 		   (unsigned long long)lent, (unsigned long long)untracked,
-		   (unsigned long long)piped, (unsigned long long)paused);
+		   (unsigned long long)cl_untracked, (unsigned long long)piped,
+		   (unsigned long long)paused);
 }
 
 static void admin_conn_close(struct admin_conn *c)

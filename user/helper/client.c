@@ -69,9 +69,21 @@ void client_close(struct client *c)
 	free(c);
 }
 
+/*
+ * The connection closes once what is buffered for it is out (Connection: close, a client that
+ * half-closed, an error). The client has the response timeout, from now and again after each
+ * write that moves bytes, to take them; then it is closed at the tick.
+ */
+void client_closing(struct client *c)
+{
+	c->state = C_CLOSING;
+	c->deadline_ms = reactor_now_ms(c->w->r) + swd_cfg.response_timeout_ms;
+}
+
 /* Writes what is buffered. Returns -1 when the client is gone (and freed). */
 int client_flush(struct client *c)
 {
+	bool moved = false;
 	ssize_t n;
 
 	while (c->out.len) {
@@ -85,11 +97,20 @@ int client_flush(struct client *c)
 			return -1;
 		}
 		buf_consume(&c->out, n);
+		moved = true;
 	}
-	if (!c->out.len && c->state == C_CLOSING) {
+	if (c->state != C_CLOSING)
+		return 0;
+	if (!c->out.len) {
 		client_close(c);
 		return -1;
 	}
+	/* Bytes left for a closing connection: wait until it can take more. Nothing else asks
+	 * for EPOLLOUT for it (its exchange is over), and without it those bytes would wait
+	 * forever, the connection with them. */
+	if (moved)
+		c->deadline_ms = reactor_now_ms(c->w->r) + swd_cfg.response_timeout_ms;
+	client_update(c);
 	return 0;
 }
 
@@ -142,7 +163,7 @@ int client_error(struct client *c, int status, bool close_after, const char *fmt
 		return -1;
 	}
 	if (close_after)
-		c->state = C_CLOSING;
+		client_closing(c);
 	return 0;
 }
 
@@ -334,6 +355,22 @@ void client_accept_resume(struct worker *w)
 	w->accept_paused = false;
 }
 
+/*
+ * Takes a remote client's socket out of egress_hash (sockops filed it there as a target of
+ * the egress splice): its requests go to backends the kernel cannot reach, or the egress
+ * splice is off, and its slot is better left to other clients. Nothing is ever redirected
+ * into it, so nothing is dropped with it. Never while a splice to it is armed: callers have
+ * an exchange whose upstream the kernel cannot reach, or none.
+ */
+void client_egress_drop(struct client *c)
+{
+	if (!c->egress)
+		return;
+	c->egress = false;
+	if (!sw_egress_untrack(c->w->maps, &c->key))
+		__atomic_fetch_add(&c->w->stats.clients_untracked, 1, __ATOMIC_RELAXED);
+}
+
 void client_accept(struct reactor *r, struct reactor_ev *ev, __u32 events)
 {
 	struct worker *w = ev->owner;
@@ -388,13 +425,28 @@ void client_accept(struct reactor *r, struct reactor_ev *ev, __u32 events)
 		}
 		/* Only a connection on the kernel path gets an entry: sockops let this end into
 		 * sock_hash (its client is local and accelerated) before accept saw it. Others
-		 * (remote clients) skip the kernel path's bookkeeping on every request. */
+		 * (remote clients, local ones not accelerated) skip the kernel path's bookkeeping
+		 * on every request. */
 		if (w->netns && !sw_conn_key(&c->key, w->netns, fd)) {
-			/* Left out of sock_hash, it is a plain TCP socket: response bodies may
-			 * be spliced into it (pipe.c). */
-			c->pipe_ok = sw_sock_tracked(w->maps, &c->key) ? PIPE_NO : PIPE_YES;
-			if (c->pipe_ok == PIPE_NO)
+			if (sw_sock_tracked(w->maps, &c->key)) {
+				c->pipe_ok = PIPE_NO;
 				c->kc = sw_conn_claim(w->maps, &c->key);
+			} else {
+				/* Left out of sock_hash, no program runs on its sends (nor on
+				 * those of an egress target): response bodies may be spliced into
+				 * it (pipe.c). */
+				c->pipe_ok = PIPE_YES;
+				/* A remote client: its socket is in egress_hash, so that the
+				 * kernel can send a local backend's response out of it. */
+				c->egress = sw_sock_egress(w->maps, &c->key);
+				/* The kernel checks it is this very socket by its cookie. */
+				len = sizeof(c->cookie);
+				if (c->egress &&
+				    (swd_cfg.no_splice || swd_cfg.no_egress ||
+				     getsockopt(fd, SOL_SOCKET, SO_COOKIE, &c->cookie, &len) ||
+				     !c->cookie))
+					client_egress_drop(c);
+			}
 		}
 		if (c->kc)
 			c->accel_seen = __atomic_load_n(&c->kc->accel_bytes, __ATOMIC_RELAXED);

@@ -192,7 +192,7 @@ enum xres exchange_finish(struct exchange *x)
 	 * sent whole, as from nginx or HAProxy: the connection closes once none is left. */
 	if (!x->client_keep || (c->eof && !c->in.len) || w->draining) {
 		exchange_free(x);
-		c->state = C_CLOSING;
+		client_closing(c);
 		return client_flush(c) ? XR_CLIENT_GONE : XR_OVER;
 	}
 	exchange_free(x);
@@ -336,6 +336,9 @@ static enum xres upstream_start(struct exchange *x)
 	}
 	u->x = x;
 	x->u = u;
+	/* A pooled connection known to be off the kernel path: no egress splice to arm. */
+	if (u->off_path)
+		client_egress_drop(x->c);
 	if (u->connecting) {
 		upstream_update(u);
 		client_update(x->c);

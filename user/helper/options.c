@@ -108,6 +108,12 @@ static const struct swd_option options[] = {
 	 "64 KiB or more, from a local backend straight to a\n"
 	 "local client",
 	 ""},
+	{"no-egress", 0, OPT_FLAG, &swd_cfg.no_egress, 0, 0, 0, NULL, NULL,
+	 "keep responses to remote clients in userspace: by\n"
+	 "default the kernel sends the response of a local\n"
+	 "accelerated backend out of sockwayd's socket to the\n"
+	 "client itself (--no-splice turns this off too)",
+	 ""},
 	{"no-pipe", 0, OPT_FLAG, &swd_cfg.no_pipe, 0, 0, 0, NULL, NULL,
 	 "copy response bodies through sockwayd: by default\n"
 	 "a Content-Length body with 32 KiB or more still to\n"

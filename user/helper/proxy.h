@@ -51,8 +51,16 @@ struct client {
 	bool answered;	/* sockwayd answered a request of it (the kernel's: kc->kx_done) */
 	struct exchange *x;
 	struct sw_conn *kc;	/* its conns entry (kernel fast path), or NULL */
-	struct sw_sock_key key; /* its key in sock_hash, when kc */
-	__u64 accel_seen;	/* kc->accel_bytes already added to a cell */
+	struct sw_sock_key key; /* its key in sock_hash, when kc or egress */
+	/* A remote client whose socket sockops put in sock_hash all the same, marked
+	 * egress-only (abi.h): a local accelerated backend's response may go out of it
+	 * without passing through sockwayd (the egress splice, splice.c). No conns entry:
+	 * nothing of the client's own goes through the kernel. Cleared, and the socket taken
+	 * out, once a request of it goes to a backend the kernel cannot reach
+	 * (client_egress_drop). */
+	bool egress;
+	__u64 cookie;	  /* its socket's SO_COOKIE, when egress (never 0 then) */
+	__u64 accel_seen; /* kc->accel_bytes already added to a cell */
 	/* Kernel routing (kroute.c): */
 	__u32 kidx;	  /* kc's index in the conns map */
 	__u32 handoff;	  /* what sk_msg decided of the request being parsed (SW_HANDOFF_*) */
@@ -87,7 +95,11 @@ struct upstream {
 	__u32 kidx;	  /* kc's index in the conns map */
 	/* The fast path's membership (upstream_check_peer): */
 	bool peer_checked; /* it ran */
-	__u64 accel_base;  /* kc->accel_bytes when it was filed (the entry's count goes on) */
+	/* It found the socket off sock_hash (or took it off): the kernel cannot reach this
+	 * backend on this connection, so it cannot send its responses to a remote client
+	 * either (client_egress_drop). */
+	bool off_path;
+	__u64 accel_base; /* kc->accel_bytes when it was filed (the entry's count goes on) */
 	/* Nothing can be redirected into it, so splice(2) may read it (pipe.c). */
 	enum pipe_ok pipe_ok;
 };
@@ -174,6 +186,8 @@ enum xres {
 /* client.c */
 void client_update(struct client *c);
 void client_close(struct client *c);
+void client_egress_drop(struct client *c);
+void client_closing(struct client *c);
 /* Writes what is buffered. Returns -1 when the client is gone (and freed). */
 int client_flush(struct client *c);
 /* Queues bytes for the client, writing directly when nothing waits before them. Returns -1

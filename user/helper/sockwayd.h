@@ -50,6 +50,7 @@ struct swd_config {
 	unsigned nr_shadow_keep;
 	bool no_accel;	       /* stay out of the kernel fast path */
 	bool no_splice;	       /* never hand a response body to the kernel */
+	bool no_egress;	       /* ... nor one for a remote client (the egress splice) */
 	bool no_pipe;	       /* never move a response body through a pipe (pipe.c) */
 	unsigned lend;	       /* connections per replica and worker lent to kernel routing */
 	bool retry_on_timeout; /* retry idempotent requests after a response timeout */
@@ -89,6 +90,7 @@ struct swd_worker_stats {
 	__u64 kroute_handoffs;	      /* requests the kernel decided on and left to sockwayd */
 	__u64 lend_opened;	      /* connections opened to be lent to the kernel */
 	__u64 untracked;	      /* upstream sockets taken out of sock_hash: untracked peer */
+	__u64 clients_untracked;      /* remote clients' sockets taken out: no egress splice */
 	__u64 piped_bytes;	      /* response body bytes moved through a pipe (pipe.c) */
 	__u64 accept_paused;	      /* listeners paused: no descriptor for a connection */
 	__u64 retries[SWD_RETRY_MAX]; /* requests sent to a second replica, by enum swd_retry */

@@ -334,15 +334,11 @@ void upstream_track(struct upstream *u)
  * connection (accel_bytes moved since it was filed: the request to a tracked peer, its
  * redirected response), or could still come in: the socket stays in.
  */
-void upstream_check_peer(struct upstream *u)
+static void upstream_check_peer_once(struct upstream *u)
 {
-	const struct sockway *skel = u->w->maps->skel;
 	struct sw_sock_key key, peer;
 	int err;
 
-	if (u->peer_checked)
-		return;
-	u->peer_checked = true;
 	if (!u->kc)
 		return;
 	/* The key upstream_track filed the entry under (no need to ask the socket again). */
@@ -354,13 +350,27 @@ void upstream_check_peer(struct upstream *u)
 	if (sw_sock_tracked(u->w->maps, &peer))
 		return;
 	/* Out of sock_hash, or never in it: splice(2) may read it from now on (pipe.c).
-	 * ENOENT: sockops had left it out already, or the kill switch was on at connect. */
-	err = bpf_map_delete_elem(bpf_map__fd(skel->maps.sock_hash), &key);
-	u->pipe_ok = !err || err == -ENOENT ? PIPE_YES : PIPE_NO;
-	if (err)
-		return;
-	bpf_map_delete_elem(bpf_map__fd(skel->maps.sock_addr), &key);
-	__atomic_fetch_add(&u->w->stats.untracked, 1, __ATOMIC_RELAXED);
+	 * ENOENT: sockops had left it out already (a backend on another host), or the kill
+	 * switch was on at connect. */
+	err = sw_sock_untrack(u->w->maps, &key);
+	u->off_path = !err || err == -ENOENT;
+	u->pipe_ok = u->off_path ? PIPE_YES : PIPE_NO;
+	if (!err)
+		__atomic_fetch_add(&u->w->stats.untracked, 1, __ATOMIC_RELAXED);
+}
+
+void upstream_check_peer(struct upstream *u)
+{
+	if (!u->peer_checked) {
+		u->peer_checked = true;
+		upstream_check_peer_once(u);
+	}
+	/* The first response bytes of an upstream off the kernel path: its client, if remote,
+	 * sends to such backends, and its socket leaves egress_hash. sockwayd settled any
+	 * splice armed on this exchange before it read them (upstream_read). A pooled one
+	 * found off the path before drops its next clients at once (upstream_start). */
+	if (u->off_path && u->x)
+		client_egress_drop(u->x->c);
 }
 
 void upstream_tick(struct worker *w)

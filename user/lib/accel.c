@@ -204,19 +204,20 @@ static int key_cmp(const void *a, const void *b)
 }
 
 /*
- * Drops the sock_addr entries whose socket left sock_hash (it closed) without sockops seeing
- * its close: while the switch was off the cgroups' programs were detached, so those
- * sockets' TCP_CLOSE callbacks never ran. A stale address would make a later socket with
- * the same tuple look tracked to its peer. sock_hash's keys are listed first (a lookup from
- * userspace cannot tell: with 4-byte values it fails ENOSPC whether the key is there or
- * not). A socket between sockops' two inserts can lose its address here; it then just goes
- * without the fast path's help. Best effort: nothing is swept without memory.
+ * Drops the entries of an address map (sock_addr, egress_addr) whose socket left its socket
+ * map (sock_hash, egress_hash: it closed) without sockops seeing its close: while the switch
+ * was off the cgroups' programs were detached, so those sockets' TCP_CLOSE callbacks never
+ * ran. A stale address would make a later socket with the same tuple look tracked to its
+ * peer (or an egress target to sockwayd). The socket map's keys are listed first (a lookup
+ * from userspace cannot tell: with 4-byte values it fails ENOSPC whether the key is there
+ * or not). A socket between sockops' two inserts can lose its address here; it then just
+ * goes without the fast path's help. Best effort: nothing is swept without memory.
  */
-static void sock_addr_sweep(struct sw_maps *m)
+static void addr_sweep(struct bpf_map *addr_map, struct bpf_map *hash_map)
 {
-	int addr_fd = bpf_map__fd(m->skel->maps.sock_addr);
-	int hash_fd = bpf_map__fd(m->skel->maps.sock_hash);
-	size_t n = 0, cap = bpf_map__max_entries(m->skel->maps.sock_hash);
+	int addr_fd = bpf_map__fd(addr_map);
+	int hash_fd = bpf_map__fd(hash_map);
+	size_t n = 0, cap = bpf_map__max_entries(hash_map);
 	struct sw_sock_key key, next, *live;
 	bool more;
 
@@ -252,7 +253,8 @@ int sw_accel_set(struct sw_maps *m, bool on, struct sw_err *e)
 	 * redirected again (on). */
 	__atomic_store_n(&m->ctl->accel_off, !on, __ATOMIC_RELEASE);
 	if (on) {
-		sock_addr_sweep(m);
+		addr_sweep(m->skel->maps.sock_addr, m->skel->maps.sock_hash);
+		addr_sweep(m->skel->maps.egress_addr, m->skel->maps.egress_hash);
 		err = verdict_attach(m, e);
 	}
 	/* Then the cgroup links: off, no new socket joins sock_hash; on, new ones do. Every

@@ -83,6 +83,34 @@ bool sw_sock_tracked(struct sw_maps *m, const struct sw_sock_key *k)
 	return !bpf_map_lookup_elem(bpf_map__fd(m->skel->maps.sock_addr), k, &addr);
 }
 
+bool sw_sock_egress(struct sw_maps *m, const struct sw_sock_key *k)
+{
+	__u64 addr;
+
+	return !bpf_map_lookup_elem(bpf_map__fd(m->skel->maps.egress_addr), k, &addr);
+}
+
+/* Out of a socket map, then its address out of the map beside it. */
+static int untrack(int hash_fd, int addr_fd, const struct sw_sock_key *k)
+{
+	if (bpf_map_delete_elem(hash_fd, k))
+		return -errno;
+	bpf_map_delete_elem(addr_fd, k);
+	return 0;
+}
+
+int sw_sock_untrack(struct sw_maps *m, const struct sw_sock_key *k)
+{
+	return untrack(bpf_map__fd(m->skel->maps.sock_hash), bpf_map__fd(m->skel->maps.sock_addr),
+		       k);
+}
+
+int sw_egress_untrack(struct sw_maps *m, const struct sw_sock_key *k)
+{
+	return untrack(bpf_map__fd(m->skel->maps.egress_hash),
+		       bpf_map__fd(m->skel->maps.egress_addr), k);
+}
+
 /* What a free entry holds: no splice, no kernel routing on either side (S15, K10). */
 static void entry_reset(struct sw_conn *e)
 {
@@ -193,21 +221,28 @@ void sw_conn_release(struct sw_maps *m, struct sw_conn *e)
 			 __ATOMIC_RELEASE);
 }
 
-void sw_conn_splice_arm(struct sw_conn *e, const struct sw_sock_key *client, __u64 left)
+void sw_conn_splice_arm(struct sw_conn *e, const struct sw_sock_key *client, __u64 left,
+			__u64 egress_cookie)
 {
 	e->client = *client;
+	e->egress = egress_cookie != 0;
+	e->client_cookie = egress_cookie;
 	e->left = left;
 	e->done = 0;
-	/* Release: the kernel sees client, left and done before it sees ARMED (S2, abi.h). */
+	/* Release: the kernel sees client, egress, its cookie, left and done before it sees
+	 * ARMED (S2, abi.h). */
 	__atomic_store_n(&e->splice, SW_SPLICE_ARMED, __ATOMIC_RELEASE);
 }
 
-void sw_conn_splice_prearm(struct sw_conn *e, const struct sw_sock_key *client)
+void sw_conn_splice_prearm(struct sw_conn *e, const struct sw_sock_key *client, __u64 egress_cookie)
 {
 	e->client = *client;
+	e->egress = egress_cookie != 0;
+	e->client_cookie = egress_cookie;
 	e->left = 0;
 	e->done = 0;
-	/* Release: the kernel sees client and done before it sees PREARMED (S1, abi.h). */
+	/* Release: the kernel sees client, egress, its cookie and done before it sees
+	 * PREARMED (S1, abi.h). */
 	__atomic_store_n(&e->splice, SW_SPLICE_PREARMED, __ATOMIC_RELEASE);
 }
 

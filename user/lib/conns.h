@@ -21,6 +21,17 @@ void sw_conn_key_reverse(struct sw_sock_key *out, const struct sw_sock_key *k);
 /* The socket of key k is on the kernel path: sockops filed its address in sock_addr (it
  * joined sock_hash, and has not closed since, as far as sockops saw). */
 bool sw_sock_tracked(struct sw_maps *m, const struct sw_sock_key *k);
+/* The socket of key k is a target of the egress splice: sockops filed it in egress_hash
+ * (one of sockwayd's accepted sockets, its client on another host), and it is still there. */
+bool sw_sock_egress(struct sw_maps *m, const struct sw_sock_key *k);
+/* Takes one of sockwayd's own sockets out of sock_hash, then its address out of sock_addr:
+ * 0, or -errno of the first (-ENOENT: it was not there). Whatever was redirected into the
+ * socket and not read yet is dropped with it (a kernel quirk): callers make sure there is
+ * none. */
+int sw_sock_untrack(struct sw_maps *m, const struct sw_sock_key *k);
+/* The same for egress_hash and egress_addr. Nothing is ever redirected into a socket there,
+ * so nothing is dropped with it. */
+int sw_egress_untrack(struct sw_maps *m, const struct sw_sock_key *k);
 /* Claims a free way of the key's bucket (m->conn_tags, m->conns): NULL if all are taken. */
 struct sw_conn *sw_conn_claim(struct sw_maps *m, const struct sw_sock_key *k);
 /* Frees an entry: no splice, tag 0. */
@@ -33,14 +44,19 @@ unsigned sw_conns_sweep(struct sw_maps *m);
 /*
  * The splice of an upstream connection (e), towards the client's socket: arms it for the
  * next `left` bytes. Call only with every byte read from the upstream already forwarded.
+ * egress_cookie: not 0, client is sockwayd's own socket to a remote client (the egress
+ * splice), whose send queue the bytes join, and this is its SO_COOKIE; 0, a local client's
+ * socket, whose receive queue they join.
  */
-void sw_conn_splice_arm(struct sw_conn *e, const struct sw_sock_key *client, __u64 left);
+void sw_conn_splice_arm(struct sw_conn *e, const struct sw_sock_key *client, __u64 left,
+			__u64 egress_cookie);
 /*
  * Arms the splice of a whole response, before it comes: the kernel takes it if its head
  * passes on unchanged (include/sockway/resphead.h); its status and lengths are then in
  * e->head. Call only with nothing of the response read yet.
  */
-void sw_conn_splice_prearm(struct sw_conn *e, const struct sw_sock_key *client);
+void sw_conn_splice_prearm(struct sw_conn *e, const struct sw_sock_key *client,
+			   __u64 egress_cookie);
 /*
  * Takes the splice back before reading the upstream socket or answering the client:
  * disarms it if the kernel has not started it, or collects what the kernel moved if it
