@@ -7,10 +7,12 @@
 # kernel takes goes from the backend's send straight out of that socket (sk_msg redirect to
 # its egress), never through sockwayd. Each body is compared byte for byte with the
 # backend's own; accel_stats.spliced_bytes and sockway_kernel_responses_total prove which
-# path the bytes took. Then what must not go wrong around it: sockwayd's socket is marked
-# egress-only (nothing is redirected into it), a remote client whose requests go to a remote
-# backend has its socket taken out again (and gets the pipe), pipelined requests, clients
-# that reset mid-response, the kill switch flipped under load, and --no-egress.
+# path the bytes took. Then what must not go wrong around it: sockwayd's socket is in
+# egress_hash, not sock_hash (nothing is redirected into it); a remote client whose requests
+# go to a remote backend has its socket taken out again (and gets the pipe); pipelined
+# requests; clients that reset mid-response; the kill switch flipped under load; a
+# non-blocking backend with the not-sent low-water mark set; a sockwayd killed mid-body and
+# a new connection from the same port; and --no-egress.
 cd "$(dirname "$0")/../.." || exit 1
 . tests/integration/lib.sh
 

@@ -51,13 +51,12 @@ struct client {
 	bool answered;	/* sockwayd answered a request of it (the kernel's: kc->kx_done) */
 	struct exchange *x;
 	struct sw_conn *kc;	/* its conns entry (kernel fast path), or NULL */
-	struct sw_sock_key key; /* its key in sock_hash, when kc or egress */
-	/* A remote client whose socket sockops put in sock_hash all the same, marked
-	 * egress-only (abi.h): a local accelerated backend's response may go out of it
-	 * without passing through sockwayd (the egress splice, splice.c). No conns entry:
-	 * nothing of the client's own goes through the kernel. Cleared, and the socket taken
-	 * out, once a request of it goes to a backend the kernel cannot reach
-	 * (client_egress_drop). */
+	struct sw_sock_key key; /* its key in sock_hash (kc) or egress_hash (egress) */
+	/* A remote client whose socket sockops filed in egress_hash (bpf/maps.h): a local
+	 * accelerated backend's response may go out of it without passing through sockwayd
+	 * (the egress splice, splice.c). No conns entry: nothing of the client's own goes
+	 * through the kernel. Cleared, and the socket taken out, once a request of it goes
+	 * to a backend the kernel cannot reach (client_egress_drop). */
 	bool egress;
 	__u64 cookie;	  /* its socket's SO_COOKIE, when egress (never 0 then) */
 	__u64 accel_seen; /* kc->accel_bytes already added to a cell */
