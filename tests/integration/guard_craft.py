@@ -13,6 +13,8 @@ test's namespace, DST_MAC its peer's address), from SRC to DST:PORT:
   ext6-syn     an IPv6 TCP SYN behind six destination-options headers (read through)
   ext7-syn     the same behind seven (more than the guard reads: malformed)
   v6frag-syn   an IPv6 first fragment (offset 0, more to come) holding a TCP SYN
+SRC may be a comma-separated list: one frame from each, back to back, from one process (for
+checks that two frames meet the guard within a rate limit's refill time).
 """
 import socket
 import struct
@@ -55,13 +57,8 @@ def dest_opts(n, last_next, payload):
     return payload
 
 
-def main():
-    iface, dst_mac, kind, src, dst, port = sys.argv[1:7]
-    port = int(port)
-    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
-    s.bind((iface, 0))
-    src_mac = s.getsockname()[4]
-    dmac = bytes.fromhex(dst_mac.replace(":", ""))
+def frame(kind, src, dst, port):
+    """The frame's body after the MAC addresses' place, and its ethertype."""
     syn = tcp_syn(40000, port)
     if kind in ("vlan3-syn", "vlan9-syn"):
         tags = 3 if kind == "vlan3-syn" else 9
@@ -80,7 +77,22 @@ def main():
         body, ethertype = ipv6(src, dst, 44, frag + syn), 0x86DD
     else:
         sys.exit(f"unknown kind {kind}")
-    s.send(dmac + src_mac + struct.pack("!H", ethertype) + body)
+    return body, ethertype
+
+
+def main():
+    iface, dst_mac, kind, srcs, dst, port = sys.argv[1:7]
+    port = int(port)
+    s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+    s.bind((iface, 0))
+    src_mac = s.getsockname()[4]
+    dmac = bytes.fromhex(dst_mac.replace(":", ""))
+    frames = []
+    for src in srcs.split(","):
+        body, ethertype = frame(kind, src, dst, port)
+        frames.append(dmac + src_mac + struct.pack("!H", ethertype) + body)
+    for f in frames:
+        s.send(f)
 
 
 if __name__ == "__main__":
