@@ -22,7 +22,7 @@ PKG_CONFIG ?= pkg-config
 # systemd (systemd-analyze verify), libcap2-bin (capsh), python3-yaml and prometheus (promtool)
 # check the unit and tools/deploy (tests/integration/test_install.sh, test_deploy.sh).
 DEB_PACKAGES := clang clang-format llvm libbpf-dev bpftool libelf-dev zlib1g-dev libcmocka-dev \
-	pkg-config libjansson-dev libclang-rt-14-dev jq iproute2 util-linux wrk curl python3 \
+	pkg-config libjansson-dev liburing-dev libclang-rt-14-dev jq iproute2 util-linux wrk curl python3 \
 	groff-base man-db mandoc tmux systemd libcap2-bin python3-yaml prometheus
 # Of those, installed without their recommends: prometheus recommends the node exporter,
 # smartmontools and IPMI tools, none of which promtool needs. (Its postinst starts no daemon
@@ -45,7 +45,7 @@ endif
 # Every target but deps and clean needs the packages; deps.stamp re-checks when this changes.
 DEPS_STAMP := $(OUTPUT)/deps.stamp
 
-PKGS := libbpf libelf zlib jansson
+PKGS := libbpf libelf zlib jansson liburing
 CFLAGS_PKG = $(shell $(PKG_CONFIG) --cflags $(PKGS) 2>/dev/null)
 LDLIBS_PKG = $(shell $(PKG_CONFIG) --libs $(PKGS) 2>/dev/null)
 CMOCKA_LIBS = $(shell $(PKG_CONFIG) --libs cmocka 2>/dev/null)

@@ -31,7 +31,8 @@ void client_update(struct client *c)
 		mask |= x->u && !x->u->connecting && x->u->out.len < HIGH_WATER ? EPOLLIN : 0;
 	else if (c->state == C_PROXY && c->in.len < swd_cfg.limits.max_header_bytes && !c->eof)
 		mask |= EPOLLIN; /* a pipelined request, kept for later */
-	if (c->out.len || (x && x->piped))
+	/* (A batched write is epoll's EPOLLOUT already: it ends in one.) */
+	if ((c->out.len && !c->ev.send_queued) || (x && x->piped))
 		mask |= EPOLLOUT;
 	reactor_mod(c->w->r, &c->ev, mask);
 	kroute_client_idle(c);
@@ -80,12 +81,28 @@ void client_closing(struct client *c)
 	c->deadline_ms = reactor_now_ms(c->w->r) + swd_cfg.response_timeout_ms;
 }
 
-/* Writes what is buffered. Returns -1 when the client is gone (and freed). */
-int client_flush(struct client *c)
+/*
+ * Batched writes (reactor.h) for clients sockwayd filed no conns entry for (remote clients,
+ * or no fast path at all): the kernel writes into a local client only under the rules of
+ * splice.c and kroute.c, which count on sockwayd's bytes being in the socket when it arms
+ * the kernel, and a batched write would only make them decline. (A remote client's egress
+ * splice declines while sockwayd holds bytes for it, as after any short write.)
+ */
+static bool client_batches(const struct client *c)
+{
+	return !c->kc && reactor_batching(c->w->r);
+}
+
+static int flush(struct client *c, bool later)
 {
 	bool moved = false;
 	ssize_t n;
 
+	if (later && c->out.len && c->state != C_CLOSING && client_batches(c) &&
+	    reactor_send_later(c->w->r, &c->ev))
+		return 0;
+	/* Written now: a write queued for the round's end must not repeat these bytes. */
+	reactor_send_cancel(c->w->r, &c->ev);
 	while (c->out.len) {
 		n = send(c->ev.fd, buf_head(&c->out), c->out.len, MSG_NOSIGNAL);
 		if (n < 0 && errno == EINTR)
@@ -114,12 +131,27 @@ int client_flush(struct client *c)
 	return 0;
 }
 
-/* Queues bytes for the client, writing directly when nothing waits before them. */
+/* Writes what is buffered (at the round's end, if batched). Returns -1 when the client is
+ * gone (and freed). */
+int client_flush(struct client *c)
+{
+	return flush(c, true);
+}
+
+/* The same, never batched: what is buffered goes now. */
+int client_flush_now(struct client *c)
+{
+	return flush(c, false);
+}
+
+/* Queues bytes for the client, writing directly when nothing waits before them (or at the
+ * round's end, with the round's other writes). */
 int client_send(struct client *c, const char *p, size_t n)
 {
+	bool later = c->state != C_CLOSING && client_batches(c);
 	ssize_t sent = 0;
 
-	if (!c->out.len) {
+	if (!c->out.len && !later) {
 		sent = send(c->ev.fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (sent < 0 && errno != EAGAIN && errno != EINTR) {
 			client_close(c);
@@ -132,7 +164,8 @@ int client_send(struct client *c, const char *p, size_t n)
 		client_close(c);
 		return -1;
 	}
-	return 0;
+	/* Waiting for room (EPOLLOUT asked): epoll says when; a write now would find none. */
+	return later && !(c->ev.mask & EPOLLOUT) ? client_flush(c) : 0;
 }
 
 /*
@@ -416,6 +449,7 @@ void client_accept(struct reactor *r, struct reactor_ev *ev, __u32 events)
 		c->ev.fd = fd;
 		c->ev.fn = client_event;
 		c->ev.owner = c;
+		c->ev.out = &c->out;
 		c->state = C_HEAD;
 		c->deadline_ms = reactor_now_ms(r) + swd_cfg.header_timeout_ms;
 		if (reactor_add(r, &c->ev, EPOLLIN)) {

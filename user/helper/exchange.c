@@ -763,6 +763,11 @@ static enum xres upstream_read(struct exchange *x)
 	ssize_t n;
 
 	while (ret == XR_GOES_ON && x->c->out.len < HIGH_WATER) {
+		/* A head (and the body's first bytes) waiting for the round's batched writes
+		 * would keep the rest out of the pipe: they go now. */
+		if (!x->pipe && x->c->ev.send_queued && pipe_eligible_body(x) &&
+		    client_flush_now(x->c))
+			return XR_CLIENT_GONE;
 		/* The rest of a long body, past sockwayd's memory (pipe.c). */
 		if (x->pipe || (pipe_eligible(x) && pipe_take(x)))
 			return pipe_pump(x);

@@ -242,6 +242,8 @@ static int worker_init(struct worker *w, unsigned id, struct sw_maps *maps)
 	if (getrandom(&w->rng, sizeof(w->rng), 0) != sizeof(w->rng) || !w->rng)
 		w->rng = 0x9e3779b97f4a7c15ULL ^ id;
 	w->r = reactor_new();
+	if (w->r)
+		reactor_batch(w->r, !swd_cfg.no_uring, &w->stats.batched_writes);
 	w->snap = snapshot_alloc();
 	w->spare = snapshot_alloc();
 	if (!w->r || !w->snap || !w->spare)

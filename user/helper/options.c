@@ -120,6 +120,12 @@ static const struct swd_option options[] = {
 	 "come, between sockets off the fast path, moves\n"
 	 "through a pipe with splice(2), never copied",
 	 ""},
+	{"no-uring", 0, OPT_FLAG, &swd_cfg.no_uring, 0, 0, 0, NULL, NULL,
+	 "write to one socket at a time: by default the writes\n"
+	 "of one event-loop round, between sockets off the\n"
+	 "fast path, go out together in the io_uring_enter\n"
+	 "that waits for the next events (Linux 6.15 or later)",
+	 ""},
 	{"lend", 0, OPT_UINT, &swd_cfg.lend, 16, 0, SW_LEND_SLOTS, "N", NULL,
 	 "idle connections per replica and worker lent to\n"
 	 "the kernel, which routes plain requests of local\n"

@@ -174,14 +174,19 @@ static bool upstream_pipe_ok(struct upstream *u)
 	return u->pipe_ok == PIPE_YES;
 }
 
-bool pipe_eligible(struct exchange *x)
+/* All that pipe_eligible asks but that nothing waits for the client in sockwayd's buffer. */
+bool pipe_eligible_body(struct exchange *x)
 {
 	struct upstream *u = x->u;
-	struct client *c = x->c;
 
 	return !swd_cfg.no_pipe && u && x->resp == RESP_BODY && x->resp_body == HTTP_BODY_LENGTH &&
-	       x->resp_left >= PIPE_MIN && x->splice == SPLICE_OFF && !u->in.len && !c->out.len &&
-	       client_pipe_ok(c) && upstream_pipe_ok(u);
+	       x->resp_left >= PIPE_MIN && x->splice == SPLICE_OFF && !u->in.len &&
+	       client_pipe_ok(x->c) && upstream_pipe_ok(u);
+}
+
+bool pipe_eligible(struct exchange *x)
+{
+	return !x->c->out.len && pipe_eligible_body(x);
 }
 
 bool pipe_take(struct exchange *x)

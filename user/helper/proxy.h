@@ -189,6 +189,7 @@ void client_egress_drop(struct client *c);
 void client_closing(struct client *c);
 /* Writes what is buffered. Returns -1 when the client is gone (and freed). */
 int client_flush(struct client *c);
+int client_flush_now(struct client *c);
 /* Queues bytes for the client, writing directly when nothing waits before them. Returns -1
  * when the client is gone. */
 int client_send(struct client *c, const char *p, size_t n);
@@ -305,6 +306,7 @@ void kroute_drain(struct worker *w);
 /* pipe.c: response bodies through a pipe, on the userspace path */
 /* May the rest of the response body go through a pipe now? */
 bool pipe_eligible(struct exchange *x);
+bool pipe_eligible_body(struct exchange *x);
 /* Gives the exchange a pipe: false when there is none to have. */
 bool pipe_take(struct exchange *x);
 /* Moves body bytes on, both ways; ends the exchange once the body is out. */

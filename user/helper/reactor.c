@@ -1,12 +1,24 @@
 // SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
 #include <errno.h>
+#include <liburing.h>
 #include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "buf.h"
+#include "log.h"
 #include "reactor.h"
 
 #define REACTOR_BATCH 256
+/* Writes batched in one round; past that, owners write at once. */
+#define REACTOR_SENDS 256
+/* io_uring's epoll_wait (Linux 6.15): Debian 12's headers predate it, so the number is here
+ * (uapi enum io_uring_op); the kernel is asked whether it knows it before it is used. */
+#define OP_EPOLL_WAIT 59
+/* user_data of the epoll wait; a write's is its index in the round's writes. */
+#define WAIT_TAG (~0ULL)
 
 struct reactor {
 	int epfd;
@@ -15,6 +27,17 @@ struct reactor {
 	 * that a connection freed by one handler is not called by a later one. */
 	struct epoll_event events[REACTOR_BATCH];
 	int nr_events;
+	/* Batched writes: the ring (set up by reactor_run, in the thread that submits) and
+	 * the writes queued for the end of the round. done[] holds the writes of the last
+	 * io_uring_enter while their owners hear of them (reactor_del clears its entries). */
+	bool batch_asked, batch_on, wait_armed;
+	__u64 *batch_count;
+	struct io_uring ring;
+	struct reactor_ev *queued[REACTOR_SENDS];
+	int nr_queued;
+	struct reactor_ev *done[REACTOR_SENDS];
+	int done_res[REACTOR_SENDS];
+	int nr_done;
 };
 
 __u64 now_us(void)
@@ -44,8 +67,83 @@ void reactor_free(struct reactor *r)
 {
 	if (!r)
 		return;
+	if (r->batch_on)
+		io_uring_queue_exit(&r->ring);
 	close(r->epfd);
 	free(r);
+}
+
+void reactor_batch(struct reactor *r, bool on, __u64 *count)
+{
+	r->batch_asked = on;
+	r->batch_count = count;
+}
+
+bool reactor_batching(const struct reactor *r)
+{
+	return r->batch_on;
+}
+
+/*
+ * The ring of batched writes, in the thread that runs the reactor (SINGLE_ISSUER ties the
+ * ring to it; DEFER_TASKRUN runs io_uring's deferred work only when that thread waits).
+ * Any failure leaves batching off: epoll_wait and writes in place, as before.
+ */
+static void batch_setup(struct reactor *r)
+{
+	struct io_uring_probe *probe;
+	bool known;
+	int err;
+
+	if (!r->batch_asked)
+		return;
+	err = io_uring_queue_init(2 * REACTOR_SENDS, &r->ring,
+				  IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN);
+	if (err) {
+		pr_info("io_uring unavailable (%s): writes go one by one", strerror(-err));
+		return;
+	}
+	probe = io_uring_get_probe_ring(&r->ring);
+	known = probe && probe->last_op >= OP_EPOLL_WAIT &&
+		io_uring_opcode_supported(probe, OP_EPOLL_WAIT);
+	io_uring_free_probe(probe);
+	if (!known) {
+		pr_info("%s", "io_uring has no epoll wait (Linux 6.15): writes go one by one");
+		io_uring_queue_exit(&r->ring);
+		return;
+	}
+	r->batch_on = true;
+}
+
+bool reactor_send_later(struct reactor *r, struct reactor_ev *ev)
+{
+	if (ev->send_queued)
+		return true;
+	if (!r->batch_on || r->nr_queued == REACTOR_SENDS || !ev->out || !ev->out->len)
+		return false;
+	/* The socket was full at the last batched write: this one goes now, finds it still
+	 * full (EAGAIN) and asks epoll for room; the one after is batched again. */
+	if (ev->send_short) {
+		ev->send_short = false;
+		return false;
+	}
+	ev->send_queued = true;
+	r->queued[r->nr_queued++] = ev;
+	return true;
+}
+
+void reactor_send_cancel(struct reactor *r, struct reactor_ev *ev)
+{
+	int i;
+
+	if (!ev->send_queued)
+		return;
+	ev->send_queued = false;
+	for (i = 0; i < r->nr_queued; i++)
+		if (r->queued[i] == ev) {
+			r->queued[i] = r->queued[--r->nr_queued];
+			break;
+		}
 }
 
 /*
@@ -102,6 +200,10 @@ void reactor_del(struct reactor *r, struct reactor_ev *ev)
 	for (i = 0; i < r->nr_events; i++)
 		if (r->events[i].data.ptr == ev)
 			r->events[i].data.ptr = NULL;
+	reactor_send_cancel(r, ev);
+	for (i = 0; i < r->nr_done; i++)
+		if (r->done[i] == ev)
+			r->done[i] = NULL;
 }
 
 __u64 reactor_now_ms(const struct reactor *r)
@@ -109,29 +211,155 @@ __u64 reactor_now_ms(const struct reactor *r)
 	return r->now_ms;
 }
 
+static void dispatch(struct reactor *r)
+{
+	int i;
+
+	for (i = 0; i < r->nr_events; i++) {
+		struct reactor_ev *ev = r->events[i].data.ptr;
+
+		if (ev)
+			ev->fn(r, ev, r->events[i].events);
+	}
+	r->nr_events = 0;
+}
+
+/* Applies the CQEs there are: the writes' results and the epoll wait's events. */
+static void reap(struct reactor *r, int *pending)
+{
+	struct io_uring_cqe *cqe;
+	unsigned head, seen = 0;
+
+	io_uring_for_each_cqe(&r->ring, head, cqe)
+	{
+		__u64 tag = io_uring_cqe_get_data64(cqe);
+
+		seen++;
+		if (tag == WAIT_TAG) {
+			r->wait_armed = false;
+			r->nr_events = cqe->res > 0 ? cqe->res : 0;
+		} else if (tag < (__u64)r->nr_done) {
+			r->done_res[tag] = cqe->res;
+			(*pending)--;
+		}
+	}
+	io_uring_cq_advance(&r->ring, seen);
+}
+
+static void arm_wait(struct reactor *r)
+{
+	struct io_uring_sqe *sqe;
+
+	if (r->wait_armed)
+		return;
+	sqe = io_uring_get_sqe(&r->ring);
+	io_uring_prep_rw(OP_EPOLL_WAIT, sqe, r->epfd, r->events, REACTOR_BATCH, 0);
+	io_uring_sqe_set_data64(sqe, WAIT_TAG);
+	r->wait_armed = true;
+}
+
+/*
+ * One round with batched writes. With writes queued: they go in one io_uring_enter that
+ * does not wait, each tried once, at once (MSG_DONTWAIT: io_uring neither retries nor waits,
+ * so no buffer is held past the call, and no fd can be closed and reused between the
+ * write's preparation and its submission, both here); their results are applied to the
+ * buffers first, all of them, then their owners hear of them (EPOLLOUT: room again, or a
+ * short write to find out about), then any events epoll had. The owners act on that before
+ * anything waits: a write that filled the socket needs its owner to ask epoll for room, and
+ * one that emptied a buffer may let its owner read more (HIGH_WATER). With nothing queued:
+ * one io_uring_enter waits for epoll (its wait armed once, until it completes), or the
+ * timeout.
+ */
+static void batch_round(struct reactor *r, int timeout_ms)
+{
+	struct __kernel_timespec ts = {.tv_sec = timeout_ms / 1000,
+				       .tv_nsec = (long long)(timeout_ms % 1000) * 1000000};
+	struct io_uring_cqe *cqe;
+	struct io_uring_sqe *sqe;
+	int i, n = r->nr_queued, pending = n;
+
+	if (!n) {
+		arm_wait(r);
+		io_uring_submit_and_wait_timeout(&r->ring, &cqe, 1, &ts, NULL);
+		r->now_ms = now_us() / 1000;
+		reap(r, &pending);
+		dispatch(r);
+		return;
+	}
+	for (i = 0; i < n; i++) {
+		struct reactor_ev *ev = r->queued[i];
+
+		sqe = io_uring_get_sqe(&r->ring);
+		io_uring_prep_send(sqe, ev->fd, buf_head(ev->out), ev->out->len,
+				   MSG_NOSIGNAL | MSG_DONTWAIT);
+		io_uring_sqe_set_data64(sqe, (__u64)i);
+		r->done[i] = ev;
+		r->done_res[i] = -EAGAIN;
+	}
+	r->nr_done = n;
+	r->nr_queued = 0;
+	if (r->batch_count)
+		__atomic_fetch_add(r->batch_count, n, __ATOMIC_RELAXED);
+	/* epoll's events, if it has some now, come back in the same call. */
+	arm_wait(r);
+	io_uring_submit(&r->ring);
+	r->now_ms = now_us() / 1000;
+	for (;;) {
+		reap(r, &pending);
+		/* Tried at submission, so complete already; should one not be, wait for it
+		 * rather than let its owner go on with its bytes in flight. */
+		if (!pending)
+			break;
+		io_uring_wait_cqe(&r->ring, &cqe);
+	}
+	for (i = 0; i < r->nr_done; i++) {
+		struct reactor_ev *ev = r->done[i];
+		int res = r->done_res[i];
+
+		ev->send_queued = false;
+		if (res > 0)
+			buf_consume(ev->out, res);
+		/* Short, full (EAGAIN) or failed: the owner's next write goes now, and finds
+		 * out which. */
+		ev->send_short = ev->out->len > 0;
+	}
+	for (i = 0; i < r->nr_done; i++) {
+		struct reactor_ev *ev = r->done[i];
+
+		if (ev)
+			ev->fn(r, ev, EPOLLOUT);
+	}
+	r->nr_done = 0;
+	dispatch(r);
+}
+
 void reactor_run(struct reactor *r, int tick_ms, reactor_hook tick, reactor_hook before_sleep,
 		 void *arg, const volatile bool *stop)
 {
-	__u64 next_tick = r->now_ms + tick_ms;
-	int i, timeout;
+	__u64 next_tick;
+	int timeout;
 
+	batch_setup(r);
+	r->now_ms = now_us() / 1000;
+	next_tick = r->now_ms + tick_ms;
 	while (!*stop) {
 		if (before_sleep)
 			before_sleep(r, arg);
 		timeout = next_tick > r->now_ms ? (int)(next_tick - r->now_ms) : 0;
-		r->nr_events = epoll_wait(r->epfd, r->events, REACTOR_BATCH, timeout);
-		r->now_ms = now_us() / 1000;
-		for (i = 0; i < r->nr_events; i++) {
-			struct reactor_ev *ev = r->events[i].data.ptr;
-
-			if (ev)
-				ev->fn(r, ev, r->events[i].events);
+		if (r->batch_on) {
+			batch_round(r, timeout);
+		} else {
+			r->nr_events = epoll_wait(r->epfd, r->events, REACTOR_BATCH, timeout);
+			r->now_ms = now_us() / 1000;
+			dispatch(r);
 		}
-		r->nr_events = 0;
 		if (r->now_ms >= next_tick) {
 			if (tick)
 				tick(r, arg);
 			next_tick = r->now_ms + tick_ms;
 		}
 	}
+	/* Writes queued in the last round still go (a drain's last responses). */
+	if (r->nr_queued)
+		batch_round(r, 0);
 }

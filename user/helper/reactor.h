@@ -2,6 +2,11 @@
 /*
  * A small event loop in the manner of redis' ae: file events on epoll, one periodic timer
  * tick, and a before-sleep hook. One reactor per worker thread; nothing in it is shared.
+ *
+ * Batched writes (reactor_batch): where the kernel has io_uring's epoll wait (Linux 6.15),
+ * the writes that handlers queue with reactor_send_later go out together at the end of the
+ * round, in the same io_uring_enter that waits for the next events: one system call for the
+ * round instead of one per write and one for the wait.
  */
 #ifndef SOCKWAY_REACTOR_H
 #define SOCKWAY_REACTOR_H
@@ -10,6 +15,8 @@
 #include <sys/epoll.h>
 
 #include <linux/types.h>
+
+struct buf;
 
 struct reactor;
 struct reactor_ev;
@@ -24,6 +31,10 @@ struct reactor_ev {
 	bool registered; /* in epoll: not with an empty mask (reactor_mod) */
 	reactor_fn fn;
 	void *owner;
+	/* Batched writes: the owner's output buffer, and where its write stands. */
+	struct buf *out;
+	bool send_queued; /* its bytes go out at the end of this round */
+	bool send_short;  /* the last batched write did not take them all */
 };
 
 typedef void (*reactor_hook)(struct reactor *r, void *arg);
@@ -36,8 +47,29 @@ int reactor_add(struct reactor *r, struct reactor_ev *ev, __u32 mask);
 /* Changes the mask; a no-op when it is the same. An empty one means no event at all, not
  * even EPOLLHUP or EPOLLERR (the fd leaves epoll until it gets a mask again). */
 int reactor_mod(struct reactor *r, struct reactor_ev *ev, __u32 mask);
-/* Unregisters ev. Events already fetched for it in this round are dropped. */
+/* Unregisters ev. Events already fetched for it in this round are dropped, and so is its
+ * queued write. */
 void reactor_del(struct reactor *r, struct reactor_ev *ev);
+
+/*
+ * Asks for batched writes (before reactor_run; a no-op where the kernel lacks what they
+ * need), counting them in *count (atomically: another thread may read it). Then
+ * reactor_batching tells whether they are on.
+ */
+void reactor_batch(struct reactor *r, bool on, __u64 *count);
+bool reactor_batching(const struct reactor *r);
+
+/*
+ * Queues a write of all that ev->out holds, at the end of this round. Until then the owner
+ * must not write to the fd itself (nor consume ev->out); it may append. Once written, the
+ * bytes sent are consumed from ev->out and ev's handler gets EPOLLOUT, as if epoll had said
+ * the socket can take more (whether or not all went). Returns false when the write must be
+ * done now instead: batching is off, the queue is full, or the last batched write to ev was
+ * short (the socket is full: the owner writes, gets EAGAIN and asks epoll for EPOLLOUT).
+ */
+bool reactor_send_later(struct reactor *r, struct reactor_ev *ev);
+/* Takes back a queued write (the owner writes now, or closes). */
+void reactor_send_cancel(struct reactor *r, struct reactor_ev *ev);
 
 /*
  * Runs until *stop is true after a round: tick() every tick_ms, before_sleep() before each

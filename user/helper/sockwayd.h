@@ -52,6 +52,7 @@ struct swd_config {
 	bool no_splice;	       /* never hand a response body to the kernel */
 	bool no_egress;	       /* ... nor one for a remote client (the egress splice) */
 	bool no_pipe;	       /* never move a response body through a pipe (pipe.c) */
+	bool no_uring;	       /* write in place, never batched (reactor.h) */
 	unsigned lend;	       /* connections per replica and worker lent to kernel routing */
 	bool retry_on_timeout; /* retry idempotent requests after a response timeout */
 };
@@ -93,6 +94,7 @@ struct swd_worker_stats {
 	__u64 clients_untracked;      /* remote clients' sockets taken out: no egress splice */
 	__u64 piped_bytes;	      /* response body bytes moved through a pipe (pipe.c) */
 	__u64 accept_paused;	      /* listeners paused: no descriptor for a connection */
+	__u64 batched_writes;	      /* writes made at a round's end, in one io_uring_enter */
 	__u64 retries[SWD_RETRY_MAX]; /* requests sent to a second replica, by enum swd_retry */
 };
 

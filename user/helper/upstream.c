@@ -21,7 +21,8 @@ void upstream_update(struct upstream *u)
 {
 	__u32 mask = 0;
 
-	if (u->connecting || u->out.len)
+	/* (A batched write is epoll's EPOLLOUT already: it ends in one.) */
+	if (u->connecting || (u->out.len && !u->ev.send_queued))
 		mask |= EPOLLOUT;
 	if (u->idle || u->s || (u->lent && !u->x && !u->lend_wait) ||
 	    (u->x && u->x->resp != RESP_DONE && u->x->c && u->x->c->out.len < HIGH_WATER &&
@@ -189,12 +190,26 @@ __u64 accel_delta(struct sw_conn *kc, __u64 *seen)
 	return d;
 }
 
-/* Sends bytes to the upstream, buffering what the socket does not take now. */
+/*
+ * Batched writes (reactor.h) to upstreams the kernel cannot reach, as for clients
+ * (client_batches): no fast path at all, or found off it (a backend on another host, or
+ * outside the accelerated cgroups). A connection the kernel may splice on or route over
+ * writes in place: its first request, until a response says where its peer is, too.
+ */
+static bool upstream_batches(const struct upstream *u)
+{
+	return (!u->w->netns || u->off_path) && !u->connecting && !u->lent && !u->lending &&
+	       reactor_batching(u->w->r);
+}
+
+/* Sends bytes to the upstream, buffering what the socket does not take now (or all of them,
+ * for the round's end, with the round's other writes). */
 int upstream_send(struct upstream *u, const char *p, size_t n)
 {
+	bool later = upstream_batches(u);
 	ssize_t sent = 0;
 
-	if (!u->out.len && !u->connecting) {
+	if (!u->out.len && !u->connecting && !later) {
 		sent = send(u->ev.fd, p, n, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (sent < 0 && errno != EAGAIN && errno != EINTR)
 			return -errno;
@@ -203,13 +218,18 @@ int upstream_send(struct upstream *u, const char *p, size_t n)
 	}
 	if ((size_t)sent < n && buf_append(&u->out, p + sent, n - sent))
 		return -ENOMEM;
-	return 0;
+	/* Waiting for room (EPOLLOUT asked): epoll says when; a write now would find none. */
+	return later && !(u->ev.mask & EPOLLOUT) ? upstream_flush(u) : 0;
 }
 
 int upstream_flush(struct upstream *u)
 {
 	ssize_t n;
 
+	if (u->out.len && upstream_batches(u) && reactor_send_later(u->w->r, &u->ev))
+		return 0;
+	/* Written now: a write queued for the round's end must not repeat these bytes. */
+	reactor_send_cancel(u->w->r, &u->ev);
 	while (u->out.len) {
 		n = send(u->ev.fd, buf_head(&u->out), u->out.len, MSG_NOSIGNAL);
 		if (n < 0 && errno == EINTR)
@@ -286,6 +306,7 @@ struct upstream *upstream_connect(struct worker *w, __u16 backend, __u8 replica,
 	u->ev.fd = fd;
 	u->ev.fn = upstream_event;
 	u->ev.owner = u;
+	u->ev.out = &u->out;
 	u->backend_id = backend;
 	u->replica = replica;
 	u->addr = *addr;
