@@ -10,7 +10,9 @@
 # hazards of a write that waits: a socket that takes part of it (a client that stops
 # reading, --no-pipe so every byte goes through sockwayd's buffer), pipelined requests whose
 # responses queue behind each other, a response that closes its connection, clients killed
-# with writes queued for them, and many connections at once.
+# with writes queued for them, many connections at once, a client that half-closes right
+# behind its request, and a drain (SIGTERM) under load. test_egress.sh checks that a remote
+# client's egress splice is not lost to a head waiting in the batch.
 cd "$(dirname "$0")/../.." || exit 1
 . tests/integration/lib.sh
 
@@ -71,6 +73,7 @@ check "endpoint big" "$SOCKWAY" endpoint create big --route /big --backend big
 start_sockwayd "$P_ON" "$P_ON_ADMIN" --workers 2 --no-accel --no-pipe
 ON_PID=$SWD_PID
 start_sockwayd "$P_OFF" "$P_OFF_ADMIN" --workers 2 --no-accel --no-pipe --no-uring
+OFF_PID=$SWD_PID
 # A kernel that refuses io_uring to everyone (2) while sockwayd starts: it writes in place.
 disabled=$(cat /proc/sys/kernel/io_uring_disabled 2>/dev/null)
 if [ -n "$disabled" ]; then
@@ -187,8 +190,104 @@ EOF
 		"$(grep -cE 'Non-2xx|Socket errors' "$TMP/wrk.out")" 0
 done
 
-# --- 7. sockwayd survives it all and leaves cleanly ---------------------------------------------
-check "sockwayd (batched) is still up" kill -0 "$ON_PID"
+# --- 7. a half-close right behind the request ------------------------------------------------
+# The client sends its GET and shuts its side at once (as nc -N does): the response and the
+# client's end can come to sockwayd in the same round, the response first, and the
+# connection must not close before that response is out. 400 tries from 20 threads; with
+# the answer closed away (as it once was) about 3 in 100 came back empty.
+for spec in "default $P_ON" "no-uring $P_OFF"; do
+	set -- $spec
+	eq "$1 7: GET then an immediate half-close, 400 times: each gets its whole response" \
+		"$(python3 - "$2" <<'EOF'
+import socket, sys, threading
+port, bad, lock = int(sys.argv[1]), [0], threading.Lock()
+def run(t):
+    for i in range(20):
+        s = socket.create_connection(("127.0.0.1", port), timeout=60)
+        s.sendall(b"GET /small/h%d-%d HTTP/1.1\r\nHost: x\r\n\r\n" % (t, i))
+        s.shutdown(socket.SHUT_WR)
+        data = b""
+        while True:
+            d = s.recv(65536)
+            if not d:
+                break
+            data += d
+        s.close()
+        head, _, body = data.partition(b"\r\n\r\n")
+        length = [int(l.split(b":", 1)[1]) for l in head.split(b"\r\n")[1:]
+                  if l.lower().startswith(b"content-length:")]
+        if not head.startswith(b"HTTP/1.1 200") or not length or len(body) != length[0]:
+            with lock:
+                bad[0] += 1
+threads = [threading.Thread(target=run, args=(t,)) for t in range(20)]
+[t.start() for t in threads]
+[t.join() for t in threads]
+print(bad[0])
+EOF
+)" 0
+done
+
+# --- 8. a drain with answers queued --------------------------------------------------------------
+# 40 keep-alive clients ask again and again; SIGTERM mid-way. Every request the backend saw
+# is answered whole: a client may be cut off, but only before its request was read (sockwayd
+# closes idle connections when it drains), never with its answer dropped. (The drain once
+# closed answered connections whose answer waited for the round's batched writes: 0 to 2
+# answers lost per run of this kind, so this check catches that about one run in two.)
+cat >"$TMP/ka8.py" <<'EOF'
+import socket, sys, threading
+port, out, lock = int(sys.argv[1]), sys.argv[2], threading.Lock()
+counts = {"answered": 0, "cut": 0}
+def run(t):
+    try:
+        s = socket.create_connection(("127.0.0.1", port), timeout=60)
+    except OSError:
+        return
+    i = 0
+    while True:
+        i += 1
+        try:
+            s.sendall(b"GET /small/d%d-%d HTTP/1.1\r\nHost: x\r\n\r\n" % (t, i))
+            data = b""
+            while b"\r\n\r\n" not in data:
+                d = s.recv(65536)
+                if not d:
+                    raise EOFError
+                data += d
+            head, _, body = data.partition(b"\r\n\r\n")
+            n = [int(l.split(b":", 1)[1]) for l in head.split(b"\r\n")[1:]
+                 if l.lower().startswith(b"content-length:")][0]
+            while len(body) < n:
+                d = s.recv(65536)
+                if not d:
+                    raise EOFError
+                body += d
+            with lock:
+                counts["answered"] += 1
+        except (OSError, EOFError):
+            with lock:
+                counts["cut"] += 1
+            return
+threads = [threading.Thread(target=run, args=(t,)) for t in range(40)]
+[t.start() for t in threads]
+open(out + ".started", "w").close()
+[t.join() for t in threads]
+with open(out, "w") as f:
+    f.write("%d %d\n" % (counts["answered"], counts["cut"]))
+EOF
+seen0=$(backend_count "$P_BE" requests)
+spawn ka8 python3 "$TMP/ka8.py" "$P_ON" "$TMP/ka8"
+ka8=$SPAWNED
+wait_until "$WAIT_S" test -e "$TMP/ka8.started" || fail "8: the clients started"
+check "8: the clients are being answered" wait_until "$WAIT_S" \
+	eval '[ "$(backend_count "$P_BE" requests)" -gt $((seen0 + 2000)) ]'
 stop_pid "$ON_PID"
-eq "sockwayd (batched) exits 0 on SIGTERM" "$STOP_RC" 0
+eq "8: sockwayd (batched) exits 0 on SIGTERM" "$STOP_RC" 0
+wait "$ka8"
+read -r answered cut <"$TMP/ka8"
+seen=$(($(backend_count "$P_BE" requests) - seen0))
+echo "# drain: the backend saw $seen requests, the clients read $answered answers whole, $cut were cut off"
+eq "8: every request the backend saw was answered whole" "$answered" "$seen"
+
+# --- 9. the other sockwayd is still up --------------------------------------------------------------
+check "sockwayd (--no-uring) is still up" kill -0 "$OFF_PID"
 finish

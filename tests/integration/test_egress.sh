@@ -115,6 +115,20 @@ ge "whole: the kernel sent 1 MiB responses out (once the connection's buffers gr
 s0=$(stat_of spliced_bytes)
 remote drip 4
 ge "drip: body bytes went out by the egress splice" $(($(stat_of spliced_bytes) - s0)) $MIB1
+# The same with Connection: close: the kernel cannot take the whole response (sockwayd adds
+# Connection: close to its head), so sockwayd writes the head and arms the body splice
+# behind it, which needs the head out of its buffer at once (a head left for the round's
+# batched writes made it decline, and the body went through sockwayd).
+s0=$(stat_of spliced_bytes)
+bad=0
+for i in 1 2; do
+	nsenter --net="/run/netns/$NS" curl -s --max-time 120 -H 'Connection: close' \
+		-o "$TMP/got-drip-close-$i" "http://$HOST_IP:$P_SWD/drip"
+	cmp -s "$TMP/ref-drip" "$TMP/got-drip-close-$i" || bad=$((bad + 1))
+done
+eq "drip, Connection: close: 2 responses byte for byte" "$bad" 0
+ge "drip, Connection: close: body bytes went out by the egress splice" \
+	$(($(stat_of spliced_bytes) - s0)) $MIB1
 
 # A remote client that stops reading after the head of an 8 MiB body, on a connection that
 # two whole 8 MiB bodies warmed first (TCP grew its buffers): the kernel moves what the

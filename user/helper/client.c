@@ -85,12 +85,13 @@ void client_closing(struct client *c)
  * Batched writes (reactor.h) for clients sockwayd filed no conns entry for (remote clients,
  * or no fast path at all): the kernel writes into a local client only under the rules of
  * splice.c and kroute.c, which count on sockwayd's bytes being in the socket when it arms
- * the kernel, and a batched write would only make them decline. (A remote client's egress
- * splice declines while sockwayd holds bytes for it, as after any short write.)
+ * the kernel, and a batched write would only make them decline. So would a remote client's
+ * egress splice (splice_arm), which is armed as soon as the response head is out: a client
+ * in egress_hash writes in place too, until it leaves it (client_egress_drop).
  */
 static bool client_batches(const struct client *c)
 {
-	return !c->kc && reactor_batching(c->w->r);
+	return !c->kc && !c->egress && reactor_batching(c->w->r);
 }
 
 static int flush(struct client *c, bool later)
@@ -148,7 +149,7 @@ int client_flush_now(struct client *c)
  * round's end, with the round's other writes). */
 int client_send(struct client *c, const char *p, size_t n)
 {
-	bool later = c->state != C_CLOSING && client_batches(c);
+	bool later = c->state != C_CLOSING && client_batches(c), was_empty = !c->out.len;
 	ssize_t sent = 0;
 
 	if (!c->out.len && !later) {
@@ -164,8 +165,23 @@ int client_send(struct client *c, const char *p, size_t n)
 		client_close(c);
 		return -1;
 	}
-	/* Waiting for room (EPOLLOUT asked): epoll says when; a write now would find none. */
-	return later && !(c->ev.mask & EPOLLOUT) ? client_flush(c) : 0;
+	/* Bytes were waiting already: queued, or waiting for room (EPOLLOUT, which flushes
+	 * them all). */
+	return later && was_empty ? client_flush(c) : 0;
+}
+
+/*
+ * Closes a connection with nothing more to ask, once what is buffered for it is out: its
+ * last response may still wait for room, or for the round's batched writes.
+ */
+void client_end(struct client *c)
+{
+	if (!c->out.len) {
+		client_close(c);
+		return;
+	}
+	client_closing(c);
+	client_flush(c);
 }
 
 /*
@@ -297,8 +313,9 @@ static int client_read(struct client *c)
 		if (client_process(c))
 			return -1;
 		if (c->eof && c->state == C_HEAD) {
-			/* Closed between requests, or in the middle of a head. */
-			client_close(c);
+			/* Closed between requests, or in the middle of a head: the last answer
+			 * still goes out first. */
+			client_end(c);
 			return -1;
 		}
 		return 0;
@@ -543,14 +560,23 @@ bool client_close_idle(struct worker *w)
 
 	for (c = w->clients; c; c = cn) {
 		cn = c->next;
+		/* Its last answer still going out: the drain waits for it too. */
+		if (c->state == C_CLOSING && c->out.len)
+			waiting = true;
 		if (c->state != C_HEAD)
 			continue;
 		if (c->answered || (c->kc && __atomic_load_n(&c->kc->kx_done, __ATOMIC_RELAXED)))
 			c->answered = true;
-		if (!c->answered || c->in.len)
+		if (!c->answered || c->in.len) {
 			waiting = true;
-		else
+		} else if (c->out.len) {
+			/* Answered, the answer not all out yet (room, or the round's batched
+			 * writes): it closes once it is. */
+			waiting = true;
+			client_end(c);
+		} else {
 			client_close(c);
+		}
 	}
 	return waiting;
 }

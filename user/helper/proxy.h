@@ -190,6 +190,7 @@ void client_closing(struct client *c);
 /* Writes what is buffered. Returns -1 when the client is gone (and freed). */
 int client_flush(struct client *c);
 int client_flush_now(struct client *c);
+void client_end(struct client *c);
 /* Queues bytes for the client, writing directly when nothing waits before them. Returns -1
  * when the client is gone. */
 int client_send(struct client *c, const char *p, size_t n);

@@ -1,6 +1,7 @@
 // SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
 #include <errno.h>
 #include <liburing.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -38,6 +39,7 @@ struct reactor {
 	struct reactor_ev *done[REACTOR_SENDS];
 	int done_res[REACTOR_SENDS];
 	int nr_done;
+	int nr_pending; /* writes of done[] without their CQE yet */
 };
 
 __u64 now_us(void)
@@ -97,8 +99,11 @@ static void batch_setup(struct reactor *r)
 
 	if (!r->batch_asked)
 		return;
+	/* SUBMIT_ALL: a write that fails at submission (its fd gone bad) fails alone, in its
+	 * CQE, rather than leave the writes behind it in the ring for a later call. */
 	err = io_uring_queue_init(2 * REACTOR_SENDS, &r->ring,
-				  IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN);
+				  IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
+					  IORING_SETUP_SUBMIT_ALL);
 	if (err) {
 		pr_info("io_uring unavailable (%s): writes go one by one", strerror(-err));
 		return;
@@ -225,7 +230,7 @@ static void dispatch(struct reactor *r)
 }
 
 /* Applies the CQEs there are: the writes' results and the epoll wait's events. */
-static void reap(struct reactor *r, int *pending)
+static void reap(struct reactor *r)
 {
 	struct io_uring_cqe *cqe;
 	unsigned head, seen = 0;
@@ -240,10 +245,32 @@ static void reap(struct reactor *r, int *pending)
 			r->nr_events = cqe->res > 0 ? cqe->res : 0;
 		} else if (tag < (__u64)r->nr_done) {
 			r->done_res[tag] = cqe->res;
-			(*pending)--;
+			r->nr_pending--;
 		}
 	}
 	io_uring_cq_advance(&r->ring, seen);
+}
+
+/*
+ * Submits the writes prepared. They name fds that may be closed, and their numbers reused,
+ * as soon as their owners run again: none may stay in the ring past this call. A refusal
+ * of the whole call (-EAGAIN, -ENOMEM: the kernel is short of memory; -EBUSY: completions
+ * it could not post yet) leaves them there, so it is tried again, the completions taken
+ * first, until it goes; if it never does, sockwayd stops rather than risk it.
+ */
+static void submit(struct reactor *r)
+{
+	int ret = 0, tries;
+
+	for (tries = 0; tries < 10000; tries++) {
+		ret = io_uring_submit(&r->ring);
+		if (ret >= 0 && !io_uring_sq_ready(&r->ring))
+			return;
+		reap(r);
+		sched_yield();
+	}
+	pr_warn("io_uring refuses sockwayd's writes (%d): stopping", ret);
+	abort();
 }
 
 static void arm_wait(struct reactor *r)
@@ -276,13 +303,14 @@ static void batch_round(struct reactor *r, int timeout_ms)
 				       .tv_nsec = (long long)(timeout_ms % 1000) * 1000000};
 	struct io_uring_cqe *cqe;
 	struct io_uring_sqe *sqe;
-	int i, n = r->nr_queued, pending = n;
+	int i, n = r->nr_queued;
 
 	if (!n) {
+		/* Only the wait is in the ring: refused, it is tried again next round. */
 		arm_wait(r);
 		io_uring_submit_and_wait_timeout(&r->ring, &cqe, 1, &ts, NULL);
 		r->now_ms = now_us() / 1000;
-		reap(r, &pending);
+		reap(r);
 		dispatch(r);
 		return;
 	}
@@ -297,18 +325,19 @@ static void batch_round(struct reactor *r, int timeout_ms)
 		r->done_res[i] = -EAGAIN;
 	}
 	r->nr_done = n;
+	r->nr_pending = n;
 	r->nr_queued = 0;
 	if (r->batch_count)
 		__atomic_fetch_add(r->batch_count, n, __ATOMIC_RELAXED);
 	/* epoll's events, if it has some now, come back in the same call. */
 	arm_wait(r);
-	io_uring_submit(&r->ring);
+	submit(r);
 	r->now_ms = now_us() / 1000;
 	for (;;) {
-		reap(r, &pending);
+		reap(r);
 		/* Tried at submission, so complete already; should one not be, wait for it
 		 * rather than let its owner go on with its bytes in flight. */
-		if (!pending)
+		if (!r->nr_pending)
 			break;
 		io_uring_wait_cqe(&r->ring, &cqe);
 	}
@@ -354,6 +383,9 @@ void reactor_run(struct reactor *r, int tick_ms, reactor_hook tick, reactor_hook
 			dispatch(r);
 		}
 		if (r->now_ms >= next_tick) {
+			/* The tick's timeouts and closes see the round's writes out, not queued. */
+			if (r->nr_queued)
+				batch_round(r, 0);
 			if (tick)
 				tick(r, arg);
 			next_tick = r->now_ms + tick_ms;

@@ -136,8 +136,11 @@ void pool_put(struct upstream *u)
 
 	u->x = NULL;
 	u->s = NULL;
+	/* Bytes of the request still unsent (a backend that answered before it read the
+	 * whole request, the rest waiting for room or for the round's batched writes): the
+	 * connection is not in a state to carry another request. */
 	if (w->draining || w->nr_idle[u->backend_id][u->replica] >= swd_cfg.pool_size ||
-	    upstream_peer_closed(u)) {
+	    upstream_peer_closed(u) || u->out.len) {
 		upstream_close(u);
 		return;
 	}
@@ -206,7 +209,7 @@ static bool upstream_batches(const struct upstream *u)
  * for the round's end, with the round's other writes). */
 int upstream_send(struct upstream *u, const char *p, size_t n)
 {
-	bool later = upstream_batches(u);
+	bool later = upstream_batches(u), was_empty = !u->out.len;
 	ssize_t sent = 0;
 
 	if (!u->out.len && !u->connecting && !later) {
@@ -218,8 +221,9 @@ int upstream_send(struct upstream *u, const char *p, size_t n)
 	}
 	if ((size_t)sent < n && buf_append(&u->out, p + sent, n - sent))
 		return -ENOMEM;
-	/* Waiting for room (EPOLLOUT asked): epoll says when; a write now would find none. */
-	return later && !(u->ev.mask & EPOLLOUT) ? upstream_flush(u) : 0;
+	/* Bytes were waiting already: queued, or waiting for room (EPOLLOUT, which flushes
+	 * them all). */
+	return later && was_empty ? upstream_flush(u) : 0;
 }
 
 int upstream_flush(struct upstream *u)
