@@ -102,7 +102,8 @@ static int flush(struct client *c, bool later)
 	if (later && c->out.len && c->state != C_CLOSING && client_batches(c) &&
 	    reactor_send_later(c->w->r, &c->ev))
 		return 0;
-	/* Written now: a write queued for the round's end must not repeat these bytes. */
+	/* Written now, all of it: no write stays queued (client_update asks for EPOLLOUT
+	 * again if bytes are left). */
 	reactor_send_cancel(c->w->r, &c->ev);
 	while (c->out.len) {
 		n = send(c->ev.fd, buf_head(&c->out), c->out.len, MSG_NOSIGNAL);

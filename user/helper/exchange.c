@@ -765,7 +765,7 @@ static enum xres upstream_read(struct exchange *x)
 	while (ret == XR_GOES_ON && x->c->out.len < HIGH_WATER) {
 		/* A head (and the body's first bytes) waiting for the round's batched writes
 		 * would keep the rest out of the pipe: they go now. */
-		if (!x->pipe && x->c->ev.send_queued && pipe_eligible_body(x) &&
+		if (!x->pipe && x->c->ev.send_queued && pipe_eligible_but_buffered(x) &&
 		    client_flush_now(x->c))
 			return XR_CLIENT_GONE;
 		/* The rest of a long body, past sockwayd's memory (pipe.c). */

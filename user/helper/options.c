@@ -122,9 +122,9 @@ static const struct swd_option options[] = {
 	 ""},
 	{"no-uring", 0, OPT_FLAG, &swd_cfg.no_uring, 0, 0, 0, NULL, NULL,
 	 "write to one socket at a time: by default the writes\n"
-	 "of one event-loop round, between sockets off the\n"
-	 "fast path, go out together in the io_uring_enter\n"
-	 "that waits for the next events (Linux 6.15 or later)",
+	 "of one event-loop round, to sockets off the fast\n"
+	 "path, go out together in one io_uring_enter, and\n"
+	 "the wait for events is io_uring's (Linux 6.15)",
 	 ""},
 	{"lend", 0, OPT_UINT, &swd_cfg.lend, 16, 0, SW_LEND_SLOTS, "N", NULL,
 	 "idle connections per replica and worker lent to\n"

@@ -174,8 +174,10 @@ static bool upstream_pipe_ok(struct upstream *u)
 	return u->pipe_ok == PIPE_YES;
 }
 
-/* All that pipe_eligible asks but that nothing waits for the client in sockwayd's buffer. */
-bool pipe_eligible_body(struct exchange *x)
+/* All that pipe_eligible asks but that nothing waits for the client in sockwayd's buffer:
+ * with this, a response head waiting there (for the round's batched writes) is written at
+ * once, so that the body can take the pipe behind it (upstream_read). */
+bool pipe_eligible_but_buffered(struct exchange *x)
 {
 	struct upstream *u = x->u;
 
@@ -186,7 +188,7 @@ bool pipe_eligible_body(struct exchange *x)
 
 bool pipe_eligible(struct exchange *x)
 {
-	return !x->c->out.len && pipe_eligible_body(x);
+	return !x->c->out.len && pipe_eligible_but_buffered(x);
 }
 
 bool pipe_take(struct exchange *x)

@@ -187,12 +187,15 @@ void client_update(struct client *c);
 void client_close(struct client *c);
 void client_egress_drop(struct client *c);
 void client_closing(struct client *c);
-/* Writes what is buffered. Returns -1 when the client is gone (and freed). */
+/* Writes what is buffered: now, or at the round's end with the round's other writes
+ * (batched, reactor.h). Returns -1 when the client is gone (and freed). */
 int client_flush(struct client *c);
+/* The same, never batched: for bytes that must be in the socket before the next step. */
 int client_flush_now(struct client *c);
+/* Closes a connection with nothing more to ask, once what is buffered for it is out. */
 void client_end(struct client *c);
-/* Queues bytes for the client, writing directly when nothing waits before them. Returns -1
- * when the client is gone. */
+/* Queues bytes for the client, writing them now when nothing waits before them, or with
+ * the round's batched writes. Returns -1 when the client is gone. */
 int client_send(struct client *c, const char *p, size_t n);
 /* Answers with an error of our own; close_after: the connection closes after it. Returns
  * -1 when the client is gone. */
@@ -307,7 +310,8 @@ void kroute_drain(struct worker *w);
 /* pipe.c: response bodies through a pipe, on the userspace path */
 /* May the rest of the response body go through a pipe now? */
 bool pipe_eligible(struct exchange *x);
-bool pipe_eligible_body(struct exchange *x);
+/* ... but for bytes still in the client's buffer (then written at once, exchange.c). */
+bool pipe_eligible_but_buffered(struct exchange *x);
 /* Gives the exchange a pipe: false when there is none to have. */
 bool pipe_take(struct exchange *x);
 /* Moves body bytes on, both ways; ends the exchange once the body is out. */

@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -31,8 +32,8 @@ struct reactor {
 	/* Batched writes: the ring (set up by reactor_run, in the thread that submits) and
 	 * the writes queued for the end of the round. done[] holds the writes of the last
 	 * io_uring_enter while their owners hear of them (reactor_del clears its entries). */
-	bool batch_asked, batch_on, wait_armed;
-	__u64 *batch_count;
+	bool batch_on, wait_armed;
+	__u64 *batch_count, *batch_enabled;
 	struct io_uring ring;
 	struct reactor_ev *queued[REACTOR_SENDS];
 	int nr_queued;
@@ -75,38 +76,33 @@ void reactor_free(struct reactor *r)
 	free(r);
 }
 
-void reactor_batch(struct reactor *r, bool on, __u64 *count)
-{
-	r->batch_asked = on;
-	r->batch_count = count;
-}
-
-bool reactor_batching(const struct reactor *r)
-{
-	return r->batch_on;
-}
-
 /*
- * The ring of batched writes, in the thread that runs the reactor (SINGLE_ISSUER ties the
- * ring to it; DEFER_TASKRUN runs io_uring's deferred work only when that thread waits).
- * Any failure leaves batching off: epoll_wait and writes in place, as before.
+ * The ring of batched writes. Made here, in the thread that makes the reactor (before
+ * sockwayd says it is ready, so that what it says holds), disabled: the thread that runs
+ * the reactor enables it (batch_enable), and SINGLE_ISSUER then ties it to that thread.
+ * DEFER_TASKRUN makes io_uring do its deferred work (completing the epoll wait, which
+ * writes r->events) only when that thread asks for completions, in batch_round: never
+ * while handlers walk r->events, which a wait armed across a round could otherwise fill at
+ * any system call's return. SUBMIT_ALL: a write that fails at submission (its fd gone bad)
+ * fails alone, in its CQE, rather than leave the writes behind it in the ring. Any failure
+ * leaves batching off: epoll_wait and writes in place.
  */
-static void batch_setup(struct reactor *r)
+bool reactor_batch(struct reactor *r, bool on, __u64 *count, __u64 *enabled)
 {
 	struct io_uring_probe *probe;
 	bool known;
 	int err;
 
-	if (!r->batch_asked)
-		return;
-	/* SUBMIT_ALL: a write that fails at submission (its fd gone bad) fails alone, in its
-	 * CQE, rather than leave the writes behind it in the ring for a later call. */
+	r->batch_count = count;
+	r->batch_enabled = enabled;
+	if (!on)
+		return false;
 	err = io_uring_queue_init(2 * REACTOR_SENDS, &r->ring,
 				  IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN |
-					  IORING_SETUP_SUBMIT_ALL);
+					  IORING_SETUP_SUBMIT_ALL | IORING_SETUP_R_DISABLED);
 	if (err) {
 		pr_info("io_uring unavailable (%s): writes go one by one", strerror(-err));
-		return;
+		return false;
 	}
 	probe = io_uring_get_probe_ring(&r->ring);
 	known = probe && probe->last_op >= OP_EPOLL_WAIT &&
@@ -115,9 +111,35 @@ static void batch_setup(struct reactor *r)
 	if (!known) {
 		pr_info("%s", "io_uring has no epoll wait (Linux 6.15): writes go one by one");
 		io_uring_queue_exit(&r->ring);
-		return;
+		return false;
 	}
 	r->batch_on = true;
+	if (enabled)
+		__atomic_store_n(enabled, 1, __ATOMIC_RELAXED);
+	return true;
+}
+
+bool reactor_batching(const struct reactor *r)
+{
+	return r->batch_on;
+}
+
+/* In the thread that runs the reactor: the ring becomes its own. */
+static void batch_enable(struct reactor *r)
+{
+	int fd = r->ring.ring_fd;
+
+	if (!r->batch_on)
+		return;
+	/* (Debian 12's liburing declares io_uring_enable_rings but does not have it.) */
+	if (syscall(__NR_io_uring_register, fd, IORING_REGISTER_ENABLE_RINGS, NULL, 0)) {
+		pr_warn("io_uring refused to enable a worker's ring (%s): it writes one by one",
+			strerror(errno));
+		io_uring_queue_exit(&r->ring);
+		r->batch_on = false;
+		if (r->batch_enabled)
+			__atomic_store_n(r->batch_enabled, 0, __ATOMIC_RELAXED);
+	}
 }
 
 bool reactor_send_later(struct reactor *r, struct reactor_ev *ev)
@@ -263,7 +285,7 @@ static void submit(struct reactor *r)
 	int ret = 0, tries;
 
 	for (tries = 0; tries < 10000; tries++) {
-		ret = io_uring_submit(&r->ring);
+		ret = io_uring_submit_and_get_events(&r->ring);
 		if (ret >= 0 && !io_uring_sq_ready(&r->ring))
 			return;
 		reap(r);
@@ -329,7 +351,9 @@ static void batch_round(struct reactor *r, int timeout_ms)
 	r->nr_queued = 0;
 	if (r->batch_count)
 		__atomic_fetch_add(r->batch_count, n, __ATOMIC_RELAXED);
-	/* epoll's events, if it has some now, come back in the same call. */
+	/* The wait is armed (if it is not still from an earlier round): epoll's events, if
+	 * it has some now, come back with the writes' results (submit asks for completions
+	 * without waiting). */
 	arm_wait(r);
 	submit(r);
 	r->now_ms = now_us() / 1000;
@@ -368,7 +392,7 @@ void reactor_run(struct reactor *r, int tick_ms, reactor_hook tick, reactor_hook
 	__u64 next_tick;
 	int timeout;
 
-	batch_setup(r);
+	batch_enable(r);
 	r->now_ms = now_us() / 1000;
 	next_tick = r->now_ms + tick_ms;
 	while (!*stop) {

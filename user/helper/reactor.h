@@ -5,8 +5,23 @@
  *
  * Batched writes (reactor_batch): where the kernel has io_uring's epoll wait (Linux 6.15),
  * the writes that handlers queue with reactor_send_later go out together at the end of the
- * round, in the same io_uring_enter that waits for the next events: one system call for the
- * round instead of one per write and one for the wait.
+ * round, in one io_uring_enter, and the wait for the next events is another (io_uring's
+ * epoll wait): two system calls for a round instead of one per write and one for the wait.
+ *
+ * The rules of a queued write, for its owner:
+ * - The reactor writes what ev->out holds when the round ends, consumes what the socket
+ *   took, then calls the owner with EPOLLOUT. Until then the owner may append to ev->out,
+ *   never consume from it, and never write to the fd itself: bytes it writes directly
+ *   would go out ahead of the queued ones. An owner that must write now (a closing
+ *   connection, a response whose body goes to a pipe next) cancels first
+ *   (reactor_send_cancel), then writes all of ev->out.
+ * - All the round's results are applied to their buffers before any owner hears of one:
+ *   an owner's handler may write to another socket directly, and that socket's buffer
+ *   must not still hold bytes the kernel already took.
+ * - A queued write is epoll's EPOLLOUT already: owners leave EPOLLOUT out of their mask
+ *   while ev->send_queued, and ask for it when a write comes back short.
+ * - An owner may hear of EPOLLOUT twice in a round (the write's, then epoll's own).
+ * - Removing ev (reactor_del) drops its queued write: a graceful close flushes first.
  */
 #ifndef SOCKWAY_REACTOR_H
 #define SOCKWAY_REACTOR_H
@@ -52,11 +67,12 @@ int reactor_mod(struct reactor *r, struct reactor_ev *ev, __u32 mask);
 void reactor_del(struct reactor *r, struct reactor_ev *ev);
 
 /*
- * Asks for batched writes (before reactor_run; a no-op where the kernel lacks what they
- * need), counting them in *count (atomically: another thread may read it). Then
- * reactor_batching tells whether they are on.
+ * Asks for batched writes (before reactor_run; where the kernel lacks what they need, or
+ * refuses io_uring, they stay off: epoll_wait and writes in place). Counts them in *count
+ * and sets *enabled to 1 while they are on (atomically: another thread may read both).
+ * Returns whether they are on; so does reactor_batching.
  */
-void reactor_batch(struct reactor *r, bool on, __u64 *count);
+bool reactor_batch(struct reactor *r, bool on, __u64 *count, __u64 *enabled);
 bool reactor_batching(const struct reactor *r);
 
 /*
@@ -68,7 +84,8 @@ bool reactor_batching(const struct reactor *r);
  * short (the socket is full: the owner writes, gets EAGAIN and asks epoll for EPOLLOUT).
  */
 bool reactor_send_later(struct reactor *r, struct reactor_ev *ev);
-/* Takes back a queued write (the owner writes now, or closes). */
+/* Takes back a queued write (the owner writes now, or closes): ev->send_queued is false
+ * after it, so the owner's mask asks for EPOLLOUT again if bytes wait. */
 void reactor_send_cancel(struct reactor *r, struct reactor_ev *ev);
 
 /*

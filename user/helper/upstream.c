@@ -232,7 +232,8 @@ int upstream_flush(struct upstream *u)
 
 	if (u->out.len && upstream_batches(u) && reactor_send_later(u->w->r, &u->ev))
 		return 0;
-	/* Written now: a write queued for the round's end must not repeat these bytes. */
+	/* Written now, all of it: no write stays queued (upstream_update asks for EPOLLOUT
+	 * again if bytes are left). */
 	reactor_send_cancel(u->w->r, &u->ev);
 	while (u->out.len) {
 		n = send(u->ev.fd, buf_head(&u->out), u->out.len, MSG_NOSIGNAL);
