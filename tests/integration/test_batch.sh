@@ -1,9 +1,10 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
 #
-# Batched writes (user/helper/reactor.c): a worker's writes to sockets off the kernel fast
-# path wait for the end of its event-loop round and go out together in one io_uring_enter;
-# the wait for events is io_uring's epoll wait (Linux 6.15). Every other sockwayd suite runs
+# Batched writes and reads (user/helper/reactor.c): a worker's writes to sockets off the
+# kernel fast path wait for the end of its event-loop round and go out together in one
+# io_uring_enter; the wait for events is io_uring's epoll wait (Linux 6.15); the sockets it
+# reports readable are read together in one more, before the round's handlers run. Every other sockwayd suite runs
 # with them on (it is the default); this one proves they are on (sockway_batching_workers,
 # sockway_batched_writes_total), that --no-uring and a kernel that refuses io_uring
 # (kernel.io_uring_disabled) fall back to writing in place with nothing lost, and takes the
@@ -54,6 +55,12 @@ sha_of() {
 	sha256sum <"$1" | awk '{ print $1 }'
 }
 
+# batched_reads ADMIN_PORT: sockway_batched_reads_total of that sockwayd.
+batched_reads() {
+	curl -s --max-time 30 "http://127.0.0.1:$1/metrics" |
+		awk '$1 == "sockway_batched_reads_total" { print $2 }'
+}
+
 # batching ADMIN_PORT: sockway_batching_workers of that sockwayd.
 batching() {
 	curl -s --max-time 30 "http://127.0.0.1:$1/metrics" |
@@ -92,18 +99,24 @@ for spec in "default $P_ON $P_ON_ADMIN" "no-uring $P_OFF $P_OFF_ADMIN" "disabled
 	set -- $spec
 	m=$1 p=$2 a=$3
 	before=$(batched "$a")
+	rbefore=$(batched_reads "$a")
 	python3 tests/integration/ka_client.py "$p" /small/s 200 seq >"$TMP/ka.out" 2>&1
 	eq "$m 1: 200 requests on one connection, each a 200" "$(cut -d' ' -f1 "$TMP/ka.out")" 200
 	python3 tests/integration/ka_client.py "$p" /small/p 100 pipe >"$TMP/kp.out" 2>&1
 	eq "$m 1: 100 pipelined requests in one send, each a 200, in order" \
 		"$(cut -d' ' -f1 "$TMP/kp.out")" 100
 	n=$(($(batched "$a") - before))
+	nr=$(($(batched_reads "$a") - rbefore))
 	if [ "$m" = default ]; then
 		# This kernel has io_uring's epoll wait (Linux 6.15); an older one fails here.
 		eq "$m 1: both workers batch their writes" "$(batching "$a")" 2
 		# Two writes per request at least (to the backend, to the client).
 		ge "$m 1: its writes were batched" "$n" 400
+		# One read per request at least (the client's 200 sequential ones; the
+		# responses too, unless a read raced a response in).
+		ge "$m 1: its reads were batched" "$nr" 200
 	else
+		eq "$m 1: no read was batched" "$nr" 0
 		eq "$m 1: no worker batches" "$(batching "$a")" 0
 		eq "$m 1: no write was batched" "$n" 0
 	fi

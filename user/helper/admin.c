@@ -184,7 +184,7 @@ static void metrics_workers(const struct admin *a, struct buf *b)
 	__u64 bad[SWD_NR_BAD] = {};
 	__u64 kresp = 0, ktick = 0, under = 0, retries[SWD_RETRY_MAX] = {};
 	__u64 adopted = 0, handoffs = 0, lent = 0, untracked = 0, piped = 0, cl_untracked = 0;
-	__u64 batched = 0, batching = 0;
+	__u64 batched = 0, batched_reads = 0, batching = 0;
 	__u64 paused = a->accept_paused_count;
 	unsigned i, k;
 
@@ -207,8 +207,9 @@ static void metrics_workers(const struct admin *a, struct buf *b)
 		cl_untracked += load(&s->clients_untracked);
 		piped += load(&s->piped_bytes);
 		paused += load(&s->accept_paused);
-		batched += load(&s->batched_writes);
-		batching += load(&s->batching);
+		batched += load(&s->batch.writes);
+		batched_reads += load(&s->batch.reads);
+		batching += load(&s->batch.enabled);
 		for (k = 0; k < SWD_RETRY_MAX; k++)
 			retries[k] += load(&s->retries[k]);
 		for (k = 0; k < SWD_NR_BAD; k++)
@@ -313,15 +314,21 @@ static void metrics_workers(const struct admin *a, struct buf *b)
 		   "made together at the end of an event-loop round, in one io_uring_enter.\n"
 		   "# TYPE sockway_batched_writes_total counter\n"
 		   "sockway_batched_writes_total %llu\n"
-		   "# HELP sockway_batching_workers Workers that batch their writes (0: none, "
-		   "with --no-uring, before Linux 6.15, or where io_uring is refused).\n"
+		   "# HELP sockway_batched_reads_total Reads of sockets off the kernel path that "
+		   "epoll found readable, made together before the round's handlers ran, in one "
+		   "io_uring_enter.\n"
+		   "# TYPE sockway_batched_reads_total counter\n"
+		   "sockway_batched_reads_total %llu\n"
+		   "# HELP sockway_batching_workers Workers that batch their writes and reads "
+		   "(0: none, with --no-uring, before Linux 6.15, or where io_uring is "
+		   "refused).\n"
 		   "# TYPE sockway_batching_workers gauge\n"
 		   "sockway_batching_workers %llu\n",
 		   (unsigned long long)adopted, (unsigned long long)handoffs,
 		   (unsigned long long)lent, (unsigned long long)untracked,
 		   (unsigned long long)cl_untracked, (unsigned long long)piped,
 		   (unsigned long long)paused, (unsigned long long)batched,
-		   (unsigned long long)batching);
+		   (unsigned long long)batched_reads, (unsigned long long)batching);
 }
 
 static void admin_conn_close(struct admin_conn *c)

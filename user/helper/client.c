@@ -133,6 +133,20 @@ static int flush(struct client *c, bool later)
 	return 0;
 }
 
+/*
+ * May the reactor read this client with the round's other reads (reactor.h)? When
+ * client_read would: a client that writes batched (no kernel path, which reads before
+ * sockwayd, K2), before its end, and within the head limit.
+ */
+static bool client_read_ok(struct reactor_ev *ev)
+{
+	struct client *c = ev->owner;
+
+	return client_batches(c) && !c->kroute_used && !c->eof && c->state != C_CLOSING &&
+	       !((c->state == C_HEAD || (c->x && c->x->req == REQ_DONE)) &&
+		 c->in.len > swd_cfg.limits.max_header_bytes);
+}
+
 /* Writes what is buffered (at the round's end, if batched). Returns -1 when the client is
  * gone (and freed). */
 int client_flush(struct client *c)
@@ -282,15 +296,21 @@ static int client_read(struct client *c)
 		return -1;
 	}
 	for (;;) {
-		/* Heads and pipelined requests are bounded by the head limit (431 past it). */
+		/* Heads and pipelined requests are bounded by the head limit (431 past it); a
+		 * read batched for this event is taken all the same (its bytes are in). */
 		if ((c->state == C_HEAD || (c->x && c->x->req == REQ_DONE)) &&
-		    c->in.len > swd_cfg.limits.max_header_bytes)
+		    c->in.len > swd_cfg.limits.max_header_bytes && !c->ev.read_done)
 			break;
-		if (buf_reserve(&c->in, READ_CHUNK)) {
-			client_close(c);
-			return -1;
+		/* The round's batched read of this socket first (its bytes appended already). */
+		if (!reactor_read_taken(&c->ev, &n)) {
+			if (buf_reserve(&c->in, READ_CHUNK)) {
+				client_close(c);
+				return -1;
+			}
+			n = recv(c->ev.fd, buf_tail(&c->in), READ_CHUNK, 0);
+			if (n > 0)
+				c->in.len += n;
 		}
-		n = recv(c->ev.fd, c->in.data + c->in.off + c->in.len, READ_CHUNK, 0);
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno == EAGAIN)
@@ -303,7 +323,6 @@ static int client_read(struct client *c)
 			c->eof = true;
 			break;
 		}
-		c->in.len += n;
 		/* Stream body bytes as they come rather than hoarding them. */
 		if (c->state == C_PROXY && c->x && c->x->req != REQ_DONE)
 			break;
@@ -468,6 +487,8 @@ void client_accept(struct reactor *r, struct reactor_ev *ev, __u32 events)
 		c->ev.fn = client_event;
 		c->ev.owner = c;
 		c->ev.out = &c->out;
+		c->ev.in = &c->in;
+		c->ev.read_ok = client_read_ok;
 		c->state = C_HEAD;
 		c->deadline_ms = reactor_now_ms(r) + swd_cfg.header_timeout_ms;
 		if (reactor_add(r, &c->ev, EPOLLIN)) {

@@ -762,7 +762,9 @@ static enum xres upstream_read(struct exchange *x)
 	enum xres ret = XR_GOES_ON;
 	ssize_t n;
 
-	while (ret == XR_GOES_ON && x->c->out.len < HIGH_WATER) {
+	/* A read batched for this event is taken whatever the client's buffer holds: its
+	 * bytes are in u->in already, and no EPOLLIN may come for them again. */
+	while (ret == XR_GOES_ON && (x->c->out.len < HIGH_WATER || u->ev.read_done)) {
 		/* A head (and the body's first bytes) waiting for the round's batched writes
 		 * would keep the rest out of the pipe: they go now. */
 		if (!x->pipe && x->c->ev.send_queued && pipe_eligible_but_buffered(x) &&
@@ -771,9 +773,14 @@ static enum xres upstream_read(struct exchange *x)
 		/* The rest of a long body, past sockwayd's memory (pipe.c). */
 		if (x->pipe || (pipe_eligible(x) && pipe_take(x)))
 			return pipe_pump(x);
-		if (buf_reserve(&u->in, READ_CHUNK))
-			return exchange_upstream_failed(x, SW_ERR_RESET);
-		n = recv(u->ev.fd, buf_tail(&u->in), READ_CHUNK, 0);
+		/* The round's batched read of this socket first (its bytes appended already). */
+		if (!reactor_read_taken(&u->ev, &n)) {
+			if (buf_reserve(&u->in, READ_CHUNK))
+				return exchange_upstream_failed(x, SW_ERR_RESET);
+			n = recv(u->ev.fd, buf_tail(&u->in), READ_CHUNK, 0);
+			if (n > 0)
+				u->in.len += n;
+		}
 		if (n < 0 && errno == EINTR)
 			continue;
 		if (n < 0 && errno == EAGAIN)
@@ -790,7 +797,6 @@ static enum xres upstream_read(struct exchange *x)
 			}
 			return exchange_upstream_failed(x, SW_ERR_RESET);
 		}
-		u->in.len += n;
 		x->upstream_spoke = true;
 		upstream_check_peer(u);
 		ret = upstream_pump_response(u);

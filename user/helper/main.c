@@ -243,8 +243,7 @@ static int worker_init(struct worker *w, unsigned id, struct sw_maps *maps)
 		w->rng = 0x9e3779b97f4a7c15ULL ^ id;
 	w->r = reactor_new();
 	if (w->r)
-		reactor_batch(w->r, !swd_cfg.no_uring, &w->stats.batched_writes,
-			      &w->stats.batching);
+		reactor_batch(w->r, !swd_cfg.no_uring, &w->stats.batch);
 	w->snap = snapshot_alloc();
 	w->spare = snapshot_alloc();
 	if (!w->r || !w->snap || !w->spare)

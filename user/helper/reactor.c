@@ -19,8 +19,12 @@
 /* io_uring's epoll_wait (Linux 6.15): Debian 12's headers predate it, so the number is here
  * (uapi enum io_uring_op); the kernel is asked whether it knows it before it is used. */
 #define OP_EPOLL_WAIT 59
-/* user_data of the epoll wait; a write's is its index in the round's writes. */
+/* Reads batched in one round; past that, owners read themselves. */
+#define REACTOR_READS 128
+/* user_data of the epoll wait; a write's is its index in the round's writes, a read's its
+ * index in the round's reads with READ_TAG. */
 #define WAIT_TAG (~0ULL)
+#define READ_TAG (1ULL << 32)
 
 struct reactor {
 	int epfd;
@@ -33,14 +37,17 @@ struct reactor {
 	 * the writes queued for the end of the round. done[] holds the writes of the last
 	 * io_uring_enter while their owners hear of them (reactor_del clears its entries). */
 	bool batch_on, wait_armed;
-	__u64 *batch_count, *batch_enabled;
+	struct reactor_counts *counts;
 	struct io_uring ring;
 	struct reactor_ev *queued[REACTOR_SENDS];
 	int nr_queued;
 	struct reactor_ev *done[REACTOR_SENDS];
 	int done_res[REACTOR_SENDS];
 	int nr_done;
-	int nr_pending; /* writes of done[] without their CQE yet */
+	int nr_pending; /* writes of done[] and reads of reads[] without their CQE yet */
+	/* The round's batched reads, while the round's handlers run (reactor_del clears). */
+	struct reactor_ev *reads[REACTOR_READS];
+	int nr_reads;
 };
 
 __u64 now_us(void)
@@ -87,14 +94,13 @@ void reactor_free(struct reactor *r)
  * fails alone, in its CQE, rather than leave the writes behind it in the ring. Any failure
  * leaves batching off: epoll_wait and writes in place.
  */
-bool reactor_batch(struct reactor *r, bool on, __u64 *count, __u64 *enabled)
+bool reactor_batch(struct reactor *r, bool on, struct reactor_counts *counts)
 {
 	struct io_uring_probe *probe;
 	bool known;
 	int err;
 
-	r->batch_count = count;
-	r->batch_enabled = enabled;
+	r->counts = counts;
 	if (!on)
 		return false;
 	err = io_uring_queue_init(2 * REACTOR_SENDS, &r->ring,
@@ -114,8 +120,8 @@ bool reactor_batch(struct reactor *r, bool on, __u64 *count, __u64 *enabled)
 		return false;
 	}
 	r->batch_on = true;
-	if (enabled)
-		__atomic_store_n(enabled, 1, __ATOMIC_RELAXED);
+	if (counts)
+		__atomic_store_n(&counts->enabled, 1, __ATOMIC_RELAXED);
 	return true;
 }
 
@@ -137,8 +143,8 @@ static void batch_enable(struct reactor *r)
 			strerror(errno));
 		io_uring_queue_exit(&r->ring);
 		r->batch_on = false;
-		if (r->batch_enabled)
-			__atomic_store_n(r->batch_enabled, 0, __ATOMIC_RELAXED);
+		if (r->counts)
+			__atomic_store_n(&r->counts->enabled, 0, __ATOMIC_RELAXED);
 	}
 }
 
@@ -231,11 +237,54 @@ void reactor_del(struct reactor *r, struct reactor_ev *ev)
 	for (i = 0; i < r->nr_done; i++)
 		if (r->done[i] == ev)
 			r->done[i] = NULL;
+	for (i = 0; i < r->nr_reads; i++)
+		if (r->reads[i] == ev)
+			r->reads[i] = NULL;
+}
+
+bool reactor_read_taken(struct reactor_ev *ev, ssize_t *n)
+{
+	if (!ev->read_done)
+		return false;
+	ev->read_done = false;
+	*n = ev->read_res;
+	if (ev->read_res < 0) {
+		errno = -ev->read_res;
+		*n = -1;
+	}
+	return true;
 }
 
 __u64 reactor_now_ms(const struct reactor *r)
 {
 	return r->now_ms;
+}
+
+static void dispatch(struct reactor *r);
+
+/*
+ * Reads the sockets epoll found readable whose owners allow it, in one io_uring_enter,
+ * before any handler runs: each read tried once, at once (MSG_DONTWAIT), into the end of
+ * the owner's buffer, which nothing touches until its result is appended (reap). Then the
+ * handlers run; a read they did not take is dropped from the books once they have (its
+ * bytes stay in the buffer; an end or an error stays for the owner's next read).
+ */
+static void batch_reads(struct reactor *r);
+static void submit(struct reactor *r);
+
+static void dispatch_batched(struct reactor *r)
+{
+	int i;
+
+	batch_reads(r);
+	dispatch(r);
+	for (i = 0; i < r->nr_reads; i++) {
+		struct reactor_ev *ev = r->reads[i];
+
+		if (ev && ev->read_done && ev->read_res > 0)
+			ev->read_done = false;
+	}
+	r->nr_reads = 0;
 }
 
 static void dispatch(struct reactor *r)
@@ -265,6 +314,16 @@ static void reap(struct reactor *r)
 		if (tag == WAIT_TAG) {
 			r->wait_armed = false;
 			r->nr_events = cqe->res > 0 ? cqe->res : 0;
+		} else if (tag & READ_TAG) {
+			struct reactor_ev *ev = r->reads[tag & (READ_TAG - 1)];
+
+			/* Appended now, as a recv(2) would have: nothing runs between the read's
+			 * preparation at the buffer's end and this. */
+			if (cqe->res > 0)
+				ev->in->len += cqe->res;
+			ev->read_res = cqe->res;
+			ev->read_done = true;
+			r->nr_pending--;
 		} else if (tag < (__u64)r->nr_done) {
 			r->done_res[tag] = cqe->res;
 			r->nr_pending--;
@@ -307,6 +366,38 @@ static void arm_wait(struct reactor *r)
 	r->wait_armed = true;
 }
 
+static void batch_reads(struct reactor *r)
+{
+	struct io_uring_cqe *cqe;
+	struct io_uring_sqe *sqe;
+	int i, n = 0;
+
+	for (i = 0; i < r->nr_events && n < REACTOR_READS; i++) {
+		struct reactor_ev *ev = r->events[i].data.ptr;
+
+		if (!ev || !(r->events[i].events & EPOLLIN) || !ev->in || !ev->read_ok ||
+		    ev->read_done || !ev->read_ok(ev) || buf_reserve(ev->in, REACTOR_READ_SIZE))
+			continue;
+		sqe = io_uring_get_sqe(&r->ring);
+		io_uring_prep_recv(sqe, ev->fd, buf_tail(ev->in), REACTOR_READ_SIZE, MSG_DONTWAIT);
+		io_uring_sqe_set_data64(sqe, READ_TAG | (__u64)n);
+		r->reads[n++] = ev;
+	}
+	r->nr_reads = n;
+	if (!n)
+		return;
+	r->nr_pending = n;
+	if (r->counts)
+		__atomic_fetch_add(&r->counts->reads, n, __ATOMIC_RELAXED);
+	submit(r);
+	for (;;) {
+		reap(r);
+		if (!r->nr_pending)
+			break;
+		io_uring_wait_cqe(&r->ring, &cqe);
+	}
+}
+
 /*
  * One round with batched writes. With writes queued: they go in one io_uring_enter that
  * does not wait, each tried once, at once (MSG_DONTWAIT: io_uring neither retries nor waits,
@@ -333,7 +424,7 @@ static void batch_round(struct reactor *r, int timeout_ms)
 		io_uring_submit_and_wait_timeout(&r->ring, &cqe, 1, &ts, NULL);
 		r->now_ms = now_us() / 1000;
 		reap(r);
-		dispatch(r);
+		dispatch_batched(r);
 		return;
 	}
 	for (i = 0; i < n; i++) {
@@ -349,8 +440,8 @@ static void batch_round(struct reactor *r, int timeout_ms)
 	r->nr_done = n;
 	r->nr_pending = n;
 	r->nr_queued = 0;
-	if (r->batch_count)
-		__atomic_fetch_add(r->batch_count, n, __ATOMIC_RELAXED);
+	if (r->counts)
+		__atomic_fetch_add(&r->counts->writes, n, __ATOMIC_RELAXED);
 	/* The wait is armed (if it is not still from an earlier round): epoll's events, if
 	 * it has some now, come back with the writes' results (submit asks for completions
 	 * without waiting). */
@@ -383,7 +474,7 @@ static void batch_round(struct reactor *r, int timeout_ms)
 			ev->fn(r, ev, EPOLLOUT);
 	}
 	r->nr_done = 0;
-	dispatch(r);
+	dispatch_batched(r);
 }
 
 void reactor_run(struct reactor *r, int tick_ms, reactor_hook tick, reactor_hook before_sleep,

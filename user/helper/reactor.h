@@ -22,14 +22,26 @@
  *   while ev->send_queued, and ask for it when a write comes back short.
  * - An owner may hear of EPOLLOUT twice in a round (the write's, then epoll's own).
  * - Removing ev (reactor_del) drops its queued write: a graceful close flushes first.
+ *
+ * Batched reads: when epoll reports sockets readable, the reactor reads each whose owner
+ * allows it (ev->read_ok(ev), asked right then), up to REACTOR_READ_SIZE bytes appended to
+ * ev->in, all in one io_uring_enter, before any handler runs. The owner's EPOLLIN handler
+ * then takes the result (reactor_read_taken) where it would have called recv(2) first, and
+ * must take it on that event even when it would not read more (the bytes are in its
+ * buffer already and no EPOLLIN may come for them again). read_ok must say no when anything
+ * but that handler would read the socket next (splice(2) of a pipe, a peek).
  */
 #ifndef SOCKWAY_REACTOR_H
 #define SOCKWAY_REACTOR_H
 
 #include <stdbool.h>
+#include <sys/types.h>
 #include <sys/epoll.h>
 
 #include <linux/types.h>
+
+/* A batched read takes at most this; the owners' own reads take as much. */
+#define REACTOR_READ_SIZE (64 * 1024)
 
 struct buf;
 
@@ -50,6 +62,13 @@ struct reactor_ev {
 	struct buf *out;
 	bool send_queued; /* its bytes go out at the end of this round */
 	bool send_short;  /* the last batched write did not take them all */
+	/* Batched reads: the owner's input buffer, whether the reactor may read into it now
+	 * (asked when epoll says the socket is readable, before any handler runs), and the
+	 * read's result until the owner takes it (reactor_read_taken). */
+	struct buf *in;
+	bool (*read_ok)(struct reactor_ev *ev);
+	bool read_done;
+	int read_res;
 };
 
 typedef void (*reactor_hook)(struct reactor *r, void *arg);
@@ -66,13 +85,19 @@ int reactor_mod(struct reactor *r, struct reactor_ev *ev, __u32 mask);
  * queued write. */
 void reactor_del(struct reactor *r, struct reactor_ev *ev);
 
+/* What a reactor batched, for another thread to read (atomically). */
+struct reactor_counts {
+	__u64 writes;  /* writes batched */
+	__u64 reads;   /* reads batched */
+	__u64 enabled; /* 1 while the reactor batches */
+};
+
 /*
- * Asks for batched writes (before reactor_run; where the kernel lacks what they need, or
- * refuses io_uring, they stay off: epoll_wait and writes in place). Counts them in *count
- * and sets *enabled to 1 while they are on (atomically: another thread may read both).
- * Returns whether they are on; so does reactor_batching.
+ * Asks for batched writes and reads (before reactor_run; where the kernel lacks what they
+ * need, or refuses io_uring, they stay off: epoll_wait, reads and writes in place), counted
+ * in *counts. Returns whether they are on; so does reactor_batching.
  */
-bool reactor_batch(struct reactor *r, bool on, __u64 *count, __u64 *enabled);
+bool reactor_batch(struct reactor *r, bool on, struct reactor_counts *counts);
 bool reactor_batching(const struct reactor *r);
 
 /*
@@ -84,6 +109,13 @@ bool reactor_batching(const struct reactor *r);
  * short (the socket is full: the owner writes, gets EAGAIN and asks epoll for EPOLLOUT).
  */
 bool reactor_send_later(struct reactor *r, struct reactor_ev *ev);
+/*
+ * Whether a batched read of ev came back and was not taken yet: then *n is its result as
+ * recv(2) gives it (bytes, 0 at the end, or -1 with errno set), the bytes already appended
+ * to ev->in, and the next call says no.
+ */
+bool reactor_read_taken(struct reactor_ev *ev, ssize_t *n);
+
 /* Takes back a queued write (the owner writes now, or closes): ev->send_queued is false
  * after it, so the owner's mask asks for EPOLLOUT again if bytes wait. */
 void reactor_send_cancel(struct reactor *r, struct reactor_ev *ev);

@@ -94,8 +94,7 @@ struct swd_worker_stats {
 	__u64 clients_untracked;      /* remote clients' sockets taken out: no egress splice */
 	__u64 piped_bytes;	      /* response body bytes moved through a pipe (pipe.c) */
 	__u64 accept_paused;	      /* listeners paused: no descriptor for a connection */
-	__u64 batched_writes;	      /* writes made at a round's end, in one io_uring_enter */
-	__u64 batching;		      /* 1 while the worker batches its writes (a gauge) */
+	struct reactor_counts batch;  /* batched writes and reads (reactor.h) */
 	__u64 retries[SWD_RETRY_MAX]; /* requests sent to a second replica, by enum swd_retry */
 };
 

@@ -205,6 +205,21 @@ static bool upstream_batches(const struct upstream *u)
 	       reactor_batching(u->w->r);
 }
 
+/*
+ * May the reactor read this upstream with the round's other reads (reactor.h)? When
+ * upstream_read would, with nothing but it reading the socket next: an exchange's response
+ * still to come, by recv (no pipe, whose splice(2) would overtake bytes already read; no
+ * kernel splice), and room in the client's buffer.
+ */
+static bool upstream_read_ok(struct reactor_ev *ev)
+{
+	struct upstream *u = ev->owner;
+	struct exchange *x = u->x;
+
+	return upstream_batches(u) && x && !u->s && x->resp != RESP_DONE && !x->pipe &&
+	       x->splice == SPLICE_OFF && x->c && x->c->out.len < HIGH_WATER;
+}
+
 /* Sends bytes to the upstream, buffering what the socket does not take now (or all of them,
  * for the round's end, with the round's other writes). */
 int upstream_send(struct upstream *u, const char *p, size_t n)
@@ -312,6 +327,8 @@ struct upstream *upstream_connect(struct worker *w, __u16 backend, __u8 replica,
 	u->ev.fn = upstream_event;
 	u->ev.owner = u;
 	u->ev.out = &u->out;
+	u->ev.in = &u->in;
+	u->ev.read_ok = upstream_read_ok;
 	u->backend_id = backend;
 	u->replica = replica;
 	u->addr = *addr;
