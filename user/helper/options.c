@@ -121,10 +121,11 @@ static const struct swd_option options[] = {
 	 "through a pipe with splice(2), never copied",
 	 ""},
 	{"no-uring", 0, OPT_FLAG, &swd_cfg.no_uring, 0, 0, 0, NULL, NULL,
-	 "write to one socket at a time: by default the writes\n"
-	 "of one event-loop round, to sockets off the fast\n"
-	 "path, go out together in one io_uring_enter, and\n"
-	 "the wait for events is io_uring's (Linux 6.15)",
+	 "read and write one socket at a time: by default the\n"
+	 "writes of one event-loop round, to sockets off the\n"
+	 "fast path, go out together in one io_uring_enter,\n"
+	 "the wait for events is io_uring's (Linux 6.15), and\n"
+	 "the sockets it reports readable are read together",
 	 ""},
 	{"lend", 0, OPT_UINT, &swd_cfg.lend, 16, 0, SW_LEND_SLOTS, "N", NULL,
 	 "idle connections per replica and worker lent to\n"

@@ -208,8 +208,9 @@ static bool upstream_batches(const struct upstream *u)
 /*
  * May the reactor read this upstream with the round's other reads (reactor.h)? When
  * upstream_read would, with nothing but it reading the socket next: an exchange's response
- * still to come, by recv (no pipe, whose splice(2) would overtake bytes already read; no
- * kernel splice), and room in the client's buffer.
+ * still to come, by recv (no pipe, whose splice(2) would overtake bytes already read, nor
+ * a body that could take one now: upstream_read chooses it before it reads; no kernel
+ * splice), and room in the client's buffer.
  */
 static bool upstream_read_ok(struct reactor_ev *ev)
 {
@@ -217,7 +218,8 @@ static bool upstream_read_ok(struct reactor_ev *ev)
 	struct exchange *x = u->x;
 
 	return upstream_batches(u) && x && !u->s && x->resp != RESP_DONE && !x->pipe &&
-	       x->splice == SPLICE_OFF && x->c && x->c->out.len < HIGH_WATER;
+	       x->splice == SPLICE_OFF && x->c && x->c->out.len < HIGH_WATER &&
+	       !pipe_eligible_but_buffered(x);
 }
 
 /* Sends bytes to the upstream, buffering what the socket does not take now (or all of them,
