@@ -36,7 +36,9 @@ P_RT=$(port 27)
 P_RT_ADMIN=$(port 28)
 P_FD=$(port 29)
 P_FD_ADMIN=$(port 30)
+P_SMALLP=$(port 31)
 MIB1=1048576
+MIB4=4194304
 MIB8=8388608
 MIB32=33554432
 
@@ -116,15 +118,20 @@ spawn whole python3 tests/integration/drip_backend.py "$P_WHOLE" $MIB1 0
 spawn drip python3 tests/integration/drip_backend.py "$P_DRIP" $MIB8
 spawn cut python3 tests/integration/drip_backend.py "$P_CUT" $MIB8 262144 2 3145728
 spawn big python3 tests/integration/drip_backend.py "$P_BIG" $MIB32 0
+# 4 MiB in 16 KiB pieces 1 ms apart: each read finds less than a read takes (a slow or
+# remote backend), and the body must take the pipe all the same.
+spawn smallp python3 tests/integration/drip_backend.py "$P_SMALLP" $MIB4 16384 1
 # 1 MiB in one send, reset once acknowledged and the test says so (section 6).
 DRIP_RESET_GO=$TMP/rst6 spawn rst python3 tests/integration/drip_backend.py "$P_RST" $MIB1 0
-for b in whole drip cut big rst; do
+for b in whole drip cut big rst smallp; do
 	wait_until "$WAIT_S" grep -q ready "$TMP/$b.log" || fail "$b backend did not start" "$(cat "$TMP/$b.log")"
 done
 SHA1=$(head -1 "$TMP/whole.log")
 SHA8=$(head -1 "$TMP/drip.log")
 SHA32=$(head -1 "$TMP/big.log")
-for spec in "whole $P_WHOLE" "drip $P_DRIP" "cut $P_CUT" "big $P_BIG" "rst $P_RST"; do
+SHA4=$(head -1 "$TMP/smallp.log")
+for spec in "whole $P_WHOLE" "drip $P_DRIP" "cut $P_CUT" "big $P_BIG" "rst $P_RST" \
+	"smallp $P_SMALLP"; do
 	set -- $spec
 	check "backend $1" "$SOCKWAY" backend create "$1" "127.0.0.1:$2"
 	check "endpoint $1" "$SOCKWAY" endpoint create "$1" --route /"$1" --backend "$1"
@@ -160,6 +167,10 @@ for spec in "no-accel $P_NA $P_NA_ADMIN $NA_PID" "default $P_DEF $P_DEF_ADMIN $D
 	eq "$m 1: 8 MiB in pieces" "$(get "$p" /drip/a d1)" "200 $MIB8"
 	eq "$m 1: its bytes" "$(sha_of "$TMP/d1")" "$SHA8"
 	ge "$m 1: piped all but the first read" "$(($(piped "$a") - before))" $((MIB8 - 65536))
+	before=$(piped "$a")
+	eq "$m 1: 4 MiB in 16 KiB pieces" "$(get "$p" /smallp/a sp1)" "200 $MIB4"
+	eq "$m 1: its bytes" "$(sha_of "$TMP/sp1")" "$SHA4"
+	ge "$m 1: piped all but the first read" "$(($(piped "$a") - before))" $((MIB4 - 65536))
 
 	# --- 2. keep-alive and pipelining behind piped bodies ----------------------------------------
 	KA_OUT=$TMP/ka-$m python3 tests/integration/ka_client.py "$p" /whole/k 4 seq >"$TMP/ka.out" 2>&1

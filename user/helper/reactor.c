@@ -321,8 +321,9 @@ static void reap(struct reactor *r)
 			 * preparation at the buffer's end and this. */
 			if (cqe->res > 0)
 				ev->in->len += cqe->res;
+			/* Nothing there after all (EAGAIN): as if never read. */
 			ev->read_res = cqe->res;
-			ev->read_done = true;
+			ev->read_done = cqe->res != -EAGAIN;
 			r->nr_pending--;
 		} else if (tag < (__u64)r->nr_done) {
 			r->done_res[tag] = cqe->res;
