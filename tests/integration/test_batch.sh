@@ -29,17 +29,9 @@ P_DIS=$(port 24)
 P_DIS_ADMIN=$(port 25)
 MIB8=8388608
 
-# batched ADMIN_PORT: sockway_batched_writes_total of that sockwayd.
-batched() {
-	curl -s --max-time 30 "http://127.0.0.1:$1/metrics" |
-		awk '$1 == "sockway_batched_writes_total" { print $2 }'
-}
-
-# active ADMIN_PORT: sockway_connections_active of that sockwayd.
-active() {
-	curl -s --max-time 30 "http://127.0.0.1:$1/metrics" |
-		awk '$1 == "sockway_connections_active" { print $2 }'
-}
+# Metrics of the sockwayd whose admin port is $1.
+batched() { admin_metric "$1" sockway_batched_writes_total; }
+active() { admin_metric "$1" sockway_connections_active; }
 
 # cpu_ticks PID: user + system CPU time of process PID, in clock ticks (all threads).
 cpu_ticks() {
@@ -55,18 +47,8 @@ sha_of() {
 	sha256sum <"$1" | awk '{ print $1 }'
 }
 
-# batched_reads ADMIN_PORT: sockway_batched_reads_total of that sockwayd.
-batched_reads() {
-	curl -s --max-time 30 "http://127.0.0.1:$1/metrics" |
-		awk '$1 == "sockway_batched_reads_total" { print $2 }'
-}
-
-# batching ADMIN_PORT: sockway_batching_workers of that sockwayd.
-batching() {
-	curl -s --max-time 30 "http://127.0.0.1:$1/metrics" |
-		awk '$1 == "sockway_batching_workers" { print $2 }'
-}
-
+batched_reads() { admin_metric "$1" sockway_batched_reads_total; }
+batching() { admin_metric "$1" sockway_batching_workers; }
 check "load" "$SOCKWAY" load
 start_backend b1 "$P_BE"
 spawn big python3 tests/integration/drip_backend.py "$P_BIG" $MIB8 0
@@ -199,18 +181,7 @@ EOF
 	# --- 3. pipelined large bodies queue behind each other, in order ------------------------
 	KA_OUT=$TMP/kp3-$m python3 tests/integration/ka_client.py "$p" /big/k 3 pipe >"$TMP/kp3.out" 2>&1
 	eq "$m 3: 3 pipelined 8 MiB bodies" "$(cut -d' ' -f1 "$TMP/kp3.out")" 3
-	check "$m 3: each byte for byte, in order" python3 - "$TMP/kp3-$m" 3 "$SHA8" <<'EOF'
-import hashlib, sys
-data, n, want = open(sys.argv[1], "rb").read(), int(sys.argv[2]), sys.argv[3]
-for i in range(n):
-    head, _, data = data.partition(b"\r\n\r\n")
-    length = [int(l.split(b":", 1)[1]) for l in head.split(b"\r\n")[1:]
-              if l.lower().startswith(b"content-length:")][0]
-    body, data = data[:length], data[length:]
-    if not head.startswith(b"HTTP/1.1 200") or hashlib.sha256(body).hexdigest() != want:
-        sys.exit("response %d: %r, %d bytes" % (i, head[:40], len(body)))
-sys.exit(1 if data else 0)
-EOF
+	check "$m 3: each byte for byte, in order" bodies_ok "$TMP/kp3-$m" 3 "$SHA8"
 
 	# --- 4. a response that closes its connection: all of it, then the close -----------------
 	eq "$m 4: Connection: close gets the whole body" \

@@ -91,23 +91,6 @@ send_q() {
 	ss -tnH state established "( sport = :$1 )" | awk '{ s += $2 } END { print s + 0 }'
 }
 
-# bodies_ok FILE N SHA: FILE holds N whole responses (ka_client.py KA_OUT), each a 200 whose
-# body has that sha256, in order.
-bodies_ok() {
-	python3 - "$1" "$2" "$3" <<'EOF'
-import hashlib, sys
-data, n, want = open(sys.argv[1], "rb").read(), int(sys.argv[2]), sys.argv[3]
-for i in range(n):
-    head, _, data = data.partition(b"\r\n\r\n")
-    length = [int(l.split(b":", 1)[1]) for l in head.split(b"\r\n")[1:]
-              if l.lower().startswith(b"content-length:")][0]
-    body, data = data[:length], data[length:]
-    if not head.startswith(b"HTTP/1.1 200") or hashlib.sha256(body).hexdigest() != want:
-        sys.exit("response %d: %r, %d bytes" % (i, head[:40], len(body)))
-sys.exit(1 if data else 0)
-EOF
-}
-
 check "load" "$SOCKWAY" load
 warn0=$(kernel_warnings)
 
