@@ -13,7 +13,9 @@
  * event it waits for happened" this way, rather than for a time). Responses are parsed strictly
  * enough to stay in sync (Content-Length, chunked, or delimited by close), and counted by
  * status, by X-Backend and, with --keys, by shard key. With --raw the bytes of FILE go out
- * as they are and whatever comes back is printed, for tests of malformed input.
+ * as they are and whatever comes back is printed, for tests of malformed input. The report
+ * counts the requests that got no response (errors) by why (error_kinds: connect, closed,
+ * reset, timeout, bad_response).
  *
  * Exit status: 0 when it ran (HTTP errors included), 1 when it could not, 2 on bad usage.
  */
@@ -147,6 +149,7 @@ static int conn_next_request(struct conn *c)
 		if (c->fd >= 0 || conn_connect(c) == 0)
 			break;
 		results.errors++;
+		results.error_kinds[ERR_CONNECT]++;
 	}
 	if (request_head_build(c))
 		return -ENOMEM;
@@ -162,11 +165,13 @@ static int conn_next_request(struct conn *c)
 	return 0;
 }
 
-/* Ends the request in flight without a response: an error; then goes on with the next. */
-static int conn_fail(struct conn *c)
+/* Ends the request in flight without a response: an error (of that kind); then goes on
+ * with the next. */
+static int conn_fail(struct conn *c, enum error_kind kind)
 {
 	if (c->in_flight) {
 		results.errors++;
+		results.error_kinds[kind]++;
 		c->in_flight = false;
 	}
 	conn_socket_close(c);
@@ -239,7 +244,7 @@ static int conn_eof(struct conn *c)
 		conn_socket_close(c);
 		return conn_response_done(c);
 	}
-	return conn_fail(c);
+	return conn_fail(c, ERR_CLOSED);
 }
 
 /*
@@ -258,7 +263,7 @@ static int conn_pump(struct conn *c)
 
 		getsockopt(c->fd, SOL_SOCKET, SO_ERROR, &so_error, &len);
 		if (so_error)
-			return conn_fail(c);
+			return conn_fail(c, ERR_RESET);
 		c->connecting = false;
 	}
 	while (c->fd >= 0 && c->generation == generation) {
@@ -273,7 +278,7 @@ static int conn_pump(struct conn *c)
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
-			return errno == EAGAIN ? 0 : conn_fail(c);
+			return errno == EAGAIN ? 0 : conn_fail(c, ERR_RESET);
 		}
 		if (n == 0)
 			return conn_eof(c);
@@ -281,7 +286,7 @@ static int conn_pump(struct conn *c)
 		c->in.len += n;
 		err = conn_parse(c);
 		if (err == -EBADMSG)
-			return conn_fail(c);
+			return conn_fail(c, ERR_BAD);
 		if (err)
 			return err;
 	}
@@ -298,7 +303,7 @@ static int deadlines_check(struct conn *conns, int *timeout_ms)
 		struct conn *c = &conns[i];
 
 		if (c->in_flight && now >= c->deadline_ns) {
-			err = conn_fail(c);
+			err = conn_fail(c, ERR_TIMEOUT);
 			if (err)
 				return err;
 		}

@@ -293,6 +293,7 @@ wait "$storm"
 ge "5: policy commits during the load" "$(cat "$TMP/storm.n")" 40
 eq "5: every commit was accepted" "$(wc -c <"$TMP/storm.err")" 0
 eq "5: no error, every request answered 200" "$(cj '[.errors, .requests == .status["200"]]' -c)" "[0,true]"
+[ "$(cj .errors)" = 0 ] || echo "# 5: the client's errors by kind: $(cj .error_kinds -c)"
 eq "5: no request routed by a mix of the two policies (all b1)" "$(cj '.backends | keys' -c)" '["b1"]'
 check "5: the test's policy again" "$SOCKWAY" apply -f "$TMP/policy.json"
 

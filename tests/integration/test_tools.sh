@@ -253,6 +253,10 @@ wait "$PID" 2>/dev/null
 client refused --url "http://127.0.0.1:$GONE_PORT/" --requests 5 --connections 2
 eq "swclient: refused connections are errors, exit 0" \
 	"$RC $(j refused '[.requests, .responses, .errors] | join(" ")')" "0 5 0 5"
+# (Refused by connect() itself, or by the non-blocking connect's SO_ERROR: a reset.)
+eq "swclient: ... and the report says why (connect or reset, nothing else)" \
+	"$(j refused '.error_kinds | [.connect + .reset, .closed, .timeout, .bad_response] | join(" ")')" \
+	"5 0 0 0"
 
 # --- the 1 MiB backend -------------------------------------------------------------------
 backend_start big --body-size 1048576 --threads 2

@@ -61,11 +61,22 @@ struct backend {
 	uint64_t responses;
 };
 
+/* Why a request ended without a response (the report's "error_kinds"). */
+enum error_kind {
+	ERR_CONNECT, /* the connection could not be opened */
+	ERR_CLOSED,  /* the server closed before the response was whole */
+	ERR_RESET,   /* a read or the connect failed (a reset, mostly) */
+	ERR_TIMEOUT, /* no whole response within --timeout-ms */
+	ERR_BAD,     /* a response that does not parse */
+	ERR_KINDS
+};
+
 /* Everything the JSON report says. */
 struct results {
 	uint64_t requests;
 	uint64_t responses;
 	uint64_t errors;
+	uint64_t error_kinds[ERR_KINDS];
 	uint64_t shadow_seen;
 	uint64_t status[1000];
 	struct backend *backends;

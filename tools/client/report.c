@@ -127,8 +127,13 @@ int report_print(void)
 		qsort(results.latency_us, results.nr_latency, sizeof(uint64_t), u64_cmp);
 
 	printf("{\"requests\": %" PRIu64 ", \"responses\": %" PRIu64 ", \"errors\": %" PRIu64
-	       ", \"status\": {",
-	       results.requests, results.responses, results.errors);
+	       ", \"error_kinds\": {\"connect\": %" PRIu64 ", \"closed\": %" PRIu64
+	       ", \"reset\": %" PRIu64 ", \"timeout\": %" PRIu64 ", \"bad_response\": %" PRIu64
+	       "}, \"status\": {",
+	       results.requests, results.responses, results.errors,
+	       results.error_kinds[ERR_CONNECT], results.error_kinds[ERR_CLOSED],
+	       results.error_kinds[ERR_RESET], results.error_kinds[ERR_TIMEOUT],
+	       results.error_kinds[ERR_BAD]);
 	for (int code = 0; code < 1000; code++) {
 		if (!results.status[code])
 			continue;
