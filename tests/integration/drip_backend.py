@@ -28,7 +28,10 @@ response; it logs "extra: junk sent", then "extra: closed" when the peer closes)
 DRIP_HOLD_AT=BYTES with DRIP_HOLD_FILE=FILE (piece mode): before the first piece that
 starts at or past BYTES of a body, it creates FILE.held and sends nothing until FILE exists,
 then removes both and goes on (a body paused mid-way, for as long as the test needs).
-DRIP_BIND, if set, is the address to listen on instead of 127.0.0.1.
+DRIP_BIND, if set, is the address to listen on instead of 127.0.0.1. DRIP_CLOSE=1 (with
+PIECE 0) makes every body close-delimited: the head has "Connection: close" and no
+Content-Length, and the connection closes after the body ("/reset" then resets it instead,
+once acknowledged: a body cut where only the reset tells).
 Prints "ready" once listening, and the body's sha256 on the first line of stdout.
 """
 import fcntl
@@ -54,7 +57,9 @@ slow = int(os.environ.get("DRIP_SLOW_MS", "2000")) / 1000.0
 hold_at = int(os.environ["DRIP_HOLD_AT"]) if "DRIP_HOLD_AT" in os.environ else None
 hold_file = os.environ.get("DRIP_HOLD_FILE", "")
 reset_go = os.environ.get("DRIP_RESET_GO", "")
-head = (b"HTTP/1.1 200 OK\r\nContent-Length: %d\r\nContent-Type: application/octet-stream\r\n" % size
+close_body = os.environ.get("DRIP_CLOSE") == "1"
+length = b"Connection: close\r\n" if close_body else b"Content-Length: %d\r\n" % size
+head = (b"HTTP/1.1 200 OK\r\n" + length + b"Content-Type: application/octet-stream\r\n"
         + extra + b"\r\n")
 
 
@@ -116,10 +121,10 @@ def serve(conn):
                 # whose Content-Length was short, or that answers twice).
                 tail = b"HTTP/1.1 200 OK\r\nContent-Length: 4\r\n\r\nEVIL" if b"/tail" in target else b""
                 conn.sendall(first + head + body[:cut] + tail)
-                if cut is not None or b"/close" in target:
-                    return
                 if b"/reset" in target:
                     reset(conn)
+                    return
+                if cut is not None or close_body or b"/close" in target:
                     return
                 if b"/extra" in target:
                     time.sleep(0.05)

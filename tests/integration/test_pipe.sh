@@ -15,7 +15,8 @@
 # must close, not go back to the pool with its bytes), a backend that dies mid-body or resets
 # once sockwayd holds the whole body, sizes around the threshold, HEAD, and
 # sockets on the fast path (accelerated clients and backends), which must never be piped.
-# Section 6 of each mode resets the backend's connection once sockwayd holds the body.
+# Section 6 of each mode resets the backend's connection once sockwayd holds the body;
+# section 7 ends a close-delimited body with a close, then cuts one with a reset.
 cd "$(dirname "$0")/../.." || exit 1
 . tests/integration/lib.sh
 
@@ -37,6 +38,7 @@ P_RT_ADMIN=$(port 28)
 P_FD=$(port 29)
 P_FD_ADMIN=$(port 30)
 P_SMALLP=$(port 31)
+P_CLOSED=$(port 32)
 MIB1=1048576
 MIB4=4194304
 MIB8=8388608
@@ -106,7 +108,9 @@ spawn big python3 tests/integration/drip_backend.py "$P_BIG" $MIB32 0
 spawn smallp python3 tests/integration/drip_backend.py "$P_SMALLP" $MIB4 16384 1
 # 1 MiB in one send, reset once acknowledged and the test says so (section 6).
 DRIP_RESET_GO=$TMP/rst6 spawn rst python3 tests/integration/drip_backend.py "$P_RST" $MIB1 0
-for b in whole drip cut big rst smallp; do
+# 1 MiB close-delimited (no Content-Length, the backend closes after it; section 7).
+DRIP_CLOSE=1 spawn closed python3 tests/integration/drip_backend.py "$P_CLOSED" $MIB1 0
+for b in whole drip cut big rst smallp closed; do
 	wait_until "$WAIT_S" grep -q ready "$TMP/$b.log" || fail "$b backend did not start" "$(cat "$TMP/$b.log")"
 done
 SHA1=$(head -1 "$TMP/whole.log")
@@ -114,7 +118,7 @@ SHA8=$(head -1 "$TMP/drip.log")
 SHA32=$(head -1 "$TMP/big.log")
 SHA4=$(head -1 "$TMP/smallp.log")
 for spec in "whole $P_WHOLE" "drip $P_DRIP" "cut $P_CUT" "big $P_BIG" "rst $P_RST" \
-	"smallp $P_SMALLP"; do
+	"smallp $P_SMALLP" "closed $P_CLOSED"; do
 	set -- $spec
 	check "backend $1" "$SOCKWAY" backend create "$1" "127.0.0.1:$2"
 	check "endpoint $1" "$SOCKWAY" endpoint create "$1" --route /"$1" --backend "$1"
@@ -237,6 +241,16 @@ for spec in "no-accel $P_NA $P_NA_ADMIN $NA_PID" "default $P_DEF $P_DEF_ADMIN $D
 	eq "$m 6: byte for byte" "$(sha_of "$TMP/h6")" "$SHA1"
 	check "$m 6: and the reset connection is closed" \
 		wait_until "$WAIT_S" eval '[ "$(sockets "$pid")" -le $((s1 - 2)) ]'
+
+	# --- 7. a close-delimited body: it ends where the backend closes, not where it resets ------
+	# A reset ends no body: the client must see one too (a close would say "whole").
+	code=$(get "$p" /closed/a c7)
+	rc=$?
+	eq "$m 7: a close-delimited body, whole, and a clean close" "$code $rc" "200 $MIB1 0"
+	eq "$m 7: byte for byte" "$(sha_of "$TMP/c7")" "$SHA1"
+	get "$p" /closed/reset r7 >/dev/null
+	eq "$m 7: one the backend resets reaches the client as a reset (curl: recv failure)" "$?" 56
+	eq "$m 7: sockwayd lives on" "$(get "$p" /whole/r7 w7)" "200 $MIB1"
 done
 
 # --- 6. sizes around the threshold, and HEAD -------------------------------------------------------

@@ -200,6 +200,19 @@ void client_end(struct client *c)
 }
 
 /*
+ * Closes a connection with a reset (SO_LINGER 0), dropping what it still holds: for a
+ * response cut where its framing cannot say so (a close-delimited body), so that the
+ * client sees a failure, not a clean end of a short body.
+ */
+void client_reset(struct client *c)
+{
+	struct linger reset = {.l_onoff = 1, .l_linger = 0};
+
+	setsockopt(c->ev.fd, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
+	client_close(c);
+}
+
+/*
  * Answers the current request (or a request that could not start) with an error of our own,
  * one line of text. close: the connection closes after it.
  */

@@ -190,6 +190,11 @@ enum xres exchange_finish(struct exchange *x)
 	c->answered = true;
 	/* A client that half-closed after pipelining still gets an answer to each request it
 	 * sent whole, as from nginx or HAProxy: the connection closes once none is left. */
+	if (x->resp_cut) {
+		exchange_free(x);
+		client_reset(c);
+		return XR_CLIENT_GONE;
+	}
 	if (!x->client_keep || (c->eof && !c->in.len) || w->draining) {
 		exchange_free(x);
 		client_closing(c);
@@ -209,10 +214,13 @@ enum xres exchange_fail(struct exchange *x, int status, const char *fmt, const c
 
 	splice_abandon(x);
 	if (x->resp != RESP_NONE) {
-		/* Part of the upstream's response is out: the client can only see a close. */
+		/* Part of the upstream's response is out: the client can only see a close, and
+		 * a reset where a close would end a close-delimited body as if whole. */
 		x->client_keep = false;
-		if (x->resp != RESP_DONE)
+		if (x->resp != RESP_DONE) {
 			x->req = REQ_BODY;
+			x->resp_cut = x->resp_body == HTTP_BODY_CLOSE;
+		}
 		return exchange_finish(x);
 	}
 	x->status = status;
@@ -786,11 +794,12 @@ static enum xres upstream_read(struct exchange *x)
 		if (n < 0 && errno == EAGAIN)
 			break;
 		if (n <= 0) {
-			/* Closed: the end of a close-delimited body, or a failure. */
+			/* Closed: the end of a close-delimited body, or a failure. A reset or an
+			 * error ends no body: the bytes the client has are not all there was. */
 			ret = upstream_pump_response(u);
 			if (ret != XR_GOES_ON)
 				return ret;
-			if (x->resp != RESP_NONE && x->resp_body == HTTP_BODY_CLOSE) {
+			if (!n && x->resp != RESP_NONE && x->resp_body == HTTP_BODY_CLOSE) {
 				x->resp = RESP_DONE;
 				x->resp_keepalive = false;
 				return exchange_finish(x);

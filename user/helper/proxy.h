@@ -146,6 +146,9 @@ struct exchange {
 	int status;
 	bool resp_keepalive; /* the upstream connection can be reused */
 	bool client_keep;    /* the client connection stays open afterwards */
+	/* The response was cut where the client cannot see it (a close-delimited body): its
+	 * connection is reset, not closed (exchange_finish). */
+	bool resp_cut;
 	enum http_body resp_body;
 	__u64 resp_left;
 	struct http_chunked resp_chunk;
@@ -194,6 +197,7 @@ int client_flush(struct client *c);
 int client_flush_now(struct client *c);
 /* Closes a connection with nothing more to ask, once what is buffered for it is out. */
 void client_end(struct client *c);
+void client_reset(struct client *c);
 /* Queues bytes for the client, writing them now when nothing waits before them, or with
  * the round's batched writes. Returns -1 when the client is gone. */
 int client_send(struct client *c, const char *p, size_t n);
