@@ -92,7 +92,7 @@ SOCKWAYD := $(OUTPUT)/sockwayd
 LIBSOCKWAY := $(OUTPUT)/libsockway.a
 SKEL := $(OUTPUT)/sockway.skel.h
 
-.PHONY: all deps test unit-test integration-test install clean tools run bins narrow
+.PHONY: all deps test unit-test integration-test install clean tools run bins narrow asan
 all: $(SOCKWAY) $(SOCKWAYD) tools
 
 bins: $(SOCKWAY) $(SOCKWAYD)
@@ -103,6 +103,15 @@ NARROW := $(OUTPUT)/narrow
 narrow: | $(DEPS_STAMP)
 	$(Q)$(MAKE) --no-print-directory OUTPUT=$(NARROW) \
 		SW_TEST_DEFINES=-DSW_TEST_SOCK_HASH_BITS=12 bins
+
+# sockwayd again, with AddressSanitizer and UndefinedBehaviorSanitizer (any report aborts
+# it): make test runs the [accel off] pass of the suites that run twice with it
+# (tests/run.sh), and fails on any report.
+ASAN := $(OUTPUT)/asan
+ASAN_CFLAGS := -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
+	-fno-sanitize-recover=undefined
+asan: | $(DEPS_STAMP)
+	$(Q)$(MAKE) --no-print-directory OUTPUT=$(ASAN) CFLAGS="$(ASAN_CFLAGS)" $(ASAN)/sockwayd
 
 tools: $(TOOL_BINS) $(TOOL_BPF_OBJS)
 
@@ -202,13 +211,13 @@ $(OUTPUT)/tests/fuzz/fuzz_%: tests/fuzz/fuzz_%.c $(FUZZ_LIB_SRCS) $(wildcard use
 		-Iuser/helper $< $(FUZZ_LIB_SRCS) -lcmocka -o $@
 
 # The test runner prints one summary line, "N passed, M failed", and fails if M > 0.
-test: $(SOCKWAY) $(SOCKWAYD) $(UNIT_BINS) $(INTEG_BINS) $(FUZZ_BINS) tools narrow
+test: $(SOCKWAY) $(SOCKWAYD) $(UNIT_BINS) $(INTEG_BINS) $(FUZZ_BINS) tools narrow asan
 	$(Q)OUTPUT=$(OUTPUT) tests/run.sh
 
 unit-test: $(UNIT_BINS)
 	$(Q)OUTPUT=$(OUTPUT) tests/run.sh unit
 
-integration-test: $(SOCKWAY) $(SOCKWAYD) $(INTEG_BINS) tools narrow
+integration-test: $(SOCKWAY) $(SOCKWAYD) $(INTEG_BINS) tools narrow asan
 	$(Q)OUTPUT=$(OUTPUT) tests/run.sh integration
 
 # The demo: sockwayd in the foreground on the seed's policy; Ctrl-C cleans up.

@@ -7,7 +7,9 @@
 # (tests/integration/*.sh, which print their own "N passed, M failed"). Integration tests
 # need root and real BPF: without root they fail, loudly, rather than skip. A script that
 # calls accel_mode_enter (lib.sh) runs twice, with the kernel fast path on and off
-# ("[accel on]", "[accel off]"); SOCKWAY_TEST_ACCEL=on or off runs only that mode.
+# ("[accel on]", "[accel off]"); SOCKWAY_TEST_ACCEL=on or off runs only that mode. The
+# "[accel off]" pass runs sockwayd built with ASan and UBSan ($OUTPUT/asan/sockwayd, make
+# asan), with its reports written to files: a report is one failure more, shown whole.
 set -u
 cd "$(dirname "$0")/.."
 OUTPUT=${OUTPUT:-.output}
@@ -57,6 +59,34 @@ run_one() {
 	rm -f "$log"
 }
 
+# run_sanitized NAME CMD...: run_one with the sanitized sockwayd, then one check more: no
+# report from it (a report also aborts that sockwayd, which the suite sees too).
+run_sanitized() {
+	local name=$1 dir f
+	shift
+	if [ ! -x "$OUTPUT/asan/sockwayd" ]; then
+		echo "FAILED: $name: $OUTPUT/asan/sockwayd is missing (make asan)"
+		failed=$((failed + 1))
+		failures+=("$name: no sanitized sockwayd")
+		return
+	fi
+	dir=$(mktemp -d)
+	run_one "$name" env SOCKWAYD="$OUTPUT/asan/sockwayd" \
+		ASAN_OPTIONS="log_path=$dir/asan" UBSAN_OPTIONS="log_path=$dir/ubsan:print_stacktrace=1" "$@"
+	if [ -n "$(ls -A "$dir")" ]; then
+		echo "FAILED: $name: sockwayd's sanitizer reports:"
+		for f in "$dir"/*; do
+			sed 's/^/    /' "$f"
+		done
+		failed=$((failed + 1))
+		failures+=("$name: sanitizer report")
+	else
+		echo "ok: $name: no sanitizer report"
+		passed=$((passed + 1))
+	fi
+	rm -rf "$dir"
+}
+
 for suite in $suites; do
 	case $suite in
 	style)
@@ -96,7 +126,9 @@ for suite in $suites; do
 			[ -f "$t" ] || continue
 			if grep -q '^accel_mode_enter' "$t"; then
 				for mode in $ACCEL_MODES; do
-					run_one "integration/$(basename "$t") [accel $mode]" \
+					runner=run_one
+					[ "$mode" = off ] && runner=run_sanitized
+					$runner "integration/$(basename "$t") [accel $mode]" \
 						env SOCKWAY_TEST_ACCEL="$mode" bash "$t"
 				done
 			else

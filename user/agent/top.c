@@ -516,14 +516,14 @@ static void frame_plain(const void *data)
 static json_t *status_share_json(const __u64 status[5], __u64 responses)
 {
 	json_t *out;
-	char name[4];
+	char name[4] = "0xx";
 	int k;
 
 	if (!responses)
 		return json_null();
 	out = json_object();
 	for (k = 0; k < 5; k++) {
-		snprintf(name, sizeof(name), "%dxx", k + 1);
+		name[0] = (char)('1' + k);
 		json_object_set_new(out, name, json_real((double)status[k] / responses));
 	}
 	return out;

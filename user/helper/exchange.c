@@ -47,7 +47,6 @@ struct exchange *exchange_alloc(struct worker *w)
 
 void exchange_free(struct exchange *x)
 {
-	struct worker *w = x->c->w;
 	unsigned i;
 
 	/* Shadows that were never launched go with their request (and count as dropped). */
@@ -56,12 +55,16 @@ void exchange_free(struct exchange *x)
 			shadow_discard(x->shadows[i]);
 	pipe_release(x);
 	buf_free(&x->body_copy);
+#if SPARE_EXCHANGES
+	struct worker *w = x->c->w;
+
 	if (w->nr_spare_x < SPARE_EXCHANGES && x->head.cap <= HEAD_KEEP) {
 		x->next_spare = w->spare_x;
 		w->spare_x = x;
 		w->nr_spare_x++;
 		return;
 	}
+#endif
 	buf_free(&x->head);
 	free(x);
 }
