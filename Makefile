@@ -106,12 +106,15 @@ narrow: | $(DEPS_STAMP)
 
 # sockwayd again, with AddressSanitizer and UndefinedBehaviorSanitizer (any report aborts
 # it): make test runs the [accel off] pass of the suites that run twice with it
-# (tests/run.sh), and fails on any report.
+# (tests/run.sh), and fails on any report. Built by clang, whose one runtime for both
+# writes every report to ASAN_OPTIONS' log_path (gcc's UBSan, apart from its ASan, would
+# write to stderr only).
 ASAN := $(OUTPUT)/asan
 ASAN_CFLAGS := -g -O1 -fno-omit-frame-pointer -fsanitize=address,undefined \
 	-fno-sanitize-recover=undefined
 asan: | $(DEPS_STAMP)
-	$(Q)$(MAKE) --no-print-directory OUTPUT=$(ASAN) CFLAGS="$(ASAN_CFLAGS)" $(ASAN)/sockwayd
+	$(Q)$(MAKE) --no-print-directory OUTPUT=$(ASAN) CC=$(CLANG) CFLAGS="$(ASAN_CFLAGS)" \
+		$(ASAN)/sockwayd
 
 tools: $(TOOL_BINS) $(TOOL_BPF_OBJS)
 

@@ -23,6 +23,7 @@ P_REP1=$(port 14)
 P_REP2=$(port 15)
 P_SOLO=$(port 16)
 P_SLOW=$(port 17)
+P_CB=$(port 18)
 SWD_ARGS=(--workers 2 --max-request-line 1024 --max-header-bytes 4096 --max-body 200000 --drain 3000)
 
 # status_line FILE: the first line of a raw response, without its CR.
@@ -72,6 +73,9 @@ REP2_PID=$BACKEND_PID
 start_backend solo "$P_SOLO"
 SOLO_PID=$BACKEND_PID
 start_backend slow "$P_SLOW" --latency-ms 1000
+# 256 KiB close-delimited bodies (no Content-Length, the backend closes after each); "/reset"
+# resets the connection instead, once sockwayd holds the body.
+DRIP_CLOSE=1 spawn cb python3 tests/integration/drip_backend.py "$P_CB" 262144 0
 # The capture server answers every request with 200 and appends its head, as received, to a
 # file: it shows the exact bytes sockwayd forwards.
 cat >"$TMP/capture.py" <<'EOF'
@@ -124,6 +128,9 @@ check "endpoint halfdead" "$SOCKWAY" endpoint create halfdead --route /halfdead 
 check "halfdead b1=0.5 solo=0.5" "$SOCKWAY" traffic set halfdead b1=0.5 solo=0.5
 check "endpoint slow" "$SOCKWAY" endpoint create slow --route /slow --backend slow
 check "endpoint counted" "$SOCKWAY" endpoint create counted --route /counted --backend b2
+wait_until "$WAIT_S" grep -q ready "$TMP/cb.log" || fail "the close-delimited backend did not start"
+check "backend create cb" "$SOCKWAY" backend create cb "127.0.0.1:$P_CB"
+check "endpoint cb" "$SOCKWAY" endpoint create cb --route /cb --backend cb
 start_sockwayd "$SWD_PORT" "$SWD_ADMIN" "${SWD_ARGS[@]}" || { finish; exit 1; }
 
 # --- admin: healthz -----------------------------------------------------------------------------
@@ -296,6 +303,17 @@ raw connect
 eq "CONNECT (sockwayd does not tunnel): 501" "$(status_line "$TMP/connect.resp" | awk '{print $2}')" 501
 eq "metrics: sockway_bad_requests_total by status" \
 	"$(for s in 400 413 414 431 501; do metric "sockway_bad_requests_total{status=\"$s\"}"; done | tr '\n' ' ')" "9 1 1 1 1 "
+
+# --- a close-delimited body: its end is the backend's close, never its reset -------------------------
+# A clean close ends it whole; a reset cuts it, and the client must see a reset too (curl 56),
+# since a close would tell it the body was whole.
+out=$(curl -s --max-time 30 -o "$TMP/cb.body" -w '%{http_code} %{size_download}' "$SWD_URL/cb/a")
+eq "close-delimited body: whole, ended by a clean close" "$out $?" "200 262144 0"
+eq "close-delimited body: byte for byte" "$(sha256sum <"$TMP/cb.body" | cut -d' ' -f1)" \
+	"$(head -1 "$TMP/cb.log")"
+curl -s --max-time 30 -o /dev/null "$SWD_URL/cb/reset"
+eq "close-delimited body cut by the backend's reset: the client sees a reset" "$?" 56
+eq "and sockwayd answers on" "$(curl -s --max-time 30 -o /dev/null -w '%{http_code}' "$SWD_URL/e/x")" 200
 
 # --- backends killed mid-run -------------------------------------------------------------------------
 # (a) One of two replicas dies while a client runs: the other carries the traffic. The client

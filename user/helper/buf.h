@@ -22,15 +22,17 @@ int buf_printf(struct buf *b, const char *fmt, ...) __attribute__((format(printf
 void buf_consume(struct buf *b, size_t n);
 void buf_free(struct buf *b);
 
+/* (An empty buffer may have no data yet: no arithmetic on a null pointer, which C leaves
+ * undefined even for an offset of 0.) */
 static inline char *buf_head(const struct buf *b)
 {
-	return b->data + b->off;
+	return b->data ? b->data + b->off : NULL;
 }
 
 /* Where the next appended byte goes (after buf_reserve). */
 static inline char *buf_tail(const struct buf *b)
 {
-	return b->data + b->off + b->len;
+	return b->data ? b->data + b->off + b->len : NULL;
 }
 
 /* A string literal, without strlen ("" s: anything but a literal fails to compile). */

@@ -38,11 +38,30 @@ void client_update(struct client *c)
 	kroute_client_idle(c);
 }
 
+/*
+ * Does closing the client now cut a response short: bytes of it still buffered for it, or
+ * a body under way (pipe, splice or sockwayd)? Then its connection is reset, not closed:
+ * a close would end a close-delimited body as if it were whole.
+ */
+static bool client_owed(const struct client *c)
+{
+	return c->out.len || (c->x && c->x->resp == RESP_BODY);
+}
+
+static void linger_reset(int fd)
+{
+	struct linger reset = {.l_onoff = 1, .l_linger = 0};
+
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
+}
+
 void client_close(struct client *c)
 {
 	struct worker *w = c->w;
 	struct exchange *x = c->x;
 
+	if (client_owed(c))
+		linger_reset(c->ev.fd);
 	if (x) {
 		if (x->u) {
 			x->u->x = NULL;
@@ -202,14 +221,24 @@ void client_end(struct client *c)
 /*
  * Closes a connection with a reset (SO_LINGER 0), dropping what it still holds: for a
  * response cut where its framing cannot say so (a close-delimited body), so that the
- * client sees a failure, not a clean end of a short body.
+ * client sees a failure, not a clean end of a short body. client_close does the same by
+ * itself when it drops bytes or a body under way (client_owed).
  */
 void client_reset(struct client *c)
 {
-	struct linger reset = {.l_onoff = 1, .l_linger = 0};
-
-	setsockopt(c->ev.fd, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
+	linger_reset(c->ev.fd);
 	client_close(c);
+}
+
+/* The worker stops (the drain's deadline): the clients it still owes bytes to are reset as
+ * the process exit closes them. */
+void client_stop_all(struct worker *w)
+{
+	struct client *c;
+
+	for (c = w->clients; c; c = c->next)
+		if (client_owed(c))
+			linger_reset(c->ev.fd);
 }
 
 /*

@@ -22,7 +22,10 @@ static bool method_idempotent(__u32 method_bit)
 
 /* Spare exchanges a worker keeps, each with its head buffer: a request then costs no
  * allocation. Heads that grew past HEAD_KEEP are not kept. */
-#ifdef __SANITIZE_ADDRESS__
+#ifndef __has_feature
+#define __has_feature(x) 0
+#endif
+#if defined(__SANITIZE_ADDRESS__) || __has_feature(address_sanitizer) /* gcc, clang */
 #define SPARE_EXCHANGES 0 /* a stale pointer must reach freed memory, where ASan sees it */
 #else
 #define SPARE_EXCHANGES 64

@@ -226,6 +226,7 @@ static void *worker_main(void *arg)
 	struct worker *w = arg;
 
 	reactor_run(w->r, 100, worker_tick, NULL, w, &w->stop);
+	client_stop_all(w);
 	pipe_spares_free(w);
 	exchange_spares_free(w);
 	return NULL;

@@ -233,10 +233,12 @@ static int shadow_read(struct shadow *s)
 		if (n < 0 && (errno == EAGAIN || errno == EINTR))
 			return 0;
 		if (n <= 0) {
-			/* Closed: the end of a close-delimited body, or a failure. */
-			if (!s->head_done || s->body != HTTP_BODY_CLOSE)
+			/* Closed: the end of a close-delimited body, or a failure (a reset ends
+			 * no body). */
+			if (n < 0 || !s->head_done || s->body != HTTP_BODY_CLOSE)
 				s->status = 0;
-			shadow_end(s, s->bytes_read ? SW_ERR_BAD_RESPONSE : SW_ERR_RESET, false);
+			shadow_end(s, n < 0 || !s->bytes_read ? SW_ERR_RESET : SW_ERR_BAD_RESPONSE,
+				   false);
 			return -1;
 		}
 		s->bytes_read += n;

@@ -180,6 +180,8 @@ void proxy_tick(struct worker *w);
 /* Closes idle client connections and pooled upstreams (for draining); true while client
  * connections wait for a request to come whole (client_close_idle). */
 bool proxy_close_idle(struct worker *w);
+/* client.c: the worker stopped; its clients still owed a response are reset (at its end). */
+void client_stop_all(struct worker *w);
 /* pipe.c: frees a worker's spare pipes, at its end. */
 void pipe_spares_free(struct worker *w);
 /* exchange.c: frees a worker's spare exchanges, at its end. */
