@@ -154,14 +154,18 @@ static int flush(struct client *c, bool later)
 
 /*
  * May the reactor read this client with the round's other reads (reactor.h)? When
- * client_read would: a client that writes batched (no kernel path, which reads before
- * sockwayd, K2), before its end, and within the head limit.
+ * client_read would: a client with no conns entry (the kernel routes for local clients
+ * and reads before sockwayd, K2), before its end, and within the head limit. A remote
+ * client in egress_hash reads batched too, though it writes in place: the kernel's egress
+ * splice writes into its socket, never reads it, and whatever its arming's state when
+ * the event looks (splice_check), the bytes read earlier wait in c->in behind it.
  */
 static bool client_read_ok(struct reactor_ev *ev)
 {
 	struct client *c = ev->owner;
 
-	return client_batches(c) && !c->kroute_used && !c->eof && c->state != C_CLOSING &&
+	return !c->kc && reactor_batching(c->w->r) && !c->kroute_used && !c->eof &&
+	       c->state != C_CLOSING &&
 	       !((c->state == C_HEAD || (c->x && c->x->req == REQ_DONE)) &&
 		 c->in.len > swd_cfg.limits.max_header_bytes);
 }
