@@ -138,30 +138,22 @@ for spec in "default $P_ON $P_ON_ADMIN $ON_PID" "no-uring $P_OFF $P_OFF_ADMIN"; 
 	# ones: at least 100 more batched writes (50 responses to it, 50 requests upstream).
 	cat >"$TMP/again.py" <<'EOF'
 import os, socket, sys, time
+sys.path.insert(0, "tests/integration")
+from httpread import read_response
 port, go = int(sys.argv[1]), sys.argv[2]
 s = socket.create_connection(("127.0.0.1", port), timeout=60)
+def hold():
+    open(go + ".held", "w").close()
+    deadline = time.time() + 300
+    while not os.path.exists(go) and time.time() < deadline:
+        time.sleep(0.05)
 def response(path):
     s.sendall(b"GET %s HTTP/1.1\r\nHost: x\r\n\r\n" % path)
-    data = b""
-    while b"\r\n\r\n" not in data:
-        d = s.recv(65536)
-        if not d:
-            return False
-        data += d
-    head, _, body = data.partition(b"\r\n\r\n")
-    n = [int(l.split(b":", 1)[1]) for l in head.split(b"\r\n")[1:]
-         if l.lower().startswith(b"content-length:")][0]
-    if path.startswith(b"/big"):
-        open(go + ".held", "w").close()
-        deadline = time.time() + 300
-        while not os.path.exists(go) and time.time() < deadline:
-            time.sleep(0.05)
-    while len(body) < n:
-        d = s.recv(1 << 20)
-        if not d:
-            break
-        body += d
-    return head.startswith(b"HTTP/1.1 200") and len(body) == n
+    try:
+        status, _, _, _ = read_response(s, after_head=hold if path.startswith(b"/big") else None)
+    except EOFError:
+        return False
+    return status == 200
 ok = response(b"/big/again")
 print(int(ok), sum(response(b"/small/again") for _ in range(50)))
 EOF
@@ -231,23 +223,26 @@ for spec in "default $P_ON" "no-uring $P_OFF"; do
 	eq "$1 7: GET then an immediate half-close, 400 times: each gets its whole response" \
 		"$(python3 - "$2" <<'EOF'
 import socket, sys, threading
+sys.path.insert(0, "tests/integration")
+from httpread import read_response
 port, bad, lock = int(sys.argv[1]), [0], threading.Lock()
 def run(t):
     for i in range(20):
         s = socket.create_connection(("127.0.0.1", port), timeout=60)
         s.sendall(b"GET /small/h%d-%d HTTP/1.1\r\nHost: x\r\n\r\n" % (t, i))
         s.shutdown(socket.SHUT_WR)
-        data = b""
-        while True:
-            d = s.recv(65536)
-            if not d:
-                break
-            data += d
+        try:
+            status, head, _, rest = read_response(s)
+            while True:  # then the close, with nothing more before it
+                d = s.recv(65536)
+                if not d:
+                    break
+                rest += d
+            whole = status == 200 and b"content-length:" in head.lower() and not rest
+        except EOFError:
+            whole = False
         s.close()
-        head, _, body = data.partition(b"\r\n\r\n")
-        length = [int(l.split(b":", 1)[1]) for l in head.split(b"\r\n")[1:]
-                  if l.lower().startswith(b"content-length:")]
-        if not head.startswith(b"HTTP/1.1 200") or not length or len(body) != length[0]:
+        if not whole:
             with lock:
                 bad[0] += 1
 threads = [threading.Thread(target=run, args=(t,)) for t in range(20)]
@@ -266,6 +261,8 @@ done
 # answers lost per run of this kind, so this check catches that about one run in two.)
 cat >"$TMP/ka8.py" <<'EOF'
 import socket, sys, threading
+sys.path.insert(0, "tests/integration")
+from httpread import read_response
 port, out, lock = int(sys.argv[1]), sys.argv[2], threading.Lock()
 counts = {"answered": 0, "cut": 0}
 def run(t):
@@ -273,25 +270,12 @@ def run(t):
         s = socket.create_connection(("127.0.0.1", port), timeout=60)
     except OSError:
         return
-    i = 0
+    i, buf = 0, b""
     while True:
         i += 1
         try:
             s.sendall(b"GET /small/d%d-%d HTTP/1.1\r\nHost: x\r\n\r\n" % (t, i))
-            data = b""
-            while b"\r\n\r\n" not in data:
-                d = s.recv(65536)
-                if not d:
-                    raise EOFError
-                data += d
-            head, _, body = data.partition(b"\r\n\r\n")
-            n = [int(l.split(b":", 1)[1]) for l in head.split(b"\r\n")[1:]
-                 if l.lower().startswith(b"content-length:")][0]
-            while len(body) < n:
-                d = s.recv(65536)
-                if not d:
-                    raise EOFError
-                body += d
+            _, _, _, buf = read_response(s, buf)
             with lock:
                 counts["answered"] += 1
         except (OSError, EOFError):

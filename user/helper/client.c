@@ -154,11 +154,14 @@ static int flush(struct client *c, bool later)
 
 /*
  * May the reactor read this client with the round's other reads (reactor.h)? When
- * client_read would: a client with no conns entry (the kernel routes for local clients
- * and reads before sockwayd, K2), before its end, and within the head limit. A remote
- * client in egress_hash reads batched too, though it writes in place: the kernel's egress
- * splice writes into its socket, never reads it, and whatever its arming's state when
- * the event looks (splice_check), the bytes read earlier wait in c->in behind it.
+ * client_read would: a client with no conns entry (a local client's may be the kernel's
+ * to read, K2), before its end, and within the head limit. A remote client in egress_hash
+ * reads batched too, though it writes in place: the kernel's egress splice writes into its
+ * socket and never reads it. Its bytes read before the event's first look (splice_check)
+ * meet the arming as a recv() a moment later would have: PREARMED is taken back, TAKING
+ * leaves them for the tick, DONE ends the exchange first. (DONE is set in sk_msg just
+ * before the kernel queues the response's bytes: the race the README's known limits of
+ * the splice name, the same with or without this read.)
  */
 static bool client_read_ok(struct reactor_ev *ev)
 {

@@ -221,8 +221,10 @@ bool splice_done(const struct exchange *x)
  * Ends the exchange if the kernel passed its whole response on (DONE). take_back: the
  * client sent bytes (a pipelined request, or its close) while the response was armed. If
  * the kernel has not taken it yet, the arming is taken back and the response comes
- * through sockwayd. If it has (TAKING, or DONE since the client event began), the
- * response's bytes were still on their way when the client sent its own: the tick ends
+ * through sockwayd. If it has (TAKING, or DONE since the client event began; a remote
+ * client's bytes may have been read in the round's batch before that event's first
+ * look, client_read_ok), the response's bytes were still on their way when the client
+ * sent its own: the tick ends
  * the exchange, so that no answer to that request can overtake them. Such a client
  * pipelines, and gets no more responses that end with nobody woken.
  */
