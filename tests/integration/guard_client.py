@@ -17,6 +17,8 @@ import socket
 import sys
 import time
 
+from httpread import read_response
+
 
 def family(host):
     return socket.AF_INET6 if ":" in host else socket.AF_INET
@@ -25,24 +27,10 @@ def family(host):
 def request(sock, path):
     """Sends one GET, reads one response with a Content-Length: its status (0: none)."""
     sock.sendall(f"GET {path} HTTP/1.1\r\nHost: guard\r\n\r\n".encode())
-    data = b""
-    while b"\r\n\r\n" not in data:
-        chunk = sock.recv(65536)
-        if not chunk:
-            return 0
-        data += chunk
-    head, _, body = data.partition(b"\r\n\r\n")
-    length = 0
-    for line in head.split(b"\r\n")[1:]:
-        name, _, value = line.partition(b":")
-        if name.strip().lower() == b"content-length":
-            length = int(value.strip())
-    while len(body) < length:
-        chunk = sock.recv(65536)
-        if not chunk:
-            return 0
-        body += chunk
-    return int(head.split(b" ")[1])
+    try:
+        return read_response(sock)[0]
+    except EOFError:
+        return 0
 
 
 def connected(host, port, src, timeout):
