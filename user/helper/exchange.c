@@ -194,13 +194,14 @@ enum xres exchange_finish(struct exchange *x)
 	c->x = NULL;
 	w->nr_exchanges--;
 	c->answered = true;
-	/* A client that half-closed after pipelining still gets an answer to each request it
-	 * sent whole, as from nginx or HAProxy: the connection closes once none is left. */
+	/* A close-delimited response cut short: a close would end it as if whole. */
 	if (x->resp_cut) {
 		exchange_free(x);
 		client_reset(c);
 		return XR_CLIENT_GONE;
 	}
+	/* A client that half-closed after pipelining still gets an answer to each request it
+	 * sent whole, as from nginx or HAProxy: the connection closes once none is left. */
 	if (!x->client_keep || (c->eof && !c->in.len) || w->draining) {
 		exchange_free(x);
 		client_closing(c);
