@@ -28,12 +28,36 @@ LIB_HOME_CGROUP=
 
 # lib_stop_all: kills every process the test started and waits for them (a test with more
 # to undo before lib_cleanup, such as namespaces its processes live in, calls it first).
+# Under the sanitizers (ASAN_OPTIONS set: tests/run.sh's sanitized pass), each sockwayd
+# goes last, with SIGTERM, so that it leaves through main and LeakSanitizer checks it
+# (SIGKILL after 10 s).
 lib_stop_all() {
-	local pid
+	local pid i rest=() term=()
 	for pid in "${LIB_PIDS[@]}"; do
+		if [ -n "${ASAN_OPTIONS:-}" ] && [ "$(cat "/proc/$pid/comm" 2>/dev/null)" = sockwayd ]; then
+			term+=("$pid")
+		else
+			rest+=("$pid")
+		fi
+	done
+	for pid in "${rest[@]}"; do
 		kill -KILL "$pid" 2>/dev/null
 	done
-	for pid in "${LIB_PIDS[@]}"; do
+	for pid in "${rest[@]}"; do
+		wait "$pid" 2>/dev/null
+	done
+	for pid in "${term[@]}"; do
+		kill -TERM "$pid" 2>/dev/null
+	done
+	for pid in "${term[@]}"; do
+		for i in $(seq 1 100); do
+			# Gone, or exited and not yet reaped (kill -0 still finds a zombie).
+			case $(awk '{ print $3 }' "/proc/$pid/stat" 2>/dev/null) in
+			'' | Z) break ;;
+			esac
+			sleep 0.1
+		done
+		kill -KILL "$pid" 2>/dev/null
 		wait "$pid" 2>/dev/null
 	done
 }
