@@ -334,12 +334,11 @@ static void metrics_workers(const struct admin *a, struct buf *b)
 static void admin_conn_close(struct admin_conn *c)
 {
 	struct admin *a = c->a;
-	struct linger reset = {.l_onoff = 1, .l_linger = 0};
 
 	/* An answer the client did not take would sit in an orphaned socket probing its zero
 	 * window for minutes: a reset frees it now. */
 	if (c->out.len)
-		setsockopt(c->ev.fd, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
+		tcp_reset_on_close(c->ev.fd);
 	reactor_del(a->r, &c->ev);
 	close(c->ev.fd);
 	if (c->prev)

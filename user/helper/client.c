@@ -48,20 +48,13 @@ static bool client_owed(const struct client *c)
 	return c->out.len || (c->x && c->x->resp == RESP_BODY);
 }
 
-static void linger_reset(int fd)
-{
-	struct linger reset = {.l_onoff = 1, .l_linger = 0};
-
-	setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
-}
-
 void client_close(struct client *c)
 {
 	struct worker *w = c->w;
 	struct exchange *x = c->x;
 
 	if (client_owed(c))
-		linger_reset(c->ev.fd);
+		tcp_reset_on_close(c->ev.fd);
 	if (x) {
 		if (x->u) {
 			x->u->x = NULL;
@@ -233,7 +226,7 @@ void client_end(struct client *c)
  */
 void client_reset(struct client *c)
 {
-	linger_reset(c->ev.fd);
+	tcp_reset_on_close(c->ev.fd);
 	client_close(c);
 }
 
@@ -245,7 +238,7 @@ void client_stop_all(struct worker *w)
 
 	for (c = w->clients; c; c = c->next)
 		if (client_owed(c))
-			linger_reset(c->ev.fd);
+			tcp_reset_on_close(c->ev.fd);
 }
 
 /*

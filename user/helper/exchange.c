@@ -194,8 +194,9 @@ enum xres exchange_finish(struct exchange *x)
 	c->x = NULL;
 	w->nr_exchanges--;
 	c->answered = true;
-	/* A close-delimited response cut short: a close would end it as if whole. */
-	if (x->resp_cut) {
+	/* A close-delimited response cut short (exchange_fail): a close would end it as if
+	 * whole. */
+	if (x->resp == RESP_BODY && x->resp_body == HTTP_BODY_CLOSE) {
 		exchange_free(x);
 		client_reset(c);
 		return XR_CLIENT_GONE;
@@ -224,10 +225,8 @@ enum xres exchange_fail(struct exchange *x, int status, const char *fmt, const c
 		/* Part of the upstream's response is out: the client can only see a close, and
 		 * a reset where a close would end a close-delimited body as if whole. */
 		x->client_keep = false;
-		if (x->resp != RESP_DONE) {
+		if (x->resp != RESP_DONE)
 			x->req = REQ_BODY;
-			x->resp_cut = x->resp_body == HTTP_BODY_CLOSE;
-		}
 		return exchange_finish(x);
 	}
 	x->status = status;

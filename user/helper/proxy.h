@@ -146,9 +146,6 @@ struct exchange {
 	int status;
 	bool resp_keepalive; /* the upstream connection can be reused */
 	bool client_keep;    /* the client connection stays open afterwards */
-	/* The response was cut where the client cannot see it (a close-delimited body): its
-	 * connection is reset, not closed (exchange_finish). */
-	bool resp_cut;
 	enum http_body resp_body;
 	__u64 resp_left;
 	struct http_chunked resp_chunk;

@@ -162,6 +162,8 @@ struct worker {
 /* worker.c */
 /* A non-blocking TCP socket connecting to addr: the fd (connect in progress) or -errno. */
 int tcp_connect_start(const struct sw_addr *addr);
+/* Makes close(fd) reset the connection (SO_LINGER 0), dropping what it still holds. */
+void tcp_reset_on_close(int fd);
 __u32 worker_random(struct worker *w);
 /* Makes sure w->snap is the live policy (a no-op unless the generation moved). */
 void worker_policy_refresh(struct worker *w);

@@ -224,9 +224,9 @@ bool splice_done(const struct exchange *x)
  * through sockwayd. If it has (TAKING, or DONE since the client event began; a remote
  * client's bytes may have been read in the round's batch before that event's first
  * look, client_read_ok), the response's bytes were still on their way when the client
- * sent its own: the tick ends
- * the exchange, so that no answer to that request can overtake them. Such a client
- * pipelines, and gets no more responses that end with nobody woken.
+ * sent its own: the tick ends the exchange, so that no answer to that request can
+ * overtake them. Such a client pipelines, and gets no more responses that end with
+ * nobody woken.
  */
 enum xres splice_check(struct exchange *x, bool take_back)
 {

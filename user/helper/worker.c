@@ -44,6 +44,13 @@ __u32 worker_random(struct worker *w)
 	return (w->rng * 0x2545f4914f6cdd1dULL) >> 32;
 }
 
+void tcp_reset_on_close(int fd)
+{
+	struct linger reset = {.l_onoff = 1, .l_linger = 0};
+
+	setsockopt(fd, SOL_SOCKET, SO_LINGER, &reset, sizeof(reset));
+}
+
 void worker_policy_refresh(struct worker *w)
 {
 	struct snapshot *tmp;
