@@ -100,17 +100,33 @@ for suite in $suites; do
 		done
 		;;
 	fuzz)
-		# Each harness runs briefly from its seed corpus, so regressions show in CI.
+		# Each harness runs briefly from its seed corpus, so regressions show in CI: one per
+		# core at once (each is one process), counted in order once all have ended.
+		fuzz_dir=$(mktemp -d)
+		fuzzers=()
 		for t in "$OUTPUT"/tests/fuzz/fuzz_*; do
 			[ -x "$t" ] || continue
 			name=$(basename "$t")
-			corpus=$(mktemp -d)
+			fuzzers+=("$name")
+			mkdir "$fuzz_dir/$name.corpus"
 			dict=()
 			[ -f "tests/fuzz/$name.dict" ] && dict=(-dict="tests/fuzz/$name.dict")
-			run_one "fuzz/$name (${FUZZ_SECONDS}s)" "$t" -max_total_time="$FUZZ_SECONDS" \
-				"${dict[@]}" "$corpus" "tests/fuzz/corpus_${name#fuzz_}"
-			rm -rf "$corpus"
+			while [ "$(jobs -rp | wc -l)" -ge "$(nproc)" ]; do
+				wait -n
+			done
+			(
+				start=$SECONDS
+				"$t" -max_total_time="$FUZZ_SECONDS" "${dict[@]}" "$fuzz_dir/$name.corpus" \
+					"tests/fuzz/corpus_${name#fuzz_}" >"$fuzz_dir/$name.log" 2>&1
+				echo "$? $((SECONDS - start))" >"$fuzz_dir/$name.rc"
+			) &
 		done
+		wait
+		for name in "${fuzzers[@]}"; do
+			read -r rc secs <"$fuzz_dir/$name.rc" || { rc=1; secs=0; }
+			count "fuzz/$name (${FUZZ_SECONDS}s)" "$fuzz_dir/$name.log" "$rc" "$secs"
+		done
+		rm -rf "$fuzz_dir"
 		;;
 	integration)
 		if [ "$(id -u)" != 0 ]; then
