@@ -104,12 +104,16 @@ remote() {
 s0=$(stat_of spliced_bytes)
 k0=$(metric sockway_kernel_responses_total)
 r0=$(metric sockway_batched_reads_total)
+w0=$(metric sockway_batched_writes_total)
 remote small 200
 ge "small: the kernel passed responses on whole" \
 	$(($(metric sockway_kernel_responses_total) - k0)) 100
-# The remote client's requests come in sockwayd's batched reads (its writes stay in place).
+# The remote client's requests come in sockwayd's batched reads (its writes stay in place),
+# and go to the accelerated backend in its batched writes.
 ge "small: sockwayd read the requests in its batches" \
 	$(($(metric sockway_batched_reads_total) - r0)) 100
+ge "small: and wrote them to the backend in its batches" \
+	$(($(metric sockway_batched_writes_total) - w0)) 100
 ge "small: spliced bytes grew" $(($(stat_of spliced_bytes) - s0)) 10000
 
 s0=$(stat_of spliced_bytes)

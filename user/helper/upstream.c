@@ -194,15 +194,24 @@ __u64 accel_delta(struct sw_conn *kc, __u64 *seen)
 }
 
 /*
- * Batched writes (reactor.h) to upstreams the kernel cannot reach, as for clients
- * (client_batches): no fast path at all, or found off it (a backend on another host, or
- * outside the accelerated cgroups). A connection the kernel may splice on or route over
- * writes in place: its first request, until a response says where its peer is, too.
+ * Batched writes (reactor.h) to upstreams, but those the kernel routes over (lent, or being
+ * lent: kroute.c counts on sockwayd's bytes being in the socket when it lends it). The
+ * request direction is not the kernel's to splice: the response splice (splice.c) looks at
+ * what the backend sent and at the client's side only, and a request queued for the
+ * round's end reaches the backend as one sent in place would, a little later (a splice
+ * armed before it, as upstream_begin does, is armed when the backend answers).
  */
 static bool upstream_batches(const struct upstream *u)
 {
-	return (!u->w->netns || u->off_path) && !u->connecting && !u->lent && !u->lending &&
-	       reactor_batching(u->w->r);
+	return !u->connecting && !u->lent && !u->lending && reactor_batching(u->w->r);
+}
+
+/* Batched reads: of upstreams the kernel cannot reach, whose bytes only sockwayd reads
+ * (no fast path at all, or found off it: a backend on another host, or outside the
+ * accelerated cgroups). */
+static bool upstream_reads_batched(const struct upstream *u)
+{
+	return (!u->w->netns || u->off_path) && upstream_batches(u);
 }
 
 /*
@@ -217,7 +226,7 @@ static bool upstream_read_ok(struct reactor_ev *ev)
 	struct upstream *u = ev->owner;
 	struct exchange *x = u->x;
 
-	return upstream_batches(u) && x && !u->s && x->resp != RESP_DONE && !x->pipe &&
+	return upstream_reads_batched(u) && x && !u->s && x->resp != RESP_DONE && !x->pipe &&
 	       x->splice == SPLICE_OFF && x->c && x->c->out.len < HIGH_WATER &&
 	       !pipe_eligible_but_buffered(x);
 }
