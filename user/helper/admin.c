@@ -312,7 +312,7 @@ static void metrics_workers(const struct admin *a, struct buf *b)
 		   "sockway_accept_paused_total %llu\n"
 		   "# HELP sockway_batched_writes_total Writes made together at the end of an "
 		   "event-loop round, in one io_uring_enter: to clients off the kernel path, and "
-		   "to backends but over connections lent to the kernel.\n"
+		   "to backends.\n"
 		   "# TYPE sockway_batched_writes_total counter\n"
 		   "sockway_batched_writes_total %llu\n"
 		   "# HELP sockway_batched_reads_total Reads of sockets off the kernel path that "

@@ -194,12 +194,19 @@ __u64 accel_delta(struct sw_conn *kc, __u64 *seen)
 }
 
 /*
- * Batched writes (reactor.h) to upstreams, but those the kernel routes over (lent, or being
- * lent: kroute.c counts on sockwayd's bytes being in the socket when it lends it). The
- * request direction is not the kernel's to splice: the response splice (splice.c) looks at
- * what the backend sent and at the client's side only, and a request queued for the
- * round's end reaches the backend as one sent in place would, a little later (a splice
- * armed before it, as upstream_begin does, is armed when the backend answers).
+ * Batched writes (reactor.h) to upstreams, on the kernel path or off it. The request
+ * direction is not the kernel's to splice: the response splice (splice.c) looks at what the
+ * backend sent and at the client's side only, and a request queued for the round's end
+ * reaches the backend as one sent in place would, a little later (a splice armed before
+ * it, as upstream_begin does, is armed when the backend answers). A request whose body came
+ * after its head is armed for later still, at the batch's EPOLLOUT (exchange_upstream_event
+ * ends with splice_arm): the backend may have answered by then, and its bytes, unread in
+ * sockwayd's socket, keep the kernel from starting the splice (splice_can_start) until
+ * sockwayd takes the arming back to read them (splice_settle). A backend that answers
+ * before the rest of its request body, queued in the same round, went out loses its
+ * connection (pool_put keeps none with bytes still to send). Left out: a connection still
+ * connecting (its bytes wait for EPOLLOUT), and those lent to the kernel, which are the
+ * kernel's to write to (kroute.c never writes to one).
  */
 static bool upstream_batches(const struct upstream *u)
 {
