@@ -24,12 +24,17 @@
  * CPU; busy guards it against a run that preempted another on the same CPU (programs run
  * with migration, not preemption, disabled): the later one leaves its request to sockwayd.
  */
+/* "Host: " host CRLF fits, a power of two for the verifier's masks. */
+#define KHOST_LINE_MAX 256
+_Static_assert(6 + SW_DECIDE_HOST_MAX + 2 <= KHOST_LINE_MAX, "KHOST_LINE_MAX");
+
 struct sw_kscratch {
 	__u32 busy;
 	__u32 pad;
 	struct sw_reqhead rh;
 	struct sw_decide_state d;
 	__u8 ins[SW_KROUTE_INSERT_MAX + 8]; /* what goes into the head */
+	__u8 host_line[KHOST_LINE_MAX];	    /* the Host line, when it moves up */
 };
 
 struct {
@@ -511,6 +516,90 @@ __noinline __u32 kroute_insertion(struct sw_kscratch *s, __u32 addr)
 }
 
 /*
+ * The request's Host line as sockwayd writes it, "Host: " host CRLF, in s->host_line, from
+ * the Host the decision copied (s->d.host, host_len bytes): its length. Global, as
+ * kroute_insertion (its loop is checked once).
+ */
+__noinline __u32 kroute_host_line(struct sw_kscratch *s, __u32 host_len)
+{
+	__u32 j, n;
+
+	if (!s || host_len >= SW_DECIDE_HOST_MAX)
+		return 0;
+	n = kput(s->host_line, 0, SW_RH_W('H', 'o', 's', 't', ':', ' ', 0, 0), 6);
+	for (j = 0; j < SW_DECIDE_HOST_MAX; j++) {
+		if (j >= host_len)
+			break;
+		s->host_line[(n + j) & (KHOST_LINE_MAX - 1)] = s->d.host[j];
+	}
+	n += host_len;
+	s->host_line[n & (KHOST_LINE_MAX - 1)] = '\r';
+	s->host_line[(n + 1) & (KHOST_LINE_MAX - 1)] = '\n';
+	return n + 2;
+}
+
+/* Bytes for a bpf_loop write into the message, from its data on. */
+struct kout {
+	void *data, *data_end;
+	const __u8 *src;
+	__u32 len;
+	int err;
+};
+
+static long kout_byte(__u64 index, void *ctx)
+{
+	struct kout *o = ctx;
+	__u32 i = (__u32)index;
+	__u8 *b = o->data;
+
+	if (i >= o->len || i >= KHOST_LINE_MAX)
+		return 1;
+	if ((void *)(b + i + 1) > o->data_end) {
+		o->err = -1;
+		return 1;
+	}
+	b[i] = o->src[i & (KHOST_LINE_MAX - 1)];
+	return 0;
+}
+
+/*
+ * The Host line up behind the request line, where sockwayd writes it (reqhead.h), when it
+ * is not there already; after the Connection line went out (its length conn_popped).
+ * 0, or -1 with the message as it was: a copy goes in first, the line's old place goes
+ * out last.
+ */
+static __always_inline int kroute_host_first(struct sk_msg_md *msg, struct sw_kscratch *s,
+					     const struct sw_reqhead *rh, __u32 conn_popped)
+{
+	__u32 at = rh->line0_end, from = rh->host_line_off, len;
+	struct kout o = {};
+
+	if (from == at)
+		return 0;
+	if (conn_popped && rh->conn_off < from)
+		from -= conn_popped;
+	len = kroute_host_line(s, rh->host_len);
+	if (!len || len != rh->host_line_len || at >= SW_REQHEAD_MAX || from <= at)
+		return -1;
+	if (bpf_msg_push_data(msg, at, len, 0))
+		return -1;
+	if (bpf_msg_pull_data(msg, at, at + len, 0))
+		goto out;
+	/* Pulled as [at, at + len): data starts at at now. */
+	o.data = (void *)(long)msg->data;
+	o.data_end = (void *)(long)msg->data_end;
+	o.src = s->host_line;
+	o.len = len;
+	bpf_loop(len, kout_byte, &o, 0);
+	if (o.err || bpf_msg_pop_data(msg, from + len, len, 0))
+		goto out;
+	return 0;
+out:
+	bpf_msg_pop_data(msg, at, len, 0);
+	return -1;
+}
+
+/*
  * Nothing of this client's is anywhere but read by sockwayd, either way: none of its bytes
  * still on TCP to sockwayd's socket (key peer) or in that socket's queues, none of
  * sockwayd's still on TCP to it. A request taken now overtakes nothing, and its response
@@ -678,8 +767,8 @@ static __always_inline int kroute_locked(struct sk_msg_md *msg, struct sw_kscrat
 	    SW_SPLICE_IDLE) /* S16 */
 		goto undo_taken;
 
-	/* The head as sockwayd would send it: its Connection line out, X-Forwarded-For and
-	 * X-Forwarded-Proto in before the empty line. */
+	/* The head as sockwayd would send it: its Connection line out, its Host line first,
+	 * X-Forwarded-For and X-Forwarded-Proto in before the empty line. */
 	off = rh->head_len - 2;
 	ins_len = kroute_insertion(s, msg->local_ip4);
 	if (rh->conn_line_len) {
@@ -687,6 +776,8 @@ static __always_inline int kroute_locked(struct sk_msg_md *msg, struct sw_kscrat
 			goto undo;
 		off -= rh->conn_line_len;
 	}
+	if (kroute_host_first(msg, s, rh, rh->conn_line_len))
+		goto undo;
 	if (bpf_msg_push_data(msg, off, ins_len, 0))
 		goto undo;
 	if (kroute_write(msg, s, off, ins_len) ||

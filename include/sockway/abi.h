@@ -587,7 +587,7 @@ enum sw_reqhead_state {
 	SW_RQ_PATH,	   /* the path, up to '?' or SP */
 	SW_RQ_QUERY,	   /* the query, up to SP */
 	SW_RQ_VERSION,	   /* "HTTP/1.1" CRLF */
-	SW_RQ_HOST_NAME,   /* "Host: " */
+	SW_RQ_HOST_SP,	   /* the one space after "Host:" */
 	SW_RQ_HOST,	   /* the Host's name */
 	SW_RQ_PORT,	   /* its port's digits */
 	SW_RQ_LINE_LF,	   /* the LF that ends a line */
@@ -625,6 +625,10 @@ struct sw_reqhead {
 	__u32 in_conn;	     /* the current value is Connection's */
 	__u32 last_ws;	     /* the value's last byte so far was SP or HTAB */
 	__u32 last;	     /* the last byte of the Host's name so far */
+	__u32 name_host;     /* the current name's bytes so far are those of "Host" */
+	__u32 line0_end;     /* the request line's end (its CRLF included) */
+	__u32 host_line_off; /* the "Host: " line, which goes first (it may be there already) */
+	__u32 host_line_len; /* 0 until it ended */
 	__u32 conn_off;	     /* the "Connection: keep-alive" line, which does not go on; */
 	__u32 conn_line_len; /* 0 when there is none */
 	__u32 head_len;	     /* when done: bytes of the head, its empty line included */

@@ -8,14 +8,15 @@
  * head_request_build): the request line with the normal path, "Host: " first, each field
  * as "name: value" with the value's outer whitespace trimmed, hop-by-hop and forwarding
  * fields dropped, then X-Forwarded-For and X-Forwarded-Proto. For a head that already reads
- * like that output, the rewrite only drops a "Connection: keep-alive" line and adds the two
- * fields before the empty line, which the kernel can do too (bpf_msg_pop_data and
- * bpf_msg_push_data). This scanner accepts only such heads:
+ * like that output but for where its Host line is, the rewrite only moves the "Host: " line
+ * up behind the request line (if it is not there already), drops a "Connection: keep-alive"
+ * line and adds the two fields before the empty line, which the kernel can do too
+ * (bpf_msg_push_data, bpf_msg_pop_data). This scanner accepts only such heads:
  *   method SP path [ "?" query ] SP "HTTP/1.1" CRLF
- *   "Host: " host [ ":" port ] CRLF
  *   *( name ": " value CRLF )
  *   CRLF
- * with
+ * with exactly one field line "Host: " host [ ":" port ] CRLF among the fields (named
+ * "Host" in that case, as sockwayd writes it), and
  *   - method one of GET POST PUT DELETE PATCH OPTIONS (HEAD's response has no body to
  *     splice, CONNECT and TRACE are not routed);
  *   - the target in origin form, its bytes VCHAR but '#' (sockwayd's parser takes those),
@@ -81,7 +82,13 @@ static __always_inline int sw_rq_target_byte(__u8 c)
 	return c > ' ' && c < 0x7f && c != '#';
 }
 
-enum sw_rq_name { SW_RQ_OTHER, SW_RQ_REFUSED, SW_RQ_CONTENT_LENGTH, SW_RQ_CONNECTION };
+enum sw_rq_name {
+	SW_RQ_OTHER,
+	SW_RQ_REFUSED,
+	SW_RQ_CONTENT_LENGTH,
+	SW_RQ_CONNECTION,
+	SW_RQ_HOST_FIELD,
+};
 
 /* Three name words, lower case, low byte first (SW_RH_W). */
 static __always_inline int sw_rq_is(const struct sw_reqhead *p, __u64 a, __u64 b, __u64 c)
@@ -103,7 +110,7 @@ static __always_inline enum sw_rq_name sw_rq_name_kind(const struct sw_reqhead *
 		break;
 	case 4:
 		if (SW_RQ_W3(SW_RH_W('h', 'o', 's', 't', 0, 0, 0, 0), 0, 0))
-			return SW_RQ_REFUSED;
+			return SW_RQ_HOST_FIELD;
 		break;
 	case 6:
 		if (SW_RQ_W3(SW_RH_W('e', 'x', 'p', 'e', 'c', 't', 0, 0), 0, 0))
@@ -198,6 +205,10 @@ static __always_inline void sw_reqhead_begin(struct sw_reqhead *p)
 	p->in_conn = 0;
 	p->last_ws = 0;
 	p->last = 0;
+	p->name_host = 0;
+	p->line0_end = 0;
+	p->host_line_off = 0;
+	p->host_line_len = 0;
 	p->conn_off = 0;
 	p->conn_line_len = 0;
 	p->head_len = 0;
@@ -262,7 +273,7 @@ static __always_inline __u8 sw_rq_version_byte(__u32 k)
 	}
 }
 
-/* "Host: ", byte k. */
+/* "Host", byte k (0 past it). */
 static __always_inline __u8 sw_rq_host_name_byte(__u32 k)
 {
 	switch (k) {
@@ -274,10 +285,8 @@ static __always_inline __u8 sw_rq_host_name_byte(__u32 k)
 		return 's';
 	case 3:
 		return 't';
-	case 4:
-		return ':';
 	default:
-		return ' ';
+		return 0;
 	}
 }
 
@@ -347,28 +356,16 @@ static __always_inline int sw_reqhead_step(struct sw_reqhead *p, __u8 c, __u32 i
 		if (c != sw_rq_version_byte(j))
 			return -1;
 		if (j == 9) {
-			p->start = i + 1;
-			p->state = SW_RQ_HOST_NAME;
+			p->line0_end = i + 1;
+			p->state = SW_RQ_LINE_START;
 		}
 		return 0;
-	case SW_RQ_HOST_NAME:
-		j = i - p->start;
-		if (c != sw_rq_host_name_byte(j))
+	case SW_RQ_HOST_SP:
+		if (c != ' ')
 			return -1;
-		if (j == 5) {
-			/* The Host is the first field, in the table like the others (an
-			 * endpoint may shard on it). */
-			p->fields = 1;
-			p->hash = SW_FNV_OFFSET;
-			p->hash = sw_hash_step(p->hash, 'h');
-			p->hash = sw_hash_step(p->hash, 'o');
-			p->hash = sw_hash_step(p->hash, 's');
-			p->hash = sw_hash_step(p->hash, 't');
-			sw_rq_field_name(p, i - 1);
-			p->host_off = i + 1;
-			p->last = 0;
-			p->state = SW_RQ_HOST;
-		}
+		p->host_off = i + 1;
+		p->last = 0;
+		p->state = SW_RQ_HOST;
 		return 0;
 	case SW_RQ_HOST:
 		if (c == ':' || c == '\r') {
@@ -408,6 +405,7 @@ static __always_inline int sw_reqhead_step(struct sw_reqhead *p, __u8 c, __u32 i
 			return -1;
 		p->fields++;
 		p->start = i;
+		p->name_host = 1; /* so far: checked with the other name bytes below */
 		p->name[0] = p->name[1] = p->name[2] = 0;
 		p->hash = SW_FNV_OFFSET;
 		p->state = SW_RQ_NAME;
@@ -431,6 +429,15 @@ static __always_inline int sw_reqhead_step(struct sw_reqhead *p, __u8 c, __u32 i
 				p->in_conn = 1;
 				p->conn_value[0] = p->conn_value[1] = 0;
 				break;
+			case SW_RQ_HOST_FIELD:
+				/* The Host, in the table like the others (an endpoint may shard
+				 * on it): named as sockwayd names it, and only one. */
+				if (!p->name_host || p->host_off)
+					return -1;
+				sw_rq_field_name(p, i);
+				p->host_line_off = p->start;
+				p->state = SW_RQ_HOST_SP;
+				return 0;
 			case SW_RQ_OTHER:
 				break;
 			}
@@ -487,7 +494,8 @@ static __always_inline int sw_reqhead_step(struct sw_reqhead *p, __u8 c, __u32 i
 		p->last_ws = c == ' ' || c == '\t';
 		goto value_byte;
 	case SW_RQ_END_LF:
-		if (c != '\n')
+		/* HTTP/1.1 asks for a Host. */
+		if (c != '\n' || !p->host_line_len)
 			return -1;
 		p->head_len = i + 1;
 		return 1;
@@ -497,6 +505,8 @@ static __always_inline int sw_reqhead_step(struct sw_reqhead *p, __u8 c, __u32 i
 	/* A name byte: its hash, and the first 24 bytes in lower case to tell the few names
 	 * that matter. */
 	j = i - p->start;
+	if (c != sw_rq_host_name_byte(j))
+		p->name_host = 0;
 	if (c >= 'A' && c <= 'Z')
 		c |= 0x20;
 	p->hash = sw_hash_step(p->hash, c);
@@ -512,8 +522,9 @@ host_end:
 	p->host_len = i - p->host_off;
 	if (p->host_len >= SW_DECIDE_HOST_MAX)
 		return -1;
-	f = &p->field[0];
+	f = &p->field[(p->fields - 1) & (SW_REQHEAD_FIELDS - 1)];
 	f->value_len = p->host_len;
+	p->host_line_len = i + 2 - p->host_line_off;
 	p->state = SW_RQ_LINE_LF;
 	return 0;
 

@@ -220,6 +220,11 @@ mkreq 'PUT /rec/e HTTP/1.1\r\nHost: kr.test\r\nContent-Length: 3\r\nX-SERVE-SHAR
 mkreq 'DELETE /rec/f HTTP/1.1\r\nHost: kr.test\r\nx-lower: v\r\nX-Empty: \r\n\r\n'
 mkreq 'PATCH /rec/g HTTP/1.1\r\nHost: kr.test\r\nContent-Length: 1\r\nConnection: keep-alive\r\n\r\nz'
 mkreq 'OPTIONS /rec/h HTTP/1.1\r\nHost: kr.test\r\nCookie: a=b; c=d\r\nX-Tabs: a\tb\r\n\r\n'
+# The Host elsewhere than first (wrk's Lua, Java's HttpURLConnection): moved up, as sockwayd
+# writes it, around a Connection line that goes.
+mkreq 'GET /rec/i HTTP/1.1\r\nX-SERVE-SHARD-KEY: key-7\r\nHost: kr.test:8080\r\n\r\n'
+mkreq 'POST /rec/j HTTP/1.1\r\nConnection: keep-alive\r\nContent-Length: 2\r\nUser-Agent: Java/17\r\nHost: kr.test\r\nAccept: */*\r\n\r\nhi'
+mkreq 'GET /rec/k HTTP/1.1\r\nUser-Agent: t/1\r\nHost: kr.test\r\nConnection: keep-alive\r\nX-Last: 1\r\n\r\n'
 out=$(kr replay /rec/warm "$TMP"/heads-*)
 eq "3: $i requests through the kernel: all routed by it and answered 200" \
 	"$(jq -c '[.krouted, (.status | unique)]' <<<"$out")" "[$i,[200]]"

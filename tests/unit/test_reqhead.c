@@ -118,21 +118,36 @@ static void sockwayd_view(const char *b, size_t len, struct sockwayd_view *v)
 	}
 }
 
+/* Where a head's lines are, for kernel_head. */
+struct head_lines {
+	size_t head_len;
+	size_t line0_end;	   /* the request line's end, CRLF included */
+	size_t host_off, host_len; /* the Host line */
+	size_t conn_off, conn_len; /* the Connection line (0, 0: none) */
+};
+
 /*
- * What the kernel sends for a head it routes: the head (head_len bytes of s) without the
- * line [conn_off, conn_off + conn_len), with the insertion before the empty line.
+ * What the kernel sends for a head it routes: the request line, the Host line, then the
+ * other field lines in order but the Connection line, the insertion before the empty line.
  */
-static size_t kernel_head(const char *s, size_t head_len, size_t conn_off, size_t conn_len,
-			  char *out)
+static size_t kernel_head(const char *s, const struct head_lines *l, char *out)
 {
 	__u8 ip[16];
-	size_t n = 0, ip_len = sw_ipv4_text(PEER_BE, ip);
+	size_t n = 0, ip_len = sw_ipv4_text(PEER_BE, ip), at;
 
-	memcpy(out, s, conn_len ? conn_off : head_len - 2);
-	n = conn_len ? conn_off : head_len - 2;
-	if (conn_len) {
-		memcpy(out + n, s + conn_off + conn_len, head_len - 2 - conn_off - conn_len);
-		n += head_len - 2 - conn_off - conn_len;
+	memcpy(out, s, l->line0_end);
+	n = l->line0_end;
+	memcpy(out + n, s + l->host_off, l->host_len);
+	n += l->host_len;
+	for (at = l->line0_end; at < l->head_len - 2;) {
+		const char *eol = memchr(s + at, '\n', l->head_len - 2 - at);
+		size_t len = eol ? (size_t)(eol + 1 - (s + at)) : l->head_len - 2 - at;
+
+		if (at != l->host_off && (!l->conn_len || at != l->conn_off)) {
+			memcpy(out + n, s + at, len);
+			n += len;
+		}
+		at += len;
 	}
 	memcpy(out + n, SW_KROUTE_XFF, SW_KROUTE_XFF_LEN);
 	n += SW_KROUTE_XFF_LEN;
@@ -213,7 +228,14 @@ static void check_accepted(const char *s, size_t len, const struct scan *sc)
 	/* The head sockwayd sends is the kernel's, when the path is normal already (else the
 	 * kernel does not route it). */
 	if (v->norm_len == (int)h->path_len && !memcmp(v->norm, sb + h->path_off, h->path_len)) {
-		want_len = kernel_head(sb, h->head_len, h->conn_off, h->conn_line_len, want);
+		struct head_lines l = {.head_len = h->head_len,
+				       .line0_end = h->line0_end,
+				       .host_off = h->host_line_off,
+				       .host_len = h->host_line_len,
+				       .conn_off = h->conn_off,
+				       .conn_len = h->conn_line_len};
+
+		want_len = kernel_head(sb, &l, want);
 		if (v->out.len != want_len || memcmp(buf_head(&v->out), want, want_len)) {
 			print_error("sockwayd sends \"%s\"\n",
 				    escape(buf_head(&v->out), v->out.len));
@@ -302,6 +324,15 @@ static const struct good_head {
 	{S("GET / HTTP/1.1\r\nHost: h\r\nCONNECTION: KEEP-ALIVE\r\n\r\n"), 0, 0},
 	{S("GET /api?user=1 HTTP/1.1\r\nHost: example.com\r\nX-SERVE-SHARD-KEY: user-42\r\n\r\n"),
 	 0, 0},
+	/* The Host elsewhere (wrk's Lua wrk.format, Java's HttpURLConnection): moved up. */
+	{S("GET /keyed HTTP/1.1\r\nX-SERVE-SHARD-KEY: key-0\r\nHost: 127.0.0.1:8080\r\n\r\n"), 0,
+	 0},
+	{S("GET /x HTTP/1.1\r\nUser-Agent: Java/17.0.15\r\nHost: h:9\r\nAccept: */*\r\n"
+	   "Connection: keep-alive\r\n\r\n"),
+	 0, 0},
+	{S("POST /p HTTP/1.1\r\nConnection: keep-alive\r\nContent-Length: 2\r\nX-A: b\r\n"
+	   "Host: a.example\r\n\r\nhi"),
+	 88, 2},
 	{S("POST /submit HTTP/1.1\r\nHost: h:1\r\nContent-Type: application/json\r\n"
 	   "Content-Length: 13\r\n\r\n"),
 	 0, 13},
@@ -435,8 +466,13 @@ static const struct bad_head {
 	{"bare LF, request line", S("GET / HTTP/1.1\nHost: h\r\n\r\n")},
 	{"no Host", S("GET / HTTP/1.1\r\nX-A: b\r\n\r\n")},
 	{"no fields", S("GET / HTTP/1.1\r\n\r\n")},
-	{"Host not first", S("GET / HTTP/1.1\r\nX-A: b\r\nHost: h\r\n\r\n")},
 	{"lower-case Host name", S("GET / HTTP/1.1\r\nhost: h\r\n\r\n")},
+	{"lower-case Host name, later", S("GET / HTTP/1.1\r\nX-A: b\r\nhost: h\r\n\r\n")},
+	{"upper-case Host name, later", S("GET / HTTP/1.1\r\nX-A: b\r\nHOST: h\r\n\r\n")},
+	{"Host later, two SP", S("GET / HTTP/1.1\r\nX-A: b\r\nHost:  h\r\n\r\n")},
+	{"Host later, trailing dot", S("GET / HTTP/1.1\r\nX-A: b\r\nHost: h.\r\n\r\n")},
+	{"two Hosts, later", S("GET / HTTP/1.1\r\nX-A: b\r\nHost: h\r\nX-B: c\r\nHost: h\r\n\r\n")},
+	{"Host last, no LF", S("GET / HTTP/1.1\r\nX-A: b\r\nHost: h\r\n\r")},
 	{"Host without SP", S("GET / HTTP/1.1\r\nHost:h\r\n\r\n")},
 	{"Host two SP", S("GET / HTTP/1.1\r\nHost:  h\r\n\r\n")},
 	{"empty Host", S("GET / HTTP/1.1\r\nHost: \r\n\r\n")},
@@ -695,18 +731,16 @@ static void mutate(char *s, size_t *len)
 static bool kernel_should_take(const char *s, const struct sockwayd_view *v)
 {
 	static char want[WORK_MAX + 64];
-	const struct http_header *conn = NULL;
-	size_t conn_off = 0, conn_len = 0, want_len, i, nr = 0;
-	const char *h = v->req.host;
+	const struct http_header *conn = NULL, *host = NULL;
+	struct head_lines l = {0};
+	size_t want_len, i, nr = 0;
+	const char *h = v->req.host, *eol;
 
 	if (v->ret <= 0 || v->ret > SW_REQHEAD_MAX || !v->out.len ||
 	    !method_routed(v->req.method_bit) || v->req.version_minor != 1 || !v->req.keep_alive ||
 	    v->req.expect_continue || v->req.upgrade || v->req.authority || !h ||
 	    !v->req.host_len || v->path_len >= SW_DECIDE_PATH_MAX ||
 	    v->req.host_len >= SW_DECIDE_HOST_MAX)
-		return false;
-	/* The Host comes first: a head that sockwayd reorders is not routed. */
-	if (!v->req.nr_headers || v->req.headers[0].value != h)
 		return false;
 	/* Hosts the scanner leaves alone by design: IPv6, escapes, an empty port. */
 	if (h[0] == '[' || memchr(h, '%', v->req.host_len) || h[v->req.host_len - 1] == ':')
@@ -727,8 +761,24 @@ static bool kernel_should_take(const char *s, const struct sockwayd_view *v)
 				return false;
 			conn = &v->req.headers[i];
 		}
+		if (v->req.headers[i].name_len == 4 &&
+		    !strncasecmp(v->req.headers[i].name, "host", 4)) {
+			if (host)
+				return false;
+			host = &v->req.headers[i];
+		}
 		nr++;
 	}
+	/* The Host line, wherever it is, goes first as it came (sockwayd writes it first). */
+	if (!host || host->value != h)
+		return false;
+	eol = memchr(host->value, '\n', s + v->ret - host->value);
+	if (!eol)
+		return false;
+	l.host_off = host->name - s;
+	l.host_len = eol + 1 - host->name;
+	l.line0_end = (const char *)memchr(s, '\n', v->ret) + 1 - s;
+	l.head_len = v->ret;
 	if (nr > SW_REQHEAD_FIELDS)
 		return false;
 	if (conn) {
@@ -737,10 +787,10 @@ static bool kernel_should_take(const char *s, const struct sockwayd_view *v)
 		if (conn->value_len != 10 || strncasecmp(conn->value, "keep-alive", 10) ||
 		    conn->value != conn->name + 12 || conn->value[10] != '\r')
 			return false;
-		conn_off = conn->name - s;
-		conn_len = conn->value + conn->value_len + 2 - conn->name;
+		l.conn_off = conn->name - s;
+		l.conn_len = conn->value + conn->value_len + 2 - conn->name;
 	}
-	want_len = kernel_head(s, v->ret, conn_off, conn_len, want);
+	want_len = kernel_head(s, &l, want);
 	return v->out.len == want_len && !memcmp(buf_head(&v->out), want, want_len) &&
 	       (size_t)v->norm_len == v->path_len;
 }
