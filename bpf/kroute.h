@@ -19,15 +19,15 @@
 
 #include "sockway/reqhead.h"
 
+/* "Host: " host CRLF fits, a power of two for the verifier's masks. */
+#define KHOST_LINE_MAX 256
+_Static_assert(6 + SW_DECIDE_HOST_MAX + 2 <= KHOST_LINE_MAX, "KHOST_LINE_MAX");
+
 /*
  * sk_msg's scratch: the request's scan and decision, larger than the BPF stack. One per
  * CPU; busy guards it against a run that preempted another on the same CPU (programs run
  * with migration, not preemption, disabled): the later one leaves its request to sockwayd.
  */
-/* "Host: " host CRLF fits, a power of two for the verifier's masks. */
-#define KHOST_LINE_MAX 256
-_Static_assert(6 + SW_DECIDE_HOST_MAX + 2 <= KHOST_LINE_MAX, "KHOST_LINE_MAX");
-
 struct sw_kscratch {
 	__u32 busy;
 	__u32 pad;
@@ -564,9 +564,11 @@ static long kout_byte(__u64 index, void *ctx)
 
 /*
  * The Host line up behind the request line, where sockwayd writes it (reqhead.h), when it
- * is not there already; after the Connection line went out (its length conn_popped).
- * 0, or -1 with the message as it was: a copy goes in first, the line's old place goes
- * out last.
+ * is not there already (or no longer: a Connection line before it went out, its length
+ * conn_popped). 0, or -1 with the message as it was: a copy goes in first, the line's old
+ * place goes out last, and a failed step takes the copy out again. Only should that too
+ * fail (no memory for a split) is the request left with its Host twice, which sockwayd
+ * answers 400; the insertion's undo in kroute_locked is no safer.
  */
 static __always_inline int kroute_host_first(struct sk_msg_md *msg, struct sw_kscratch *s,
 					     const struct sw_reqhead *rh, __u32 conn_popped)
@@ -574,10 +576,10 @@ static __always_inline int kroute_host_first(struct sk_msg_md *msg, struct sw_ks
 	__u32 at = rh->line0_end, from = rh->host_line_off, len;
 	struct kout o = {};
 
-	if (from == at)
-		return 0;
 	if (conn_popped && rh->conn_off < from)
 		from -= conn_popped;
+	if (from == at)
+		return 0;
 	len = kroute_host_line(s, rh->host_len);
 	if (!len || len != rh->host_line_len || at >= SW_REQHEAD_MAX || from <= at)
 		return -1;
@@ -802,7 +804,8 @@ static __always_inline int kroute_locked(struct sk_msg_md *msg, struct sw_kscrat
 
 undo:
 	/* The message goes to sockwayd (without a Connection: keep-alive line, which sockwayd
-	 * drops anyway), and the upstream back to its set. */
+	 * drops anyway, its Host line maybe moved up, where sockwayd writes it anyway), and
+	 * the upstream back to its set. */
 	__sync_val_compare_and_swap(&u->splice, SW_SPLICE_PREARMED, SW_SPLICE_IDLE); /* S18 */
 undo_taken:
 	/* Still ROUTING: sockwayd has not touched the client or the upstream meanwhile. */

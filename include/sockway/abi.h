@@ -616,7 +616,7 @@ struct sw_reqhead {
 	__u32 path_off; /* the target's offset: its path, then its query */
 	__u32 path_len; /* the path without the query */
 	__u32 target_len;
-	__u32 host_off; /* the Host field's value */
+	__u32 host_off; /* the Host field's value; never 0 once seen (the scan's mark) */
 	__u32 host_len;
 	__u32 port_digits;
 	__u32 fields; /* field lines so far, Host included */

@@ -225,6 +225,7 @@ mkreq 'OPTIONS /rec/h HTTP/1.1\r\nHost: kr.test\r\nCookie: a=b; c=d\r\nX-Tabs: a
 mkreq 'GET /rec/i HTTP/1.1\r\nX-SERVE-SHARD-KEY: key-7\r\nHost: kr.test:8080\r\n\r\n'
 mkreq 'POST /rec/j HTTP/1.1\r\nConnection: keep-alive\r\nContent-Length: 2\r\nUser-Agent: Java/17\r\nHost: kr.test\r\nAccept: */*\r\n\r\nhi'
 mkreq 'GET /rec/k HTTP/1.1\r\nUser-Agent: t/1\r\nHost: kr.test\r\nConnection: keep-alive\r\nX-Last: 1\r\n\r\n'
+mkreq 'GET /rec/l HTTP/1.1\r\nConnection: keep-alive\r\nHost: kr.test\r\n\r\n'
 out=$(kr replay /rec/warm "$TMP"/heads-*)
 eq "3: $i requests through the kernel: all routed by it and answered 200" \
 	"$(jq -c '[.krouted, (.status | unique)]' <<<"$out")" "[$i,[200]]"

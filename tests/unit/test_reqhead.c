@@ -3,8 +3,10 @@
  * The request heads the kernel routes itself (include/sockway/reqhead.h). Each head the
  * scanner takes must be one that sockwayd's parser takes too, with the same method, path,
  * Host, fields and framing, and that head_request_build turns into exactly what the kernel
- * sends: the head without its "Connection: keep-alive" line, with X-Forwarded-For and
- * X-Forwarded-Proto before the empty line. Otherwise a backend could tell the two paths
+ * sends: the head with its Host line moved up behind the request line, without its
+ * "Connection: keep-alive" line, with X-Forwarded-For and X-Forwarded-Proto before the
+ * empty line (kernel_head models what bpf/kroute.h does to the message; test_kroute.sh
+ * checks the real one at a backend). Otherwise a backend could tell the two paths
  * apart, or get a request that sockwayd would have refused. Refusing is safe, but a head
  * refused for no reason loses the fast path silently, so the mutation test checks both
  * ways.
