@@ -1,12 +1,13 @@
 #!/bin/bash
 # SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
 #
-# Batched writes and reads (user/helper/reactor.c): a worker's writes to sockets off the
-# kernel fast path wait for the end of its event-loop round and go out together in one
-# io_uring_enter; the wait for events is io_uring's epoll wait (Linux 6.15); the sockets it
-# reports readable are read together in one more, before the round's handlers run. Every
-# other sockwayd suite runs with them on (it is the default); this one proves they are on
-# (sockway_batching_workers, sockway_batched_writes_total, sockway_batched_reads_total), that --no-uring and a kernel that refuses io_uring
+# Batched writes and reads (user/helper/reactor.c): a worker's writes (to clients off the
+# kernel fast path, and to backends) wait for the end of its event-loop round and go out
+# together in one io_uring_enter; the wait for events is io_uring's epoll wait (Linux
+# 6.15); the sockets it reports readable are read together in one more, before the round's
+# handlers run. Every other sockwayd suite runs with them on (it is the default); this one
+# proves they are on (sockway_batching_workers, sockway_batched_writes_total,
+# sockway_batched_reads_total), that --no-uring and a kernel that refuses io_uring
 # (kernel.io_uring_disabled) fall back to writing in place with nothing lost, and takes the
 # hazards of a write that waits: a socket that takes part of it (a client that stops
 # reading, --no-pipe so every byte goes through sockwayd's buffer), and the same connection
