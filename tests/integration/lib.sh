@@ -5,6 +5,8 @@
 # against its own pin directory (SOCKWAY_PIN_ROOT), unpins it at exit, and ends with
 # "N passed, M failed".
 set -u
+# Debian's tools first, as tests/run.sh has it, for a test run alone.
+export PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
 SOCKWAY=${SOCKWAY:-.output/sockway}
 export SOCKWAY_PIN_ROOT=/sys/fs/bpf/sockway-test-$$
 PASS=0
