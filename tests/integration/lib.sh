@@ -6,7 +6,10 @@
 # "N passed, M failed".
 set -u
 # Debian's tools first, as tests/run.sh has it, for a test run alone.
-export PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH
+case $PATH in
+/usr/sbin:/usr/bin:/sbin:/bin:*) ;;
+*) export PATH=/usr/sbin:/usr/bin:/sbin:/bin:$PATH ;;
+esac
 SOCKWAY=${SOCKWAY:-.output/sockway}
 export SOCKWAY_PIN_ROOT=/sys/fs/bpf/sockway-test-$$
 PASS=0
@@ -66,10 +69,11 @@ lib_stop_all() {
 
 # free_net V4 [V6]: a number N such that no route but the default one covers V4.N.1 (nor
 # V6:N::1): a /24 (and /64) a test can give a veth pair without shadowing a real network.
-# Empty if there is none.
+# Empty if there is none. Never 0: V6:0::1 is written V6::1 by every tool, so a test's
+# "V6:$N::" would not match what it reads back.
 free_net() {
 	local n
-	for n in $(seq $(($$ % 200)) 255) $(seq 0 $(($$ % 200))); do
+	for n in $(seq $(($$ % 200 + 1)) 255) $(seq 1 $(($$ % 200))); do
 		ip -4 route show match "$1.$n.1" | grep -qv '^default' && continue
 		[ -n "${2:-}" ] && ip -6 route show match "$2:$n::1" | grep -qv '^default' && continue
 		echo "$n"
@@ -257,10 +261,16 @@ spawn() {
 # stop_pid PID [SIGNAL]: signals PID (TERM by default) and waits for it; its exit code is in
 # $STOP_RC. Only processes this test started are ever signalled.
 stop_pid() {
+	local i
 	kill -"${2:-TERM}" "$1" 2>/dev/null
 	wait "$1" 2>/dev/null
 	# shellcheck disable=SC2034 # read by the tests
 	STOP_RC=$?
+	# Reaped: its PID may be another process's from now on, which the cleanup must not kill.
+	for i in "${!LIB_PIDS[@]}"; do
+		[ "${LIB_PIDS[$i]}" = "$1" ] && unset 'LIB_PIDS[i]'
+	done
+	return 0
 }
 
 # How long a test waits for a state it expects before it calls it a failure: generous for a

@@ -30,7 +30,7 @@ NS_IF=swg$$n
 # likewise.
 NET=$(free_net 10.204 fd53:7767)
 [ -n "$NET" ] || { fail "a free /24 in 10.204.0.0/16"; finish; exit 1; }
-H4=10.204.$NET.1 A4=10.204.$NET.2 B4=10.204.$NET.5
+H4=10.204.$NET.1 A4=10.204.$NET.2 B4=10.204.$NET.5 R4=10.204.$NET.6
 H6=fd53:7767:$NET::1 A6=fd53:7767:$NET::2 B6=fd53:7767:$NET::5
 
 netns_cleanup() {
@@ -46,6 +46,7 @@ check "setup: network namespace $NS and veth pair $HOST_IF/$NS_IF" bash -c "
 	ip addr add $H4/24 dev $HOST_IF && ip addr add $H6/64 dev $HOST_IF nodad &&
 	ip link set $HOST_IF up &&
 	ip -n $NS addr add $A4/24 dev $NS_IF && ip -n $NS addr add $B4/24 dev $NS_IF &&
+	ip -n $NS addr add $R4/24 dev $NS_IF &&
 	ip -n $NS addr add $A6/64 dev $NS_IF nodad && ip -n $NS addr add $B6/64 dev $NS_IF nodad &&
 	ip -n $NS link set $NS_IF up && ip -n $NS link set lo up"
 
@@ -111,32 +112,40 @@ craft_sees() {
 	fi
 }
 
-# syn_sent SRC: a connection from SRC in the namespace is still waiting for its SYN's answer.
+# syn_sent SRC PORT: the connection from SRC:PORT in the namespace is still waiting for its
+# SYN's answer (ss filters by address, whatever form it prints it in).
 syn_sent() {
-	ip netns exec "$NS" ss -Htn state syn-sent | grep -qF -e " $1:" -e " [$1]:"
+	local src=$1
+	[[ $src == *:* ]] && src="[$src]"
+	ip netns exec "$NS" ss -Htn state syn-sent src "$src" sport = ":$2" | grep -q .
 }
 
-# drops DESC SRC DST: the guard counts a drop of SRC's SYN to DST while the client's
-# connection is still unanswered (SYN-SENT), and the client never gets a response. Events,
-# not a short connect timeout: on a slow machine a timeout alone would pass with no guard.
+# drops DESC SRC DST: the guard counts a drop while the client's connection from SRC is
+# still unanswered (SYN-SENT), and the client never gets a response. Events, not a short
+# connect timeout: on a slow machine a timeout alone would pass with no guard.
 drops() {
-	local d0 pid host=$3
+	local d0 pid why= host=$3 lport
 	[[ $host == *:* ]] && host="[$host]"
+	lport=$(port 20)
 	d0=$(count_of denied)
 	spawn drops ip netns exec "$NS" curl -s -o /dev/null -w '%{http_code}' --interface "$2" \
-		--connect-timeout "$WAIT_S" --max-time "$WAIT_S" "http://$host:$P/api/x"
+		--local-port "$lport" --connect-timeout "$WAIT_S" --max-time "$WAIT_S" \
+		"http://$host:$P/api/x"
 	pid=$SPAWNED
 	if ! wait_until "$WAIT_S" counter_above denied "$d0"; then
-		fail "$1" "the denied counter stayed at $d0"
-	elif ! wait_until "$WAIT_S" syn_sent "$2"; then
-		fail "$1" "no connection from $2 left waiting: $(cat "$TMP/drops.log")"
+		why="the denied counter stayed at $d0"
+	elif ! wait_until "$WAIT_S" syn_sent "$2" "$lport"; then
+		why="no connection from $2:$lport left waiting"
+	fi
+	stop_pid "$pid"
+	# Killed while it waited, curl printed nothing; a response would be its status.
+	if [ -s "$TMP/drops.log" ]; then
+		fail "$1" "the client ended before it was stopped: HTTP $(cat "$TMP/drops.log")${why:+; $why}"
+	elif [ -n "$why" ]; then
+		fail "$1" "$why"
 	else
 		pass "$1"
 	fi
-	stop_pid "$pid"
-	[ -s "$TMP/drops.log" ] && [ "$(cat "$TMP/drops.log")" != 000 ] &&
-		fail "$1: and no response" "got HTTP $(cat "$TMP/drops.log")"
-	return 0
 }
 
 # The header rules (bpf/guard.bpf.c), with crafted frames; a limit on, so SYNs count.
@@ -166,12 +175,10 @@ craft_checks() {
 		$(($(count_of syn_passed) - passed0)) 1
 	eq "[$mode] IPv6: and the second is limited" $(($(count_of limited) - limited0)) 1
 	craft_sees v6frag-syn "fd53:7767:$NET:78::1" "$H6" syn_passed "[$mode] IPv6: another /64 is another source"
-	# Off before A's SYN below: under it A's bucket would stay in debt for a second, and a
-	# new limit keeps a source's debt (cut to its burst), which the rate checks would see.
-	check "[$mode] limit 0" "$SOCKWAY" guard limit 0
 	check "[$mode] deny add ::/0 (all of IPv6)" "$SOCKWAY" guard deny add ::/0
 	eq "[$mode] an IPv6 prefix covers no IPv4 address" "$(http_from "$A4" "$H4")" 200
 	check "[$mode] deny del ::/0" "$SOCKWAY" guard deny del ::/0
+	check "[$mode] limit 0" "$SOCKWAY" guard limit 0
 }
 
 # --- refusals: nothing changes ---------------------------------------------------------------
@@ -258,15 +265,15 @@ drops "guard on: dropped again" "$A4" "$H4"
 check "deny del $A4" "$SOCKWAY" guard deny del "$A4"
 
 # --- the rate limit ----------------------------------------------------------------------------
-# A's bucket is fresh: none of its SYNs met a limit before (the section needs the whole
-# burst, and a limit keeps a source's debt).
+# The flood comes from R, whose bucket is fresh: the section needs the whole burst, and a
+# new limit keeps a source's debt from the last one (cut to its burst), which A may have.
 RATE=1 BURST=5 FLOOD=40
 check "limit $RATE --burst $BURST" "$SOCKWAY" guard limit $RATE --burst $BURST
 eq "stats: the limit" "$(gstat '"\(.limit.rate) \(.limit.burst)"')" "$RATE $BURST"
 syn0=$(count_of syn_passed)
 lim0=$(count_of limited)
 t0=${EPOCHREALTIME/./}
-out=$(ip netns exec "$NS" python3 "$GUARD_CLIENT" "$H4" "$P" "$A4" "$B4" $FLOOD)
+out=$(ip netns exec "$NS" python3 "$GUARD_CLIENT" "$H4" "$P" "$R4" "$B4" $FLOOD)
 eq "the flooding source's established connection keeps working" "$(jq -r .after <<<"$out")" 200
 eq "its request before the flood" "$(jq -r .before <<<"$out")" 200
 eq "a second source keeps working during the flood" "$(jq -r .other <<<"$out")" 200
@@ -278,7 +285,7 @@ wait_until "$WAIT_S" seen || fail "every SYN of the burst reached the guard"
 t1=${EPOCHREALTIME/./}
 syn=$(($(count_of syn_passed) - syn0))
 lim=$(($(count_of limited) - lim0))
-# A's SYNs that may pass in the time measured (GCRA: burst at once, then one per 1/rate),
+# R's SYNs that may pass in the time measured (GCRA: burst at once, then one per 1/rate),
 # one more for a second boundary, and B's one.
 bound=$(awk -v b=$BURST -v r=$RATE -v us=$((t1 - t0)) 'BEGIN { printf "%d", b + r * us / 1e6 + 1 + 1 }')
 echo "# $FLOOD+2 SYNs in $(((t1 - t0) / 1000)) ms: $syn passed (bound $bound), $lim limited"

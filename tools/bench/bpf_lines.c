@@ -6,17 +6,20 @@
  * The kernel keeps, for each program it loaded with BTF, the JIT address of every source
  * line record (jited_line_info); this maps sample addresses onto them.
  *
- *   perf record -a -o perf.data -- sleep 5          (while the traffic runs)
+ *   perf record -a -o perf.data -- sleep 5          (while the traffic runs; no -g)
  *   perf script -i perf.data -F ip | bpf_lines PROG_ID [--top N]
  *   bpf_lines PROG_ID --lines                      (every record: address, function, line)
  *
- * Input: one sample address per line, in hex (what `perf script -F ip` prints); addresses
+ * Run it as root while the program is still loaded. Input: one sample address per line, in
+ * hex (what `perf script -F ip` prints; recorded with -g it would print every frame of each
+ * call chain too, and return addresses would count as samples); addresses
  * outside the program and its subprograms are counted as outside. A sample is charged to
  * the last line record at or before its address, and the output sums a function's records
  * of one source line (inlining gives a line many). A sample usually lands just after the
  * instruction that stalled (skid): a line may carry its predecessor's cost, typically a
  * load that missed the cache.
  */
+#include <ctype.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -31,7 +34,8 @@ struct rec {
 	__u64 addr;
 	__u32 func; /* index into the program's functions */
 	__u32 line;
-	const char *file, *text;
+	__u32 order; /* in the kernel's list: of two at one address, the later owns its bytes */
+	const char *path, *file, *text; /* file: path's last part */
 	__u64 samples;
 };
 
@@ -49,7 +53,9 @@ static int by_addr(const void *a, const void *b)
 {
 	const struct rec *x = a, *y = b;
 
-	return x->addr < y->addr ? -1 : x->addr > y->addr;
+	if (x->addr != y->addr)
+		return x->addr < y->addr ? -1 : 1;
+	return x->order < y->order ? -1 : x->order > y->order;
 }
 
 /* Records of one function's source line next to each other. */
@@ -60,7 +66,7 @@ static int by_line(const void *a, const void *b)
 
 	if (x->func != y->func)
 		return x->func < y->func ? -1 : 1;
-	c = strcmp(x->file, y->file);
+	c = strcmp(x->path, y->path);
 	if (c)
 		return c;
 	if (x->line != y->line)
@@ -70,7 +76,7 @@ static int by_line(const void *a, const void *b)
 
 static bool by_line_same(const struct rec *x, const struct rec *y)
 {
-	return x->func == y->func && x->line == y->line && !strcmp(x->file, y->file);
+	return x->func == y->func && x->line == y->line && !strcmp(x->path, y->path);
 }
 
 static int by_samples(const void *a, const void *b)
@@ -115,10 +121,16 @@ static int prog_read(__u32 id, struct prog *p)
 	nfi = info.nr_func_info;
 	lrs = info.line_info_rec_size;
 	fis = info.func_info_rec_size;
+	if (!info.jited_prog_len && !info.xlated_prog_len) {
+		fprintf(stderr,
+			"bpf_lines: program %u: the kernel shows nothing of it (not root?)\n", id);
+		close(fd);
+		return -1;
+	}
 	if (!nl || nl != njl || !nk || !info.btf_id || lrs < sizeof(struct bpf_line_info) ||
 	    (nfi && (nfi != nk || fis < sizeof(struct bpf_func_info)))) {
-		fprintf(stderr, "bpf_lines: program %u has no JIT line info (no JIT, no BTF)\n",
-			id);
+		fprintf(stderr,
+			"bpf_lines: program %u has no JIT line info (not JITed, or no BTF)\n", id);
 		close(fd);
 		return -1;
 	}
@@ -154,6 +166,15 @@ static int prog_read(__u32 id, struct prog *p)
 		err = -1;
 		goto out;
 	}
+	/* Where the kernel hides its addresses (kptr_restrict) it answers, without them. */
+	if (!info.jited_ksyms || !info.jited_func_lens || !info.jited_line_info) {
+		fprintf(stderr,
+			"bpf_lines: program %u: the kernel hides its JIT addresses "
+			"(kernel.kptr_restrict, or not root)\n",
+			id);
+		err = -1;
+		goto out;
+	}
 	p->btf = btf__load_from_kernel_by_id(info.btf_id);
 	if (!p->btf) {
 		fprintf(stderr, "bpf_lines: program %u: its BTF: %s\n", id, strerror(errno));
@@ -174,6 +195,7 @@ static int prog_read(__u32 id, struct prog *p)
 		struct rec *r = &p->recs[p->nr_recs];
 
 		r->addr = jli[i];
+		r->order = i;
 		for (k = 0; k < nk; k++)
 			if (r->addr >= p->ksyms[k] && r->addr - p->ksyms[k] < p->lens[k])
 				break;
@@ -181,7 +203,10 @@ static int prog_read(__u32 id, struct prog *p)
 			continue; /* not in any function: no sample can land there */
 		r->func = k;
 		r->line = BPF_LINE_INFO_LINE_NUM(l->line_col);
-		r->file = base_name(btf__name_by_offset(p->btf, l->file_name_off));
+		r->path = btf__name_by_offset(p->btf, l->file_name_off);
+		if (!r->path)
+			r->path = "?";
+		r->file = base_name(r->path);
 		r->text = btf__name_by_offset(p->btf, l->line_off);
 		if (!r->text)
 			r->text = "";
@@ -245,9 +270,10 @@ int main(int argc, char **argv)
 	__u64 inside = 0, outside = 0, bad = 0, addr;
 	struct prog p = {};
 	struct rec **order;
-	char line[256], *end;
+	char *line = NULL, *end;
 	bool lines = false;
-	size_t i, j;
+	size_t i, j, cap = 0;
+	ssize_t got;
 
 	if (argc < 2)
 		return usage();
@@ -280,24 +306,19 @@ int main(int argc, char **argv)
 		prog_free(&p);
 		return 0;
 	}
-	while (fgets(line, sizeof(line), stdin)) {
+	while ((got = getline(&line, &cap, stdin)) >= 0) {
 		struct rec *r;
 		char *s = line;
 
-		if (!strchr(line, '\n') && !feof(stdin)) {
-			/* Longer than any address: skip the rest of it. */
-			int c;
-
-			while ((c = getchar()) != EOF && c != '\n')
-				;
-			bad++;
-			continue;
-		}
+		while (got && (line[got - 1] == '\n' || line[got - 1] == '\r'))
+			line[--got] = 0;
 		while (*s == ' ' || *s == '\t')
 			s++;
+		/* A hex number alone (strtoull would take a sign, or stop at a NUL). */
 		errno = 0;
-		addr = strtoull(s, &end, 16);
-		if (errno || end == s || (*end && *end != '\n' && *end != ' ')) {
+		addr = isxdigit((unsigned char)*s) ? strtoull(s, &end, 16) : 0;
+		if (!isxdigit((unsigned char)*s) || errno || strlen(line) != (size_t)got ||
+		    (*end && *end != ' ' && *end != '\t')) {
 			bad++;
 			continue;
 		}
@@ -308,6 +329,12 @@ int main(int argc, char **argv)
 		} else {
 			outside++;
 		}
+	}
+	free(line);
+	if (ferror(stdin)) {
+		fprintf(stderr, "bpf_lines: reading the samples: %s\n", strerror(errno));
+		prog_free(&p);
+		return 1;
 	}
 	order = calloc(p.nr_recs ? p.nr_recs : 1, sizeof(*order));
 	if (!order) {
