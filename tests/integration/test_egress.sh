@@ -149,6 +149,11 @@ recv_q_full() {
 	nsenter --net="/run/netns/$NS" ss -tnH state established "dport = :$P_SWD" |
 		awk '$1 > 100000 { ok = 1 } END { exit !ok }'
 }
+# The client's receive buffer grows to 2 MiB at most (its namespace's own tcp_rmem; it
+# inherits the host's, 32 MiB here): with sockwayd's 4 MiB send buffer the two hold less
+# than the body, so some of it must wait for sockwayd, whatever TCP's autotuning does.
+RMEM_NS0=$(ip netns exec "$NS" cat /proc/sys/net/ipv4/tcp_rmem)
+ip netns exec "$NS" sysctl -qw net.ipv4.tcp_rmem="4096 131072 2097152"
 HOLD_HOST=$HOST_IP HOLD_WARM=2 spawn held nsenter --net="/run/netns/$NS" \
 	python3 tests/integration/hold_client.py "$P_SWD" /drip "$TMP/got-held" "$TMP/held.go"
 held=$SPAWNED
@@ -177,6 +182,7 @@ cmp -s "$TMP/ref-drip" "$TMP/got-held"
 eq "held: the body whole once the client reads again" "$?" 0
 echo "# held: spliced $(($(stat_of spliced_bytes) - s0)) of $MIB8 body bytes since the head"
 le "held: not all of it by the kernel" $(($(stat_of spliced_bytes) - s0)) $((MIB8 - 1))
+ip netns exec "$NS" sysctl -qw net.ipv4.tcp_rmem="$RMEM_NS0"
 
 # --- a remote client's socket is in egress_hash, not in sock_hash ------------------------------
 # in_addr MAP: entries of MAP (sock_addr, egress_addr) whose peer is the namespace's client.
