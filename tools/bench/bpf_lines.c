@@ -12,12 +12,12 @@
  *
  * Run it as root while the program is still loaded. Input: one sample address per line, in
  * hex (what `perf script -F ip` prints; recorded with -g it would print every frame of each
- * call chain too, and return addresses would count as samples); addresses
- * outside the program and its subprograms are counted as outside. A sample is charged to
- * the last line record at or before its address, and the output sums a function's records
- * of one source line (inlining gives a line many). A sample usually lands just after the
- * instruction that stalled (skid): a line may carry its predecessor's cost, typically a
- * load that missed the cache.
+ * call chain too, and return addresses would count as samples); addresses outside the
+ * program and its subprograms are counted as outside. A sample is charged to the last line
+ * record at or before its address, and the output sums a function's records of one source
+ * line (inlining gives a line many). A sample usually lands just after the instruction that
+ * stalled (skid): a line may carry its predecessor's cost, typically a load that missed the
+ * cache.
  */
 #include <ctype.h>
 #include <errno.h>
