@@ -204,8 +204,8 @@ struct sw_counters {
  * counters map value, indexed by cell (mmap-able array). The agent assigns a cell to each
  * (endpoint, backend, role) when the backend first joins the endpoint and frees it when the
  * endpoint is deleted, so a backend's history survives a rollback. Writers add to their own
- * shard: shard 0 is kept for the BPF programs (none writes a cell yet: the kernel passes bytes
- * on, sockwayd counts the exchanges), sockwayd worker w uses 1 + w % (SW_COUNTER_SHARDS - 1).
+ * shard: shard 0 is the BPF programs' (sk_msg counts there the requests the kernel routed,
+ * bpf/kroute.h), sockwayd worker w uses 1 + w % (SW_COUNTER_SHARDS - 1).
  * Readers sum the shards.
  */
 struct sw_cell {

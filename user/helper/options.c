@@ -2,7 +2,7 @@
 /*
  * sockwayd's command line, from one table: each option's name, argument, bounds, default
  * and help. The table sets the defaults, parses, and prints --help, so the three cannot
- * disagree (tests compare --help with the README and the manual).
+ * disagree (tests/integration/test_docs.sh compares --help with the manual page).
  */
 #include <errno.h>
 #include <getopt.h>
@@ -122,8 +122,9 @@ static const struct swd_option options[] = {
 	 ""},
 	{"no-uring", 0, OPT_FLAG, &swd_cfg.no_uring, 0, 0, 0, NULL, NULL,
 	 "read and write one socket at a time: by default the\n"
-	 "writes of one event-loop round, to sockets off the\n"
-	 "fast path, go out together in one io_uring_enter,\n"
+	 "writes of one event-loop round, to clients off the\n"
+	 "fast path and to backends (but those lent to the\n"
+	 "kernel), go out together in one io_uring_enter,\n"
 	 "the wait for events is io_uring's (Linux 6.15), and\n"
 	 "the sockets it reports readable are read together",
 	 ""},
