@@ -605,9 +605,11 @@ out:
  * Nothing of this client's is anywhere but read by sockwayd, either way: none of its bytes
  * still on TCP to sockwayd's socket (key peer) or in that socket's queues, none of
  * sockwayd's still on TCP to it. A request taken now overtakes nothing, and its response
- * nothing sockwayd sent.
+ * nothing sockwayd sent. Returns the cookie of sockwayd's socket (the splice of the response
+ * checks by it that this socket, and so the client's, is still there), or 0: not in order,
+ * or no cookie (sockwayd makes one at accept, before it opens the client to the kernel).
  */
-static __always_inline int kroute_in_order(struct sk_msg_md *msg, const struct sw_sock_key *peer)
+static __always_inline __u64 kroute_in_order(struct sk_msg_md *msg, const struct sw_sock_key *peer)
 {
 	struct tcp_sock *self, *swd;
 	struct bpf_sock *sk = msg->sk;
@@ -616,8 +618,10 @@ static __always_inline int kroute_in_order(struct sk_msg_md *msg, const struct s
 		return 0;
 	self = bpf_skc_to_tcp_sock(sk);
 	swd = sock_of(peer);
-	return self && swd && self->snd_una == self->write_seq && tcp_read_all(swd) &&
-	       queue_known_empty(swd) && tcp_sent_all(swd) && tcp_read_all(self);
+	if (!self || !swd || self->snd_una != self->write_seq || !tcp_read_all(swd) ||
+	    !queue_known_empty(swd) || !tcp_sent_all(swd) || !tcp_read_all(self))
+		return 0;
+	return sock_cookie(swd);
 }
 
 /* A request decided on (its shadows drawn) that goes to sockwayd after all (K3, or K9 from
@@ -641,7 +645,7 @@ static __always_inline int khandoff(struct sw_conn *a, enum sw_kroute_miss why, 
  */
 static __always_inline int kroute_locked(struct sk_msg_md *msg, struct sw_kscratch *s,
 					 struct sw_conn *a, __u32 a_idx,
-					 const struct sw_sock_key *peer, __u64 size)
+					 const struct sw_sock_key *peer, __u64 size, __u64 cookie)
 {
 	struct sw_reqhead *rh = &s->rh;
 	struct sw_decide_state *d = &s->d;
@@ -750,6 +754,7 @@ static __always_inline int kroute_locked(struct sk_msg_md *msg, struct sw_kscrat
 	key_reverse(&client, peer);
 	__builtin_memcpy(&u->client, &client, sizeof(client));
 	u->egress = 0;
+	u->client_cookie = cookie;
 	u->kx_client = a_idx + 1;
 	u->kx_cell = d->pick.cell;
 	u->kx_endpoint = d->endpoint_id;
@@ -823,13 +828,15 @@ static __always_inline int kroute(struct sk_msg_md *msg, struct sw_conn *a, __u3
 {
 	struct sw_kscratch *s;
 	__u32 zero = 0;
+	__u64 cookie;
 	int ret;
 
 	if (msg->family != AF_INET) {
 		ret = -SW_KM_FAMILY;
 		goto miss;
 	}
-	if (!kroute_in_order(msg, peer)) {
+	cookie = kroute_in_order(msg, peer);
+	if (!cookie) {
 		ret = -SW_KM_ORDER;
 		goto miss;
 	}
@@ -838,7 +845,7 @@ static __always_inline int kroute(struct sk_msg_md *msg, struct sw_conn *a, __u3
 		ret = -SW_KM_SCRATCH;
 		goto miss;
 	}
-	ret = kroute_locked(msg, s, a, a_idx, peer, size);
+	ret = kroute_locked(msg, s, a, a_idx, peer, size, cookie);
 	/* A plain store: the next run on this CPU starts after this one ended. */
 	s->busy = 0;
 	if (!ret)

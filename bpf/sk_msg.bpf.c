@@ -36,18 +36,33 @@ static __always_inline long redirect_client(struct sk_msg_md *msg, struct sw_soc
 }
 
 /*
- * The client's socket, in whichever map it is; for the egress splice, only if it is the very
- * socket sockwayd armed for (its cookie): a tuple outlives its socket.
+ * The client's socket, in whichever map it is, if it is still the one the splice was armed
+ * for: a tuple outlives its socket, and a new connection from the same address and port
+ * (after the client or sockwayd died, say) gets the same key. So the socket of sockwayd's
+ * end of the connection must be the very one, by its cookie (e->client_cookie, never 0
+ * when armed): for the egress splice that is the client socket itself; for a local client,
+ * its peer, returned in *swd (while that end lives, the client's end is the same socket
+ * too, as both ends of a connection leave the tuple only together).
  */
 static __always_inline struct tcp_sock *client_sock(const struct sw_conn *e,
-						    const struct sw_sock_key *client, __u32 egress)
+						    const struct sw_sock_key *client, __u32 egress,
+						    struct tcp_sock **swd)
 {
+	struct sw_sock_key swd_key;
 	struct tcp_sock *tp;
+	__u64 cookie = e->client_cookie;
 
-	if (!egress)
-		return sock_of(client);
-	tp = egress_sock_of(client);
-	return tp && sock_cookie(tp) == e->client_cookie ? tp : 0;
+	if (!cookie)
+		return 0;
+	if (egress) {
+		tp = egress_sock_of(client);
+		return tp && sock_cookie(tp) == cookie ? tp : 0;
+	}
+	key_reverse(&swd_key, client);
+	*swd = sock_of(&swd_key);
+	if (!*swd || sock_cookie(*swd) != cookie)
+		return 0;
+	return sock_of(client);
 }
 
 /*
@@ -66,8 +81,7 @@ static __always_inline int splice_can_start(struct sk_msg_md *msg, const struct 
 					    const struct sw_sock_key *client, __u32 egress,
 					    __u64 size)
 {
-	struct tcp_sock *self, *u, *cl, *swd;
-	struct sw_sock_key swd_key;
+	struct tcp_sock *self, *u, *cl, *swd = 0;
 	struct bpf_sock *sk;
 
 	sk = msg->sk;
@@ -79,11 +93,9 @@ static __always_inline int splice_can_start(struct sk_msg_md *msg, const struct 
 	u = sock_of(up);
 	if (!u || !tcp_read_all(u) || !queue_known_empty(u))
 		return 0;
-	cl = client_sock(e, client, egress);
+	cl = client_sock(e, client, egress, &swd);
 	if (egress)
 		return cl && send_room(cl, size);
-	key_reverse(&swd_key, client);
-	swd = sock_of(&swd_key);
 	if (!cl || !swd || !tcp_sent_all(swd) || !tcp_read_all(cl))
 		return 0;
 	return has_room(cl);
@@ -284,7 +296,7 @@ static __always_inline enum splice_result splice(struct sk_msg_md *msg, struct s
 {
 	struct sw_sock_key client, again;
 	__u32 state = e->splice, next = SW_SPLICE_ACTIVE, egress;
-	struct tcp_sock *cl;
+	struct tcp_sock *cl, *swd = 0;
 	__u64 total = 0;
 
 	if (state == SW_SPLICE_SPLIT) {
@@ -304,7 +316,7 @@ static __always_inline enum splice_result splice(struct sk_msg_md *msg, struct s
 	/* Egress: out of sockwayd's socket to a remote client, appended to its send queue. */
 	egress = e->egress;
 	if (state == SW_SPLICE_ACTIVE) {
-		cl = client_sock(e, &client, egress);
+		cl = client_sock(e, &client, egress, &swd);
 		if (!accel_off && cl && (egress ? send_room(cl, size) : has_room(cl)))
 			return splice_move(msg, e, &client, size, egress);
 		__sync_val_compare_and_swap(&e->splice, SW_SPLICE_ACTIVE,

@@ -12,8 +12,9 @@
 # (spliced_bytes) prove which path the bytes took. The hazards: a client that stops reading
 # (the splice stops at its queue's limit and sockwayd forwards the rest), the kill switch
 # mid-body, a client that goes away mid-body, a backend that dies mid-body, keep-alive reuse
-# after a splice, --no-splice, and what sockwayd leaves behind when it exits, is killed or
-# cannot start. Each waits for the state it needs (a client that stops reading until told, a
+# after a splice, --no-splice, what sockwayd leaves behind when it exits, is killed or
+# cannot start, and a sockwayd killed mid-body whose client connects again from the same
+# port (section 13: the kernel checks the cookie of sockwayd's socket). Each waits for the state it needs (a client that stops reading until told, a
 # backend that pauses until told, counts of work): none assumes a rate.
 cd "$(dirname "$0")/../.." || exit 1
 . tests/integration/lib.sh
@@ -44,6 +45,11 @@ P_S12=$(port 32)
 P_S12_ADMIN=$(port 33)
 P_SMS=$(port 34)
 P_KS=$(port 35)
+P_RH=$(port 36)
+P_RA=$(port 37)
+P_RA_ADMIN=$(port 38)
+P_RB_ADMIN=$(port 39)
+P_RSRC=$(port 40)
 MIB1=1048576
 MIB8=8388608
 
@@ -743,6 +749,98 @@ sock_addr_drained() {
 }
 wait_until "$WAIT_S" sock_addr_drained
 le "sock_addr is empty again once the connections closed (entries)" "$(entries sock_addr)" 4
+
+# --- 13. a sockwayd killed mid-body: a new local connection from the same port ------------------
+# Two sockwayds share the listener (a restart's bridge); the one serving a local client is
+# killed while the kernel splices a body into the client and the backend has paused. The
+# client resets and connects again from the same address and port, to the other one: the
+# same tuple, so the same key in sock_hash, another socket. When the backend goes on, the
+# dead sockwayd's arming must not move the rest of that body into the new connection (the
+# kernel checks the cookie of sockwayd's end, which died with it): the backend's sends fail
+# instead, and the new connection's first bytes are the answer to its own request.
+DRIP_HOLD_AT=$MIB1 DRIP_HOLD_FILE=$TMP/rh.hold SPAWN_CGROUP=$CG \
+	spawn rh python3 tests/integration/drip_backend.py "$P_RH" $MIB8 32768 2
+wait_until "$WAIT_S" grep -q ready "$TMP/rh.log" || fail "13: backend rh did not start"
+check "13: backend rh" "$SOCKWAY" backend create rh "127.0.0.1:$P_RH"
+check "13: endpoint /rh" "$SOCKWAY" endpoint create rh --route /rh --backend rh
+cat >"$TMP/reuse.py" <<'PY'
+import os, socket, struct, sys, time
+port, sport, step, hold = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
+
+
+def conn():
+    s = socket.socket()
+    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    s.bind(("127.0.0.1", sport))
+    s.connect(("127.0.0.1", port))
+    s.settimeout(60)
+    return s
+
+
+def wait(name):
+    deadline = time.monotonic() + 120
+    while not os.path.exists(step + name):
+        if time.monotonic() > deadline:
+            sys.exit("no " + name)
+        time.sleep(0.02)
+
+
+s = conn()
+s.sendall(b"GET /rh HTTP/1.1\r\nHost: t\r\n\r\n")
+# Read what comes (the kernel keeps moving the body while the client keeps up) until the
+# backend has paused mid-body and nothing more is on its way.
+got = 0
+s.settimeout(0.2)
+while True:
+    try:
+        d = s.recv(1 << 20)
+        if not d:
+            sys.exit("closed before the pause")
+        got += len(d)
+    except socket.timeout:
+        if os.path.exists(hold + ".held"):
+            break
+print("read", got, flush=True)
+s.settimeout(60)
+open(step + ".read", "w").close()
+wait(".1")  # the test starts the bridge, kills the first sockwayd
+s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+s.close()
+s = conn()
+open(step + ".2", "w").close()
+wait(".3")  # the backend went on, and its sends failed
+s.sendall(b"GET /small/x HTTP/1.1\r\nHost: t\r\n\r\n")
+buf = b""
+while b"\r\n\r\n" not in buf:
+    d = s.recv(65536)
+    if not d:
+        break
+    buf += d
+print(buf[:12].decode("latin-1").replace("\r", "\\r").replace("\n", "\\n"))
+PY
+# No lending: the body's splice is the one sockwayd arms (kernel routing arms its own the
+# same way, checked by the same cookie).
+start_sockwayd "$P_RA" "$P_RA_ADMIN" --workers 1 --lend 0
+RA_PID=$SWD_PID
+s0=$(stat_of spliced_bytes)
+SPAWN_CGROUP=$CG spawn reuse python3 "$TMP/reuse.py" "$P_RA" "$P_RSRC" "$TMP/step" "$TMP/rh.hold"
+reuse=$SPAWNED
+wait_until "$WAIT_S" test -e "$TMP/step.read" || fail "13: the backend paused mid-body"
+# The kernel was moving that body when sockwayd died: else this checks nothing.
+ge "13: the kernel spliced the body before the pause" $(($(stat_of spliced_bytes) - s0)) 262144
+start_sockwayd "$P_RA" "$P_RB_ADMIN" --workers 1 --lend 0
+RB_PID=$SWD_PID
+stop_pid "$RA_PID" KILL
+touch "$TMP/step.1"
+wait_until "$WAIT_S" test -e "$TMP/step.2" || fail "13: the client connected again"
+touch "$TMP/rh.hold"
+wait_until "$WAIT_S" grep -q Error "$TMP/rh.log" ||
+	fail "13: the backend's sends to the dead sockwayd failed" "$(tail -n 3 "$TMP/rh.log")"
+touch "$TMP/step.3"
+wait "$reuse"
+eq "13: the new connection's first bytes answer its own request" \
+	"$(tail -n 1 "$TMP/reuse.log")" 'HTTP/1.1 200'
+stop_pid "$RB_PID"
 
 # --- 11. the kill switch flipped under whole-response load ---------------------------------------
 # Last, because sockets that close while the switch is off leave their address in sock_addr

@@ -35,20 +35,21 @@ static void test_arm_and_prearm(void **state)
 
 	(void)state;
 	memset(&e, 0xa5, sizeof(e));
-	sw_conn_splice_prearm(&e, &k, 0);
+	sw_conn_splice_prearm(&e, &k, false, 55);
 	assert_int_equal(e.splice, SW_SPLICE_PREARMED);
 	assert_memory_equal(&e.client, &k, sizeof(k));
 	assert_int_equal(e.done, 0);
 	assert_int_equal(e.left, 0);
 	assert_int_equal(e.egress, 0);
+	assert_int_equal(e.client_cookie, 55);
 	memset(&e, 0xa5, sizeof(e));
-	sw_conn_splice_prearm(&e, &k, 77);
+	sw_conn_splice_prearm(&e, &k, true, 77);
 	assert_int_equal(e.egress, 1);
 	assert_int_equal(e.client_cookie, 77);
 	memset(&e, 0xa5, sizeof(e));
-	sw_conn_splice_arm(&e, &k, 12345, 0);
+	sw_conn_splice_arm(&e, &k, 12345, false, 66);
 	assert_int_equal(e.egress, 0);
-	assert_int_equal(e.client_cookie, 0);
+	assert_int_equal(e.client_cookie, 66);
 	assert_int_equal(e.splice, SW_SPLICE_ARMED);
 	assert_memory_equal(&e.client, &k, sizeof(k));
 	assert_int_equal(e.done, 0);
@@ -170,7 +171,7 @@ static void test_settle_races_whole_response(void **state)
 		    (cpus < 2 || (took >= RACE_SEEN && back >= RACE_SEEN && busy >= RACE_SEEN) ||
 		     elapsed_ns(&t0) > RACE_NS))
 			break;
-		sw_conn_splice_prearm(&r.e, &k, 0);
+		sw_conn_splice_prearm(&r.e, &k, false, 1);
 		__atomic_store_n(&r.round, round, __ATOMIC_RELEASE);
 		/* sockwayd settles at a varying moment of the kernel's run. */
 		for (volatile unsigned i = 0; i < round % 4099; i++)

@@ -546,6 +546,14 @@ void client_accept(struct reactor *r, struct reactor_ev *ev, __u32 events)
 			if (sw_sock_tracked(w->maps, &c->key)) {
 				c->pipe_ok = PIPE_NO;
 				c->kc = sw_conn_claim(w->maps, &c->key);
+				/* A splice into the client's socket checks by this cookie that
+				 * sockwayd's socket, and so the client's, is still the one armed
+				 * for (a tuple outlives its socket); kernel routing reads it
+				 * there. Without it (0), no splice and no kernel routing. */
+				len = sizeof(c->cookie);
+				if (c->kc &&
+				    getsockopt(fd, SOL_SOCKET, SO_COOKIE, &c->cookie, &len))
+					c->cookie = 0;
 			} else {
 				/* Left out of sock_hash, no program runs on its sends (nor on
 				 * those of an egress target): response bodies may be spliced into

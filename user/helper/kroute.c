@@ -145,16 +145,27 @@ void kroute_client_untrack(struct client *c)
 	w->client_at[c->kidx] = NULL;
 	/* K2, or K6 for a request in flight: the kernel gives nothing back to a client that
 	 * goes, and lend_tick closes the upstream that carried it. A request being sent
-	 * (ROUTING) is waited for: it ends BUSY or CLOSED within its program run. */
-	if (c->kroute_used)
-		kroute_settled(c, 100000);
-	state = SW_KR_OPEN;
-	if (__atomic_compare_exchange_n(&c->kc->kroute, &state, SW_KR_CLOSED, false,
-					__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE) ||
-	    state != SW_KR_BUSY ||
-	    !__atomic_compare_exchange_n(&c->kc->kroute, &state, SW_KR_WANT, false,
-					 __ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
-		return;
+	 * (ROUTING) is waited for: it ends BUSY or CLOSED within its program run, which may
+	 * also begin between the wait and the swap (K4): then it is waited for again. */
+	for (;;) {
+		state = c->kroute_used ? kroute_settled(c, 100000)
+				       : __atomic_load_n(&c->kc->kroute, __ATOMIC_ACQUIRE);
+		if (state == SW_KR_OPEN) {
+			if (__atomic_compare_exchange_n(&c->kc->kroute, &state, SW_KR_CLOSED, false,
+							__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+				return;
+			continue;
+		}
+		if (state != SW_KR_BUSY)
+			/* CLOSED or WANT: nothing of the kernel's in flight. ROUTING still
+			 * after all the yields (a run held off its CPU): its response's splice
+			 * checks the cookie of this client's socket, closed now, so it reaches
+			 * no other connection; the upstream goes at the tick. */
+			return;
+		if (__atomic_compare_exchange_n(&c->kc->kroute, &state, SW_KR_WANT, false,
+						__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+			break;
+	}
 	/* The response on its way must not reach a socket that takes the client's key next
 	 * (a reused port): its arming is taken back now, not at the tick. */
 	v = __atomic_load_n(&c->kc->kx_up, __ATOMIC_ACQUIRE);
@@ -174,8 +185,8 @@ bool kroute_client_could(const struct client *c)
 {
 	struct worker *w = c->w;
 
-	return w->kroute && c->kc && w->client_at[c->kidx] == c && c->key.family == AF_INET &&
-	       !c->eof && !c->pipelines && !w->draining;
+	return w->kroute && c->kc && c->cookie && w->client_at[c->kidx] == c &&
+	       c->key.family == AF_INET && !c->eof && !c->pipelines && !w->draining;
 }
 
 void kroute_client_idle(struct client *c)
@@ -426,18 +437,24 @@ static struct client *lend_client(struct upstream *u)
 	return c && c->kc == &w->maps->conns[v - 1] ? c : NULL;
 }
 
-/* A lent connection nobody carries a request over any more: closed, once the kernel has
- * stopped with it. Returns whether it was. */
+/* A lent connection whose client is gone: closed, unless a program run is passing a
+ * response on over it right now. Returns whether it was. */
 static bool lend_close_dangling(struct upstream *u)
 {
 	__u32 state = __atomic_load_n(&u->kc->splice, __ATOMIC_ACQUIRE);
 
 	/* Armed and not started: taken back, so the kernel will not start it now. */
-	if (state == SW_SPLICE_PREARMED &&
+	if ((state == SW_SPLICE_PREARMED || state == SW_SPLICE_ARMED) &&
 	    __atomic_compare_exchange_n(&u->kc->splice, &state, SW_SPLICE_IDLE, false,
 					__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
 		state = SW_SPLICE_IDLE;
-	if (state != SW_SPLICE_IDLE && state != SW_SPLICE_DONE && state != SW_SPLICE_STOPPED)
+	/* TAKING ends within the run that set it (DONE, or STOPPED); the tick looks again.
+	 * An ACTIVE or SPLIT splice (a backend that sends its body slowly, or holds it) stops
+	 * with the close, which stores IDLE: the kernel leaves those states only by
+	 * compare-and-swap, so it moves nothing more, and the backend's next send meets
+	 * sockwayd's closed socket. Kept open, it would hold the upstream for as long as
+	 * the backend likes. */
+	if (state == SW_SPLICE_TAKING || state == SW_SPLICE_PREARMED || state == SW_SPLICE_ARMED)
 		return false;
 	upstream_close(u);
 	return true;

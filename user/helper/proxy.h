@@ -58,7 +58,7 @@ struct client {
 	 * through the kernel. Cleared, and the socket taken out, once a request of it goes
 	 * to a backend the kernel cannot reach (client_egress_drop). */
 	bool egress;
-	__u64 cookie;	  /* its socket's SO_COOKIE, when egress (never 0 then) */
+	__u64 cookie;	  /* its socket's SO_COOKIE, when egress or kc (0: none, no splice) */
 	__u64 accel_seen; /* kc->accel_bytes already added to a cell */
 	/* Kernel routing (kroute.c): */
 	__u32 kidx;	  /* kc's index in the conns map */

@@ -59,9 +59,11 @@ void splice_arm(struct exchange *x)
 	 * itself (a request body timeout), which must not meet kernel-moved bytes. */
 	/* A body in a pipe (pipe.c) is between sockets off the fast path already: no
 	 * conns entry on the client's side; said here all the same. */
+	/* Nor without the cookie of sockwayd's socket to the client, by which the kernel
+	 * makes sure that socket, and so the client's, is still the one armed for. */
 	if (swd_cfg.no_splice || x->pipe || x->splice != SPLICE_OFF || !u || !u->kc ||
-	    !(c->kc || c->egress) || x->req != REQ_DONE || x->resp == RESP_DONE || u->in.len ||
-	    c->out.len)
+	    !(c->kc || c->egress) || !c->cookie || x->req != REQ_DONE || x->resp == RESP_DONE ||
+	    u->in.len || c->out.len)
 		return;
 	/* Into the local client's socket, or out of sockwayd's own to a remote client. */
 	if (c->egress)
@@ -78,14 +80,13 @@ void splice_arm(struct exchange *x)
 		 * only once the next request's bytes came (exchange_finish). */
 		if (ctr && c->kc)
 			counters_add(&ctr->accel_bytes, accel_delta(c->kc, &c->accel_seen));
-		sw_conn_splice_prearm(u->kc, &client, c->egress ? c->cookie : 0); /* S1 */
+		sw_conn_splice_prearm(u->kc, &client, c->egress, c->cookie); /* S1 */
 		x->splice = SPLICE_WHOLE;
 		x->splice_whole_tried = true;
 	} else {
 		if (x->resp_body != HTTP_BODY_LENGTH || x->resp_left < SW_SPLICE_MIN)
 			return;
-		sw_conn_splice_arm(u->kc, &client, x->resp_left - 1,
-				   c->egress ? c->cookie : 0); /* S2 */
+		sw_conn_splice_arm(u->kc, &client, x->resp_left - 1, c->egress, c->cookie); /* S2 */
 		x->splice = SPLICE_BODY;
 	}
 	x->splice_seen = 0;

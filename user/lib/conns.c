@@ -222,11 +222,11 @@ void sw_conn_release(struct sw_maps *m, struct sw_conn *e)
 }
 
 void sw_conn_splice_arm(struct sw_conn *e, const struct sw_sock_key *client, __u64 left,
-			__u64 egress_cookie)
+			bool egress, __u64 cookie)
 {
 	e->client = *client;
-	e->egress = egress_cookie != 0;
-	e->client_cookie = egress_cookie;
+	e->egress = egress;
+	e->client_cookie = cookie;
 	e->left = left;
 	e->done = 0;
 	/* Release: the kernel sees client, egress, its cookie, left and done before it sees
@@ -234,11 +234,12 @@ void sw_conn_splice_arm(struct sw_conn *e, const struct sw_sock_key *client, __u
 	__atomic_store_n(&e->splice, SW_SPLICE_ARMED, __ATOMIC_RELEASE);
 }
 
-void sw_conn_splice_prearm(struct sw_conn *e, const struct sw_sock_key *client, __u64 egress_cookie)
+void sw_conn_splice_prearm(struct sw_conn *e, const struct sw_sock_key *client, bool egress,
+			   __u64 cookie)
 {
 	e->client = *client;
-	e->egress = egress_cookie != 0;
-	e->client_cookie = egress_cookie;
+	e->egress = egress;
+	e->client_cookie = cookie;
 	e->left = 0;
 	e->done = 0;
 	/* Release: the kernel sees client, egress, its cookie and done before it sees

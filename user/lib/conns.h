@@ -44,19 +44,21 @@ unsigned sw_conns_sweep(struct sw_maps *m);
 /*
  * The splice of an upstream connection (e), towards the client's socket: arms it for the
  * next `left` bytes. Call only with every byte read from the upstream already forwarded.
- * egress_cookie: not 0, client is sockwayd's own socket to a remote client (the egress
- * splice), whose send queue the bytes join, and this is its SO_COOKIE; 0, a local client's
- * socket, whose receive queue they join.
+ * egress: client is sockwayd's own socket to a remote client (the egress splice), whose
+ * send queue the bytes join; else a local client's socket, whose receive queue they join.
+ * cookie: the SO_COOKIE of sockwayd's socket to that client (egress: of client itself),
+ * never 0: the kernel moves nothing unless that very socket is still there, so that a new
+ * connection that got the same address and port gets none of it.
  */
 void sw_conn_splice_arm(struct sw_conn *e, const struct sw_sock_key *client, __u64 left,
-			__u64 egress_cookie);
+			bool egress, __u64 cookie);
 /*
  * Arms the splice of a whole response, before it comes: the kernel takes it if its head
  * passes on unchanged (include/sockway/resphead.h); its status and lengths are then in
  * e->head. Call only with nothing of the response read yet.
  */
-void sw_conn_splice_prearm(struct sw_conn *e, const struct sw_sock_key *client,
-			   __u64 egress_cookie);
+void sw_conn_splice_prearm(struct sw_conn *e, const struct sw_sock_key *client, bool egress,
+			   __u64 cookie);
 /*
  * Takes the splice back before reading the upstream socket or answering the client:
  * disarms it if the kernel has not started it, or collects what the kernel moved if it
