@@ -378,6 +378,15 @@ out=$(kr stream 50 /one/after seq /one/warm)
 eq "6: afterwards, a warm connection is the kernel's again" "$out" "OK 50 krouted 50"
 out=$(kr stream 20 /closing/after seq)
 eq "6: and a backend that closes after each response still serves" "$out" "OK 20"
+# That backend closed every connection sockwayd lent to the kernel. sockwayd keeps the
+# socket of a lent connection open until no program run can still hold it (a grace period
+# after it left its lend set), then closes it: none stays half-closed.
+close_waits() {
+	[ "$(ss -Htn state close-wait "dport = :$BCLOSE" | wc -l)" = 0 ]
+}
+wait_until "$WAIT_S" close_waits
+eq "6: sockwayd closed every connection the backend closed (none in CLOSE-WAIT)" \
+	"$(ss -Htn state close-wait "dport = :$BCLOSE" | wc -l)" 0
 eq "6: no new kernel warnings in dmesg" "$(kernel_warnings)" "$warn0"
 
 # --- 7. drain ----------------------------------------------------------------------------------

@@ -22,6 +22,7 @@
 
 #include "accel.h"
 #include "conns.h"
+#include "grace.h"
 #include "guard.h"
 #include "log.h"
 #include "policy.h"
@@ -347,6 +348,9 @@ int main(int argc, char **argv)
 	sigaddset(&sigs, SIGINT);
 	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
 	signal(SIGPIPE, SIG_IGN);
+	/* conns entries the kernel may be at work on are freed after grace periods. */
+	if (!swd_cfg.no_accel)
+		grace_start();
 
 	for (i = 0; i < swd_cfg.workers; i++) {
 		err = worker_init(&workers[i], i, &maps);
@@ -374,7 +378,10 @@ int main(int argc, char **argv)
 	for (i = 0; i < swd_cfg.workers; i++)
 		pthread_join(workers[i].thread, NULL);
 	admin_stop(admin);
-	/* The workers are gone: no connection of ours is left for the kernel to find. */
+	/* The workers are gone, and took their lent connections out of the lend sets as they
+	 * drained (kroute_drain): no connection of ours is left for the kernel to find, once
+	 * the runs that found one before have ended (grace_stop waits for them). */
+	grace_stop();
 	sw_conns_release_mine(&maps);
 	sw_lend_sweep(&maps);
 	sw_lend_release_mine(&maps);

@@ -14,6 +14,7 @@
 #include <bpf/libbpf.h>
 
 #include "conns.h"
+#include "grace.h"
 #include "proxy.h"
 #include "sockway.skel.h"
 
@@ -31,54 +32,66 @@ void upstream_update(struct upstream *u)
 	reactor_mod(u->w->r, &u->ev, mask);
 }
 
-/* A conns entry whose splice is over, waiting a tick before it is freed. */
+/* A conns entry whose splice is over, waiting to be freed; with the socket of a lent
+ * upstream, which waits with it. */
 struct deferred_entry {
 	struct sw_conn *e;
 	__u64 free_at_ms;
+	__u64 grace; /* grace.h ticket */
+	int fd;	     /* or -1 */
 	struct deferred_entry *next;
 };
 
 /*
- * Frees the conns entry of an upstream being closed. One that had a splice armed may still
- * be written by an sk_msg run that started before (its done and left counts, its head
- * scan): freed now, the way could be claimed and armed by another connection in between.
- * So the splice is stopped now (the kernel leaves ACTIVE by compare-and-swap only, and
- * starts only from an armed state), and the entry is freed at the second tick from now
- * (100-200 ms), long after any such run.
+ * Frees a conns entry once no sk_msg run can be at work on it. One that had a splice armed
+ * may still be written by a run that started before (its done and left counts, its head
+ * scan), and one lent to the kernel may be in the middle of a run that took it from its
+ * lend set: freed now, the way could be claimed and armed by another connection in
+ * between. So the splice is stopped now (the kernel leaves ACTIVE by compare-and-swap
+ * only, and starts only from an armed state), and the entry is freed at the second tick
+ * from now (100-200 ms) and not before a grace period has passed since (grace.h): a run
+ * can be held off its CPU for longer than any delay. A lent upstream's socket (fd, else -1)
+ * stays open as long, so that its address and port, by which such a run would send a
+ * request on to the backend, name no other connection meanwhile. Returns whether it took
+ * fd, which is then closed with the entry.
  */
-static void upstream_release_entry(struct upstream *u)
-{
-	__atomic_store_n(&u->kc->splice, SW_SPLICE_IDLE, __ATOMIC_RELEASE);
-	conn_entry_release(u->w, u->kc, u->splice_used);
-}
-
-void conn_entry_release(struct worker *w, struct sw_conn *e, bool later)
+static bool conn_entry_defer(struct worker *w, struct sw_conn *e, bool later, int fd)
 {
 	struct deferred_entry *d = later ? malloc(sizeof(*d)) : NULL;
 
 	if (!d) {
 		sw_conn_release(w->maps, e);
-		return;
+		return false;
 	}
 	d->e = e;
 	d->free_at_ms = reactor_now_ms(w->r) + 100;
+	d->grace = grace_ticket();
+	d->fd = fd;
 	d->next = w->deferred;
 	w->deferred = d;
+	return fd >= 0;
+}
+
+void conn_entry_release(struct worker *w, struct sw_conn *e, bool later)
+{
+	conn_entry_defer(w, e, later, -1);
 }
 
 /* Frees the deferred entries whose time has come (at exit, sw_conns_release_mine frees
- * what is left). */
+ * what is left, after a grace period, and the sockets close with the process). */
 static void deferred_entries_free(struct worker *w)
 {
 	__u64 now = reactor_now_ms(w->r);
 	struct deferred_entry **p = &w->deferred, *d;
 
 	while ((d = *p)) {
-		if (d->free_at_ms > now) {
+		if (d->free_at_ms > now || !grace_passed(d->grace)) {
 			p = &d->next;
 			continue;
 		}
 		sw_conn_release(w->maps, d->e);
+		if (d->fd >= 0)
+			close(d->fd);
 		*p = d->next;
 		free(d);
 	}
@@ -87,15 +100,19 @@ static void deferred_entries_free(struct worker *w)
 void upstream_close(struct upstream *u)
 {
 	struct worker *w = u->w;
+	bool lent = u->lent, fd_kept = false;
 
 	if (u->x)
 		u->x->u = NULL;
 	if (u->lent || u->lending)
 		lend_forget(u);
-	if (u->kc)
-		upstream_release_entry(u);
 	reactor_del(w->r, &u->ev);
-	close(u->ev.fd);
+	if (u->kc) {
+		__atomic_store_n(&u->kc->splice, SW_SPLICE_IDLE, __ATOMIC_RELEASE);
+		fd_kept = conn_entry_defer(w, u->kc, u->splice_used, lent ? u->ev.fd : -1);
+	}
+	if (!fd_kept)
+		close(u->ev.fd);
 	if (u->prev)
 		u->prev->next = u->next;
 	else

@@ -1,0 +1,146 @@
+// SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
+/*
+ * Grace periods (grace.h), by a guarantee of the kernel's: an update of a map of maps
+ * returns only after every BPF program run that may still use the old inner map has ended
+ * (the bpf(2) syscall waits for an RCU grace period, synchronize_rcu, so that userspace can
+ * use the update as a barrier), which is every run that began before the update; sk_msg
+ * runs are RCU read-side sections. One thread makes such updates, on a private
+ * ARRAY_OF_MAPS of one slot, whenever a ticket waits for one (a few milliseconds each,
+ * longer while a run is held off its CPU); tickets taken meanwhile wait for the next.
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdint.h>
+#include <string.h>
+#include <unistd.h>
+
+#include <bpf/bpf.h>
+
+#include "grace.h"
+#include "log.h"
+
+static struct {
+	pthread_mutex_t mu;
+	pthread_cond_t cv;
+	pthread_t thread;
+	int outer, inner;
+	bool running, stop;
+	__u64 requested; /* the last ticket given (under mu) */
+	__u64 completed; /* every ticket up to this one has passed (atomic) */
+} g = {
+	.mu = PTHREAD_MUTEX_INITIALIZER,
+	.cv = PTHREAD_COND_INITIALIZER,
+	.outer = -1,
+	.inner = -1,
+	.completed = UINT64_MAX, /* until started: no grace periods, every ticket passed */
+};
+
+/* One grace period: 0, or -errno when the kernel would not update the map. */
+static int grace_period(void)
+{
+	__u32 zero = 0;
+
+	return bpf_map_update_elem(g.outer, &zero, &g.inner, BPF_ANY) ? -errno : 0;
+}
+
+static void *grace_main(void *arg)
+{
+	__u64 r;
+	int err;
+
+	(void)arg;
+	pthread_mutex_lock(&g.mu);
+	while (!g.stop) {
+		if (g.requested == __atomic_load_n(&g.completed, __ATOMIC_RELAXED)) {
+			pthread_cond_wait(&g.cv, &g.mu);
+			continue;
+		}
+		/* Tickets up to r were taken before the grace period below begins. */
+		r = g.requested;
+		pthread_mutex_unlock(&g.mu);
+		err = grace_period();
+		if (err) {
+			pr_warn("grace periods: the kernel would not update a map of maps (%s): "
+				"conns entries are freed on their delay alone",
+				strerror(-err));
+			__atomic_store_n(&g.completed, UINT64_MAX, __ATOMIC_RELEASE);
+			return NULL;
+		}
+		__atomic_store_n(&g.completed, r, __ATOMIC_RELEASE);
+		pthread_mutex_lock(&g.mu);
+	}
+	pthread_mutex_unlock(&g.mu);
+	return NULL;
+}
+
+void grace_start(void)
+{
+	LIBBPF_OPTS(bpf_map_create_opts, opts);
+	int err;
+
+	g.inner = bpf_map_create(BPF_MAP_TYPE_ARRAY, "sw_grace_in", 4, 4, 1, NULL);
+	if (g.inner < 0) {
+		err = -errno;
+		goto fail;
+	}
+	opts.inner_map_fd = g.inner;
+	g.outer = bpf_map_create(BPF_MAP_TYPE_ARRAY_OF_MAPS, "sw_grace", 4, 4, 1, &opts);
+	if (g.outer < 0) {
+		err = -errno;
+		goto fail;
+	}
+	g.requested = 0;
+	g.completed = 0;
+	err = -pthread_create(&g.thread, NULL, grace_main, NULL);
+	if (err) {
+		g.completed = UINT64_MAX;
+		goto fail;
+	}
+	g.running = true;
+	return;
+fail:
+	pr_warn("grace periods: %s; conns entries are freed on their delay alone", strerror(-err));
+	if (g.outer >= 0)
+		close(g.outer);
+	if (g.inner >= 0)
+		close(g.inner);
+	g.outer = g.inner = -1;
+}
+
+/*
+ * Stops the thread, after one last grace period in the caller's: every run that began
+ * before the call has ended when it returns.
+ */
+void grace_stop(void)
+{
+	if (!g.running)
+		return;
+	pthread_mutex_lock(&g.mu);
+	g.stop = true;
+	pthread_cond_signal(&g.cv);
+	pthread_mutex_unlock(&g.mu);
+	pthread_join(g.thread, NULL);
+	g.running = false;
+	if (__atomic_load_n(&g.completed, __ATOMIC_ACQUIRE) != UINT64_MAX)
+		grace_period();
+	__atomic_store_n(&g.completed, UINT64_MAX, __ATOMIC_RELEASE);
+	close(g.outer);
+	close(g.inner);
+	g.outer = g.inner = -1;
+}
+
+__u64 grace_ticket(void)
+{
+	__u64 t;
+
+	pthread_mutex_lock(&g.mu);
+	t = ++g.requested;
+	pthread_cond_signal(&g.cv);
+	pthread_mutex_unlock(&g.mu);
+	return t;
+}
+
+bool grace_passed(__u64 ticket)
+{
+	return __atomic_load_n(&g.completed, __ATOMIC_ACQUIRE) >= ticket;
+}

@@ -1,0 +1,26 @@
+/* SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause */
+/*
+ * Grace periods (grace.c): when may a conns entry, or a lent upstream's socket, that
+ * sockwayd is done with be freed, given that an sk_msg run that found it before may still
+ * be running? A run is one RCU read-side section, and on a preemptible kernel it can be held
+ * off its CPU for as long as the scheduler likes (a sender with the lowest priority on a
+ * busy CPU: migration is disabled in a run, so it waits for that CPU). So no delay is long
+ * enough; an RCU grace period is: every run that began before it has ended after it.
+ */
+#ifndef SOCKWAYD_GRACE_H
+#define SOCKWAYD_GRACE_H
+
+#include <linux/types.h>
+#include <stdbool.h>
+
+/* Starts the thread that waits out grace periods. On failure (logged), tickets are 0 and
+ * every one has passed: sockwayd frees on its delay alone, as it did before. */
+void grace_start(void);
+void grace_stop(void);
+/* A ticket, taken once the thing it guards cannot be found by a new run any more (out of
+ * its lend set, its splice stopped): it has passed once a grace period that began after
+ * the call has ended. */
+__u64 grace_ticket(void);
+bool grace_passed(__u64 ticket);
+
+#endif
