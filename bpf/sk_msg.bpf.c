@@ -176,7 +176,32 @@ static __always_inline int head_scan(struct sk_msg_md *msg, __u64 size, struct s
 enum splice_result {
 	NOT_SPLICED,  /* the normal path decides */
 	SPLICED_SENT, /* (some of) the message went to the client */
+	SPLICE_GONE,  /* redirected to a client connection that has gone since: the message
+		       * must go to sockwayd's socket instead (rest_redirect) */
 };
+
+/*
+ * Redirects the message (its first bytes, with apply_bytes) to the splice's client, and
+ * checks again, after the redirect looked the client's socket up, that sockwayd's end of
+ * that connection is still the socket armed for: the check before (client_sock) may be old
+ * by then, as a run can be held off its CPU in between. That end still here, it was here
+ * at the look-up, and then the client's key named the client's socket and no other (a new
+ * connection cannot take a tuple while the old one's end is in the hash tables, and sockops
+ * drops the end from sock_addr before the kernel unhashes it). 0: redirected; -1: the
+ * client's socket is gone, nothing redirected; -2: redirected, and the connection went
+ * meanwhile, so the redirect must be replaced.
+ */
+static __always_inline int redirect_client_checked(struct sk_msg_md *msg, struct sw_conn *e,
+						   struct sw_sock_key *client, __u32 egress)
+{
+	struct tcp_sock *swd = 0;
+
+	if (redirect_client(msg, client, egress) != SK_PASS)
+		return -1;
+	/* A full barrier: the look-ups below come after the redirect's. */
+	__sync_fetch_and_add(&e->accel_bytes, 0);
+	return client_sock(e, client, egress, &swd) ? 0 : -2;
+}
 
 /*
  * The message is a whole response, head and body, and the splice is ours (TAKING): it all
@@ -188,13 +213,15 @@ static __always_inline enum splice_result splice_whole_send(struct sk_msg_md *ms
 							    struct sw_sock_key *client, __u64 size,
 							    __u32 egress)
 {
-	if (redirect_client(msg, client, egress) != SK_PASS) {
+	int r = redirect_client_checked(msg, e, client, egress);
+
+	if (r) {
 		/* The client's socket is gone: the response goes to sockwayd, which finds
 		 * the splice stopped with nothing moved (and the client closed). */
 		e->done = 0;
 		__sync_val_compare_and_swap(&e->splice, SW_SPLICE_TAKING,
 					    SW_SPLICE_STOPPED); /* S7 */
-		return NOT_SPLICED;
+		return r == -1 ? NOT_SPLICED : SPLICE_GONE;
 	}
 	e->done = size;
 	e->left = 0;
@@ -244,7 +271,7 @@ static __always_inline enum splice_result splice_move(struct sk_msg_md *msg, str
 						      __u32 egress)
 {
 	__u64 left = e->left;
-	long ret;
+	int r = -1;
 
 	if (!left)
 		goto stop;
@@ -253,8 +280,8 @@ static __always_inline enum splice_result splice_move(struct sk_msg_md *msg, str
 		 * the client; the kernel runs the program again on the rest, which goes to
 		 * sockwayd (msg_is_rest, in msg_redirect). */
 		bpf_msg_apply_bytes(msg, left);
-		ret = redirect_client(msg, client, egress);
-		if (ret != SK_PASS) {
+		r = redirect_client_checked(msg, e, client, egress);
+		if (r) {
 			bpf_msg_apply_bytes(msg, 0);
 			goto stop; /* the client's socket is gone */
 		}
@@ -266,8 +293,8 @@ static __always_inline enum splice_result splice_move(struct sk_msg_md *msg, str
 					    SW_SPLICE_SPLIT); /* S10 */
 		return SPLICED_SENT;
 	}
-	ret = redirect_client(msg, client, egress);
-	if (ret != SK_PASS)
+	r = redirect_client_checked(msg, e, client, egress);
+	if (r)
 		goto stop; /* the client's socket is gone */
 	e->done += size;
 	e->left = left - size;
@@ -281,7 +308,7 @@ stop:
 	 * makes it visible to sockwayd. A swap, not a store: sockwayd may have freed the
 	 * entry meanwhile (IDLE), and another connection may hold it by now. S11. */
 	__sync_val_compare_and_swap(&e->splice, SW_SPLICE_ACTIVE, SW_SPLICE_STOPPED);
-	return NOT_SPLICED;
+	return r == -2 ? SPLICE_GONE : NOT_SPLICED;
 }
 
 /*
@@ -355,8 +382,9 @@ static __always_inline enum splice_result splice(struct sk_msg_md *msg, struct s
 
 /*
  * The rest of a message split by a splice: the response's last byte(s), for sockwayd's
- * socket (the peer, entry pe), which is empty since the splice started. Whatever became of
- * the splice meanwhile (the kill switch, sockwayd freeing the entry), the kernel's leftover
+ * socket (the peer, entry pe), which is empty since the splice started; or all of a message
+ * whose client went while it was redirected there (SPLICE_GONE). Whatever became of the
+ * splice meanwhile (the kill switch, sockwayd freeing the entry), the kernel's leftover
  * target and byte count are replaced here, so these bytes never follow the client's old
  * target and nothing after them is steered unchecked.
  */
@@ -410,8 +438,19 @@ int msg_redirect(struct sk_msg_md *msg)
 	/* A client's request, if sockwayd left the client to the kernel (kroute.h). */
 	if (pe && !off && pe->kroute == SW_KR_OPEN && kroute(msg, pe, pe_idx, &peer, size))
 		return SK_PASS;
-	if (pe && splice(msg, pe, pe_idx, &peer, size, off) == SPLICED_SENT)
-		return SK_PASS;
+	if (pe) {
+		switch (splice(msg, pe, pe_idx, &peer, size, off)) {
+		case SPLICED_SENT:
+			return SK_PASS;
+		case SPLICE_GONE:
+			/* The whole message to sockwayd's socket, replacing the redirect to the
+			 * client (SK_PASS alone would follow it): sockwayd finds the splice
+			 * stopped, its client closed. */
+			return rest_redirect(msg, pe, &peer, size);
+		case NOT_SPLICED:
+			break;
+		}
+	}
 
 	/* The kill switch: pass everything to TCP. Sockets stay in the map until they
 	 * close, so what was redirected before is still read first, in order. */

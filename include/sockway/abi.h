@@ -472,9 +472,11 @@ struct sw_conn {
 	 * into the client's receive queue. Written with client, before the arming. */
 	__u32 egress;
 	__u32 pad32b;
-	/* Egress: that socket's cookie (SO_COOKIE). A tuple names a socket only while it
-	 * lives; a new connection from the same address and port gets the same key, and an
-	 * arming left by a sockwayd that died must not send it another client's bytes. */
+	/* The cookie (SO_COOKIE) of sockwayd's socket to that client: egress, client itself;
+	 * else the client socket's peer. A tuple names a socket only while it lives; a new
+	 * connection from the same address and port gets the same key, and an arming left by
+	 * a sockwayd that died must not send it another client's bytes. Never 0 when armed
+	 * (the kernel moves nothing then). */
 	__u64 client_cookie;
 	__u64 pad[2];
 };

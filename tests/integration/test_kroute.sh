@@ -380,7 +380,8 @@ out=$(kr stream 20 /closing/after seq)
 eq "6: and a backend that closes after each response still serves" "$out" "OK 20"
 # That backend closed every connection sockwayd lent to the kernel. sockwayd keeps the
 # socket of a lent connection open until no program run can still hold it (a grace period
-# after it left its lend set), then closes it: none stays half-closed.
+# after it left its lend set), then closes it: none stays half-closed. (A liveness check:
+# it fails if grace periods never pass, not if they pass too early.)
 close_waits() {
 	[ "$(ss -Htn state close-wait "dport = :$BCLOSE" | wc -l)" = 0 ]
 }

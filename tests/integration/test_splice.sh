@@ -14,8 +14,9 @@
 # mid-body, a client that goes away mid-body, a backend that dies mid-body, keep-alive reuse
 # after a splice, --no-splice, what sockwayd leaves behind when it exits, is killed or
 # cannot start, and a sockwayd killed mid-body whose client connects again from the same
-# port (section 13: the kernel checks the cookie of sockwayd's socket). Each waits for the state it needs (a client that stops reading until told, a
-# backend that pauses until told, counts of work): none assumes a rate.
+# port (section 13: the kernel checks the cookie of sockwayd's socket). Each waits for the
+# state it needs (a client that stops reading until told, a backend that pauses until told,
+# counts of work): none assumes a rate.
 cd "$(dirname "$0")/../.." || exit 1
 . tests/integration/lib.sh
 

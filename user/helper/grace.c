@@ -45,6 +45,7 @@ static int grace_period(void)
 
 static void *grace_main(void *arg)
 {
+	unsigned tries;
 	__u64 r;
 	int err;
 
@@ -58,7 +59,10 @@ static void *grace_main(void *arg)
 		/* Tickets up to r were taken before the grace period below begins. */
 		r = g.requested;
 		pthread_mutex_unlock(&g.mu);
-		err = grace_period();
+		/* A failure (out of memory, say) is tried again a few times, 100 ms apart;
+		 * the tickets wait meanwhile. */
+		for (tries = 0; (err = grace_period()) && tries < 10; tries++)
+			usleep(100000);
 		if (err) {
 			pr_warn("grace periods: the kernel would not update a map of maps (%s): "
 				"conns entries are freed on their delay alone",
@@ -89,6 +93,10 @@ void grace_start(void)
 		err = -errno;
 		goto fail;
 	}
+	/* The first one, here: every run that began before the call has ended. */
+	err = grace_period();
+	if (err)
+		goto fail;
 	g.requested = 0;
 	g.completed = 0;
 	err = -pthread_create(&g.thread, NULL, grace_main, NULL);

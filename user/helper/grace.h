@@ -13,13 +13,14 @@
 #include <linux/types.h>
 #include <stdbool.h>
 
-/* Starts the thread that waits out grace periods. On failure (logged), tickets are 0 and
- * every one has passed: sockwayd frees on its delay alone, as it did before. */
+/* Waits out a first grace period and starts the thread that waits out the next ones. On
+ * failure (logged), every ticket has passed at once: sockwayd frees on its delay alone. */
 void grace_start(void);
+/* One last grace period, and the thread stopped. */
 void grace_stop(void);
-/* A ticket, taken once the thing it guards cannot be found by a new run any more (out of
- * its lend set, its splice stopped): it has passed once a grace period that began after
- * the call has ended. */
+/* A ticket, taken once a new run can find the thing it guards only in a state in which it
+ * does nothing with it (out of its lend set, not lent, its splice stopped): it has passed
+ * once a grace period that began after the call has ended. */
 __u64 grace_ticket(void);
 bool grace_passed(__u64 ticket);
 

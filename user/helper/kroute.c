@@ -32,6 +32,10 @@
  * to for this long; "right after" is within this. */
 #define LEND_OFF_MS   10000
 #define LEND_CLOSE_NS 1000000000ULL
+/* Closed lent connections whose sockets wait for a grace period (upstream.c) beyond which a
+ * worker lends no more: a grace period held up (a program run held off its CPU, for as long
+ * as its sender's priority allows) would otherwise keep ever more sockets open. */
+#define LEND_DEFERRED_MAX 1024
 
 static struct sw_lend_set *lend_set_of(struct worker *w, const struct sw_conn *e)
 {
@@ -156,12 +160,19 @@ void kroute_client_untrack(struct client *c)
 				return;
 			continue;
 		}
+		if (state == SW_KR_ROUTING) {
+			/* Still, after all the yields: a run held off its CPU. WANT, taken
+			 * from under it, keeps the client's entry from opening again (its
+			 * K8 and its answer's K5 fail), so no later send routes on an entry
+			 * about to be freed; its response's splice checks the cookie of this
+			 * client's socket, closed now, and the upstream goes at the tick. */
+			if (__atomic_compare_exchange_n(&c->kc->kroute, &state, SW_KR_WANT, false,
+							__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
+				return;
+			continue;
+		}
 		if (state != SW_KR_BUSY)
-			/* CLOSED or WANT: nothing of the kernel's in flight. ROUTING still
-			 * after all the yields (a run held off its CPU): its response's splice
-			 * checks the cookie of this client's socket, closed now, so it reaches
-			 * no other connection; the upstream goes at the tick. */
-			return;
+			return; /* CLOSED or WANT: nothing of the kernel's in flight */
 		if (__atomic_compare_exchange_n(&c->kc->kroute, &state, SW_KR_WANT, false,
 						__ATOMIC_ACQ_REL, __ATOMIC_ACQUIRE))
 			break;
@@ -342,6 +353,16 @@ static void lend_open(struct worker *w, __u16 b, __u8 r)
 	    w->nr_lent[b][r] >= swd_cfg.lend || w->down_until[b][r] > now ||
 	    w->lend_off_until[b][r] > now || w->draining)
 		return;
+	if (w->nr_deferred_fds >= LEND_DEFERRED_MAX) {
+		if (!w->lend_held)
+			pr_warn("worker %u: %u closed lent connections wait for a grace period "
+				"(a BPF program run held off its CPU?): lending no more until "
+				"they close",
+				w->id, w->nr_deferred_fds);
+		w->lend_held = true;
+		return;
+	}
+	w->lend_held = false;
 	u = upstream_connect(w, b, r, &be->replicas[r]);
 	if (!u) {
 		w->down_until[b][r] = now + swd_cfg.down_ms;
@@ -451,9 +472,9 @@ static bool lend_close_dangling(struct upstream *u)
 	/* TAKING ends within the run that set it (DONE, or STOPPED); the tick looks again.
 	 * An ACTIVE or SPLIT splice (a backend that sends its body slowly, or holds it) stops
 	 * with the close, which stores IDLE: the kernel leaves those states only by
-	 * compare-and-swap, so it moves nothing more, and the backend's next send meets
-	 * sockwayd's closed socket. Kept open, it would hold the upstream for as long as
-	 * the backend likes. */
+	 * compare-and-swap, so it moves nothing more, and the backend's next send goes to
+	 * sockwayd's socket, read by nobody and closed after a grace period (upstream.c).
+	 * Kept open, it would hold the upstream for as long as the backend likes. */
 	if (state == SW_SPLICE_TAKING || state == SW_SPLICE_PREARMED || state == SW_SPLICE_ARMED)
 		return false;
 	upstream_close(u);

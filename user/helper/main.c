@@ -331,9 +331,22 @@ int main(int argc, char **argv)
 		return 1;
 	}
 
-	if (!swd_cfg.no_accel) {
-		unsigned n = sw_conns_sweep(&maps);
+	/* Workers (and grace.c's thread) inherit this mask: only the main thread takes
+	 * SIGTERM and SIGINT. */
+	sigemptyset(&sigs);
+	sigaddset(&sigs, SIGTERM);
+	sigaddset(&sigs, SIGINT);
+	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
+	signal(SIGPIPE, SIG_IGN);
 
+	if (!swd_cfg.no_accel) {
+		unsigned n;
+
+		/* conns entries the kernel may be at work on are freed after grace periods;
+		 * the first one is over when this returns, so that no run that found an entry
+		 * of a sockwayd gone is still at work on it when the sweep frees it. */
+		grace_start();
+		n = sw_conns_sweep(&maps);
 		if (n)
 			pr_info("freed %u conns entries of sockwayd processes gone", n);
 		n = sw_lend_sweep(&maps);
@@ -341,16 +354,6 @@ int main(int argc, char **argv)
 			pr_info("emptied %u lend slots of sockwayd processes gone", n);
 		accel_join(&maps);
 	}
-
-	/* Workers inherit this mask: only the main thread takes SIGTERM and SIGINT. */
-	sigemptyset(&sigs);
-	sigaddset(&sigs, SIGTERM);
-	sigaddset(&sigs, SIGINT);
-	pthread_sigmask(SIG_BLOCK, &sigs, NULL);
-	signal(SIGPIPE, SIG_IGN);
-	/* conns entries the kernel may be at work on are freed after grace periods. */
-	if (!swd_cfg.no_accel)
-		grace_start();
 
 	for (i = 0; i < swd_cfg.workers; i++) {
 		err = worker_init(&workers[i], i, &maps);

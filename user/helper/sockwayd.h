@@ -126,9 +126,12 @@ struct worker {
 	__u64 down_until[SW_MAX_BACKENDS][SW_MAX_REPLICAS];
 	struct upstream *idle[SW_MAX_BACKENDS][SW_MAX_REPLICAS];
 	unsigned nr_idle[SW_MAX_BACKENDS][SW_MAX_REPLICAS];
-	/* conns entries of closed upstreams that had a splice armed, freed a tick later
-	 * (proxy.c, upstream_release_entry). */
+	/* conns entries of closed upstreams that had a splice armed, and of clients the
+	 * kernel routed for, freed a tick later and after a grace period (upstream.c,
+	 * conn_entry_defer); how many lent upstreams' sockets wait with them. */
 	struct deferred_entry *deferred;
+	unsigned nr_deferred_fds;
+	bool lend_held; /* lending stopped for those: said once */
 	/* Kernel routing (kroute.c): whether this worker lends; its clients and lent
 	 * upstreams by conns index; per replica, connections lent (or connecting to be),
 	 * the lend set's misses at the last look, and a replica not to lend to until then

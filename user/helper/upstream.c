@@ -69,12 +69,29 @@ static bool conn_entry_defer(struct worker *w, struct sw_conn *e, bool later, in
 	d->fd = fd;
 	d->next = w->deferred;
 	w->deferred = d;
+	w->nr_deferred_fds += fd >= 0;
 	return fd >= 0;
 }
 
 void conn_entry_release(struct worker *w, struct sw_conn *e, bool later)
 {
 	conn_entry_defer(w, e, later, -1);
+}
+
+/*
+ * A lent connection's entry, before it is freed: out of its lend set, every slot of it. A
+ * run held off its CPU may have put it back (kroute_untake) after sockwayd took it out;
+ * a slot left naming a free entry would name the next connection lent from it too.
+ */
+static void lend_slots_clear(struct worker *w, struct sw_conn *e)
+{
+	__u32 set = __atomic_load_n(&e->lend_set, __ATOMIC_RELAXED), idx;
+
+	if (set >= SW_LEND_SETS) /* SW_LEND_OWNERS holds the lender ids (abi.h) */
+		return;
+	idx = sw_conn_index(w->maps, e);
+	while (sw_lend_take(&w->maps->lend[set], idx))
+		;
 }
 
 /* Frees the deferred entries whose time has come (at exit, sw_conns_release_mine frees
@@ -89,9 +106,13 @@ static void deferred_entries_free(struct worker *w)
 			p = &d->next;
 			continue;
 		}
-		sw_conn_release(w->maps, d->e);
 		if (d->fd >= 0)
+			lend_slots_clear(w, d->e);
+		sw_conn_release(w->maps, d->e);
+		if (d->fd >= 0) {
 			close(d->fd);
+			w->nr_deferred_fds--;
+		}
 		*p = d->next;
 		free(d);
 	}
