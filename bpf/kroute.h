@@ -813,7 +813,8 @@ undo:
 	 * the upstream back to its set. */
 	__sync_val_compare_and_swap(&u->splice, SW_SPLICE_PREARMED, SW_SPLICE_IDLE); /* S18 */
 undo_taken:
-	/* Still ROUTING: sockwayd has not touched the client or the upstream meanwhile. */
+	/* Still ROUTING (or WANT, K11: the client is going, and its K9 below fails): sockwayd
+	 * has not touched the upstream meanwhile. */
 	u->kx_client = 0;
 	kroute_untake(&t);
 	return khandoff_from(a, SW_KM_UPSTREAM, 0, SW_KR_ROUTING); /* K9 */

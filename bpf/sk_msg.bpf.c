@@ -195,11 +195,15 @@ static __always_inline int redirect_client_checked(struct sk_msg_md *msg, struct
 						   struct sw_sock_key *client, __u32 egress)
 {
 	struct tcp_sock *swd = 0;
+	__u64 fence;
 
 	if (redirect_client(msg, client, egress) != SK_PASS)
 		return -1;
-	/* A full barrier: the look-ups below come after the redirect's. */
-	__sync_fetch_and_add(&e->accel_bytes, 0);
+	/* A full barrier, so that the look-ups below come after the redirect's: a fetching
+	 * atomic (one whose result is unused, clang makes a plain atomic add, which orders
+	 * nothing on arm64). */
+	fence = __sync_fetch_and_add(&e->accel_bytes, 0);
+	barrier_var(fence);
 	return client_sock(e, client, egress, &swd) ? 0 : -2;
 }
 

@@ -511,12 +511,17 @@ struct sw_conn {
  *   K7 WANT -> CLOSED   sockwayd store   the exchange taken over has ended, or there was
  *                                        none to take (the kernel had just given it back)
  *   K10 any -> CLOSED   sockwayd store   the entry is freed (entry_reset, as S15)
+ *   K11 ROUTING -> WANT sockwayd CAS     only for a client that closes, whose run stayed
+ *                                        ROUTING through all of sockwayd's wait (held off
+ *                                        its CPU): its K8, K9 and K5 then fail, and the
+ *                                        entry, freed after a grace period, never opens
+ *                                        again
  * sk_msg takes a request only when the client's entry is OPEN and nothing of the client's is
  * anywhere but read by sockwayd (its socket empty, no byte still on TCP either way), so a
  * request the kernel takes never overtakes one sockwayd holds, and one that comes while a
  * routed one is BUSY goes to sockwayd, which takes the routed one over first (K6). Nothing
- * but the program run that made ROUTING moves it, so sockwayd never takes over a request
- * that is still being sent, or undone.
+ * but the program run that made ROUTING moves it (but K11, for a client going away), so
+ * sockwayd never takes over a request that is still being sent, or undone.
  */
 enum sw_kroute_state {
 	SW_KR_CLOSED = 0,

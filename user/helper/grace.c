@@ -59,17 +59,22 @@ static void *grace_main(void *arg)
 		/* Tickets up to r were taken before the grace period below begins. */
 		r = g.requested;
 		pthread_mutex_unlock(&g.mu);
-		/* A failure (out of memory, say) is tried again a few times, 100 ms apart;
-		 * the tickets wait meanwhile. */
-		for (tries = 0; (err = grace_period()) && tries < 10; tries++)
-			usleep(100000);
-		if (err) {
-			pr_warn("grace periods: the kernel would not update a map of maps (%s): "
-				"conns entries are freed on their delay alone",
-				strerror(-err));
-			__atomic_store_n(&g.completed, UINT64_MAX, __ATOMIC_RELEASE);
-			return NULL;
+		/* A failure (out of memory, say) is tried again, up to a second apart, until
+		 * it works or sockwayd stops: the tickets wait meanwhile (waiting is the safe
+		 * side; a worker lends no more once too many sockets wait, kroute.c). */
+		for (tries = 0;
+		     (err = grace_period()) && !__atomic_load_n(&g.stop, __ATOMIC_RELAXED);
+		     tries++) {
+			if (!tries)
+				pr_warn("grace periods: the kernel would not update a map of maps "
+					"(%s); trying again",
+					strerror(-err));
+			usleep(tries < 10 ? 100000u << (tries < 3 ? tries : 3) : 1000000u);
 		}
+		if (err)
+			return NULL; /* stopping (the mutex is not held here) */
+		if (tries)
+			pr_warn("grace periods: going again after %u tries", tries + 1);
 		__atomic_store_n(&g.completed, r, __ATOMIC_RELEASE);
 		pthread_mutex_lock(&g.mu);
 	}

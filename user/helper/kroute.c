@@ -149,8 +149,9 @@ void kroute_client_untrack(struct client *c)
 	w->client_at[c->kidx] = NULL;
 	/* K2, or K6 for a request in flight: the kernel gives nothing back to a client that
 	 * goes, and lend_tick closes the upstream that carried it. A request being sent
-	 * (ROUTING) is waited for: it ends BUSY or CLOSED within its program run, which may
-	 * also begin between the wait and the swap (K4): then it is waited for again. */
+	 * (ROUTING) is waited for: it ends BUSY or CLOSED within its program run (K11 if that
+	 * run is held off its CPU past the wait), which may also begin between the wait and
+	 * the swap (K4): then it is waited for again. */
 	for (;;) {
 		state = c->kroute_used ? kroute_settled(c, 100000)
 				       : __atomic_load_n(&c->kc->kroute, __ATOMIC_ACQUIRE);
@@ -455,7 +456,12 @@ static struct client *lend_client(struct upstream *u)
 	__u32 v = __atomic_load_n(&u->kc->kx_client, __ATOMIC_ACQUIRE);
 	struct client *c = v && v <= SW_CONNS ? w->client_at[v - 1] : NULL;
 
-	return c && c->kc == &w->maps->conns[v - 1] ? c : NULL;
+	/* The client the kernel routed for, not a later one given the same entry (its
+	 * cookie: sockwayd's socket to the client, which the kernel wrote with kx_client). */
+	if (!c || c->kc != &w->maps->conns[v - 1] ||
+	    __atomic_load_n(&u->kc->client_cookie, __ATOMIC_RELAXED) != c->cookie)
+		return NULL;
+	return c;
 }
 
 /* A lent connection whose client is gone: closed, unless a program run is passing a

@@ -343,8 +343,10 @@ int main(int argc, char **argv)
 		unsigned n;
 
 		/* conns entries the kernel may be at work on are freed after grace periods;
-		 * the first one is over when this returns, so that no run that found an entry
-		 * of a sockwayd gone is still at work on it when the sweep frees it. */
+		 * the first one is over when this returns, so that no run that began before it
+		 * is still at work on an entry of a sockwayd gone when the sweep frees it (one
+		 * that begins after finds the sockets of that sockwayd closed, and its cookie
+		 * checks fail). */
 		grace_start();
 		n = sw_conns_sweep(&maps);
 		if (n)

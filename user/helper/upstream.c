@@ -43,42 +43,6 @@ struct deferred_entry {
 };
 
 /*
- * Frees a conns entry once no sk_msg run can be at work on it. One that had a splice armed
- * may still be written by a run that started before (its done and left counts, its head
- * scan), and one lent to the kernel may be in the middle of a run that took it from its
- * lend set: freed now, the way could be claimed and armed by another connection in
- * between. So the splice is stopped now (the kernel leaves ACTIVE by compare-and-swap
- * only, and starts only from an armed state), and the entry is freed at the second tick
- * from now (100-200 ms) and not before a grace period has passed since (grace.h): a run
- * can be held off its CPU for longer than any delay. A lent upstream's socket (fd, else -1)
- * stays open as long, so that its address and port, by which such a run would send a
- * request on to the backend, name no other connection meanwhile. Returns whether it took
- * fd, which is then closed with the entry.
- */
-static bool conn_entry_defer(struct worker *w, struct sw_conn *e, bool later, int fd)
-{
-	struct deferred_entry *d = later ? malloc(sizeof(*d)) : NULL;
-
-	if (!d) {
-		sw_conn_release(w->maps, e);
-		return false;
-	}
-	d->e = e;
-	d->free_at_ms = reactor_now_ms(w->r) + 100;
-	d->grace = grace_ticket();
-	d->fd = fd;
-	d->next = w->deferred;
-	w->deferred = d;
-	w->nr_deferred_fds += fd >= 0;
-	return fd >= 0;
-}
-
-void conn_entry_release(struct worker *w, struct sw_conn *e, bool later)
-{
-	conn_entry_defer(w, e, later, -1);
-}
-
-/*
  * A lent connection's entry, before it is freed: out of its lend set, every slot of it. A
  * run held off its CPU may have put it back (kroute_untake) after sockwayd took it out;
  * a slot left naming a free entry would name the next connection lent from it too.
@@ -92,6 +56,48 @@ static void lend_slots_clear(struct worker *w, struct sw_conn *e)
 	idx = sw_conn_index(w->maps, e);
 	while (sw_lend_take(&w->maps->lend[set], idx))
 		;
+}
+
+/*
+ * Frees a conns entry once no sk_msg run can be at work on it. One that had a splice armed
+ * may still be written by a run that started before (its done and left counts, its head
+ * scan), and one lent to the kernel may be in the middle of a run that took it from its
+ * lend set: freed now, the way could be claimed and armed by another connection in
+ * between. So, as RCU has it, the entry is unpublished first and freed once every run that
+ * may have found it has ended: its splice stopped (the kernel leaves ACTIVE by
+ * compare-and-swap only, and starts only from an armed state), its key retired (family 0
+ * matches no socket, as sockops retires keys: no new run finds it by key, and kernel
+ * routing's look-ups by index compare the key or need it lent, which lend_forget undid),
+ * and then it is freed at the second tick from now (100-200 ms) and not before a grace
+ * period has passed since (grace.h): a run can be held off its CPU for longer than any
+ * delay. A lent upstream's socket (fd, else -1) stays open as long, so that its address
+ * and port, by which such a run would send a request on to the backend, name no other
+ * connection meanwhile. Returns whether it took fd, which is then closed with the entry.
+ */
+static bool conn_entry_defer(struct worker *w, struct sw_conn *e, bool later, int fd)
+{
+	struct deferred_entry *d = later ? malloc(sizeof(*d)) : NULL;
+
+	if (!d) {
+		if (fd >= 0)
+			lend_slots_clear(w, e);
+		sw_conn_release(w->maps, e);
+		return false;
+	}
+	__atomic_store_n(&e->self.family, 0, __ATOMIC_RELEASE);
+	d->e = e;
+	d->free_at_ms = reactor_now_ms(w->r) + 100;
+	d->grace = grace_ticket();
+	d->fd = fd;
+	d->next = w->deferred;
+	w->deferred = d;
+	w->nr_deferred_fds += fd >= 0;
+	return fd >= 0;
+}
+
+void conn_entry_release(struct worker *w, struct sw_conn *e, bool later)
+{
+	conn_entry_defer(w, e, later, -1);
 }
 
 /* Frees the deferred entries whose time has come (at exit, sw_conns_release_mine frees
