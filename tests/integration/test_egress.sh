@@ -425,60 +425,8 @@ SPAWN_CGROUP=$CG DRIP_HOLD_AT=$MIB1 DRIP_HOLD_FILE="$TMP/dh.hold" spawn dh \
 wait_until "$WAIT_S" grep -q ready "$TMP/dh.log" || fail "backend dh did not start"
 check "backend dh" "$SOCKWAY" backend create dh "127.0.0.1:$P_DH"
 check "endpoint dh" "$SOCKWAY" endpoint create dh --route /dh --backend dh
-cat >"$TMP/reuse.py" <<'PY'
-import os, socket, struct, sys, time
-host, port, src, sport, step, hold = sys.argv[1], int(sys.argv[2]), sys.argv[3], int(sys.argv[4]), \
-    sys.argv[5], sys.argv[6]
-
-
-def conn():
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind((src, sport))
-    s.connect((host, port))
-    s.settimeout(60)
-    return s
-
-
-def wait(name):
-    deadline = time.monotonic() + 120
-    while not os.path.exists(step + name):
-        if time.monotonic() > deadline:
-            sys.exit("no " + name)
-        time.sleep(0.02)
-
-
-s = conn()
-s.sendall(b"GET /dh HTTP/1.1\r\nHost: t\r\n\r\n")
-# Read what comes (the kernel keeps sending while the client keeps up) until the backend
-# has paused mid-body and nothing more is on its way.
-s.settimeout(0.2)
-while True:
-    try:
-        if not s.recv(1 << 20):
-            sys.exit("closed before the pause")
-    except socket.timeout:
-        if os.path.exists(hold + ".held"):
-            break
-s.settimeout(60)
-open(step + ".read", "w").close()
-wait(".1")  # the test starts the bridge, kills the first sockwayd
-s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-s.close()
-s = conn()
-open(step + ".2", "w").close()
-wait(".3")  # the backend went on, and its sends failed
-s.sendall(b"GET /small HTTP/1.1\r\nHost: t\r\n\r\n")
-buf = b""
-while b"\r\n\r\n" not in buf:
-    d = s.recv(65536)
-    if not d:
-        break
-    buf += d
-print(buf[:12].decode("latin-1").replace("\r", "\\r").replace("\n", "\\n"))
-PY
-spawn reuse nsenter --net="/run/netns/$NS" python3 "$TMP/reuse.py" "$HOST_IP" "$P_SWD" \
-	"10.206.$NET.2" "$P_SRC" "$TMP/step" "$TMP/dh.hold"
+spawn reuse nsenter --net="/run/netns/$NS" python3 tests/integration/reuse_client.py "$HOST_IP" \
+	"$P_SWD" "10.206.$NET.2" "$P_SRC" "$TMP/step" "$TMP/dh.hold" /dh /small
 reuse=$SPAWNED
 wait_until "$WAIT_S" test -e "$TMP/step.read" || fail "reuse: the backend paused mid-body"
 A_PID=$SWD_PID
@@ -494,7 +442,7 @@ wait_until "$WAIT_S" grep -q Error "$TMP/dh.log" ||
 touch "$TMP/step.3"
 wait "$reuse"
 eq "reuse: the new connection's first bytes answer its own request" \
-	"$(head -n 1 "$TMP/reuse.log")" 'HTTP/1.1 200'
+	"$(tail -n 1 "$TMP/reuse.log")" 'HTTP/1.1 200'
 
 # --- --no-egress -----------------------------------------------------------------------------
 stop_pid "$SWD_PID"

@@ -764,67 +764,13 @@ DRIP_HOLD_AT=$MIB1 DRIP_HOLD_FILE=$TMP/rh.hold SPAWN_CGROUP=$CG \
 wait_until "$WAIT_S" grep -q ready "$TMP/rh.log" || fail "13: backend rh did not start"
 check "13: backend rh" "$SOCKWAY" backend create rh "127.0.0.1:$P_RH"
 check "13: endpoint /rh" "$SOCKWAY" endpoint create rh --route /rh --backend rh
-cat >"$TMP/reuse.py" <<'PY'
-import os, socket, struct, sys, time
-port, sport, step, hold = int(sys.argv[1]), int(sys.argv[2]), sys.argv[3], sys.argv[4]
-
-
-def conn():
-    s = socket.socket()
-    s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-    s.bind(("127.0.0.1", sport))
-    s.connect(("127.0.0.1", port))
-    s.settimeout(60)
-    return s
-
-
-def wait(name):
-    deadline = time.monotonic() + 120
-    while not os.path.exists(step + name):
-        if time.monotonic() > deadline:
-            sys.exit("no " + name)
-        time.sleep(0.02)
-
-
-s = conn()
-s.sendall(b"GET /rh HTTP/1.1\r\nHost: t\r\n\r\n")
-# Read what comes (the kernel keeps moving the body while the client keeps up) until the
-# backend has paused mid-body and nothing more is on its way.
-got = 0
-s.settimeout(0.2)
-while True:
-    try:
-        d = s.recv(1 << 20)
-        if not d:
-            sys.exit("closed before the pause")
-        got += len(d)
-    except socket.timeout:
-        if os.path.exists(hold + ".held"):
-            break
-print("read", got, flush=True)
-s.settimeout(60)
-open(step + ".read", "w").close()
-wait(".1")  # the test starts the bridge, kills the first sockwayd
-s.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
-s.close()
-s = conn()
-open(step + ".2", "w").close()
-wait(".3")  # the backend went on, and its sends failed
-s.sendall(b"GET /small/x HTTP/1.1\r\nHost: t\r\n\r\n")
-buf = b""
-while b"\r\n\r\n" not in buf:
-    d = s.recv(65536)
-    if not d:
-        break
-    buf += d
-print(buf[:12].decode("latin-1").replace("\r", "\\r").replace("\n", "\\n"))
-PY
 # No lending: the body's splice is the one sockwayd arms (kernel routing arms its own the
 # same way, checked by the same cookie).
 start_sockwayd "$P_RA" "$P_RA_ADMIN" --workers 1 --lend 0
 RA_PID=$SWD_PID
 s0=$(stat_of spliced_bytes)
-SPAWN_CGROUP=$CG spawn reuse python3 "$TMP/reuse.py" "$P_RA" "$P_RSRC" "$TMP/step" "$TMP/rh.hold"
+SPAWN_CGROUP=$CG spawn reuse python3 tests/integration/reuse_client.py 127.0.0.1 "$P_RA" \
+	127.0.0.1 "$P_RSRC" "$TMP/step" "$TMP/rh.hold" /rh /small/x
 reuse=$SPAWNED
 wait_until "$WAIT_S" test -e "$TMP/step.read" || fail "13: the backend paused mid-body"
 # The kernel was moving that body when sockwayd died: else this checks nothing.
