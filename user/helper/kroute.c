@@ -36,6 +36,10 @@
  * worker lends no more: a grace period held up (a program run held off its CPU, for as long
  * as its sender's priority allows) would otherwise keep ever more sockets open. */
 #define LEND_DEFERRED_MAX 1024
+/* How long a closing client waits for a routing run of its own to end (a run takes
+ * microseconds; one held off its CPU longer is left WANT, K11, which is safe): bounded, so
+ * that a client that holds its runs cannot stall its worker for long on every close. */
+#define UNTRACK_YIELDS 10000
 
 static struct sw_lend_set *lend_set_of(struct worker *w, const struct sw_conn *e)
 {
@@ -153,7 +157,7 @@ void kroute_client_untrack(struct client *c)
 	 * run is held off its CPU past the wait), which may also begin between the wait and
 	 * the swap (K4): then it is waited for again. */
 	for (;;) {
-		state = c->kroute_used ? kroute_settled(c, 100000)
+		state = c->kroute_used ? kroute_settled(c, UNTRACK_YIELDS)
 				       : __atomic_load_n(&c->kc->kroute, __ATOMIC_ACQUIRE);
 		if (state == SW_KR_OPEN) {
 			if (__atomic_compare_exchange_n(&c->kc->kroute, &state, SW_KR_CLOSED, false,
