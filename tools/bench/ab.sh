@@ -23,10 +23,6 @@ set -u -o pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT" || exit 1
-OUTPUT=${OUTPUT:-.output}
-SOCKWAY=$OUTPUT/sockway
-SOCKWAYD=$OUTPUT/sockwayd
-SWBACKEND=$OUTPUT/tools/swbackend
 DURATION=8
 PAIRS=3
 CONNECTIONS=32
@@ -51,54 +47,20 @@ case $OFF in
 --no-uring) METRIC=sockway_batched_writes_total ON=batched WHAT="batched writes" ;;
 *) echo "ab.sh: --off takes --no-pipe or --no-uring" >&2; exit 2 ;;
 esac
-[ "$(id -u)" = 0 ] || { echo "ab.sh: run as root" >&2; exit 1; }
-for b in "$SOCKWAY" "$SOCKWAYD" "$SWBACKEND"; do
-	[ -x "$b" ] || { echo "ab.sh: $b is missing; run make first" >&2; exit 1; }
-done
-command -v wrk >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null ||
-	{ echo "ab.sh: wrk is missing and could not be installed" >&2; exit 1; }
-
 export SOCKWAY_PIN_ROOT=/sys/fs/bpf/sockway-bench-$$-ab
-BASE=$((30000 + ($$ % 100) * 20))
-P_SMALL=$BASE P_BIG=$((BASE + 1)) P_PIPE=$((BASE + 2)) P_PIPE_ADMIN=$((BASE + 3))
-P_COPY=$((BASE + 4)) P_COPY_ADMIN=$((BASE + 5))
-HZ=$(getconf CLK_TCK)
-TMP=$(mktemp -d)
-PIDS=()
-
+BENCH=ab.sh
+. tools/bench/lib.sh || exit 1
 cleanup() {
-	local pid
-	for pid in "${PIDS[@]}"; do
-		kill -TERM "$pid" 2>/dev/null
-	done
-	for pid in "${PIDS[@]}"; do
-		wait "$pid" 2>/dev/null
-	done
+	bench_stop_all
 	"$SOCKWAY" unload >/dev/null 2>&1
-	rm -rf "$TMP"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+bench_prepare wrk
 
-start() { # start NAME CMD...: in the background, log in $TMP/NAME.log; its PID in $STARTED
-	local name=$1
-	shift
-	"$@" >"$TMP/$name.log" 2>&1 &
-	STARTED=$!
-	PIDS+=("$STARTED")
-}
-wait_http() { # wait_http URL: until it answers (60 s at most)
-	local i
-	for i in $(seq 1 600); do
-		curl -sf -o /dev/null --max-time 2 "$1" && return 0
-		sleep 0.1
-	done
-	echo "ab.sh: $1 did not answer" >&2
-	exit 1
-}
-cpu_ticks() { # cpu_ticks PID: user + system clock ticks of the process, all its threads
-	awk '{ print $14 + $15 }' "/proc/$1/stat"
-}
+BASE=$((30000 + ($$ % 100) * 20))
+P_SMALL=$BASE P_BIG=$((BASE + 1)) P_PIPE=$((BASE + 2)) P_PIPE_ADMIN=$((BASE + 3))
+P_COPY=$((BASE + 4)) P_COPY_ADMIN=$((BASE + 5))
 metric() { # metric ADMIN_PORT: that sockwayd's $METRIC
 	curl -s --max-time 10 "http://127.0.0.1:$1/metrics" | awk -v m="$METRIC" '$1 == m { print $2 }'
 }

@@ -17,10 +17,6 @@ set -u -o pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT" || exit 1
-OUTPUT=${OUTPUT:-.output}
-SOCKWAY=$OUTPUT/sockway
-SOCKWAYD=$OUTPUT/sockwayd
-SWBACKEND=$OUTPUT/tools/swbackend
 DURATION=8
 PAIRS=3
 CONNECTIONS=32
@@ -37,52 +33,23 @@ while [ $# -gt 0 ]; do
 	*) echo "accel_ab.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
 	esac
 done
-[ "$(id -u)" = 0 ] || { echo "accel_ab.sh: run as root" >&2; exit 1; }
-for b in "$SOCKWAY" "$SOCKWAYD" "$SWBACKEND"; do
-	[ -x "$b" ] || { echo "accel_ab.sh: $b is missing; run make first" >&2; exit 1; }
-done
-command -v wrk >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq wrk >/dev/null ||
-	{ echo "accel_ab.sh: wrk is missing and could not be installed" >&2; exit 1; }
-
 export SOCKWAY_PIN_ROOT=/sys/fs/bpf/sockway-bench-$$-ab
 CGROUP2=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
-BASE=$((30000 + ($$ % 100) * 20))
-P_SMALL=$BASE P_BIG=$((BASE + 1)) P_DEF=$((BASE + 2)) P_DEF_ADMIN=$((BASE + 3))
-P_OFF=$((BASE + 4)) P_OFF_ADMIN=$((BASE + 5))
-TMP=$(mktemp -d)
-PIDS=()
-
+BENCH=accel_ab.sh
+. tools/bench/lib.sh || exit 1
 cleanup() {
-	local pid
-	for pid in "${PIDS[@]}"; do
-		kill -TERM "$pid" 2>/dev/null
-	done
-	for pid in "${PIDS[@]}"; do
-		wait "$pid" 2>/dev/null
-	done
+	bench_stop_all
 	"$SOCKWAY" accel off >/dev/null 2>&1
 	"$SOCKWAY" unload >/dev/null 2>&1
 	rmdir "$CGROUP2/$(basename "$SOCKWAY_PIN_ROOT")" 2>/dev/null
-	rm -rf "$TMP"
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
+bench_prepare wrk
 
-start() { # start NAME CMD...: in the background, log in $TMP/NAME.log
-	local name=$1
-	shift
-	"$@" >"$TMP/$name.log" 2>&1 &
-	PIDS+=($!)
-}
-wait_http() { # wait_http URL: until it answers (60 s at most)
-	local i
-	for i in $(seq 1 600); do
-		curl -sf -o /dev/null --max-time 2 "$1" && return 0
-		sleep 0.1
-	done
-	echo "accel_ab.sh: $1 did not answer" >&2
-	exit 1
-}
+BASE=$((30000 + ($$ % 100) * 20))
+P_SMALL=$BASE P_BIG=$((BASE + 1)) P_DEF=$((BASE + 2)) P_DEF_ADMIN=$((BASE + 3))
+P_OFF=$((BASE + 4)) P_OFF_ADMIN=$((BASE + 5))
 
 "$SOCKWAY" load >/dev/null || exit 1
 start small "$SWBACKEND" --name small --listen "127.0.0.1:$P_SMALL" --threads 2

@@ -23,10 +23,6 @@ set -u -o pipefail
 
 ROOT=$(cd "$(dirname "$0")/../.." && pwd)
 cd "$ROOT" || exit 1
-OUTPUT=${OUTPUT:-.output}
-SOCKWAY=$OUTPUT/sockway
-SOCKWAYD=$OUTPUT/sockwayd
-SWBACKEND=$OUTPUT/tools/swbackend
 DURATION=8
 ROUNDS=5
 CONNECTIONS=8
@@ -56,20 +52,17 @@ while [ $# -gt 0 ]; do
 	*) echo "relay_floor.sh: unknown option $1 (try --help)" >&2; exit 2 ;;
 	esac
 done
-[ "$(id -u)" = 0 ] || { echo "relay_floor.sh: run as root" >&2; exit 1; }
-for b in "$SOCKWAY" "$SOCKWAYD" "$SWBACKEND"; do
-	[ -x "$b" ] || { echo "relay_floor.sh: $b is missing; run make first" >&2; exit 1; }
-done
-want=()
-command -v wrk >/dev/null || want+=(wrk)
-command -v haproxy >/dev/null || want+=(haproxy)
-if [ ${#want[@]} -gt 0 ]; then
-	echo "relay_floor.sh: installing ${want[*]} from Debian" >&2
-	DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${want[@]}" >/dev/null ||
-		{ echo "relay_floor.sh: could not install ${want[*]}" >&2; exit 1; }
-fi
-
 export SOCKWAY_PIN_ROOT=/sys/fs/bpf/sockway-bench-$$-floor
+BENCH=relay_floor.sh
+. tools/bench/lib.sh || exit 1
+cleanup() {
+	bench_stop_all
+	"$SOCKWAY" unload >/dev/null 2>&1
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+bench_prepare wrk haproxy
+
 # Six ports below the ephemeral range (32768 up by default), none of them bound already.
 BASE=$((31000 + ($$ % 70) * 10))
 for _ in $(seq 70); do
@@ -79,41 +72,6 @@ for _ in $(seq 70); do
 done
 P_BIG1=$BASE P_BIG2=$((BASE + 1)) P_SWD=$((BASE + 2)) P_ADMIN=$((BASE + 3))
 P_HTTP=$((BASE + 4)) P_TCP=$((BASE + 5))
-HZ=$(getconf CLK_TCK)
-TMP=$(mktemp -d)
-PIDS=()
-
-cleanup() {
-	local pid
-	for pid in "${PIDS[@]}"; do
-		kill -TERM "$pid" 2>/dev/null
-	done
-	for pid in "${PIDS[@]}"; do
-		wait "$pid" 2>/dev/null
-	done
-	"$SOCKWAY" unload >/dev/null 2>&1
-	rm -rf "$TMP"
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-start() { # start NAME CMD...: in the background, log in $TMP/NAME.log; its PID in $STARTED
-	local name=$1
-	shift
-	"$@" >"$TMP/$name.log" 2>&1 &
-	STARTED=$!
-	PIDS+=("$STARTED")
-}
-wait_http() { # wait_http NAME URL: until it answers (60 s at most); else NAME's log
-	local i
-	for i in $(seq 1 600); do
-		curl -sf -o /dev/null --max-time 5 "$2" && return 0
-		sleep 0.1
-	done
-	echo "relay_floor.sh: $1 did not answer at $2; the end of its log:" >&2
-	tail -n 5 "$TMP/$1.log" >&2
-	exit 1
-}
 
 # HAProxy, both modes: the HTTP one as tools/bench/haproxy.conf.in has it for /big.
 haproxy_cfg() { # haproxy_cfg MODE PORT
@@ -150,8 +108,8 @@ haproxy_cfg tcp "$P_TCP" >"$TMP/tcp.cfg"
 start big1 "$SWBACKEND" --name big1 --listen "127.0.0.1:$P_BIG1" --threads 2 --body-size 1048576
 PID_DIRECT=$STARTED
 start big2 "$SWBACKEND" --name big2 --listen "127.0.0.1:$P_BIG2" --threads 2 --body-size 1048576
-wait_http big1 "http://127.0.0.1:$P_BIG1/__swbackend/stats"
-wait_http big2 "http://127.0.0.1:$P_BIG2/__swbackend/stats"
+wait_http "http://127.0.0.1:$P_BIG1/__swbackend/stats" big1
+wait_http "http://127.0.0.1:$P_BIG2/__swbackend/stats" big2
 "$SOCKWAY" apply -f - >/dev/null <<EOF || exit 1
 {"version": 1,
  "backends": {"big1": {"replicas": ["127.0.0.1:$P_BIG1"]},
@@ -165,15 +123,12 @@ start haproxy-http haproxy -db -f "$TMP/http.cfg"
 PID_HTTP=$STARTED
 start haproxy-tcp haproxy -db -f "$TMP/tcp.cfg"
 PID_TCP=$STARTED
-wait_http sockwayd "http://127.0.0.1:$P_SWD/big"
-wait_http haproxy-http "http://127.0.0.1:$P_HTTP/big"
-wait_http haproxy-tcp "http://127.0.0.1:$P_TCP/big"
+wait_http "http://127.0.0.1:$P_SWD/big" sockwayd
+wait_http "http://127.0.0.1:$P_HTTP/big" haproxy-http
+wait_http "http://127.0.0.1:$P_TCP/big" haproxy-tcp
 
 busy_ticks() { # all CPUs' busy clock ticks (user nice system irq softirq steal)
 	awk '$1 == "cpu" { print $2 + $3 + $4 + $7 + $8 + $9 }' /proc/stat
-}
-cpu_ticks() { # cpu_ticks PID: user + system clock ticks of the process, all its threads
-	awk '{ print $14 + $15 }' "/proc/$1/stat"
 }
 
 # run TARGET: "REQ/S MACHINE_US PROC_US" per response of one wrk run after a 1 s warm-up.
