@@ -34,7 +34,7 @@ char LICENSE[] SEC("license") = "Dual BSD/GPL";
  * This runs before sockwayd can claim the new socket (it accepts or sees the connect
  * complete after ESTABLISHED), so no lookup may find the old entry for it: its key is
  * retired (family 0 matches no socket). The entry is not freed here: its owner frees it
- * (at its deferred time, or reclaim() once the owner is dead), so a way is never free while
+ * (at its deferred time, or its reclaim once the owner is dead), so a way is never free while
  * its owner still holds it and may free it again. No live socket has the key of one being
  * established, while any number may share its tag.
  * (A store, not a compare-and-swap: only if the owner released the way and another socket

@@ -321,12 +321,17 @@ struct sw_accel_stats {
  *     user/helper/splice.c hold the rest.
  * A sockwayd killed leaves its entries behind: sockops retires the key of an entry whose
  * key connects again (before any sockwayd can claim it, so no new connection ever finds an
- * old splice; only the owner, or reclaim() once it is dead, frees an entry), and sockwayd
- * frees the entries of dead owners when it starts and when a bucket is full.
+ * old splice; only the owner frees an entry, or another sockwayd once the owner is dead),
+ * and sockwayd frees the entries of dead owners when it starts and when a bucket is full:
+ * it marks them first (owner SW_CONN_RECLAIMING | its pid, so that no other sockwayd takes
+ * them too), and frees them after an RCU grace period begun after the mark (a run that
+ * found one while its owner was alive may still be at work on it); marked, an entry
+ * matches its old key as before, but kernel routing lends no upstream to a marked owner.
  */
-#define SW_CONN_BUCKETS 4096
-#define SW_CONN_WAYS	4
-#define SW_CONNS	(SW_CONN_BUCKETS * SW_CONN_WAYS)
+#define SW_CONN_RECLAIMING 0x80000000u
+#define SW_CONN_BUCKETS	   4096
+#define SW_CONN_WAYS	   4
+#define SW_CONNS	   (SW_CONN_BUCKETS * SW_CONN_WAYS)
 
 /*
  * The splice of an upstream's conns entry (sw_conn.splice). Every transition, who makes it
@@ -359,7 +364,7 @@ struct sw_accel_stats {
  *   S14 ACTIVE -> IDLE          sockwayd store    the backend closed early: nothing more
  *                                                 comes for the kernel to move
  *   S15 any -> IDLE             sockwayd store    the entry is freed (its owner's close,
- *                                                 or reclaim() of a dead owner's)
+ *                                                 or the reclaim of a dead owner's)
  *   S16 IDLE -> PREARMED        sk_msg   CAS      kernel routing (K4 below): a lent
  *                                                 upstream's request, before it goes
  *   S17 TAKING -> IDLE          sk_msg   CAS      its response went whole to a client
@@ -433,7 +438,7 @@ struct sw_conn_bucket {
 
 struct sw_conn {
 	/* The first cache line is what every lookup reads (owner, self). */
-	__u32 owner;  /* pid of the sockwayd that claimed it; 0 while free */
+	__u32 owner;  /* pid of the sockwayd that claimed it; 0 while free; a reclaim's mark */
 	__u32 splice; /* enum sw_splice_state; written with compare-and-swap */
 	/* The key of the socket this entry belongs to, written by sockwayd before owner: a
 	 * lookup matches the whole key, never the tag alone. */

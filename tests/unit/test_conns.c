@@ -5,6 +5,8 @@
  * thread that plays the kernel's side of a whole response (PREARMED -> TAKING -> DONE, by
  * compare-and-swap as bpf/sk_msg.bpf.c does) against sockwayd settling at the same time:
  * the response is either taken back untouched or collected whole, never both or neither.
+ * Last, the reclaim of a dead sockwayd's entries: marked, and freed only once a grace
+ * period taken after the mark has passed.
  */
 #include <pthread.h>
 #include <sched.h>
@@ -12,12 +14,16 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
 #include "conns.h"
+#include "sockway/hash.h"
 
 static struct sw_sock_key key_of(__u32 port)
 {
@@ -214,12 +220,145 @@ static void test_settle_races_whole_response(void **state)
 	}
 }
 
+/* The reclaim's grace periods, played by the test: tickets count up, and those below
+ * grace_upto have passed. */
+static __u64 next_ticket = 1, grace_upto;
+static __u64 fake_ticket(void)
+{
+	return next_ticket++;
+}
+static bool fake_passed(__u64 t)
+{
+	return t < grace_upto;
+}
+
+/* A pid that was and is no more: a child, exited and reaped. */
+static pid_t dead_pid(void)
+{
+	pid_t pid = fork();
+
+	assert_true(pid >= 0);
+	if (!pid)
+		_exit(0);
+	assert_int_equal(waitpid(pid, NULL, 0), pid);
+	return pid;
+}
+
+static void fill(struct sw_maps *m, __u32 bucket, unsigned way, __u32 owner, __u16 port)
+{
+	m->conn_tags[bucket].tag[way] = 1000 + way;
+	m->conns[bucket * SW_CONN_WAYS + way].owner = owner;
+	m->conns[bucket * SW_CONN_WAYS + way].self = key_of(port);
+	m->conns[bucket * SW_CONN_WAYS + way].splice = SW_SPLICE_ACTIVE;
+}
+
+static void test_reclaim_after_grace(void **state)
+{
+	struct sw_maps m = {0};
+	struct sw_reclaims r = {.ticket = fake_ticket, .passed = fake_passed};
+	struct sw_sock_key k = key_of(41000);
+	__u32 bucket = sw_sock_key_hash(&k) % SW_CONN_BUCKETS;
+	__u32 me = (__u32)getpid(), mark = SW_CONN_RECLAIMING | me;
+	pid_t dead = dead_pid(), dead2 = dead_pid();
+	struct sw_conn *e, *way;
+	unsigned i;
+
+	(void)state;
+	m.conns = calloc(SW_CONNS, sizeof(*m.conns));
+	m.conn_tags = calloc(SW_CONN_BUCKETS, sizeof(*m.conn_tags));
+	assert_non_null(m.conns);
+	assert_non_null(m.conn_tags);
+	way = &m.conns[bucket * SW_CONN_WAYS];
+
+	/* Ways 0 and 1 of a dead sockwayd, 2 of a live one (the test's parent), 3 marked by a
+	 * sockwayd that died before it freed it. */
+	fill(&m, bucket, 0, (__u32)dead, 1);
+	fill(&m, bucket, 1, (__u32)dead, 2);
+	fill(&m, bucket, 2, (__u32)getppid(), 3);
+	fill(&m, bucket, 3, SW_CONN_RECLAIMING | (__u32)dead2, 4);
+
+	/* Without a reclaim set a full bucket is just full. */
+	assert_null(sw_conn_claim(&m, &k, NULL));
+	for (i = 0; i < SW_CONN_WAYS; i++)
+		assert_int_not_equal(way[i].owner, mark);
+	assert_int_equal(way[0].owner, (__u32)dead);
+
+	/* Marked, not freed: their tags, keys and splices stay, they wait for one ticket. */
+	assert_null(sw_conn_claim(&m, &k, &r));
+	assert_int_equal(r.n, 3);
+	assert_int_equal(way[0].owner, mark);
+	assert_int_equal(way[1].owner, mark);
+	assert_int_equal(way[2].owner, (__u32)getppid());
+	assert_int_equal(way[3].owner, mark);
+	for (i = 0; i < SW_CONN_WAYS; i++) {
+		assert_int_equal(m.conn_tags[bucket].tag[i], 1000 + i);
+		assert_int_equal(way[i].self.local_port, i + 1);
+		assert_int_equal(way[i].splice, SW_SPLICE_ACTIVE);
+	}
+	assert_int_equal(r.grace[0], r.grace[2]);
+
+	/* Marked by us: not marked again, and the bucket stays full. */
+	assert_null(sw_conn_claim(&m, &k, &r));
+	assert_int_equal(r.n, 3);
+
+	/* No grace period has passed: nothing is freed. */
+	sw_reclaims_tick(&m, &r);
+	assert_int_equal(r.n, 3);
+	assert_null(sw_conn_claim(&m, &k, &r));
+
+	/* It has: the three are free and idle, and a claim takes one. */
+	grace_upto = next_ticket;
+	sw_reclaims_tick(&m, &r);
+	assert_int_equal(r.n, 0);
+	for (i = 0; i < SW_CONN_WAYS; i++) {
+		if (i == 2)
+			continue;
+		assert_int_equal(m.conn_tags[bucket].tag[i], 0);
+		assert_int_equal(way[i].owner, 0);
+		assert_int_equal(way[i].splice, SW_SPLICE_IDLE);
+	}
+	e = sw_conn_claim(&m, &k, &r);
+	assert_ptr_equal(e, &way[0]);
+	assert_int_equal(e->owner, me);
+	assert_memory_equal(&e->self, &k, sizeof(k));
+
+	/* A set that is full marks no more than it holds. */
+	fill(&m, bucket, 0, (__u32)dead, 1);
+	fill(&m, bucket, 1, (__u32)dead, 2);
+	fill(&m, bucket, 3, (__u32)dead, 4);
+	r.n = SW_RECLAIMS_MAX - 1;
+	assert_null(sw_conn_claim(&m, &k, &r));
+	assert_int_equal(r.n, SW_RECLAIMS_MAX);
+	assert_int_equal(way[0].owner, mark);
+	assert_int_equal(way[1].owner, (__u32)dead);
+
+	/* The sweep at start: every dead owner's entry marked, freed when told; ours and
+	 * the live one's stay. At exit, what we hold or marked goes. */
+	fill(&m, 7, 0, (__u32)dead2, 9);
+	assert_int_equal(sw_conns_mark_dead(&m), 3); /* ways 1 and 3, and bucket 7's */
+	assert_int_equal(m.conns[7 * SW_CONN_WAYS].owner, mark);
+	sw_conns_free_marked(&m);
+	assert_int_equal(m.conn_tags[7].tag[0], 0);
+	for (i = 0; i < SW_CONN_WAYS; i++)
+		assert_int_equal(m.conn_tags[bucket].tag[i], i == 2 ? 1002 : 0);
+	fill(&m, 8, 0, me, 10);
+	fill(&m, 8, 1, mark, 11);
+	fill(&m, 8, 2, (__u32)getppid(), 12);
+	sw_conns_release_mine(&m);
+	assert_int_equal(m.conn_tags[8].tag[0], 0);
+	assert_int_equal(m.conn_tags[8].tag[1], 0);
+	assert_int_equal(m.conn_tags[8].tag[2], 1002);
+	free(m.conns);
+	free(m.conn_tags);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
 		cmocka_unit_test(test_arm_and_prearm),
 		cmocka_unit_test(test_settle_states),
 		cmocka_unit_test(test_settle_races_whole_response),
+		cmocka_unit_test(test_reclaim_after_grace),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

@@ -545,7 +545,7 @@ void client_accept(struct reactor *r, struct reactor_ev *ev, __u32 events)
 		if (w->netns && !sw_conn_key(&c->key, w->netns, fd)) {
 			if (sw_sock_tracked(w->maps, &c->key)) {
 				c->pipe_ok = PIPE_NO;
-				c->kc = sw_conn_claim(w->maps, &c->key);
+				c->kc = sw_conn_claim(w->maps, &c->key, &w->reclaims);
 				/* A splice into the client's socket checks by this cookie that
 				 * sockwayd's socket, and so the client's, is still the one armed
 				 * for (a tuple outlives its socket); kernel routing reads it

@@ -240,6 +240,8 @@ static int worker_init(struct worker *w, unsigned id, struct sw_maps *maps)
 
 	w->id = id;
 	w->maps = maps;
+	w->reclaims.ticket = grace_ticket;
+	w->reclaims.passed = grace_passed;
 	w->shard = 1 + id % (SW_COUNTER_SHARDS - 1);
 	if (getrandom(&w->rng, sizeof(w->rng), 0) != sizeof(w->rng) || !w->rng)
 		w->rng = 0x9e3779b97f4a7c15ULL ^ id;
@@ -342,13 +344,14 @@ int main(int argc, char **argv)
 	if (!swd_cfg.no_accel) {
 		unsigned n;
 
-		/* conns entries the kernel may be at work on are freed after grace periods;
-		 * the first one is over when this returns, so that no run that began before it
-		 * is still at work on an entry of a sockwayd gone when the sweep frees it (one
-		 * that begins after finds the sockets of that sockwayd closed, and its cookie
-		 * checks fail). */
+		/* conns entries the kernel may be at work on are freed after grace periods.
+		 * Those of sockwayds gone are marked first, and the first grace period begins
+		 * after: once it is over (grace_start returns) no run that began while their
+		 * owners were alive is still at work on one (a run that begins after finds the
+		 * sockets of that sockwayd closed, and its cookie checks fail). */
+		n = sw_conns_mark_dead(&maps);
 		grace_start();
-		n = sw_conns_sweep(&maps);
+		sw_conns_free_marked(&maps);
 		if (n)
 			pr_info("freed %u conns entries of sockwayd processes gone", n);
 		n = sw_lend_sweep(&maps);

@@ -14,6 +14,7 @@
 
 #include "sockway/abi.h"
 #include "buf.h"
+#include "conns.h"
 #include "http.h"
 #include "maps.h"
 #include "reactor.h"
@@ -131,6 +132,8 @@ struct worker {
 	 * conn_entry_defer); how many lent upstreams' sockets wait with them. */
 	struct deferred_entry *deferred;
 	unsigned nr_deferred_fds;
+	/* conns entries of sockwayds gone, marked when a bucket was full (conns.h). */
+	struct sw_reclaims reclaims;
 	bool lend_held; /* lending stopped for those: said once */
 	/* Kernel routing (kroute.c): whether this worker lends; its clients and lent
 	 * upstreams by conns index; per replica, connections lent (or connecting to be),

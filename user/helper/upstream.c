@@ -418,7 +418,7 @@ void upstream_track(struct upstream *u)
 	struct sw_sock_key key;
 
 	if (u->w->netns && !u->kc && !sw_conn_key(&key, u->w->netns, u->ev.fd))
-		u->kc = sw_conn_claim(u->w->maps, &key);
+		u->kc = sw_conn_claim(u->w->maps, &key, &u->w->reclaims);
 	if (u->kc) {
 		u->accel_seen = __atomic_load_n(&u->kc->accel_bytes, __ATOMIC_RELAXED);
 		u->accel_base = u->accel_seen;

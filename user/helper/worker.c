@@ -120,6 +120,7 @@ void proxy_tick(struct worker *w)
 	/* Each module its own timers; the exchange's may free upstreams and clients, so it
 	 * runs after the pool's walk and before the clients'. */
 	upstream_tick(w);
+	sw_reclaims_tick(w->maps, &w->reclaims);
 	lend_tick(w);
 	exchange_tick(w);
 	client_tick(w);

@@ -122,29 +122,41 @@ static void entry_reset(struct sw_conn *e)
 	__atomic_store_n(&e->kx_client, 0, __ATOMIC_RELAXED);
 }
 
+/* Who marked an entry for reclaim (SW_CONN_RECLAIMING | pid), or who owns it. */
+static pid_t owner_pid(__u32 owner)
+{
+	return (pid_t)(owner & ~SW_CONN_RECLAIMING);
+}
+
 /*
- * Frees way i of bucket if its owner is gone; true if it did. An entry's owner is 0
- * whenever its tag is 0 or just claimed (every free path zeroes the owner before the tag,
- * and a claim writes its pid after taking the tag), so only the dead owner's claim can
- * match here; taking the owner from it first (compare-and-swap) makes the reclaim
- * exclusive. (Liveness is by pid: sockwayds sharing pins across pid namespaces would
- * take each other's entries; do not do that.)
+ * Marks way i of bucket for reclaim if its owner is gone (or the sockwayd that marked it
+ * is): true if it did, and its owner is then SW_CONN_RECLAIMING | our pid. An entry's owner
+ * is 0 whenever its tag is 0 or just claimed (every free path zeroes the owner before the
+ * tag, and a claim writes its pid after taking the tag), so only the dead owner's claim
+ * can match here; taking the owner from it (compare-and-swap) makes the mark exclusive.
+ * The entry stays as it was, and matches its old key as before: it is freed only after a
+ * grace period that begins after the mark, since a run of sk_msg that began while its
+ * owner was alive may still be at work on it (grace.h in sockwayd). (Liveness is by pid:
+ * sockwayds sharing pins across pid namespaces would take each other's entries; do not do
+ * that.)
  */
-static bool reclaim(struct sw_maps *m, __u32 bucket, unsigned i)
+static bool mark_dead(struct sw_maps *m, __u32 bucket, unsigned i)
 {
 	struct sw_conn *e = &m->conns[bucket * SW_CONN_WAYS + i];
 	__u64 tag = __atomic_load_n(&m->conn_tags[bucket].tag[i], __ATOMIC_ACQUIRE);
 	__u32 owner = __atomic_load_n(&e->owner, __ATOMIC_ACQUIRE);
+	pid_t pid = owner_pid(owner);
 
-	if (!tag || !owner || (pid_t)owner == getpid() || kill((pid_t)owner, 0) == 0 ||
-	    errno != ESRCH)
+	if (!tag || pid <= 0 || pid == getpid() || kill(pid, 0) == 0 || errno != ESRCH)
 		return false;
-	if (!__atomic_compare_exchange_n(&e->owner, &owner, 0, false, __ATOMIC_ACQ_REL,
-					 __ATOMIC_RELAXED))
-		return false;
-	entry_reset(e);
-	return __atomic_compare_exchange_n(&m->conn_tags[bucket].tag[i], &tag, 0, false,
-					   __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
+	return __atomic_compare_exchange_n(&e->owner, &owner, SW_CONN_RECLAIMING | (__u32)getpid(),
+					   false, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
+}
+
+static bool marked_by_me(const struct sw_conn *e)
+{
+	return __atomic_load_n(&e->owner, __ATOMIC_ACQUIRE) ==
+	       (SW_CONN_RECLAIMING | (__u32)getpid());
 }
 
 static struct sw_conn *claim_free(struct sw_maps *m, __u32 bucket, __u64 tag,
@@ -172,20 +184,44 @@ static struct sw_conn *claim_free(struct sw_maps *m, __u32 bucket, __u64 tag,
 	return NULL;
 }
 
-struct sw_conn *sw_conn_claim(struct sw_maps *m, const struct sw_sock_key *k)
+struct sw_conn *sw_conn_claim(struct sw_maps *m, const struct sw_sock_key *k, struct sw_reclaims *r)
 {
 	__u64 tag = sw_sock_key_hash(k);
 	__u32 bucket = tag % SW_CONN_BUCKETS;
 	struct sw_conn *e = claim_free(m, bucket, tag, k);
-	unsigned i;
-	bool freed = false;
+	unsigned i, first;
 
-	if (e)
+	if (e || !r)
 		return e;
-	/* A full bucket: entries of a killed sockwayd may be taking it. */
-	for (i = 0; i < SW_CONN_WAYS; i++)
-		freed |= reclaim(m, bucket, i);
-	return freed ? claim_free(m, bucket, tag, k) : NULL;
+	/* A full bucket: entries of a killed sockwayd may be taking it. They are marked now
+	 * and freed after a grace period begun after this (sw_reclaims_tick). */
+	first = r->n;
+	for (i = 0; i < SW_CONN_WAYS && r->n < SW_RECLAIMS_MAX; i++)
+		if (mark_dead(m, bucket, i))
+			r->idx[r->n++] = bucket * SW_CONN_WAYS + i;
+	if (r->n > first) {
+		__u64 ticket = r->ticket();
+
+		for (i = first; i < r->n; i++)
+			r->grace[i] = ticket;
+	}
+	return NULL;
+}
+
+void sw_reclaims_tick(struct sw_maps *m, struct sw_reclaims *r)
+{
+	unsigned i, n = 0;
+
+	for (i = 0; i < r->n; i++) {
+		if (!r->passed(r->grace[i])) {
+			r->idx[n] = r->idx[i];
+			r->grace[n++] = r->grace[i];
+			continue;
+		}
+		if (marked_by_me(&m->conns[r->idx[i]]))
+			sw_conn_release(m, &m->conns[r->idx[i]]);
+	}
+	r->n = n;
 }
 
 void sw_conns_release_mine(struct sw_maps *m)
@@ -193,21 +229,33 @@ void sw_conns_release_mine(struct sw_maps *m)
 	__u32 me = (__u32)getpid();
 	unsigned idx;
 
-	for (idx = 0; idx < SW_CONNS; idx++)
-		if (__atomic_load_n(&m->conns[idx].owner, __ATOMIC_ACQUIRE) == me &&
+	for (idx = 0; idx < SW_CONNS; idx++) {
+		__u32 owner = __atomic_load_n(&m->conns[idx].owner, __ATOMIC_ACQUIRE);
+
+		if ((owner == me || owner == (SW_CONN_RECLAIMING | me)) &&
 		    __atomic_load_n(&m->conn_tags[idx / SW_CONN_WAYS].tag[idx % SW_CONN_WAYS],
 				    __ATOMIC_ACQUIRE))
 			sw_conn_release(m, &m->conns[idx]);
+	}
 }
 
-unsigned sw_conns_sweep(struct sw_maps *m)
+unsigned sw_conns_mark_dead(struct sw_maps *m)
 {
 	unsigned bucket, i, n = 0;
 
 	for (bucket = 0; bucket < SW_CONN_BUCKETS; bucket++)
 		for (i = 0; i < SW_CONN_WAYS; i++)
-			n += reclaim(m, bucket, i);
+			n += mark_dead(m, bucket, i);
 	return n;
+}
+
+void sw_conns_free_marked(struct sw_maps *m)
+{
+	unsigned idx;
+
+	for (idx = 0; idx < SW_CONNS; idx++)
+		if (marked_by_me(&m->conns[idx]))
+			sw_conn_release(m, &m->conns[idx]);
 }
 
 /* S15 (abi.h): the entry goes back to free, its splice idle. */

@@ -32,14 +32,37 @@ int sw_sock_untrack(struct sw_maps *m, const struct sw_sock_key *k);
 /* The same for egress_hash and egress_addr. Nothing is ever redirected into a socket there,
  * so nothing is dropped with it. */
 int sw_egress_untrack(struct sw_maps *m, const struct sw_sock_key *k);
-/* Claims a free way of the key's bucket (m->conn_tags, m->conns): NULL if all are taken. */
-struct sw_conn *sw_conn_claim(struct sw_maps *m, const struct sw_sock_key *k);
+/*
+ * Entries of sockwayds gone that one sockwayd marked for reclaim (owner
+ * SW_CONN_RECLAIMING | its pid), each with the grace period ticket it waits for: a run of
+ * sk_msg that found one while its owner was alive may still be at work on it.
+ * ticket and passed are grace.h's grace_ticket and grace_passed; one set per thread.
+ */
+#define SW_RECLAIMS_MAX 64
+struct sw_reclaims {
+	unsigned n;
+	__u32 idx[SW_RECLAIMS_MAX];
+	__u64 grace[SW_RECLAIMS_MAX];
+	__u64 (*ticket)(void);
+	bool (*passed)(__u64 ticket);
+};
+
+/* Claims a free way of the key's bucket (m->conn_tags, m->conns): NULL if all are taken.
+ * Then, if r, it marks those of the bucket's entries whose owner is gone, into r: they
+ * are free once sw_reclaims_tick finds their grace period passed. */
+struct sw_conn *sw_conn_claim(struct sw_maps *m, const struct sw_sock_key *k,
+			      struct sw_reclaims *r);
+/* Frees the entries of r whose grace period has passed. */
+void sw_reclaims_tick(struct sw_maps *m, struct sw_reclaims *r);
 /* Frees an entry: no splice, tag 0. */
 void sw_conn_release(struct sw_maps *m, struct sw_conn *e);
-/* Frees every entry this process holds (at exit, once its workers stopped). */
+/* Frees every entry this process holds or marked (at exit, once its workers stopped and
+ * a grace period passed). */
 void sw_conns_release_mine(struct sw_maps *m);
-/* Frees the entries whose owner process is gone (a sockwayd killed): how many. */
-unsigned sw_conns_sweep(struct sw_maps *m);
+/* Marks every entry whose owner process is gone (a sockwayd killed): how many. Free them
+ * with sw_conns_free_marked once a grace period begun after this has passed. */
+unsigned sw_conns_mark_dead(struct sw_maps *m);
+void sw_conns_free_marked(struct sw_maps *m);
 
 /*
  * The splice of an upstream connection (e), towards the client's socket: arms it for the
