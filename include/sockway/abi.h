@@ -324,9 +324,10 @@ struct sw_accel_stats {
  * old splice; only the owner frees an entry, or another sockwayd once the owner is dead),
  * and sockwayd frees the entries of dead owners when it starts and when a bucket is full:
  * it marks them first (owner SW_CONN_RECLAIMING | its pid, so that no other sockwayd takes
- * them too), and frees them after an RCU grace period begun after the mark (a run that
- * found one while its owner was alive may still be at work on it); marked, an entry
- * matches its old key as before, but kernel routing lends no upstream to a marked owner.
+ * them too; anything that reads owner as a pid strips that bit), retires their keys
+ * (family 0: no new run finds them), and frees them after an RCU grace period begun after
+ * that (a run that found one before may still be at work on it). Kernel routing lends no
+ * upstream to a marked owner.
  */
 #define SW_CONN_RECLAIMING 0x80000000u
 #define SW_CONN_BUCKETS	   4096
@@ -438,7 +439,8 @@ struct sw_conn_bucket {
 
 struct sw_conn {
 	/* The first cache line is what every lookup reads (owner, self). */
-	__u32 owner;  /* pid of the sockwayd that claimed it; 0 while free; a reclaim's mark */
+	__u32 owner;  /* pid of the sockwayd that claimed it; 0 while free; or
+		       * SW_CONN_RECLAIMING | the pid of one that frees it (pids < 2^22) */
 	__u32 splice; /* enum sw_splice_state; written with compare-and-swap */
 	/* The key of the socket this entry belongs to, written by sockwayd before owner: a
 	 * lookup matches the whole key, never the tag alone. */

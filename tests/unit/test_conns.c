@@ -10,12 +10,14 @@
  */
 #include <pthread.h>
 #include <sched.h>
+#include <signal.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -221,10 +223,16 @@ static void test_settle_races_whole_response(void **state)
 }
 
 /* The reclaim's grace periods, played by the test: tickets count up, and those below
- * grace_upto have passed. */
+ * grace_upto have passed. A ticket must come after the marks it covers: each checks that
+ * the way named in must_be_marked is marked, its key retired, by then. */
 static __u64 next_ticket = 1, grace_upto;
+static struct sw_conn *must_be_marked;
 static __u64 fake_ticket(void)
 {
+	if (must_be_marked) {
+		assert_int_equal(must_be_marked->owner, SW_CONN_RECLAIMING | (__u32)getpid());
+		assert_int_equal(must_be_marked->self.family, 0);
+	}
 	return next_ticket++;
 }
 static bool fake_passed(__u64 t)
@@ -244,6 +252,25 @@ static pid_t dead_pid(void)
 	return pid;
 }
 
+/* A pid that is alive until stopped: a child that waits, and dies with the test (a failed
+ * assertion does not stop it), holding none of its output open. */
+static pid_t live_pid(void)
+{
+	pid_t parent = getpid(), pid = fork();
+
+	assert_true(pid >= 0);
+	if (!pid) {
+		prctl(PR_SET_PDEATHSIG, SIGKILL);
+		if (getppid() != parent)
+			_exit(0);
+		close(STDOUT_FILENO);
+		close(STDERR_FILENO);
+		pause();
+		_exit(0);
+	}
+	return pid;
+}
+
 static void fill(struct sw_maps *m, __u32 bucket, unsigned way, __u32 owner, __u16 port)
 {
 	m->conn_tags[bucket].tag[way] = 1000 + way;
@@ -256,25 +283,29 @@ static void test_reclaim_after_grace(void **state)
 {
 	struct sw_maps m = {0};
 	struct sw_reclaims r = {.ticket = fake_ticket, .passed = fake_passed};
-	struct sw_sock_key k = key_of(41000);
+	struct sw_sock_key k = key_of(41000), k2 = key_of(41001);
 	__u32 bucket = sw_sock_key_hash(&k) % SW_CONN_BUCKETS;
+	__u32 bucket2 = sw_sock_key_hash(&k2) % SW_CONN_BUCKETS;
 	__u32 me = (__u32)getpid(), mark = SW_CONN_RECLAIMING | me;
-	pid_t dead = dead_pid(), dead2 = dead_pid();
-	struct sw_conn *e, *way;
+	pid_t dead = dead_pid(), dead2 = dead_pid(), live = live_pid();
+	struct sw_conn *e, *way, *way2;
+	__u64 first_ticket;
 	unsigned i;
 
 	(void)state;
+	assert_int_not_equal(bucket, bucket2);
 	m.conns = calloc(SW_CONNS, sizeof(*m.conns));
 	m.conn_tags = calloc(SW_CONN_BUCKETS, sizeof(*m.conn_tags));
 	assert_non_null(m.conns);
 	assert_non_null(m.conn_tags);
 	way = &m.conns[bucket * SW_CONN_WAYS];
+	way2 = &m.conns[bucket2 * SW_CONN_WAYS];
 
-	/* Ways 0 and 1 of a dead sockwayd, 2 of a live one (the test's parent), 3 marked by a
-	 * sockwayd that died before it freed it. */
+	/* Ways 0 and 1 of a dead sockwayd, 2 of a live one, 3 marked by a sockwayd that died
+	 * before it freed it. */
 	fill(&m, bucket, 0, (__u32)dead, 1);
 	fill(&m, bucket, 1, (__u32)dead, 2);
-	fill(&m, bucket, 2, (__u32)getppid(), 3);
+	fill(&m, bucket, 2, (__u32)live, 3);
 	fill(&m, bucket, 3, SW_CONN_RECLAIMING | (__u32)dead2, 4);
 
 	/* Without a reclaim set a full bucket is just full. */
@@ -282,34 +313,55 @@ static void test_reclaim_after_grace(void **state)
 	for (i = 0; i < SW_CONN_WAYS; i++)
 		assert_int_not_equal(way[i].owner, mark);
 	assert_int_equal(way[0].owner, (__u32)dead);
+	assert_int_equal(way[0].self.family, 2);
 
-	/* Marked, not freed: their tags, keys and splices stay, they wait for one ticket. */
+	/* Marked, their keys retired, not freed: their tags and splices stay, and one ticket
+	 * taken after the marks covers them. */
+	must_be_marked = &way[3];
 	assert_null(sw_conn_claim(&m, &k, &r));
+	must_be_marked = NULL;
 	assert_int_equal(r.n, 3);
-	assert_int_equal(way[0].owner, mark);
-	assert_int_equal(way[1].owner, mark);
-	assert_int_equal(way[2].owner, (__u32)getppid());
-	assert_int_equal(way[3].owner, mark);
 	for (i = 0; i < SW_CONN_WAYS; i++) {
 		assert_int_equal(m.conn_tags[bucket].tag[i], 1000 + i);
-		assert_int_equal(way[i].self.local_port, i + 1);
 		assert_int_equal(way[i].splice, SW_SPLICE_ACTIVE);
+		assert_int_equal(way[i].owner, i == 2 ? (__u32)live : mark);
+		assert_int_equal(way[i].self.family, i == 2 ? 2 : 0);
 	}
+	assert_int_equal(r.grace[0], r.grace[1]);
 	assert_int_equal(r.grace[0], r.grace[2]);
+	first_ticket = r.grace[0];
 
 	/* Marked by us: not marked again, and the bucket stays full. */
 	assert_null(sw_conn_claim(&m, &k, &r));
 	assert_int_equal(r.n, 3);
 
+	/* A second bucket, later: a way of a dead sockwayd; one marked by a live sockwayd
+	 * (it frees it); one half claimed (tag set, owner not yet written); one of ours. */
+	fill(&m, bucket2, 0, (__u32)dead, 5);
+	fill(&m, bucket2, 1, SW_CONN_RECLAIMING | (__u32)live, 6);
+	fill(&m, bucket2, 2, 0, 7);
+	fill(&m, bucket2, 3, me, 8);
+	must_be_marked = &way2[0];
+	assert_null(sw_conn_claim(&m, &k2, &r));
+	must_be_marked = NULL;
+	assert_int_equal(r.n, 4);
+	assert_true(r.grace[3] > first_ticket);
+	assert_int_equal(way2[0].owner, mark);
+	assert_int_equal(way2[1].owner, SW_CONN_RECLAIMING | (__u32)live);
+	assert_int_equal(way2[2].owner, 0);
+	assert_int_equal(way2[3].owner, me);
+
 	/* No grace period has passed: nothing is freed. */
 	sw_reclaims_tick(&m, &r);
-	assert_int_equal(r.n, 3);
+	assert_int_equal(r.n, 4);
 	assert_null(sw_conn_claim(&m, &k, &r));
 
-	/* It has: the three are free and idle, and a claim takes one. */
-	grace_upto = next_ticket;
+	/* The first ticket's has: its three are free and idle, the second bucket's one waits
+	 * (and the set keeps it alone), and a claim takes a freed way. */
+	grace_upto = first_ticket + 1;
 	sw_reclaims_tick(&m, &r);
-	assert_int_equal(r.n, 0);
+	assert_int_equal(r.n, 1);
+	assert_int_equal(r.idx[0], bucket2 * SW_CONN_WAYS);
 	for (i = 0; i < SW_CONN_WAYS; i++) {
 		if (i == 2)
 			continue;
@@ -317,10 +369,25 @@ static void test_reclaim_after_grace(void **state)
 		assert_int_equal(way[i].owner, 0);
 		assert_int_equal(way[i].splice, SW_SPLICE_IDLE);
 	}
+	assert_int_equal(way2[0].owner, mark);
 	e = sw_conn_claim(&m, &k, &r);
 	assert_ptr_equal(e, &way[0]);
 	assert_int_equal(e->owner, me);
 	assert_memory_equal(&e->self, &k, sizeof(k));
+	grace_upto = next_ticket;
+	sw_reclaims_tick(&m, &r);
+	assert_int_equal(r.n, 0);
+	assert_int_equal(m.conn_tags[bucket2].tag[0], 0);
+	assert_int_equal(way2[0].owner, 0);
+
+	/* An entry in the set that is not our mark any more (freed, claimed) is left alone. */
+	r.n = 1;
+	r.idx[0] = bucket * SW_CONN_WAYS;
+	r.grace[0] = 0;
+	sw_reclaims_tick(&m, &r);
+	assert_int_equal(r.n, 0);
+	assert_int_equal(way[0].owner, me);
+	assert_int_equal(m.conn_tags[bucket].tag[0], sw_sock_key_hash(&k));
 
 	/* A set that is full marks no more than it holds. */
 	fill(&m, bucket, 0, (__u32)dead, 1);
@@ -329,25 +396,31 @@ static void test_reclaim_after_grace(void **state)
 	r.n = SW_RECLAIMS_MAX - 1;
 	assert_null(sw_conn_claim(&m, &k, &r));
 	assert_int_equal(r.n, SW_RECLAIMS_MAX);
+	assert_int_equal(r.idx[SW_RECLAIMS_MAX - 1], bucket * SW_CONN_WAYS);
+	assert_int_equal(r.grace[SW_RECLAIMS_MAX - 1], next_ticket - 1);
 	assert_int_equal(way[0].owner, mark);
 	assert_int_equal(way[1].owner, (__u32)dead);
+	r.n = 0;
 
 	/* The sweep at start: every dead owner's entry marked, freed when told; ours and
 	 * the live one's stay. At exit, what we hold or marked goes. */
 	fill(&m, 7, 0, (__u32)dead2, 9);
 	assert_int_equal(sw_conns_mark_dead(&m), 3); /* ways 1 and 3, and bucket 7's */
 	assert_int_equal(m.conns[7 * SW_CONN_WAYS].owner, mark);
+	assert_int_equal(m.conns[7 * SW_CONN_WAYS].self.family, 0);
 	sw_conns_free_marked(&m);
 	assert_int_equal(m.conn_tags[7].tag[0], 0);
 	for (i = 0; i < SW_CONN_WAYS; i++)
 		assert_int_equal(m.conn_tags[bucket].tag[i], i == 2 ? 1002 : 0);
 	fill(&m, 8, 0, me, 10);
 	fill(&m, 8, 1, mark, 11);
-	fill(&m, 8, 2, (__u32)getppid(), 12);
+	fill(&m, 8, 2, (__u32)live, 12);
 	sw_conns_release_mine(&m);
 	assert_int_equal(m.conn_tags[8].tag[0], 0);
 	assert_int_equal(m.conn_tags[8].tag[1], 0);
 	assert_int_equal(m.conn_tags[8].tag[2], 1002);
+	kill(live, SIGKILL);
+	waitpid(live, NULL, 0);
 	free(m.conns);
 	free(m.conn_tags);
 }

@@ -345,10 +345,9 @@ int main(int argc, char **argv)
 		unsigned n;
 
 		/* conns entries the kernel may be at work on are freed after grace periods.
-		 * Those of sockwayds gone are marked first, and the first grace period begins
-		 * after: once it is over (grace_start returns) no run that began while their
-		 * owners were alive is still at work on one (a run that begins after finds the
-		 * sockets of that sockwayd closed, and its cookie checks fail). */
+		 * Those of sockwayds gone are marked and their keys retired first (no new run
+		 * finds them), and the first grace period begins after: once it is over
+		 * (grace_start returns) no run that found one before is still at work on it. */
 		n = sw_conns_mark_dead(&maps);
 		grace_start();
 		sw_conns_free_marked(&maps);
@@ -388,7 +387,8 @@ int main(int argc, char **argv)
 	admin_stop(admin);
 	/* The workers are gone, and took their lent connections out of the lend sets as they
 	 * drained (kroute_drain): no connection of ours is left for the kernel to find, once
-	 * the runs that found one before have ended (grace_stop waits for them). */
+	 * the runs that found one before have ended (grace_stop waits for them). The
+	 * entries we marked for reclaim go with ours (their keys are retired already). */
 	grace_stop();
 	sw_conns_release_mine(&maps);
 	sw_lend_sweep(&maps);

@@ -130,15 +130,19 @@ static pid_t owner_pid(__u32 owner)
 
 /*
  * Marks way i of bucket for reclaim if its owner is gone (or the sockwayd that marked it
- * is): true if it did, and its owner is then SW_CONN_RECLAIMING | our pid. An entry's owner
- * is 0 whenever its tag is 0 or just claimed (every free path zeroes the owner before the
- * tag, and a claim writes its pid after taking the tag), so only the dead owner's claim
- * can match here; taking the owner from it (compare-and-swap) makes the mark exclusive.
- * The entry stays as it was, and matches its old key as before: it is freed only after a
- * grace period that begins after the mark, since a run of sk_msg that began while its
- * owner was alive may still be at work on it (grace.h in sockwayd). (Liveness is by pid:
- * sockwayds sharing pins across pid namespaces would take each other's entries; do not do
- * that.)
+ * is): true if it did. Its owner is then SW_CONN_RECLAIMING | our pid, and its key is
+ * retired (family 0, as sockops and conn_entry_defer retire keys), so that no run of
+ * sk_msg that begins after this finds it by key: a run on the other end of one of its
+ * connections (a backend, a local client, both alive) would otherwise still act on it
+ * (stop its splice, close its kernel routing). It is freed only after a grace period begun
+ * after this, for a run that found it before may still be at work on it (grace.h in
+ * sockwayd). An entry's owner is 0 whenever its tag is 0 or just claimed (every free path
+ * zeroes the owner before the tag, and a claim writes its pid after taking the tag), so
+ * only a dead owner's claim, or a dead sockwayd's mark, can match here; taking the owner
+ * from it (compare-and-swap) makes the mark exclusive. (Liveness is by pid: sockwayds
+ * sharing pins across pid namespaces would take each other's entries; do not do that. A
+ * way whose sockwayd died in the middle of a claim or a free, tag set and owner 0, is
+ * never freed.)
  */
 static bool mark_dead(struct sw_maps *m, __u32 bucket, unsigned i)
 {
@@ -149,8 +153,11 @@ static bool mark_dead(struct sw_maps *m, __u32 bucket, unsigned i)
 
 	if (!tag || pid <= 0 || pid == getpid() || kill(pid, 0) == 0 || errno != ESRCH)
 		return false;
-	return __atomic_compare_exchange_n(&e->owner, &owner, SW_CONN_RECLAIMING | (__u32)getpid(),
-					   false, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED);
+	if (!__atomic_compare_exchange_n(&e->owner, &owner, SW_CONN_RECLAIMING | (__u32)getpid(),
+					 false, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+		return false;
+	__atomic_store_n(&e->self.family, 0, __ATOMIC_RELEASE);
+	return true;
 }
 
 static bool marked_by_me(const struct sw_conn *e)
@@ -408,7 +415,9 @@ unsigned sw_lend_sweep(struct sw_maps *m)
 				continue;
 			e = v <= SW_CONNS ? &m->conns[v - 1] : NULL;
 			owner = e ? __atomic_load_n(&e->owner, __ATOMIC_ACQUIRE) : 0;
-			if (e && owner && __atomic_load_n(&e->lent, __ATOMIC_ACQUIRE) &&
+			/* A marked entry's owner is gone (mark_dead): its slot goes too. */
+			if (e && owner && !(owner & SW_CONN_RECLAIMING) &&
+			    __atomic_load_n(&e->lent, __ATOMIC_ACQUIRE) &&
 			    __atomic_load_n(&e->lend_set, __ATOMIC_RELAXED) == s &&
 			    (kill((pid_t)owner, 0) == 0 || errno != ESRCH))
 				continue;

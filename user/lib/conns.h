@@ -48,8 +48,9 @@ struct sw_reclaims {
 };
 
 /* Claims a free way of the key's bucket (m->conn_tags, m->conns): NULL if all are taken.
- * Then, if r, it marks those of the bucket's entries whose owner is gone, into r: they
- * are free once sw_reclaims_tick finds their grace period passed. */
+ * Then, if r, it marks those of the bucket's entries whose owner is gone, into r (and
+ * still returns NULL): they are free once sw_reclaims_tick finds their grace period
+ * passed, for a later claim. */
 struct sw_conn *sw_conn_claim(struct sw_maps *m, const struct sw_sock_key *k,
 			      struct sw_reclaims *r);
 /* Frees the entries of r whose grace period has passed. */
@@ -59,9 +60,10 @@ void sw_conn_release(struct sw_maps *m, struct sw_conn *e);
 /* Frees every entry this process holds or marked (at exit, once its workers stopped and
  * a grace period passed). */
 void sw_conns_release_mine(struct sw_maps *m);
-/* Marks every entry whose owner process is gone (a sockwayd killed): how many. Free them
- * with sw_conns_free_marked once a grace period begun after this has passed. */
+/* Marks every entry whose owner process is gone (a sockwayd killed): how many. */
 unsigned sw_conns_mark_dead(struct sw_maps *m);
+/* Frees every entry this process marked (also marks of an earlier process with its pid):
+ * call once a grace period begun after the marks has passed. */
 void sw_conns_free_marked(struct sw_maps *m);
 
 /*
