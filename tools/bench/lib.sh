@@ -1,8 +1,8 @@
 # SPDX-License-Identifier: GPL-2.0-only OR BSD-2-Clause
 # shellcheck shell=bash
 #
-# tools/bench/lib.sh: what the side-by-side benchmarks (ab.sh, accel_ab.sh, relay_floor.sh)
-# share. Sourced from the repository root with BENCH set to the script's name (for its
+# tools/bench/lib.sh: what the side-by-side benchmarks (ab.sh, accel_ab.sh, relay_floor.sh,
+# churn_ab.sh) share. Sourced from the repository root with BENCH set to the script's name (for its
 # messages); sets OUTPUT, SOCKWAY, SOCKWAYD, SWBACKEND, HZ, TMP (removed by bench_stop_all)
 # and PIDS (what start started).
 
