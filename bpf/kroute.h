@@ -433,8 +433,10 @@ static __always_inline int kroute_upstream(struct kroute_try *t, const struct sw
 	idx = v - 1;
 	u = bpf_map_lookup_elem(&conns, &idx);
 	/* An entry that is not this set's lent connection any more (freed, taken back, of a
-	 * sockwayd gone, marked for reclaim) leaves the set here: sockwayd closes a lent
-	 * connection it finds in no set. One that is only not ready goes back (kroute_untake). */
+	 * sockwayd gone) leaves the set here: sockwayd closes a lent connection it finds in
+	 * no set. So does a client and an upstream that one sockwayd marked for reclaim
+	 * (equal owners then, both the mark: `owner` is the client's). One that is only not
+	 * ready goes back (kroute_untake). */
 	if (!u || !u->owner || u->owner != owner || (owner & SW_CONN_RECLAIMING) || !u->lent ||
 	    u->lend_set != sidx || u->worker != worker)
 		return -SW_KM_UPSTREAM;

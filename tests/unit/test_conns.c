@@ -8,6 +8,7 @@
  * Last, the reclaim of a dead sockwayd's entries: marked, and freed only once a grace
  * period taken after the mark has passed.
  */
+#include <netinet/in.h>
 #include <pthread.h>
 #include <sched.h>
 #include <signal.h>
@@ -29,7 +30,8 @@
 
 static struct sw_sock_key key_of(__u32 port)
 {
-	struct sw_sock_key k = {.netns = 4096, .family = 2, .local_port = port, .remote_port = 80};
+	struct sw_sock_key k = {
+		.netns = 4096, .family = AF_INET, .local_port = port, .remote_port = 80};
 
 	k.local_ip[0] = 0x0100007f;
 	k.remote_ip[0] = 0x0100007f;
@@ -308,12 +310,16 @@ static void test_reclaim_after_grace(void **state)
 	fill(&m, bucket, 2, (__u32)live, 3);
 	fill(&m, bucket, 3, SW_CONN_RECLAIMING | (__u32)dead2, 4);
 
-	/* Without a reclaim set a full bucket is just full. */
+	/* Without a reclaim set, or grace periods (no ticket), a full bucket is just full. */
 	assert_null(sw_conn_claim(&m, &k, NULL));
+	r.ticket = NULL;
+	assert_null(sw_conn_claim(&m, &k, &r));
+	assert_int_equal(r.n, 0);
+	r.ticket = fake_ticket;
 	for (i = 0; i < SW_CONN_WAYS; i++)
 		assert_int_not_equal(way[i].owner, mark);
 	assert_int_equal(way[0].owner, (__u32)dead);
-	assert_int_equal(way[0].self.family, 2);
+	assert_int_equal(way[0].self.family, AF_INET);
 
 	/* Marked, their keys retired, not freed: their tags and splices stay, and one ticket
 	 * taken after the marks covers them. */
@@ -325,7 +331,7 @@ static void test_reclaim_after_grace(void **state)
 		assert_int_equal(m.conn_tags[bucket].tag[i], 1000 + i);
 		assert_int_equal(way[i].splice, SW_SPLICE_ACTIVE);
 		assert_int_equal(way[i].owner, i == 2 ? (__u32)live : mark);
-		assert_int_equal(way[i].self.family, i == 2 ? 2 : 0);
+		assert_int_equal(way[i].self.family, i == 2 ? AF_INET : 0);
 	}
 	assert_int_equal(r.grace[0], r.grace[1]);
 	assert_int_equal(r.grace[0], r.grace[2]);
@@ -402,16 +408,24 @@ static void test_reclaim_after_grace(void **state)
 	assert_int_equal(way[1].owner, (__u32)dead);
 	r.n = 0;
 
-	/* The sweep at start: every dead owner's entry marked, freed when told; ours and
-	 * the live one's stay. At exit, what we hold or marked goes. */
+	/* The sweep at start: every dead owner's entry marked, and so is every entry with
+	 * our pid (an earlier process's: this one holds none yet), freed when told; the live
+	 * one's and its mark stay, and so does a half claim. */
 	fill(&m, 7, 0, (__u32)dead2, 9);
-	assert_int_equal(sw_conns_mark_dead(&m), 3); /* ways 1 and 3, and bucket 7's */
+	/* bucket's ways 0 (ours, marked above), 1 and 3; bucket2's way 3; bucket 7's */
+	assert_int_equal(sw_conns_mark_dead(&m), 5);
 	assert_int_equal(m.conns[7 * SW_CONN_WAYS].owner, mark);
 	assert_int_equal(m.conns[7 * SW_CONN_WAYS].self.family, 0);
+	assert_int_equal(way2[3].owner, mark);
+	assert_int_equal(way2[3].self.family, 0);
 	sw_conns_free_marked(&m);
 	assert_int_equal(m.conn_tags[7].tag[0], 0);
-	for (i = 0; i < SW_CONN_WAYS; i++)
+	for (i = 0; i < SW_CONN_WAYS; i++) {
 		assert_int_equal(m.conn_tags[bucket].tag[i], i == 2 ? 1002 : 0);
+		assert_int_equal(m.conn_tags[bucket2].tag[i], i == 1 || i == 2 ? 1000 + i : 0);
+	}
+	assert_int_equal(way2[1].owner, SW_CONN_RECLAIMING | (__u32)live);
+	assert_int_equal(way2[1].self.family, AF_INET);
 	fill(&m, 8, 0, me, 10);
 	fill(&m, 8, 1, mark, 11);
 	fill(&m, 8, 2, (__u32)live, 12);
@@ -425,6 +439,39 @@ static void test_reclaim_after_grace(void **state)
 	free(m.conn_tags);
 }
 
+/* The lend sweep at start: a slot stays while its entry is lent in that set by a live
+ * owner (ours too); a dead owner's goes, and so does a marked one's (a mark means the
+ * owner is gone, whoever marked it). */
+static void test_lend_sweep_marks(void **state)
+{
+	struct sw_maps m = {0};
+	pid_t dead = dead_pid(), live = live_pid();
+	__u32 owners[4] = {(__u32)live, SW_CONN_RECLAIMING | (__u32)live, (__u32)getpid(),
+			   (__u32)dead};
+	unsigned i;
+
+	(void)state;
+	m.conns = calloc(SW_CONNS, sizeof(*m.conns));
+	m.lend = calloc(SW_LEND_SETS, sizeof(*m.lend));
+	assert_non_null(m.conns);
+	assert_non_null(m.lend);
+	for (i = 0; i < 4; i++) {
+		m.conns[10 + i].owner = owners[i];
+		m.conns[10 + i].lent = 1;
+		m.conns[10 + i].lend_set = 3;
+		m.lend[3].slot[i] = 10 + i + 1;
+	}
+	assert_int_equal(sw_lend_sweep(&m), 2);
+	assert_int_equal(m.lend[3].slot[0], 11);
+	assert_int_equal(m.lend[3].slot[1], 0);
+	assert_int_equal(m.lend[3].slot[2], 13);
+	assert_int_equal(m.lend[3].slot[3], 0);
+	kill(live, SIGKILL);
+	waitpid(live, NULL, 0);
+	free(m.conns);
+	free(m.lend);
+}
+
 int main(void)
 {
 	const struct CMUnitTest tests[] = {
@@ -432,6 +479,7 @@ int main(void)
 		cmocka_unit_test(test_settle_states),
 		cmocka_unit_test(test_settle_races_whole_response),
 		cmocka_unit_test(test_reclaim_after_grace),
+		cmocka_unit_test(test_lend_sweep_marks),
 	};
 
 	return cmocka_run_group_tests(tests, NULL, NULL);

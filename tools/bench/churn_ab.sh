@@ -88,7 +88,10 @@ wrk_close() { # wrk_close DURATION: the clients, from their cgroup
 	"${IN_CG[@]}" wrk -t2 -c"$CONNECTIONS" -d"$1s" -H 'Connection: close' "http://127.0.0.1:$P_SWD/small/x"
 }
 
-# run BIN: "REQ/S CPU_US BPF FUTEX" per request of one measured run of sockwayd BIN.
+# run BIN: one measured run of sockwayd BIN; "REQ/S CPU_US BPF FUTEX" (per request) in
+# $TMP/res. (Not in a subshell: cleanup must see SWD_PID.) wrk runs as perf's workload, so
+# that both count the same window. A run with wrk errors or non-2xx answers, or without
+# perf's counts, is not a measure: the script stops.
 run() {
 	local t0 t1 n
 	"$1" --listen "127.0.0.1:$P_SWD" --admin "127.0.0.1:$P_ADMIN" --workers "$WORKERS" \
@@ -96,24 +99,32 @@ run() {
 	SWD_PID=$!
 	wait_http "http://127.0.0.1:$P_SWD/small/x"
 	wrk_close 2 >/dev/null 2>&1
-	perf stat -x, -e syscalls:sys_enter_bpf,syscalls:sys_enter_futex -p "$SWD_PID" \
-		-o "$TMP/perf.txt" -- sleep "$DURATION" &
-	local perf_pid=$!
 	t0=$(cpu_ticks "$SWD_PID")
-	wrk_close "$DURATION" >"$TMP/wrk.out" 2>&1
+	perf stat -x, -e syscalls:sys_enter_bpf,syscalls:sys_enter_futex -p "$SWD_PID" \
+		-o "$TMP/perf.txt" -- "${IN_CG[@]}" wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" \
+		-H 'Connection: close' "http://127.0.0.1:$P_SWD/small/x" >"$TMP/wrk.out" 2>&1
 	t1=$(cpu_ticks "$SWD_PID")
-	wait "$perf_pid"
 	kill -TERM "$SWD_PID"
 	wait "$SWD_PID"
 	SWD_PID=
-	grep -E 'Non-2xx|Socket errors' "$TMP/wrk.out" | sed "s|^|churn_ab.sh: $1: |" >&2
+	if grep -qE 'Non-2xx|Socket errors' "$TMP/wrk.out"; then
+		echo "churn_ab.sh: $1: wrk saw errors, not a measure:" >&2
+		grep -E 'Non-2xx|Socket errors' "$TMP/wrk.out" >&2
+		exit 1
+	fi
 	n=$(awk '/ requests in / { print $1 }' "$TMP/wrk.out")
 	awk -F, -v t=$((t1 - t0)) -v hz="$HZ" -v n="${n:-0}" \
 		-v r="$(awk '/^Requests\/sec:/ { print $2 }' "$TMP/wrk.out")" '
-		$3 == "syscalls:sys_enter_bpf" { b = $1 }
-		$3 == "syscalls:sys_enter_futex" { f = $1 }
-		END { if (n > 0) printf "%.0f %.1f %.3f %.3f\n", r, t * 1e6 / hz / n, b / n, f / n
-		      else print "0 0 0 0" }' "$TMP/perf.txt"
+		$3 == "syscalls:sys_enter_bpf" && $1 ~ /^[0-9]+$/ { b = $1; nb++ }
+		$3 == "syscalls:sys_enter_futex" && $1 ~ /^[0-9]+$/ { f = $1; nf++ }
+		END { if (n > 0 && nb && nf)
+			      printf "%.0f %.1f %.3f %.3f\n", r, t * 1e6 / hz / n, b / n, f / n }' \
+		"$TMP/perf.txt" >"$TMP/res" 2>/dev/null
+	if ! [ -s "$TMP/res" ]; then
+		echo "churn_ab.sh: $1: no requests, or perf counted nothing:" >&2
+		cat "$TMP/perf.txt" "$TMP/wrk.out" >&2 2>/dev/null
+		exit 1
+	fi
 }
 
 stats() { # stats FORMAT: "MEDIAN (LOW–HIGH)" of the numbers on stdin
@@ -133,17 +144,19 @@ echo "|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|"
 : >"$TMP/pairs"
 for i in $(seq 1 "$PAIRS"); do
 	if [ $((i % 2)) = 1 ]; then
-		read -r ar ac ab af < <(run "${BINS[0]}")
-		read -r br bc bb bf < <(run "${BINS[1]}")
+		run "${BINS[0]}" && read -r ar ac ab af <"$TMP/res"
+		run "${BINS[1]}" && read -r br bc bb bf <"$TMP/res"
 	else
-		read -r br bc bb bf < <(run "${BINS[1]}")
-		read -r ar ac ab af < <(run "${BINS[0]}")
+		run "${BINS[1]}" && read -r br bc bb bf <"$TMP/res"
+		run "${BINS[0]}" && read -r ar ac ab af <"$TMP/res"
 	fi
 	q=$(awk -v a="$ar" -v b="$br" 'BEGIN { printf "%.3f", (a > 0 ? b / a : 0) }')
-	echo "$ar $br $q $ac $bc" >>"$TMP/pairs"
+	echo "$ar $br $q $ac $bc $ab $bb $af $bf" >>"$TMP/pairs"
 	echo "| $i | $ar | $br | $q | $ac | $bc | $ab | $bb | $af | $bf |"
 done
 echo
-echo "median (range): B / A req/s $(cut -d' ' -f3 "$TMP/pairs" | stats %.3f);" \
-	"CPU µs per request A $(cut -d' ' -f4 "$TMP/pairs" | stats %.1f)," \
-	"B $(cut -d' ' -f5 "$TMP/pairs" | stats %.1f)"
+echo "medians (ranges): B / A req/s $(cut -d' ' -f3 "$TMP/pairs" | stats %.3f)"
+echo "per request: CPU µs A $(cut -d' ' -f4 "$TMP/pairs" | stats %.1f)," \
+	"B $(cut -d' ' -f5 "$TMP/pairs" | stats %.1f); bpf(2) A $(cut -d' ' -f6 "$TMP/pairs" |
+		stats %.3f), B $(cut -d' ' -f7 "$TMP/pairs" | stats %.3f); futex(2)" \
+	"A $(cut -d' ' -f8 "$TMP/pairs" | stats %.3f), B $(cut -d' ' -f9 "$TMP/pairs" | stats %.3f)"

@@ -163,26 +163,33 @@ fail:
 	g.outer = g.inner = -1;
 }
 
-/*
- * Stops the thread, after one last grace period in the caller's: every run that began
- * before the call has ended when it returns.
- */
-void grace_stop(void)
+bool grace_ok(void)
 {
+	return g.running;
+}
+
+/*
+ * Stops the thread, then one last grace period in the caller's: if it passes, every run
+ * that began before the call has ended when it returns.
+ */
+bool grace_stop(void)
+{
+	bool passed = false;
+
 	if (!g.running)
-		return;
+		return false;
 	pthread_mutex_lock(&g.mu);
-	g.stop = true;
+	__atomic_store_n(&g.stop, true, __ATOMIC_RELAXED);
 	pthread_cond_signal(&g.cv);
 	pthread_mutex_unlock(&g.mu);
 	pthread_join(g.thread, NULL);
 	g.running = false;
-	if (__atomic_load_n(&g.completed, __ATOMIC_ACQUIRE) != UINT64_MAX)
-		grace_period();
+	passed = grace_period() == 0;
 	__atomic_store_n(&g.completed, UINT64_MAX, __ATOMIC_RELEASE);
 	close(g.outer);
 	close(g.inner);
 	g.outer = g.inner = -1;
+	return passed;
 }
 
 __u64 grace_ticket(void)

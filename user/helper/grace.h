@@ -14,10 +14,14 @@
 #include <stdbool.h>
 
 /* Waits out a first grace period and starts the thread that waits out the next ones. On
- * failure (logged), every ticket has passed at once: sockwayd frees on its delay alone. */
+ * failure (logged), every ticket has passed at once: sockwayd frees what it closed on its
+ * delay alone, and frees no entry of a sockwayd gone (grace_ok is false). */
 void grace_start(void);
-/* One last grace period, and the thread stopped. */
-void grace_stop(void);
+/* Grace periods run: grace_start worked, and grace_stop has not been called. */
+bool grace_ok(void);
+/* The thread stopped, and one last grace period: true if that one passed (every run that
+ * began before the call has ended), false if it failed or grace periods never ran. */
+bool grace_stop(void);
 /* A ticket, taken once a new run can find the thing it guards only in a state in which it
  * does nothing with it (out of its lend set, not lent, its splice stopped): it has passed
  * once a grace period that began after the call has ended. */

@@ -240,7 +240,8 @@ static int worker_init(struct worker *w, unsigned id, struct sw_maps *maps)
 
 	w->id = id;
 	w->maps = maps;
-	w->reclaims.ticket = grace_ticket;
+	/* Without grace periods, no entry of a sockwayd gone is freed (conns.h). */
+	w->reclaims.ticket = grace_ok() ? grace_ticket : NULL;
 	w->reclaims.passed = grace_passed;
 	w->shard = 1 + id % (SW_COUNTER_SHARDS - 1);
 	if (getrandom(&w->rng, sizeof(w->rng), 0) != sizeof(w->rng) || !w->rng)
@@ -350,9 +351,16 @@ int main(int argc, char **argv)
 		 * (grace_start returns) no run that found one before is still at work on it. */
 		n = sw_conns_mark_dead(&maps);
 		grace_start();
-		sw_conns_free_marked(&maps);
-		if (n)
-			pr_info("freed %u conns entries of sockwayd processes gone", n);
+		if (grace_ok()) {
+			sw_conns_free_marked(&maps);
+			if (n)
+				pr_info("freed %u conns entries of sockwayd processes gone", n);
+		} else if (n) {
+			pr_warn("without grace periods, %u conns entries of sockwayd processes "
+				"gone "
+				"stay taken (the next sockwayd frees them)",
+				n);
+		}
 		n = sw_lend_sweep(&maps);
 		if (n)
 			pr_info("emptied %u lend slots of sockwayd processes gone", n);
@@ -389,8 +397,11 @@ int main(int argc, char **argv)
 	 * drained (kroute_drain): no connection of ours is left for the kernel to find, once
 	 * the runs that found one before have ended (grace_stop waits for them). The
 	 * entries we marked for reclaim go with ours (their keys are retired already). */
-	grace_stop();
-	sw_conns_release_mine(&maps);
+	if (grace_stop())
+		sw_conns_release_mine(&maps);
+	else if (!swd_cfg.no_accel)
+		pr_warn("no last grace period: this sockwayd's conns entries stay taken (the next "
+			"sockwayd frees them)");
 	sw_lend_sweep(&maps);
 	sw_lend_release_mine(&maps);
 	accel_leave();

@@ -144,14 +144,18 @@ static pid_t owner_pid(__u32 owner)
  * way whose sockwayd died in the middle of a claim or a free, tag set and owner 0, is
  * never freed.)
  */
-static bool mark_dead(struct sw_maps *m, __u32 bucket, unsigned i)
+static bool mark_dead(struct sw_maps *m, __u32 bucket, unsigned i, bool startup)
 {
 	struct sw_conn *e = &m->conns[bucket * SW_CONN_WAYS + i];
 	__u64 tag = __atomic_load_n(&m->conn_tags[bucket].tag[i], __ATOMIC_ACQUIRE);
 	__u32 owner = __atomic_load_n(&e->owner, __ATOMIC_ACQUIRE);
 	pid_t pid = owner_pid(owner);
 
-	if (!tag || pid <= 0 || pid == getpid() || kill(pid, 0) == 0 || errno != ESRCH)
+	if (!tag || pid <= 0)
+		return false;
+	/* Our pid: ours, or marked by us, unless we hold none yet (at start-up): then it
+	 * is an earlier process's that had our pid (a restart as pid 1 of a container). */
+	if (pid == getpid() ? !startup : kill(pid, 0) == 0 || errno != ESRCH)
 		return false;
 	if (!__atomic_compare_exchange_n(&e->owner, &owner, SW_CONN_RECLAIMING | (__u32)getpid(),
 					 false, __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
@@ -198,13 +202,13 @@ struct sw_conn *sw_conn_claim(struct sw_maps *m, const struct sw_sock_key *k, st
 	struct sw_conn *e = claim_free(m, bucket, tag, k);
 	unsigned i, first;
 
-	if (e || !r)
+	if (e || !r || !r->ticket)
 		return e;
 	/* A full bucket: entries of a killed sockwayd may be taking it. They are marked now
 	 * and freed after a grace period begun after this (sw_reclaims_tick). */
 	first = r->n;
 	for (i = 0; i < SW_CONN_WAYS && r->n < SW_RECLAIMS_MAX; i++)
-		if (mark_dead(m, bucket, i))
+		if (mark_dead(m, bucket, i, false))
 			r->idx[r->n++] = bucket * SW_CONN_WAYS + i;
 	if (r->n > first) {
 		__u64 ticket = r->ticket();
@@ -252,7 +256,7 @@ unsigned sw_conns_mark_dead(struct sw_maps *m)
 
 	for (bucket = 0; bucket < SW_CONN_BUCKETS; bucket++)
 		for (i = 0; i < SW_CONN_WAYS; i++)
-			n += mark_dead(m, bucket, i);
+			n += mark_dead(m, bucket, i, true);
 	return n;
 }
 

@@ -36,7 +36,8 @@ int sw_egress_untrack(struct sw_maps *m, const struct sw_sock_key *k);
  * Entries of sockwayds gone that one sockwayd marked for reclaim (owner
  * SW_CONN_RECLAIMING | its pid), each with the grace period ticket it waits for: a run of
  * sk_msg that found one while its owner was alive may still be at work on it.
- * ticket and passed are grace.h's grace_ticket and grace_passed; one set per thread.
+ * ticket and passed are grace.h's grace_ticket and grace_passed (no ticket: no grace
+ * periods, so no reclaim); one set per thread.
  */
 #define SW_RECLAIMS_MAX 64
 struct sw_reclaims {
@@ -60,7 +61,8 @@ void sw_conn_release(struct sw_maps *m, struct sw_conn *e);
 /* Frees every entry this process holds or marked (at exit, once its workers stopped and
  * a grace period passed). */
 void sw_conns_release_mine(struct sw_maps *m);
-/* Marks every entry whose owner process is gone (a sockwayd killed): how many. */
+/* Marks every entry whose owner process is gone (a sockwayd killed, or an earlier process
+ * with our pid): how many. Only at start-up, before this process claims any entry. */
 unsigned sw_conns_mark_dead(struct sw_maps *m);
 /* Frees every entry this process marked (also marks of an earlier process with its pid):
  * call once a grace period begun after the marks has passed. */
