@@ -356,9 +356,8 @@ int main(int argc, char **argv)
 			if (n)
 				pr_info("freed %u conns entries of sockwayd processes gone", n);
 		} else if (n) {
-			pr_warn("without grace periods, %u conns entries of sockwayd processes "
-				"gone "
-				"stay taken (the next sockwayd frees them)",
+			pr_warn("no grace periods: %u conns entries of sockwayd processes gone "
+				"stay taken (a later sockwayd frees them)",
 				n);
 		}
 		n = sw_lend_sweep(&maps);
@@ -400,7 +399,7 @@ int main(int argc, char **argv)
 	if (grace_stop())
 		sw_conns_release_mine(&maps);
 	else if (!swd_cfg.no_accel)
-		pr_warn("no last grace period: this sockwayd's conns entries stay taken (the next "
+		pr_warn("no last grace period: this sockwayd's conns entries stay taken (a later "
 			"sockwayd frees them)");
 	sw_lend_sweep(&maps);
 	sw_lend_release_mine(&maps);
