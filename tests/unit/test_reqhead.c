@@ -495,6 +495,7 @@ static const struct bad_head {
 		     "Content-Length: 1\r\n\r\n")},
 	{"Connection close", S("GET / HTTP/1.1\r\nHost: h\r\nConnection: close\r\n\r\n")},
 	{"Connection list", S("GET / HTTP/1.1\r\nHost: h\r\nConnection: keep-alive, x\r\n\r\n")},
+	{"Connection, a tab", S("GET / HTTP/1.1\r\nHost: h\r\nConnection:\tkeep-alive\r\n\r\n")},
 	{"Connection other", S("GET / HTTP/1.1\r\nHost: h\r\nConnection: keep-alivE2\r\n\r\n")},
 	{"Connection empty", S("GET / HTTP/1.1\r\nHost: h\r\nConnection: \r\n\r\n")},
 	{"two Connection", S("GET / HTTP/1.1\r\nHost: h\r\nConnection: keep-alive\r\n"
@@ -787,7 +788,8 @@ static bool kernel_should_take(const char *s, const struct sockwayd_view *v)
 		/* Only "Connection: keep-alive" CRLF, by design, though sockwayd drops any
 		 * Connection line. */
 		if (conn->value_len != 10 || strncasecmp(conn->value, "keep-alive", 10) ||
-		    conn->value != conn->name + 12 || conn->value[10] != '\r')
+		    conn->value != conn->name + 12 || conn->name[11] != ' ' ||
+		    conn->value[10] != '\r')
 			return false;
 		l.conn_off = conn->name - s;
 		l.conn_len = conn->value + conn->value_len + 2 - conn->name;
