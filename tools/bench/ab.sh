@@ -50,12 +50,6 @@ esac
 export SOCKWAY_PIN_ROOT=/sys/fs/bpf/sockway-bench-$$-ab
 BENCH=ab.sh
 . tools/bench/lib.sh || exit 1
-cleanup() {
-	bench_stop_all
-	"$SOCKWAY" unload >/dev/null 2>&1
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 bench_prepare wrk
 
 BASE=$((30000 + ($$ % 100) * 20))

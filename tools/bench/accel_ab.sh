@@ -37,14 +37,10 @@ export SOCKWAY_PIN_ROOT=/sys/fs/bpf/sockway-bench-$$-ab
 CGROUP2=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
 BENCH=accel_ab.sh
 . tools/bench/lib.sh || exit 1
-cleanup() {
-	bench_stop_all
+bench_cleanup_last() {
 	"$SOCKWAY" accel off >/dev/null 2>&1
-	"$SOCKWAY" unload >/dev/null 2>&1
 	rmdir "$CGROUP2/$(basename "$SOCKWAY_PIN_ROOT")" 2>/dev/null
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 bench_prepare wrk
 
 BASE=$((30000 + ($$ % 100) * 20))

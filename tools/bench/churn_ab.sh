@@ -49,15 +49,13 @@ CG2=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/mounts)
 [ -n "$CG2" ] || { echo "churn_ab.sh: no cgroup v2 mount" >&2; exit 1; }
 CG=$CG2/sockway-bench-$$-churn-clients
 SWD_PID=
-cleanup() {
+bench_cleanup_first() {
 	[ -n "$SWD_PID" ] && kill -TERM "$SWD_PID" 2>/dev/null && wait "$SWD_PID" 2>/dev/null
-	bench_stop_all
+}
+bench_cleanup_last() {
 	"$SOCKWAY" accel del "$CG" >/dev/null 2>&1
 	rmdir "$CG" 2>/dev/null
-	"$SOCKWAY" unload >/dev/null 2>&1
 }
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 bench_prepare wrk
 if ! command -v perf >/dev/null; then
 	echo "churn_ab.sh: installing linux-perf from Debian" >&2
@@ -84,25 +82,24 @@ wait_http "http://127.0.0.1:$P_B2/__swbackend/stats" b2
  "endpoints": {"small": {"route": "/small", "traffic": {"b1": 0.5, "b2": 0.5}}}}
 EOF
 
-wrk_close() { # wrk_close DURATION: the clients, from their cgroup
-	"${IN_CG[@]}" wrk -t2 -c"$CONNECTIONS" -d"$1s" -H 'Connection: close' "http://127.0.0.1:$P_SWD/small/x"
-}
+# "${WRK[@]}" -dDURATION URL: the clients, from their cgroup.
+WRK=("${IN_CG[@]}" wrk -t2 -c"$CONNECTIONS" -H 'Connection: close')
+URL=http://127.0.0.1:$P_SWD/small/x
 
 # run BIN: one measured run of sockwayd BIN; "REQ/S CPU_US BPF FUTEX" (per request) in
-# $TMP/res. (Not in a subshell: cleanup must see SWD_PID.) wrk runs as perf's workload, so
-# that both count the same window. A run with wrk errors or non-2xx answers, or without
-# perf's counts, is not a measure: the script stops.
+# $TMP/res. (Not in a subshell: bench_cleanup_first must see SWD_PID.) wrk runs as perf's
+# workload, so that both count the same window. A run with wrk errors or non-2xx answers,
+# or without perf's counts, is not a measure: the script stops.
 run() {
 	local t0 t1 n
 	"$1" --listen "127.0.0.1:$P_SWD" --admin "127.0.0.1:$P_ADMIN" --workers "$WORKERS" \
 		>"$TMP/sockwayd.log" 2>&1 &
 	SWD_PID=$!
-	wait_http "http://127.0.0.1:$P_SWD/small/x"
-	wrk_close 2 >/dev/null 2>&1
+	wait_http "$URL"
+	"${WRK[@]}" -d2s "$URL" >/dev/null 2>&1
 	t0=$(cpu_ticks "$SWD_PID")
 	perf stat -x, -e syscalls:sys_enter_bpf,syscalls:sys_enter_futex -p "$SWD_PID" \
-		-o "$TMP/perf.txt" -- "${IN_CG[@]}" wrk -t2 -c"$CONNECTIONS" -d"${DURATION}s" \
-		-H 'Connection: close' "http://127.0.0.1:$P_SWD/small/x" >"$TMP/wrk.out" 2>&1
+		-o "$TMP/perf.txt" -- "${WRK[@]}" -d"${DURATION}s" "$URL" >"$TMP/wrk.out" 2>&1
 	t1=$(cpu_ticks "$SWD_PID")
 	kill -TERM "$SWD_PID"
 	wait "$SWD_PID"

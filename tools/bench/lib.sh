@@ -4,7 +4,7 @@
 # tools/bench/lib.sh: what the side-by-side benchmarks (ab.sh, accel_ab.sh, relay_floor.sh,
 # churn_ab.sh) share. Sourced from the repository root with BENCH set to the script's name (for its
 # messages); sets OUTPUT, SOCKWAY, SOCKWAYD, SWBACKEND, HZ, TMP (removed by bench_stop_all)
-# and PIDS (what start started).
+# and PIDS (what start started), and the exit trap (bench_exit).
 
 OUTPUT=${OUTPUT:-.output}
 SOCKWAY=$OUTPUT/sockway
@@ -42,6 +42,18 @@ bench_stop_all() {
 	done
 	rm -rf "$TMP"
 }
+
+# On exit (INT and TERM exit 130): the script's bench_cleanup_first if it defines one (what
+# it started without start), what start started, its bench_cleanup_last if any (what needs
+# those processes gone: cgroups), then the pin directory.
+bench_exit() {
+	declare -F bench_cleanup_first >/dev/null && bench_cleanup_first
+	bench_stop_all
+	declare -F bench_cleanup_last >/dev/null && bench_cleanup_last
+	"$SOCKWAY" unload >/dev/null 2>&1
+}
+trap bench_exit EXIT
+trap 'exit 130' INT TERM
 
 # start NAME CMD...: in the background, log in $TMP/NAME.log; its PID in $STARTED.
 start() {

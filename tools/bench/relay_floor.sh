@@ -55,12 +55,6 @@ done
 export SOCKWAY_PIN_ROOT=/sys/fs/bpf/sockway-bench-$$-floor
 BENCH=relay_floor.sh
 . tools/bench/lib.sh || exit 1
-cleanup() {
-	bench_stop_all
-	"$SOCKWAY" unload >/dev/null 2>&1
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
 bench_prepare wrk haproxy
 
 # Six ports below the ephemeral range (32768 up by default), none of them bound already.
